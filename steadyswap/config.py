@@ -1,0 +1,130 @@
+"""RunConfig: every option of a swap run, shared by the CLI, the Python API, batch jobs and the UI.
+
+Field names follow FaceFusion's flags with dashes turned into underscores where a flag maps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+from steadyswap.errors import UsageError
+
+SelectorMode = Literal["one", "many", "reference"]
+Smoothing = Literal["one-euro", "ema", "off"]
+
+SELECTOR_MODES = ("one", "many", "reference")
+SMOOTHING_MODES = ("one-euro", "ema", "off")
+VIDEO_ENCODERS = ("libx264", "libx265", "libvpx-vp9", "libsvtav1", "h264_nvenc", "hevc_nvenc")
+VIDEO_PRESETS = (
+    "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
+)
+EXECUTION_PROVIDERS = ("cpu", "cuda", "tensorrt")
+
+
+@dataclass
+class RunConfig:
+    """Options of one swap run. Validate with ``validate()`` before use."""
+
+    face_swapper_model: str = "classic"
+    face_detector_model: str = "mediapipe"
+    face_landmarker_model: str = "mediapipe"
+    face_recognizer_model: str = "none"
+    face_selector_mode: SelectorMode = "one"
+    reference_face_position: int = 0
+    reference_frame_number: int = 0
+    reference_face_distance: float = 0.3
+    face_detector_score: float = 0.5
+    face_mask_blur: float = 0.3
+    face_mask_padding: tuple[int, int, int, int] = (0, 0, 0, 0)
+    face_swapper_pixel_boost: str | None = None
+    face_swapper_weight: float = 0.5
+    color_strength: float = 0.7
+    face_smoothing: Smoothing = "one-euro"
+    smoothing_min_cutoff: float = 1.0
+    smoothing_beta: float = 0.05
+    smoothing_d_cutoff: float = 1.0
+    smoothing_ema_alpha: float = 0.25
+    trim_frame_start: int | None = None
+    trim_frame_end: int | None = None
+    output_video_encoder: str = "libx264"
+    output_video_quality: int = 80
+    output_video_preset: str = "veryfast"
+    output_image_quality: int = 95
+    execution_providers: tuple[str, ...] = ("cpu",)
+    execution_batch_size: int | None = None
+    video_memory_strategy: str = "strict"
+    models_dir: str | None = None
+    analysis_size: int = 640
+    quality_report: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> RunConfig:
+        """Raise UsageError naming the first option whose value cannot work."""
+        _choice("--face-selector-mode", self.face_selector_mode, SELECTOR_MODES)
+        _choice("--face-smoothing", self.face_smoothing, SMOOTHING_MODES)
+        _choice("--output-video-preset", self.output_video_preset, VIDEO_PRESETS)
+        _choice("--output-video-encoder", self.output_video_encoder, VIDEO_ENCODERS)
+        for provider in self.execution_providers:
+            _choice("--execution-providers", provider, EXECUTION_PROVIDERS)
+        _between("--output-video-quality", self.output_video_quality, 0, 100)
+        _between("--output-image-quality", self.output_image_quality, 0, 100)
+        _between("--face-mask-blur", self.face_mask_blur, 0.0, 1.0)
+        _between("--face-swapper-weight", self.face_swapper_weight, 0.0, 1.0)
+        _between("--color-strength", self.color_strength, 0.0, 1.0)
+        _between("--reference-face-distance", self.reference_face_distance, 0.0, 2.0)
+        _between("--face-detector-score", self.face_detector_score, 0.0, 1.0)
+        if len(self.face_mask_padding) != 4 or any(not 0 <= p <= 100 for p in self.face_mask_padding):
+            raise UsageError("--face-mask-padding: expected 1 to 4 percentages between 0 and 100")
+        if self.trim_frame_start is not None and self.trim_frame_start < 0:
+            raise UsageError("--trim-frame-start: must be 0 or more")
+        if (
+            self.trim_frame_start is not None
+            and self.trim_frame_end is not None
+            and self.trim_frame_end <= self.trim_frame_start
+        ):
+            raise UsageError("--trim-frame-end: must be greater than --trim-frame-start")
+        if self.execution_batch_size is not None and self.execution_batch_size < 1:
+            raise UsageError("--execution-batch-size: must be 1 or more")
+        if self.analysis_size < 128:
+            raise UsageError("--analysis-size: must be at least 128 pixels")
+        _between("--smoothing-ema-alpha", self.smoothing_ema_alpha, 0.0, 1.0)
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> RunConfig:
+        """Build from a mapping (a job file's options); unknown keys are an error, dashes accepted."""
+        names = {f.name for f in fields(cls)}
+        clean: dict[str, Any] = {}
+        for key, value in values.items():
+            name = key.lstrip("-").replace("-", "_")
+            if name not in names:
+                raise UsageError(f"unknown option '{key}'")
+            if isinstance(value, list):
+                value = tuple(value)
+            clean[name] = value
+        return cls(**clean).validate()
+
+
+def crf_from_quality(quality: int, encoder: str) -> int:
+    """Map FaceFusion's 0-100 video quality to the encoder's CRF (quality 80 → crf 10 for x264)."""
+    top = 63 if encoder in ("libvpx-vp9", "libsvtav1") else 51
+    return round(top - quality / 100 * top)
+
+
+def _choice(flag: str, value: object, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise UsageError(f"{flag}: '{value}' is not one of {', '.join(allowed)}")
+
+
+def _between(flag: str, value: float, low: float, high: float) -> None:
+    if not low <= value <= high:
+        raise UsageError(f"{flag}: {value} is outside {low}..{high}")
+
+
+def resolve_path(path: str | Path) -> Path:
+    return Path(path).expanduser().resolve()
