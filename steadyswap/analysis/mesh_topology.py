@@ -1,0 +1,71 @@
+"""Topology of MediaPipe's 468-point face mesh: triangles and the point sets the swap needs.
+
+Triangles are recovered from the mesh's edge list (every 3-clique of edges). The mesh has holes at
+the eye openings and between the inner lips, so a warp over its triangles never covers the target's
+eyes or mouth opening: those come from the target frame, which keeps blinks and speech.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+MESH_POINTS = 468
+LEFT_EYE_IMAGE = (33, 133)
+"""Outer and inner corner of the eye on the image's left side (the subject's right eye)."""
+RIGHT_EYE_IMAGE = (362, 263)
+NOSE_TIP = 1
+MOUTH_LEFT_IMAGE = 61
+MOUTH_RIGHT_IMAGE = 291
+INNER_LIP_UPPER = 13
+INNER_LIP_LOWER = 14
+IRIS_LEFT_IMAGE = 468
+IRIS_RIGHT_IMAGE = 473
+
+
+@lru_cache(maxsize=1)
+def triangles() -> np.ndarray:
+    """(t, 3) int32 vertex indices of the mesh triangles."""
+    from mediapipe.python.solutions.face_mesh_connections import FACEMESH_TESSELATION
+
+    edges = {(min(a, b), max(a, b)) for a, b in FACEMESH_TESSELATION}
+    neighbours: dict[int, set[int]] = {}
+    for a, b in edges:
+        neighbours.setdefault(a, set()).add(b)
+        neighbours.setdefault(b, set()).add(a)
+    found = {tuple(sorted((a, b, c))) for a, b in edges for c in neighbours[a] & neighbours[b]}
+    return np.array(sorted(found), dtype=np.int32)
+
+
+@lru_cache(maxsize=1)
+def face_oval() -> np.ndarray:
+    """Indices of the face outline, in order around the face."""
+    from mediapipe.python.solutions.face_mesh_connections import FACEMESH_FACE_OVAL
+
+    return _ordered_loop(FACEMESH_FACE_OVAL)
+
+
+def _ordered_loop(edges: frozenset[tuple[int, int]]) -> np.ndarray:
+    following = dict(edges)
+    start = next(iter(following))
+    loop = [start]
+    while following[loop[-1]] != start:
+        loop.append(following[loop[-1]])
+    return np.array(loop, dtype=np.int32)
+
+
+def five_points(landmarks: np.ndarray) -> np.ndarray:
+    """(n, 5, 2) eye centres, nose tip and mouth corners from (n, ≥468, 2) mesh landmarks."""
+    left = landmarks[:, list(LEFT_EYE_IMAGE)].mean(axis=1)
+    right = landmarks[:, list(RIGHT_EYE_IMAGE)].mean(axis=1)
+    return np.stack(
+        [left, right, landmarks[:, NOSE_TIP], landmarks[:, MOUTH_LEFT_IMAGE], landmarks[:, MOUTH_RIGHT_IMAGE]], axis=1
+    ).astype(np.float32)
+
+
+def mouth_opening(landmarks: np.ndarray) -> np.ndarray:
+    """(n,) inner-lip gap over mouth width: 0 for a closed mouth, ~0.3-0.6 when talking."""
+    gap = np.linalg.norm(landmarks[:, INNER_LIP_UPPER] - landmarks[:, INNER_LIP_LOWER], axis=-1)
+    width = np.linalg.norm(landmarks[:, MOUTH_LEFT_IMAGE] - landmarks[:, MOUTH_RIGHT_IMAGE], axis=-1)
+    return gap / np.maximum(width, 1e-6)

@@ -1,0 +1,106 @@
+"""The embedded ``classic`` swapper: no learned swap weights, only geometry and colour.
+
+The source face is warped onto each target face triangle by triangle over the face mesh, so its
+skin follows the target's expression. The mesh has holes at the eye openings and the inner mouth:
+those pixels stay the target's (open mouth, teeth, tongue, blinking eyes). A feathered hull mask
+and LAB colour matching hide the seam.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+from steadyswap.analysis import mesh_topology
+from steadyswap.blend.colour import ColourMatcher
+from steadyswap.blend.mask import feather, feather_radius, padding_mask
+from steadyswap.blend.warp import piecewise_affine_maps
+from steadyswap.errors import NoFaceError, UsageError
+from steadyswap.swap.base import SourceFace, Swapper
+from steadyswap.types import Faces, SwapPatch
+
+_HOLE_FEATHER = 0.02
+"""Feather at the eye and mouth openings, as a fraction of face size."""
+_WARP_GRID = 128
+"""Warp maps are computed on a grid of about this many points across the face, then upsampled."""
+
+
+class ClassicSwapper(Swapper):
+    """Mesh-warp swapper.
+
+    Args:
+        mask_blur: FaceFusion's ``--face-mask-blur`` (0..1): outer feather width relative to face size.
+        mask_padding: percent of the face box cut from (top, right, bottom, left).
+        color_strength: LAB colour correction strength (0..1).
+    """
+
+    name = "classic"
+
+    def __init__(self, mask_blur: float = 0.3, mask_padding: tuple[int, int, int, int] = (0, 0, 0, 0),
+                 color_strength: float = 0.7) -> None:
+        self.mask_blur = mask_blur
+        self.mask_padding = mask_padding
+        self.colour = ColourMatcher(strength=color_strength)
+        self.triangles = mesh_topology.triangles()
+        self.oval = mesh_topology.face_oval()
+
+    def prepare_source(self, images: list[np.ndarray], faces: list[Faces]) -> SourceFace:
+        """Use the largest mesh face of the first photo that has one; keep a pyramid for sampling."""
+        for image, found in zip(images, faces):
+            if len(found) == 0:
+                continue
+            if found.landmarks.shape[1] < mesh_topology.MESH_POINTS:
+                raise UsageError("the classic swapper needs dense face-mesh landmarks (--face-landmarker-model mediapipe)")
+            face = found[int(np.argmax(found.areas))]
+            pyramid = [(image, face.landmarks[0, : mesh_topology.MESH_POINTS].astype(np.float64))]
+            while min(pyramid[-1][0].shape[:2]) > 64:
+                smaller = cv2.pyrDown(pyramid[-1][0])
+                scale = smaller.shape[1] / pyramid[-1][0].shape[1]
+                pyramid.append((smaller, (pyramid[-1][1] + 0.5) * scale - 0.5))
+            return SourceFace(image=image, faces=face, data={"pyramid": pyramid})
+        raise NoFaceError("no face found in the source image(s)")
+
+    def swap(self, source: SourceFace, frames: list[np.ndarray], faces: list[Faces]) -> list[list[SwapPatch]]:
+        return [[self._swap_face(source, frame, found[i]) for i in range(len(found))]
+                for frame, found in zip(frames, faces)]
+
+    def _swap_face(self, source: SourceFace, frame: np.ndarray, face: Faces) -> SwapPatch:
+        points = face.landmarks[0, : mesh_topology.MESH_POINTS].astype(np.float64)
+        height, width = frame.shape[:2]
+        x0 = max(int(math.floor(points[:, 0].min())) - 1, 0)
+        y0 = max(int(math.floor(points[:, 1].min())) - 1, 0)
+        x1 = min(int(math.ceil(points[:, 0].max())) + 2, width)
+        y1 = min(int(math.ceil(points[:, 1].max())) + 2, height)
+        size = max(x1 - x0, y1 - y0)
+        image, src_points = self._source_level(source, size)
+        step = max(1, size // _WARP_GRID)
+        map_x, map_y, covered = piecewise_affine_maps(
+            points, src_points, self.triangles, (x0, y0), (x1 - x0, y1 - y0), step
+        )
+        warped = cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+        hull = np.zeros(covered.shape, np.uint8)
+        cv2.fillPoly(hull, [np.round(points[self.oval] - (x0, y0)).astype(np.int32)], 1)
+        mask = feather(hull, feather_radius(size, self.mask_blur)) * feather(covered, _HOLE_FEATHER * size)
+        box = face.boxes[0] - np.array([x0, y0, x0, y0], np.float32)
+        cut = padding_mask(mask.shape, box, self.mask_padding)
+        if cut is not None:
+            mask *= cut
+        target_region = frame[y0:y1, x0:x1]
+        corrected = self.colour.correct(int(face.track_ids[0]), warped, target_region, mask)
+        return SwapPatch.at(corrected, mask.astype(np.float32), x0, y0, int(face.track_ids[0]))
+
+    @staticmethod
+    def _source_level(source: SourceFace, size: int) -> tuple[np.ndarray, np.ndarray]:
+        """The smallest pyramid level whose face is still at least as large as the target face."""
+        chosen = source.data["pyramid"][0]
+        for image, points in source.data["pyramid"]:
+            if np.ptp(points[:, 0]) < size:
+                break
+            chosen = (image, points)
+        return chosen
+
+    def reset(self) -> None:
+        self.colour.reset()
