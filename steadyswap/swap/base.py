@@ -38,5 +38,8 @@ class Swapper(ABC):
     def swap(self, source: SourceFace, frames: list[np.ndarray], faces: list[Faces]) -> list[list[SwapPatch]]:
         """For each frame, one patch per face row (same order)."""
 
+    def reset(self) -> None:
+        """Forget per-track state (colour statistics) at a scene cut."""
+
     def close(self) -> None:
         """Release model resources."""

@@ -1,0 +1,152 @@
+"""FaceSwapper: the per-frame engine object — analyse, track, smooth, select, swap, paste.
+
+It keeps tracking state between calls, so a service can feed it frames from its own video
+pipeline one at a time or in batches. ``steadyswap.api.swap_file`` drives it for whole files.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from steadyswap.analysis.base import FaceAnalyzer
+from steadyswap.analysis.cuts import SceneCutDetector
+from steadyswap.analysis.selection import FaceSelector, reference_descriptor
+from steadyswap.blend.paste import paste_patches
+from steadyswap.config import RunConfig
+from steadyswap.errors import NoFaceError
+from steadyswap.io import read_image
+from steadyswap.swap.base import SourceFace, Swapper
+from steadyswap.tracking.smoothing import LandmarkSmoother
+from steadyswap.tracking.tracker import FaceTracker
+from steadyswap.types import Faces, check_shape
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FrameResult:
+    """What happened to one frame: the output image, the faces swapped (smoothed) and raw."""
+
+    image: np.ndarray
+    faces: Faces
+    raw_faces: Faces
+    scene_cut: bool
+
+
+def build_analyzer(config: RunConfig) -> FaceAnalyzer:
+    """The analyser named by the config: the embedded MediaPipe mesh, or an ONNX detector."""
+    if config.face_detector_model == "mediapipe":
+        from steadyswap.analysis.mediapipe_mesh import MediaPipeAnalyzer
+
+        max_faces = 4 if config.face_selector_mode == "one" else 8
+        return MediaPipeAnalyzer(max_faces=max_faces, min_score=config.face_detector_score,
+                                 analysis_size=config.analysis_size)
+    from steadyswap.models.factory import build_analyzer as build_model_analyzer
+
+    return build_model_analyzer(config)
+
+
+def build_swapper(config: RunConfig) -> Swapper:
+    """The swapper named by the config: the embedded classic warp, or an ONNX model."""
+    if config.face_swapper_model == "classic":
+        from steadyswap.swap.classic import ClassicSwapper
+
+        return ClassicSwapper(config.face_mask_blur, config.face_mask_padding, config.color_strength)
+    from steadyswap.models.factory import build_swapper as build_model_swapper
+
+    return build_model_swapper(config)
+
+
+class FaceSwapper:
+    """Swaps the source identity into frames, keeping temporal state between calls.
+
+    Args:
+        sources: source photos (paths or H×W×3 uint8 RGB arrays); the largest face of each is used.
+        config: run options (defaults: embedded analyser, classic swapper, One-Euro smoothing).
+        fps: frame rate of the frames to come (sets the smoothing time step).
+
+    Raises:
+        NoFaceError: no face in any source photo.
+
+    Example:
+        >>> swapper = FaceSwapper(["face.jpg"])                     # doctest: +SKIP
+        >>> out = swapper.swap_frame(rgb_frame)                      # doctest: +SKIP
+    """
+
+    def __init__(self, sources: list[str | Path | np.ndarray], config: RunConfig | None = None,
+                 fps: float = 30.0) -> None:
+        self.config = (config or RunConfig()).validate()
+        self.analyzer = build_analyzer(self.config)
+        self.swapper = build_swapper(self.config)
+        images = [s if isinstance(s, np.ndarray) else read_image(s) for s in sources]
+        for image in images:
+            check_shape("source image", image, (None, None, 3), np.uint8)
+        self.source: SourceFace = self.swapper.prepare_source(images, self.analyzer.analyze(images, video=False))
+        self.cuts = SceneCutDetector()
+        self.tracker = FaceTracker()
+        cfg = self.config
+        self.smoother = LandmarkSmoother(cfg.face_smoothing, fps, cfg.smoothing_min_cutoff, cfg.smoothing_beta,
+                                         cfg.smoothing_d_cutoff, cfg.smoothing_ema_alpha)
+        self.selector = FaceSelector(cfg.face_selector_mode, max_distance=cfg.reference_face_distance)
+
+    def set_reference(self, image: np.ndarray) -> None:
+        """Use the face at ``--reference-face-position`` of ``image`` as the reference (reference mode)."""
+        faces = self.analyzer.analyze([image], video=False)[0]
+        if len(faces) == 0:
+            raise NoFaceError("no face in the reference frame (--reference-frame-number)")
+        self.selector.reference = reference_descriptor(faces, self.config.reference_face_position)
+
+    def process(self, image: np.ndarray) -> FrameResult:
+        """Swap one frame and say what was done; frames with no selected face come back as is."""
+        check_shape("frame", image, (None, None, 3), np.uint8)
+        cut = self.cuts.update(image)
+        if cut:
+            self.reset_tracking()
+        raw = self.tracker.update(self.analyzer.analyze([image], video=True)[0])
+        smoothed = self.smoother.update(raw)
+        self.smoother.forget(self.tracker.active_ids)
+        chosen = self.selector.select(smoothed)
+        if len(chosen) == 0:
+            return FrameResult(image, chosen, raw, cut)
+        patches = self.swapper.swap(self.source, [image], [chosen])[0]
+        return FrameResult(paste_patches(image, patches), chosen, raw, cut)
+
+    def swap_frame(self, image: np.ndarray) -> np.ndarray:
+        """One RGB frame in, the swapped frame out."""
+        return self.process(image).image
+
+    def swap_frames(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        """A batch of consecutive frames, in order."""
+        return [self.process(image).image for image in images]
+
+    def swap_image(self, image: np.ndarray) -> FrameResult:
+        """A still photo: analysed without temporal state or smoothing."""
+        faces = self.tracker.update(self.analyzer.analyze([image], video=False)[0])
+        chosen = self.selector.select(faces)
+        self.reset_tracking()
+        if len(chosen) == 0:
+            return FrameResult(image, chosen, faces, False)
+        patches = self.swapper.swap(self.source, [image], [chosen])[0]
+        return FrameResult(paste_patches(image, patches), chosen, faces, False)
+
+    def reset_tracking(self) -> None:
+        """Forget every track (scene cut, seek, new video)."""
+        self.analyzer.reset()
+        self.tracker.reset()
+        self.smoother.reset()
+        self.selector.reset()
+        self.swapper.reset()
+
+    def close(self) -> None:
+        self.analyzer.close()
+        self.swapper.close()
+
+    def __enter__(self) -> FaceSwapper:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
