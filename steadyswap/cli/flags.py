@@ -1,0 +1,326 @@
+"""The flag table of ``steadyswap run``: steadyswap's flags and every FaceFusion 3.5 headless-run flag.
+
+``FLAGS`` lists the flags that work; their ``dest`` is a RunConfig field (or a CLI-only setting such as
+``sources``). ``FACEFUSION_FLAGS`` lists the FaceFusion flags that do not map: accepted without effect (one
+info line each) or not supported yet (a usage error), sometimes depending on the value given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from steadyswap.config import (
+    EXECUTION_PROVIDERS,
+    SELECTOR_MODES,
+    SMOOTHING_MODES,
+    VIDEO_ENCODERS,
+    VIDEO_PRESETS,
+)
+from steadyswap.errors import UnsupportedOptionError, UsageError
+
+MEMORY_STRATEGIES = ("strict", "moderate", "tolerant")
+LOG_LEVELS = {
+    "debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "warn": logging.WARNING,
+    "error": logging.ERROR,
+}
+
+GROUPS = (
+    "paths",
+    "face detection & selection",
+    "face swapper",
+    "mask",
+    "smoothing & colour",
+    "output video/image",
+    "execution",
+    "misc",
+)
+
+
+def pixel_size(text: str) -> str:
+    """Argparse type of ``--face-swapper-pixel-boost``: 'WIDTHxHEIGHT', e.g. '512x512'.
+
+    >>> pixel_size("512x512")
+    '512x512'
+    """
+    if not re.fullmatch(r"[1-9]\d*x[1-9]\d*", text):
+        raise argparse.ArgumentTypeError(f"'{text}' is not a size like 512x512")
+    return text
+
+
+@dataclass(frozen=True)
+class Flag:
+    """One working flag of ``steadyswap run``.
+
+    ``help`` may show ``{default}``: RunConfig's default for a config field, else ``default`` (CLI-only flags).
+    """
+
+    names: tuple[str, ...]
+    dest: str
+    group: str
+    help: str
+    type: Callable[[str], Any] | None = None
+    nargs: str | None = None
+    choices: Sequence[str] | None = None
+    metavar: str | None = None
+    action: str | None = None
+    required: bool = False
+    default: Any = None
+
+
+FLAGS: tuple[Flag, ...] = (
+    # paths
+    Flag(("-s", "--source-paths", "--source"), "sources", "paths",
+         "source face image(s); several paths, or the flag repeated", nargs="+", action="extend",
+         metavar="PATH", required=True),
+    Flag(("-t", "--target-path", "--target"), "target", "paths", "target video or image", metavar="PATH",
+         required=True),
+    Flag(("-o", "--output-path", "--output"), "output", "paths",
+         "output file, or an existing folder (then named like FaceFusion: 8 hex digits of a hash of the "
+         "run plus the target's extension)", metavar="PATH", required=True),
+    Flag(("--models-dir",), "models_dir", "paths",
+         "folder holding model files (default: the user cache folder)", metavar="DIR"),
+    Flag(("--quality-report",), "quality_report", "paths",
+         "write a quality report (JSON) of the run here and print its summary", metavar="PATH"),
+    # face detection & selection
+    Flag(("--face-detector-model",), "face_detector_model", "face detection & selection",
+         "face detector (default: {default})", metavar="NAME"),
+    Flag(("--face-detector-score",), "face_detector_score", "face detection & selection",
+         "minimum detection score, 0-1 (default: {default})", type=float, metavar="SCORE"),
+    Flag(("--face-landmarker-model",), "face_landmarker_model", "face detection & selection",
+         "face landmarker (default: {default})", metavar="NAME"),
+    Flag(("--face-recognizer-model",), "face_recognizer_model", "face detection & selection",
+         "face recognizer for reference selection; 'none' compares landmark geometry (default: {default})",
+         metavar="NAME"),
+    Flag(("--analysis-size",), "analysis_size", "face detection & selection",
+         "longest side, in pixels, of the frame copy faces are analysed on (default: {default})",
+         type=int, metavar="PIXELS"),
+    Flag(("--face-selector-mode",), "face_selector_mode", "face detection & selection",
+         "which target faces to swap: one (the largest), many (all), reference (those like the reference "
+         "face) (default: {default})", choices=SELECTOR_MODES),
+    Flag(("--reference-face-position",), "reference_face_position", "face detection & selection",
+         "index of the reference face in the reference frame, largest first (default: {default})",
+         type=int, metavar="INDEX"),
+    Flag(("--reference-face-distance",), "reference_face_distance", "face detection & selection",
+         "how far a face may be from the reference face and still be swapped (default: {default})",
+         type=float, metavar="DISTANCE"),
+    Flag(("--reference-frame-number",), "reference_frame_number", "face detection & selection",
+         "frame the reference face is taken from (default: {default})", type=int, metavar="FRAME"),
+    # face swapper
+    Flag(("--face-swapper-model",), "face_swapper_model", "face swapper",
+         "swapper model: classic (built in, needs no weights) or a FaceFusion model such as "
+         "hyperswap_1a_256 (default: {default})", metavar="NAME"),
+    Flag(("--face-swapper-pixel-boost",), "face_swapper_pixel_boost", "face swapper",
+         "swap at this crop size, e.g. 512x512 (default: the model's own size)", type=pixel_size,
+         metavar="WxH"),
+    Flag(("--face-swapper-weight",), "face_swapper_weight", "face swapper",
+         "strength of the source identity, 0-1 (default: {default})", type=float, metavar="WEIGHT"),
+    # mask
+    Flag(("--face-mask-blur",), "face_mask_blur", "mask",
+         "feathering of the mask edge relative to face size, 0-1 (default: {default})", type=float,
+         metavar="BLUR"),
+    Flag(("--face-mask-padding",), "face_mask_padding", "mask",
+         "shrink the mask by percentages like CSS: 1 value all sides, 2 top/bottom right/left, "
+         "3 top right/left bottom, 4 top right bottom left (default: {default})", type=int, nargs="+",
+         metavar="PERCENT"),
+    # smoothing & colour
+    Flag(("--face-smoothing",), "face_smoothing", "smoothing & colour",
+         "landmark smoothing per tracked face (default: {default})", choices=SMOOTHING_MODES),
+    Flag(("--smoothing-min-cutoff",), "smoothing_min_cutoff", "smoothing & colour",
+         "One-Euro minimum cutoff frequency in Hz; lower removes more jitter (default: {default})",
+         type=float, metavar="HZ"),
+    Flag(("--smoothing-beta",), "smoothing_beta", "smoothing & colour",
+         "One-Euro speed coefficient; higher follows fast motion with less lag (default: {default})",
+         type=float, metavar="BETA"),
+    Flag(("--smoothing-d-cutoff",), "smoothing_d_cutoff", "smoothing & colour",
+         "One-Euro cutoff for the speed estimate in Hz (default: {default})", type=float, metavar="HZ"),
+    Flag(("--smoothing-ema-alpha",), "smoothing_ema_alpha", "smoothing & colour",
+         "weight of the current frame with --face-smoothing ema, 0-1 (default: {default})", type=float,
+         metavar="ALPHA"),
+    Flag(("--color-strength",), "color_strength", "smoothing & colour",
+         "colour matching of the swapped face to the target's skin, 0 (off) to 1 (default: {default})",
+         type=float, metavar="STRENGTH"),
+    # output video/image
+    Flag(("--trim-frame-start",), "trim_frame_start", "output video/image",
+         "first frame to process (default: the first)", type=int, metavar="FRAME"),
+    Flag(("--trim-frame-end",), "trim_frame_end", "output video/image",
+         "frame to stop at, not included, as in FaceFusion (default: the end)", type=int, metavar="FRAME"),
+    Flag(("--output-video-encoder",), "output_video_encoder", "output video/image",
+         "video encoder (default: {default})", choices=VIDEO_ENCODERS),
+    Flag(("--output-video-quality",), "output_video_quality", "output video/image",
+         "video quality 0-100, mapped to the encoder's CRF (default: {default})", type=int,
+         metavar="QUALITY"),
+    Flag(("--output-video-preset",), "output_video_preset", "output video/image",
+         "encoder speed preset (default: {default})", choices=VIDEO_PRESETS),
+    Flag(("--output-image-quality",), "output_image_quality", "output video/image",
+         "image quality 0-100 for lossy formats (default: {default})", type=int, metavar="QUALITY"),
+    # execution
+    Flag(("--execution-providers",), "execution_providers", "execution",
+         "where models run, in order of preference (default: {default})", nargs="+",
+         choices=EXECUTION_PROVIDERS),
+    Flag(("--execution-batch-size",), "execution_batch_size", "execution",
+         "faces per model call on the GPU (default: sized from free GPU memory)", type=int, metavar="N"),
+    Flag(("--video-memory-strategy",), "video_memory_strategy", "execution",
+         "GPU memory use: strict frees models and buffers early, tolerant keeps them cached "
+         "(default: {default})", choices=MEMORY_STRATEGIES),
+    # misc
+    Flag(("--log-level",), "log_level", "misc",
+         "messages to show; warn is FaceFusion's spelling of warning (default: {default})",
+         choices=tuple(LOG_LEVELS), default="info"),
+    Flag(("-q", "--quiet",), "quiet", "misc", "no progress bar", action="store_true"),
+)
+
+
+@dataclass(frozen=True)
+class FaceFusionFlag:
+    """A FaceFusion flag that does not map onto a RunConfig field.
+
+    ``effect`` "none": accepted, one info line. "unsupported": a usage error, except for the values in
+    ``honoured`` (what steadyswap does anyway), which are accepted quietly, or with ``honoured_note``.
+    ``family`` names the flag's group in the help's summary, e.g. ``--face-editor-*``.
+    """
+
+    name: str
+    effect: Literal["none", "unsupported"]
+    reason: str
+    honoured: tuple[str, ...] = ()
+    honoured_note: str | None = None
+    family: str | None = None
+
+
+def _none(name: str, reason: str) -> FaceFusionFlag:
+    return FaceFusionFlag(name, "none", reason)
+
+
+def _unsupported(name: str, reason: str, honoured: tuple[str, ...] = (), note: str | None = None) -> FaceFusionFlag:
+    return FaceFusionFlag(name, "unsupported", reason, honoured, note)
+
+
+def _processor(processor: str, *options: str) -> tuple[FaceFusionFlag, ...]:
+    prefix = f"--{processor.replace('_', '-')}-"
+    reason = f"the {processor} processor"
+    return tuple(FaceFusionFlag(prefix + option, "unsupported", reason, family=prefix + "*") for option in options)
+
+
+_MASK_MODELS_UNUSED = "used only by the occlusion, area and region mask types, which are not supported yet"
+_OLDER = "a FaceFusion 3.0-3.3 flag"
+
+FACEFUSION_FLAGS: tuple[FaceFusionFlag, ...] = (
+    # paths
+    _unsupported("--config-path", "steadyswap reads no facefusion.ini; pass its settings as flags"),
+    _none("--temp-path", "steadyswap writes no temporary frames; its unfinished output lies beside the output"),
+    _none("--jobs-path", "steadyswap runs without a job store"),
+    # face detector, landmarker, selector
+    _none("--face-detector-size", "each detector runs at its own input size; see --analysis-size"),
+    _unsupported("--face-detector-margin", "padding the frame before detection", honoured=("0",)),
+    _unsupported("--face-detector-angles", "detecting rotated faces", honoured=("0",)),
+    _none("--face-landmarker-score", "it picks FaceFusion's fallback to 5-point landmarks, which steadyswap lacks"),
+    _unsupported("--face-selector-order", "steadyswap orders faces largest first", honoured=("large-small",)),
+    _unsupported("--face-selector-gender", "needs a gender classifier"),
+    _unsupported("--face-selector-race", "needs a race classifier"),
+    _unsupported("--face-selector-age-start", "needs an age classifier"),
+    _unsupported("--face-selector-age-end", "needs an age classifier"),
+    # face masker
+    _unsupported("--face-mask-types", "occlusion, area and region masks", honoured=("box",),
+                 note="steadyswap masks the face along its landmark outline; blur and padding apply"),
+    _none("--face-occluder-model", _MASK_MODELS_UNUSED),
+    _none("--face-parser-model", _MASK_MODELS_UNUSED),
+    _none("--face-mask-areas", _MASK_MODELS_UNUSED),
+    _none("--face-mask-regions", _MASK_MODELS_UNUSED),
+    _none("--voice-extractor-model", "only FaceFusion's lip_syncer processor uses it"),
+    # frame extraction
+    _none("--temp-frame-format", "steadyswap writes no temporary frames"),
+    _none("--keep-temp", "steadyswap writes no temporary frames"),
+    # output creation
+    _unsupported("--output-image-scale", "the output keeps the target's size", honoured=("1",)),
+    _unsupported("--output-video-scale", "the output keeps the target's size", honoured=("1",)),
+    _unsupported("--output-video-fps", "the output keeps the target's frame rate and timestamps"),
+    _none("--output-audio-encoder", "steadyswap copies the target's audio streams without re-encoding"),
+    _none("--output-audio-quality", "steadyswap copies the target's audio streams without re-encoding"),
+    _unsupported("--output-audio-volume", "the target's audio is copied unchanged", honoured=("100",)),
+    # processors
+    _unsupported("--processors", "steadyswap has the face_swapper processor only", honoured=("face_swapper",)),
+    *_processor("age_modifier", "model", "direction"),
+    *_processor("background_remover", "model", "color"),
+    *_processor("deep_swapper", "model", "morph"),
+    *_processor("expression_restorer", "model", "factor", "areas"),
+    *_processor("face_debugger", "items"),
+    *_processor(
+        "face_editor", "model", "eyebrow-direction", "eye-gaze-horizontal", "eye-gaze-vertical",
+        "eye-open-ratio", "lip-open-ratio", "mouth-grim", "mouth-pout", "mouth-purse", "mouth-smile",
+        "mouth-position-horizontal", "mouth-position-vertical", "head-pitch", "head-yaw", "head-roll",
+    ),
+    *_processor("face_enhancer", "model", "blend", "weight"),
+    *_processor("frame_colorizer", "model", "size", "blend"),
+    *_processor("frame_enhancer", "model", "blend"),
+    *_processor("lip_syncer", "model", "weight"),
+    # execution, memory, download
+    _unsupported("--execution-device-ids", "steadyswap uses the first GPU; choose it with CUDA_VISIBLE_DEVICES",
+                 honoured=("0",)),
+    _none("--execution-thread-count", "steadyswap sizes its decode, compute and encode threads itself"),
+    _none("--system-memory-limit", "steadyswap's frame queues are bounded, so memory does not grow with the video"),
+    _none("--download-providers", "steadyswap downloads models from the addresses in its model registry"),
+    # facefusion run (the UI) and benchmark
+    *(_unsupported(name, "an option of FaceFusion's UI and benchmark commands; steadyswap run is headless")
+      for name in ("--open-browser", "--ui-layouts", "--ui-workflow",
+                   "--benchmark-mode", "--benchmark-resolutions", "--benchmark-cycle-count")),
+    # older FaceFusion 3.x
+    _none("--execution-queue-count", f"{_OLDER}; steadyswap sizes its queues itself"),
+    _unsupported("--execution-device-id", f"{_OLDER}; steadyswap uses the first GPU", honoured=("0",)),
+    _unsupported("--output-video-resolution", f"{_OLDER}; the output keeps the target's size"),
+    _unsupported("--output-image-resolution", f"{_OLDER}; the output keeps the target's size"),
+    _unsupported("--skip-audio", f"{_OLDER}; the target's audio is always kept"),
+)
+
+FACEFUSION_BY_NAME = {flag.name: flag for flag in FACEFUSION_FLAGS}
+
+
+def check_facefusion_flag(name: str, values: Sequence[str]) -> str | None:
+    """Judge one FaceFusion flag as given: the info line to print, or None when there is nothing to say.
+
+    Raises:
+        UnsupportedOptionError: the flag (or one of its values) is not supported yet.
+        UsageError: a flag that needs a value came without one.
+
+    >>> check_facefusion_flag("--temp-frame-format", ["png"])
+    '--temp-frame-format has no effect (steadyswap writes no temporary frames)'
+    >>> check_facefusion_flag("--processors", ["face_swapper"]) is None
+    True
+    """
+    flag = FACEFUSION_BY_NAME[name]
+    if flag.effect == "none":
+        return f"{name} has no effect ({flag.reason})"
+    if not flag.honoured:
+        raise UnsupportedOptionError(f"{name} is not supported yet ({flag.reason})")
+    if not values:
+        raise UsageError(f"{name}: expected at least one value")
+    refused = [value for value in values if not any(_same(value, ok) for ok in flag.honoured)]
+    if refused:
+        raise UnsupportedOptionError(f"{name} {' '.join(refused)} is not supported yet ({flag.reason})")
+    return f"{name} {' '.join(values)}: {flag.honoured_note}" if flag.honoured_note else None
+
+
+def unsupported_summary() -> list[str]:
+    """One line per reason, listing the FaceFusion flags that are not supported yet (for the help epilog)."""
+    by_reason: dict[str, list[str]] = {}
+    for flag in FACEFUSION_FLAGS:
+        if flag.effect == "unsupported":
+            label = flag.family or flag.name
+            if flag.honoured:
+                label += f" other than {' '.join(flag.honoured)}"
+            labels = by_reason.setdefault(flag.reason, [])
+            if label not in labels:
+                labels.append(label)
+    return [f"{', '.join(names)}: {reason}" for reason, names in by_reason.items()]
+
+
+def _same(given: str, honoured: str) -> bool:
+    """Compare a value as FaceFusion would: numerically when both are numbers ('1.0' equals '1')."""
+    try:
+        return float(given) == float(honoured)
+    except ValueError:
+        return given == honoured
