@@ -74,9 +74,15 @@ def piecewise_affine_maps(dst: np.ndarray, src: np.ndarray, triangles: np.ndarra
     if step == 1:
         return map_x, map_y, covered
     covered = cv2.erode(covered.astype(np.uint8), np.ones((3, 3), np.uint8), borderValue=0)
-    full = (width, height)
     return (
-        cv2.resize(map_x, full, interpolation=cv2.INTER_LINEAR),
-        cv2.resize(map_y, full, interpolation=cv2.INTER_LINEAR),
-        cv2.resize(covered, full, interpolation=cv2.INTER_NEAREST) > 0,
+        _upsample(map_x, step, size, cv2.INTER_LINEAR),
+        _upsample(map_y, step, size, cv2.INTER_LINEAR),
+        _upsample(covered, step, size, cv2.INTER_NEAREST) > 0,
     )
+
+
+def _upsample(coarse: np.ndarray, step: int, size: tuple[int, int], interpolation: int) -> np.ndarray:
+    """Resample a grid whose point i sits at pixel ``i·step + (step − 1)/2`` onto every pixel."""
+    inverse = np.array([[1 / step, 0, -(step - 1) / (2 * step)], [0, 1 / step, -(step - 1) / (2 * step)]])
+    return cv2.warpAffine(coarse, inverse, size, flags=interpolation | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_REPLICATE)

@@ -1,0 +1,64 @@
+"""The Python API: one call that swaps a file into a file, and the per-frame ``FaceSwapper``.
+
+Example:
+    >>> from steadyswap import RunConfig, swap_file                       # doctest: +SKIP
+    >>> swap_file(["face.jpg"], "in.mp4", "out.mp4", RunConfig(face_selector_mode="many"))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from steadyswap.config import RunConfig
+from steadyswap.engine.frame_swapper import FaceSwapper
+from steadyswap.engine.pipeline import Progress, RunResult, run_image, run_video
+from steadyswap.errors import InputError, OutputError
+from steadyswap.io import media_kind
+
+
+def swap_file(sources: list[str | Path] | str | Path, target: str | Path, output: str | Path,
+              config: RunConfig | None = None, progress: Progress | None = None,
+              cancel: threading.Event | None = None) -> RunResult:
+    """Swap the face of ``sources`` into the image or video ``target`` and write ``output``.
+
+    Args:
+        sources: one or more source photos.
+        target: an image or a video.
+        output: the file to write (never one of the inputs); it appears only when complete.
+        config: run options (the CLI's flags); defaults otherwise.
+        progress: called with (frames done, total frames) as a video run advances.
+        cancel: set it from another thread to stop the run; no output is left.
+
+    Raises:
+        InputNotFoundError, MediaDecodeError: unreadable inputs. NoFaceError: no face in the sources.
+        OutputError: output equals an input or cannot be written. UsageError: bad options.
+    """
+    config = (config or RunConfig()).validate()
+    source_paths = [Path(s) for s in ([sources] if isinstance(sources, (str, Path)) else sources)]
+    if not source_paths:
+        raise InputError("no source image given")
+    target_path, output_path = Path(target), Path(output)
+    for source in source_paths:
+        if media_kind(source) != "image":
+            raise InputError(f"source {source} is a video; sources must be photos")
+    kind = media_kind(target_path)
+    if output_path.exists() and output_path.is_dir():
+        raise OutputError(f"output {output_path} is a folder; give a file name")
+    if kind == "image":
+        with FaceSwapper(source_paths, config) as swapper:
+            return run_image(swapper, target_path, output_path, config)
+    built: list[FaceSwapper] = []
+
+    def factory(fps: float) -> FaceSwapper:
+        built.append(FaceSwapper(source_paths, config, fps))
+        return built[-1]
+
+    try:
+        return run_video(factory, source_paths, target_path, output_path, config, progress, cancel)
+    finally:
+        for swapper in built:
+            swapper.close()
+
+
+__all__ = ["FaceSwapper", "RunConfig", "RunResult", "swap_file"]

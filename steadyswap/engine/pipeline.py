@@ -1,0 +1,103 @@
+"""Whole-file runs: decode → FaceSwapper → encode, overlapped on threads, output written atomically."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from steadyswap.config import RunConfig, crf_from_quality
+from steadyswap.engine.frame_swapper import FaceSwapper
+from steadyswap.errors import Interrupted
+from steadyswap.io import VideoReader, VideoWriter, atomic_output, read_image, write_image
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, "int | None"], None]
+
+
+@dataclass
+class RunResult:
+    """What a run produced."""
+
+    output: Path
+    frames: int
+    seconds: float
+    fps: float
+    summary: str | None = None
+
+
+def run_image(swapper: FaceSwapper, target: Path, output: Path, config: RunConfig) -> RunResult:
+    """Swap a still photo into ``output`` (written to a temporary file, then renamed)."""
+    began = time.perf_counter()
+    result = swapper.swap_image(read_image(target))
+    with atomic_output(output, inputs=[target]) as temporary:
+        write_image(temporary, result.image, config.output_image_quality)
+    seconds = time.perf_counter() - began
+    return RunResult(output, 1, seconds, 1 / seconds if seconds else 0.0)
+
+
+def run_video(swapper_factory: Callable[[float], FaceSwapper], sources: list[Path], target: Path, output: Path,
+              config: RunConfig, progress: Progress | None = None,
+              cancel: threading.Event | None = None) -> RunResult:
+    """Swap every frame of ``target`` (or the trimmed range) into ``output``.
+
+    Decoding and encoding run on their own threads with bounded queues; this thread analyses and
+    swaps. Audio, timestamps and colour tags are carried by the writer.
+
+    Raises:
+        Interrupted: ``cancel`` was set; no output is left.
+    """
+    began = time.perf_counter()
+    reader = VideoReader(target, config.trim_frame_start, config.trim_frame_end)
+    info = reader.info
+    swapper = swapper_factory(info.fps)
+    if config.face_selector_mode == "reference":
+        with VideoReader(target, config.reference_frame_number, config.reference_frame_number + 1) as ref:
+            for frame in ref:
+                swapper.set_reference(frame.image)
+    monitor = _monitor(config)
+    total = len(reader)
+    done = 0
+    with atomic_output(output, inputs=[target, *sources]) as temporary:
+        with reader, VideoWriter(
+            temporary,
+            info,
+            encoder=config.output_video_encoder,
+            crf=crf_from_quality(config.output_video_quality, config.output_video_encoder),
+            preset=config.output_video_preset,
+            trim=(config.trim_frame_start, config.trim_frame_end),
+        ) as writer:
+            for frame in reader:
+                if cancel is not None and cancel.is_set():
+                    raise Interrupted("run cancelled")
+                result = swapper.process(frame.image)
+                writer.write(replace(frame, image=result.image) if result.image is not frame.image else frame)
+                if monitor is not None:
+                    monitor.update(frame.image, result.image, result.faces, result.scene_cut,
+                                   raw_landmarks=result.raw_faces)
+                done += 1
+                if progress is not None:
+                    progress(done, total)
+    seconds = time.perf_counter() - began
+    summary = None
+    if monitor is not None and config.quality_report:
+        summary = _write_report(monitor, Path(config.quality_report))
+    return RunResult(output, done, seconds, done / seconds if seconds else 0.0, summary)
+
+
+def _monitor(config: RunConfig):
+    if not config.quality_report:
+        return None
+    from steadyswap.quality import QualityMonitor
+
+    return QualityMonitor()
+
+
+def _write_report(monitor, report: Path) -> str:
+    from steadyswap.quality import write_report
+
+    return write_report(monitor, report)

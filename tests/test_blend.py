@@ -1,0 +1,88 @@
+"""Masks, colour transfer, warps and paste-back: pure functions with known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from steadyswap.blend.colour import ColourMatcher, lab_stats, transfer_lab
+from steadyswap.blend.mask import feather, padding_mask
+from steadyswap.blend.paste import paste_patches
+from steadyswap.blend.warp import piecewise_affine_maps, triangle_affines
+from steadyswap.types import SwapPatch
+
+
+def test_feather_stays_inside_its_region() -> None:
+    region = np.zeros((100, 100), np.uint8)
+    region[20:80, 20:80] = 1
+    soft = feather(region, 10)
+    assert soft[region == 0].max() == 0.0
+    assert soft[50, 50] == 1.0
+    assert 0 < soft[22, 50] < 1
+
+
+def test_padding_cuts_the_named_sides() -> None:
+    mask = padding_mask((100, 100), np.array([0, 0, 100, 100]), (10, 0, 50, 0))
+    assert mask[:10].max() == 0 and mask[50:].max() == 0 and mask[10:50].min() == 1
+    assert padding_mask((10, 10), np.array([0, 0, 10, 10]), (0, 0, 0, 0)) is None
+
+
+def test_lab_transfer_moves_mean_towards_target() -> None:
+    rng = np.random.default_rng(0)
+    source = rng.integers(60, 120, (40, 40, 3), dtype=np.uint8)
+    target = rng.integers(140, 200, (40, 40, 3), dtype=np.uint8)
+    mask = np.ones((40, 40), np.float32)
+    s, t = lab_stats(source, mask), lab_stats(target, mask)
+    full = lab_stats(transfer_lab(source, s, t, 1.0), mask)
+    assert np.allclose(full[0], t[0], atol=3)
+    half = lab_stats(transfer_lab(source, s, t, 0.5), mask)
+    assert np.allclose(half[0], (s[0] + t[0]) / 2, atol=3)
+    assert transfer_lab(source, s, t, 0.0) is source
+
+
+def test_colour_matcher_smooths_statistics_over_time() -> None:
+    rng = np.random.default_rng(0)
+    face = rng.integers(90, 110, (30, 30, 3), dtype=np.uint8)
+    mask = np.ones((30, 30), np.float32)
+    dark, bright = np.full_like(face, 60), np.full_like(face, 200)
+    matcher = ColourMatcher(strength=1.0, momentum=0.8)
+    matcher.correct(0, face, dark, mask)
+    after_flash = matcher.correct(0, face, bright, mask)
+    unsmoothed = ColourMatcher(strength=1.0, momentum=0.0).correct(0, face, bright, mask)
+    assert after_flash.mean() < unsmoothed.mean() - 50, "one bright frame moves the correction only partly"
+
+
+def test_affine_per_triangle_is_exact() -> None:
+    dst = np.array([[0, 0], [10, 0], [0, 10], [10, 10]], np.float64)
+    src = dst * 2 + 5
+    tris = np.array([[0, 1, 2], [1, 3, 2]])
+    m, ok = triangle_affines(dst, src, tris)
+    assert ok.all() and np.allclose(m[:, :, :2], [[[2, 0], [0, 2]]] * 2) and np.allclose(m[:, :, 2], 5)
+    for step in (1, 2):
+        map_x, map_y, covered = piecewise_affine_maps(dst, src, tris, (0, 0), (11, 11), step)
+        ys, xs = np.nonzero(covered)
+        assert len(ys) > 40
+        assert np.allclose(map_x[ys, xs], xs * 2 + 5, atol=1e-3)
+        assert np.allclose(map_y[ys, xs], ys * 2 + 5, atol=1e-3)
+
+
+def test_paste_leaves_pixels_outside_the_mask_bit_exact() -> None:
+    rng = np.random.default_rng(3)
+    frame = rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    crop = np.full((40, 40, 3), 255, np.uint8)
+    mask = np.zeros((40, 40), np.float32)
+    mask[10:30, 10:30] = 1.0
+    out = paste_patches(frame, [SwapPatch.at(crop, mask, 50, 30)])
+    changed = np.any(out != frame, axis=2)
+    assert changed[40:60, 60:80].all() and changed.sum() <= 400
+    assert paste_patches(frame, []) is frame
+
+
+def test_paste_of_a_rotated_patch_and_one_off_the_edge() -> None:
+    frame = np.zeros((100, 100, 3), np.uint8)
+    crop = np.full((20, 20, 3), 200, np.uint8)
+    mask = np.ones((20, 20), np.float32)
+    angle = np.deg2rad(30)
+    matrix = np.array([[np.cos(angle), -np.sin(angle), 50], [np.sin(angle), np.cos(angle), 40]])
+    out = paste_patches(frame, [SwapPatch(crop, mask, matrix), SwapPatch.at(crop, mask, 90, 90)])
+    assert out[50, 48].min() > 150
+    assert out[95, 95].min() == 200 and out[0, 0].max() == 0
