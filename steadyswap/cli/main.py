@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from importlib import metadata
 
 from steadyswap.cli.flags import LOG_LEVELS
+from steadyswap.cli.native_log import filtered_native_stderr
 from steadyswap.cli.run import add_run_parser, run_command
 from steadyswap.errors import SteadySwapError, UnsupportedOptionError, UsageError
 
@@ -95,7 +96,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         debug = level == "debug"
         configure_logging(level)
         handler: Handler = args.handler
-        return handler(args)
+        if debug:
+            return handler(args)
+        with filtered_native_stderr():
+            return handler(args)
     except SystemExit as exc:  # --help and --version end through argparse's exit
         return exc.code if isinstance(exc.code, int) else int(exc.code is not None)
     except UnsupportedOptionError as exc:
