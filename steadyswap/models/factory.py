@@ -1,0 +1,117 @@
+"""Build the ONNX analyser, recognizer and swapper a ``RunConfig`` asks for.
+
+Each factory returns None for the embedded choice ('mediapipe', 'classic', 'none') so the engine falls
+back to it. Every file needed is checked first (all missing ones named in one ModelError).
+"""
+
+from __future__ import annotations
+
+import re
+
+import onnxruntime as ort
+
+from steadyswap.analysis.base import FaceAnalyzer
+from steadyswap.analysis.landmarker_2dfan4 import Fan68Landmarker
+from steadyswap.analysis.onnx_detectors import OnnxDetector
+from steadyswap.config import RunConfig
+from steadyswap.errors import ModelError, UsageError
+from steadyswap.models import runtime
+from steadyswap.models.registry import EMBEDDED, ModelSpec, get_model, requirements
+from steadyswap.models.store import ModelStore, resolve_models_dir
+from steadyswap.swap.base import Swapper
+from steadyswap.swap.onnx_swapper import OnnxSwapper, load_emap
+from steadyswap.swap.recognizer import ArcFaceRecognizer
+
+DEFAULT_RECOGNIZER = "arcface_w600k_r50"
+NO_LANDMARKER = ("mediapipe", "none")
+
+
+def model_store(config: RunConfig) -> ModelStore:
+    """The models folder of ``config`` (``--models-dir``, env var, or the user cache dir)."""
+    return ModelStore(resolve_models_dir(config.models_dir))
+
+
+def build_analyzer(config: RunConfig, store: ModelStore | None = None) -> FaceAnalyzer | None:
+    """An ``OnnxDetector`` (plus 2dfan4 when chosen), or None for the embedded MediaPipe analyser.
+
+    With an ONNX detector, ``--face-landmarker-model mediapipe`` (or ``none``) means no 68-point
+    landmarker: ``landmarks`` are the detector's five points.
+    """
+    landmarker_name = config.face_landmarker_model
+    if config.face_detector_model == EMBEDDED["detector"]:
+        if landmarker_name not in NO_LANDMARKER:
+            raise UsageError(f"--face-landmarker-model {landmarker_name} needs an ONNX --face-detector-model "
+                             f"(retinaface, scrfd, yolo_face, yunet); mediapipe brings its own landmarks")
+        return None
+    store = store or model_store(config)
+    detector = get_model(config.face_detector_model, "detector")
+    landmarker = None if landmarker_name in NO_LANDMARKER else get_model(landmarker_name, "landmarker")
+    _require(store, [detector] + ([landmarker] if landmarker else []))
+    fan = None
+    if landmarker:
+        fan = Fan68Landmarker(landmarker, _session(store, landmarker, config), config.execution_batch_size)
+    return OnnxDetector(detector, _session(store, detector, config), score_threshold=config.face_detector_score,
+                        landmarker=fan)
+
+
+def build_recognizer(config: RunConfig, store: ModelStore | None = None,
+                     required: bool = False) -> ArcFaceRecognizer | None:
+    """ArcFace as ``--face-recognizer-model`` names it; with 'none', None, or the default when ``required``."""
+    name = config.face_recognizer_model
+    if name == EMBEDDED["recognizer"]:
+        if not required:
+            return None
+        name = DEFAULT_RECOGNIZER
+    spec = get_model(name, "recognizer")
+    store = store or model_store(config)
+    _require(store, [spec])
+    return ArcFaceRecognizer(spec, _session(store, spec, config), config.execution_batch_size)
+
+
+def build_swapper(config: RunConfig, store: ModelStore | None = None) -> Swapper | None:
+    """An ``OnnxSwapper`` with its recognizer (and converter), or None for the embedded 'classic' swapper."""
+    if config.face_swapper_model == EMBEDDED["swapper"]:
+        return None
+    store = store or model_store(config)
+    spec = get_model(config.face_swapper_model, "swapper")
+    recognizer_name = config.face_recognizer_model
+    recognizer_spec = get_model(DEFAULT_RECOGNIZER if recognizer_name == EMBEDDED["recognizer"] else recognizer_name,
+                                "recognizer")
+    _require(store, requirements(spec) + [recognizer_spec])
+    recognizer = build_recognizer(config, store, required=True)
+    assert recognizer is not None
+    converter = _session(store, get_model(spec.converter), config) if spec.converter else None
+    emap = load_emap(store.path(spec)) if spec.source == "emap" else None
+    return OnnxSwapper(spec, _session(store, spec, config), recognizer, converter=converter, emap=emap,
+                       pixel_boost=parse_pixel_boost(config.face_swapper_pixel_boost),
+                       weight=config.face_swapper_weight, mask_blur=config.face_mask_blur,
+                       mask_padding=config.face_mask_padding, batch_size=config.execution_batch_size)
+
+
+def parse_pixel_boost(value: str | None) -> int | None:
+    """'512x512' (FaceFusion's form) or '512' → 512; None stays None.
+
+    >>> parse_pixel_boost("768x768")
+    768
+    """
+    if value is None:
+        return None
+    match = re.fullmatch(r"\s*(\d+)\s*(?:x\s*(\d+)\s*)?", str(value))
+    if not match or (match.group(2) and match.group(1) != match.group(2)):
+        raise UsageError(f"--face-swapper-pixel-boost: expected a square size such as 512x512, got '{value}'")
+    return int(match.group(1))
+
+
+def _require(store: ModelStore, specs: list[ModelSpec]) -> None:
+    """ModelError naming every missing or corrupt file at once."""
+    problems = [(spec, store.status(spec)) for spec in specs]
+    bad = [(spec, status) for spec, status in problems if status in ("missing", "corrupt")]
+    if bad:
+        listed = ", ".join(f"{spec.file_name} ({status})" for spec, status in bad)
+        names = " ".join(dict.fromkeys(spec.name for spec, _ in bad))
+        raise ModelError(f"model files not usable in {store.root}: {listed}; "
+                         f"run `steadyswap models download {names}` or pass --models-dir")
+
+
+def _session(store: ModelStore, spec: ModelSpec, config: RunConfig) -> ort.InferenceSession:
+    return runtime.create_session(store.path(spec), config.execution_providers)

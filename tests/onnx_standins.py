@@ -1,0 +1,106 @@
+"""Stand-in ONNX files with FaceFusion's documented input/output names, shapes and dtypes.
+
+They are tiny graphs whose outputs are known functions of their inputs (or constants that encode known
+detections), so tests can check pre-processing, decoding, batching and post-processing end to end.
+They are NOT the real networks: real-model output is not verified by the tests that use them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+OPSET = 17
+Batch = int | str
+
+
+def save(nodes: list, inputs: list, outputs: list, initializers: list[np.ndarray | tuple[str, np.ndarray]],
+         path: Path) -> Path:
+    """Write a graph; initializers are (name, array) pairs, kept in the given order (the last stays last)."""
+    tensors = [numpy_helper.from_array(array, name) for name, array in initializers]
+    graph = helper.make_graph(nodes, path.stem, inputs, outputs, tensors)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+def _tensor(name: str, shape: list, dtype: int = TensorProto.FLOAT):
+    return helper.make_tensor_value_info(name, dtype, shape)
+
+
+def swapper(path: Path, size: int, *, mode: str = "add_source", source_shape: tuple = (512,), batch: Batch = "N",
+            mask: bool = False, emap: np.ndarray | None = None, dtype: int = TensorProto.FLOAT) -> Path:
+    """A swapper with inputs ``target`` (b,3,S,S) and ``source`` (b,*source_shape), output ``output``.
+
+    modes: ``add_source``: output = target + source[:, :3] per channel;
+    ``tile_mean``: output = per-channel mean of the target tile everywhere;
+    ``source_mean``: output = per-channel mean of an image source everywhere.
+    ``mask`` adds a second output ``mask`` (b,1,S,S) = 0.25; ``emap`` is stored as the last initializer.
+    """
+    numpy_type = np.float16 if dtype == TensorProto.FLOAT16 else np.float32
+    inits: list = [("starts", np.array([0], np.int64)), ("ends", np.array([3], np.int64)),
+                   ("axes", np.array([1], np.int64)), ("hw", np.array([2, 3], np.int64)),
+                   ("zero", np.zeros((), numpy_type)), ("quarter", np.full((), 0.25, numpy_type))]
+    nodes = [helper.make_node("Mul", ["target", "zero"], ["blank"])]
+    if mode == "add_source":
+        nodes += [helper.make_node("Slice", ["source", "starts", "ends", "axes"], ["s3"]),
+                  helper.make_node("Unsqueeze", ["s3", "hw"], ["s3x"]),
+                  helper.make_node("Add", ["target", "s3x"], ["output"])]
+    elif mode == "tile_mean":
+        nodes += [helper.make_node("GlobalAveragePool", ["target"], ["mean"]),
+                  helper.make_node("Add", ["blank", "mean"], ["output"])]
+    else:
+        nodes += [helper.make_node("GlobalAveragePool", ["source"], ["mean"]),
+                  helper.make_node("Add", ["blank", "mean"], ["output"])]
+    outputs = [_tensor("output", [batch, 3, size, size], dtype)]
+    if mask:
+        nodes += [helper.make_node("ReduceMean", ["blank"], ["blank1"], axes=[1], keepdims=1),
+                  helper.make_node("Add", ["blank1", "quarter"], ["mask"])]
+        outputs.append(_tensor("mask", [batch, 1, size, size], dtype))
+    if emap is not None:
+        inits.append(("emap", emap.astype(numpy_type)))
+    inputs = [_tensor("target", [batch, 3, size, size], dtype), _tensor("source", [batch, *source_shape], dtype)]
+    return save(nodes, inputs, outputs, inits, path)
+
+
+def recognizer(path: Path, weights: np.ndarray, batch: Batch = "N") -> Path:
+    """ArcFace stand-in: input ``input`` (b,3,112,112) → (b,512) = per-channel mean @ weights (3, 512)."""
+    nodes = [helper.make_node("GlobalAveragePool", ["input"], ["pooled"]),
+             helper.make_node("Flatten", ["pooled"], ["flat"]),
+             helper.make_node("MatMul", ["flat", "weights"], ["embedding"])]
+    return save(nodes, [_tensor("input", [batch, 3, 112, 112])], [_tensor("embedding", [batch, 512])],
+                [("weights", weights.astype(np.float32))], path)
+
+
+def converter(path: Path) -> Path:
+    """crossface stand-in: ``input`` (1,512) → its negation."""
+    nodes = [helper.make_node("Neg", ["input"], ["output"])]
+    return save(nodes, [_tensor("input", [1, 512])], [_tensor("output", [1, 512])], [], path)
+
+
+def constant_outputs(path: Path, input_shape: list, outputs: list[tuple[str, np.ndarray]]) -> Path:
+    """A graph with one input ``input`` that returns fixed arrays (an encoded detection) as its outputs."""
+    nodes = [helper.make_node("Identity", [f"{name}_value"], [name]) for name, _ in outputs]
+    return save(nodes, [_tensor("input", input_shape)],
+                [_tensor(name, list(value.shape)) for name, value in outputs],
+                [(f"{name}_value", value.astype(np.float32)) for name, value in outputs], path)
+
+
+def landmarker(path: Path, points: np.ndarray, peak: float, batch: Batch = "N") -> Path:
+    """2dfan4 stand-in: ``input`` (b,3,256,256) → landmarks (b,68,3) = ``points``; heatmaps peak at ``peak``."""
+    heatmaps = np.zeros((1, 68, 64, 64), np.float32)
+    heatmaps[:, :, 10, 20] = peak
+    nodes = [helper.make_node("ReduceMean", ["input"], ["mean"], axes=[1, 2, 3], keepdims=1),
+             helper.make_node("Mul", ["mean", "zero"], ["blank"]),
+             helper.make_node("Reshape", ["blank", "shape3"], ["blank3"]),
+             helper.make_node("Add", ["blank3", "points"], ["landmarks"]),
+             helper.make_node("Add", ["blank", "heat"], ["heatmaps"])]
+    inits = [("zero", np.zeros((), np.float32)), ("shape3", np.array([-1, 1, 1], np.int64)),
+             ("points", points[None].astype(np.float32)), ("heat", heatmaps)]
+    return save(nodes, [_tensor("input", [batch, 3, 256, 256])],
+                [_tensor("landmarks", [batch, 68, 3]), _tensor("heatmaps", [batch, 68, 64, 64])], inits, path)

@@ -1,0 +1,202 @@
+"""ONNX detectors: REAL yunet on the shared photos; stand-in graphs for scrfd/retinaface/yolo_face and 2dfan4."""
+
+from __future__ import annotations
+
+import shutil
+import zlib
+
+import cv2
+import numpy as np
+import pytest
+
+from steadyswap.analysis.landmarker_2dfan4 import Fan68Landmarker, crop_matrix, face_angle, landmarks_68_to_5
+from steadyswap.analysis.onnx_detectors import OnnxDetector, anchor_centers, letterbox, nms
+from steadyswap.blend.align import transform_points
+from steadyswap.config import RunConfig
+from steadyswap.models import factory, runtime
+from steadyswap.models.registry import get_model
+from steadyswap.models.store import ModelStore
+from tests import onnx_standins
+from tests.conftest import media_path
+
+YUNET = "yunet/yunet_n_640_640.onnx"
+
+
+def rgb(relative: str) -> np.ndarray:
+    return np.ascontiguousarray(cv2.imread(str(media_path(relative)))[:, :, ::-1])
+
+
+@pytest.fixture(scope="module")
+def yunet_session():
+    from tests.conftest import MODELS
+
+    path = MODELS / YUNET
+    if not path.exists():
+        pytest.skip(f"shared model not found: {path}")
+    return runtime.create_session(path, threads=1)
+
+
+# --- real yunet -----------------------------------------------------------------------------------------
+
+
+def test_shared_yunet_has_facefusion_yunet_io(yunet_session):
+    assert [(i.name, i.shape) for i in yunet_session.get_inputs()] == [("input", [1, 3, 640, 640])]
+    names = [o.name for o in yunet_session.get_outputs()]
+    assert names == [f"{k}_{s}" for k in ("cls", "obj", "bbox", "kps") for s in (8, 16, 32)]
+
+
+@pytest.mark.parametrize("image, count", [("image/fr_obama.jpg", 1), ("image/fr_two_people.jpg", 2),
+                                          ("image/liveportrait_s33_dog_negative.jpg", 0)])
+def test_yunet_finds_the_faces(yunet_session, image, count):
+    detector = OnnxDetector(get_model("yunet"), yunet_session)
+    faces = detector.analyze([rgb(image)])[0]
+    assert len(faces) == count
+    assert faces.landmarks.shape == (count, 5, 2) and faces.kps.dtype == np.float32
+    for box, kps in zip(faces.boxes, faces.kps):
+        inside = (kps >= box[:2]) & (kps <= box[2:])
+        assert inside.all()
+        assert kps[0, 0] < kps[1, 0] and kps[2, 1] < kps[3, 1]  # image-left eye first; mouth below nose
+    assert np.all(np.diff(faces.scores) <= 0) and np.all(faces.scores >= 0.5)
+
+
+def test_yunet_matches_opencv_face_detector_yn(yunet_session):
+    """OpenCV's own YuNet decoder on the same letterboxed BGR canvas gives the same boxes and points."""
+    from tests.conftest import MODELS
+
+    image = rgb("image/fr_two_people.jpg")
+    canvas, ratio = letterbox(image[:, :, ::-1], 640, 640)
+    reference = cv2.FaceDetectorYN.create(str(MODELS / YUNET), "", (640, 640), 0.5, 0.4)
+    _, rows = reference.detect(np.ascontiguousarray(canvas))
+    rows = rows[np.argsort(-rows[:, -1])]
+    faces = OnnxDetector(get_model("yunet"), yunet_session).detect(image)
+    np.testing.assert_allclose(faces.boxes[:, :2], rows[:, :2] * ratio, atol=1.0)
+    np.testing.assert_allclose(faces.boxes[:, 2:] - faces.boxes[:, :2], rows[:, 2:4] * ratio, atol=2.0)
+    np.testing.assert_allclose(faces.kps, rows[:, 4:14].reshape(-1, 5, 2) * ratio, atol=1.0)
+    np.testing.assert_allclose(faces.scores, rows[:, -1] ** 2, atol=1e-3)  # OpenCV reports sqrt(cls·obj)
+
+
+def test_factory_builds_yunet_from_a_models_folder(tmp_path, yunet_session):
+    from tests.conftest import MODELS
+
+    spec = get_model("yunet")
+    shutil.copy(MODELS / YUNET, tmp_path / spec.file_name)
+    (tmp_path / spec.hash_name).write_text(format(zlib.crc32((tmp_path / spec.file_name).read_bytes()), "08x"))
+    analyzer = factory.build_analyzer(RunConfig(face_detector_model="yunet", face_landmarker_model="none",
+                                                models_dir=str(tmp_path)))
+    assert analyzer is not None and analyzer.landmark_count == 5
+    assert len(analyzer.analyze([rgb("image/fr_obama.jpg")])[0]) == 1
+    assert ModelStore(tmp_path).status(spec) == "verified"
+
+
+# --- decoders on stand-in graphs ------------------------------------------------------------------------
+
+# One face in the original 1280×960 image (the detector sees it at half size on the 640 canvas).
+FACE_BOX = np.array([240.0, 300.0, 400.0, 520.0])
+FACE_KPS = np.array([[280, 380], [360, 380], [320, 430], [290, 470], [350, 470.0]])
+
+
+def _anchor_outputs(stride: int = 8, per_cell: int = 2) -> list[tuple[str, np.ndarray]]:
+    """scrfd/retinaface outputs encoding FACE_BOX (score 0.9), an overlapping weaker copy, and a sub-threshold box."""
+    outputs = []
+    for kind, width in (("score", 1), ("bbox", 4), ("kps", 10)):
+        for s in (8, 16, 32):
+            outputs.append((f"{kind}_{s}", np.zeros(((640 // s) ** 2 * per_cell, width), np.float32)))
+    arrays = dict(outputs)
+    box, kps = FACE_BOX / 2, FACE_KPS / 2
+    for s, anchor, score in ((8, 0, 0.9), (16, 1, 0.7)):
+        centers = anchor_centers(s, 640 // s, 640 // s, per_cell)
+        index = int(np.argmin(np.abs(centers - (box[:2] + box[2:]) / 2).sum(1))) + anchor
+        center = centers[index]
+        arrays[f"score_{s}"][index] = score
+        arrays[f"bbox_{s}"][index] = np.concatenate([center - box[:2], box[2:] - center]) / s
+        arrays[f"kps_{s}"][index] = ((kps - center) / s).ravel()
+    arrays["score_32"][5] = 0.3
+    return list(arrays.items())
+
+
+@pytest.mark.parametrize("name", ["scrfd", "retinaface"])
+def test_anchor_detectors_decode_to_original_pixels(tmp_path, name):
+    path = onnx_standins.constant_outputs(tmp_path / f"{name}.onnx", [1, 3, 640, 640], _anchor_outputs())
+    detector = OnnxDetector(get_model(name), runtime.create_session(path))
+    faces = detector.detect(np.zeros((960, 1280, 3), np.uint8))
+    assert len(faces) == 1  # the weaker overlapping copy is suppressed, the 0.3 one is below threshold
+    np.testing.assert_allclose(faces.boxes[0], FACE_BOX, atol=1e-3)
+    np.testing.assert_allclose(faces.kps[0], FACE_KPS, atol=1e-3)
+    assert faces.scores[0] == pytest.approx(0.9)
+
+
+def test_yolo_face_decodes_to_original_pixels(tmp_path):
+    prediction = np.zeros((1, 20, 8400), np.float32)
+    box, kps = FACE_BOX / 2, FACE_KPS / 2
+    prediction[0, :4, 17] = [*(box[:2] + box[2:]) / 2, *(box[2:] - box[:2])]
+    prediction[0, 4, 17] = 0.8
+    prediction[0, 5:, 17] = np.concatenate([kps, np.ones((5, 1))], 1).ravel()
+    prediction[0, 4, 99] = 0.4
+    path = onnx_standins.constant_outputs(tmp_path / "yoloface_8n.onnx", [1, 3, 640, 640], [("output", prediction)])
+    detector = OnnxDetector(get_model("yolo_face"), runtime.create_session(path))
+    faces = detector.detect(np.zeros((960, 1280, 3), np.uint8))
+    assert len(faces) == 1
+    np.testing.assert_allclose(faces.boxes[0], FACE_BOX, atol=1e-3)
+    np.testing.assert_allclose(faces.kps[0], FACE_KPS, atol=1e-3)
+
+
+def test_letterbox_shrinks_but_never_enlarges():
+    canvas, ratio = letterbox(np.full((100, 50, 3), 7, np.uint8), 640, 640)
+    assert canvas.shape == (640, 640, 3) and canvas[99, 49, 0] == 7 and canvas[100, 0, 0] == 0
+    np.testing.assert_allclose(ratio, [1, 1])
+    canvas, ratio = letterbox(np.full((1280, 640, 3), 7, np.uint8), 640, 640)
+    assert canvas[639, 319, 0] == 7 and canvas[0, 320, 0] == 0
+    np.testing.assert_allclose(ratio, [2, 2])
+
+
+def test_nms_keeps_best_of_overlaps():
+    boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [0, 0, 10, 10.5], [50, 50, 60, 60.0]])
+    assert nms(boxes, np.array([0.5, 0.9, 0.6, 0.1]), 0.4).tolist() == [1, 3]
+
+
+# --- 2dfan4 ---------------------------------------------------------------------------------------------
+
+
+def _points_68() -> np.ndarray:
+    """68 heatmap-space points (x, y, score) with eyes, nose and mouth where 68-point indices put them."""
+    points = np.zeros((68, 3), np.float32)
+    points[:, :2] = np.random.default_rng(3).uniform(16, 48, (68, 2))
+    points[36:42, :2], points[42:48, :2] = [22, 26], [42, 26]
+    points[30, :2], points[48, :2], points[54, :2] = [32, 36], [25, 45], [39, 45]
+    return points
+
+
+def test_2dfan4_maps_heatmap_points_back_to_the_frame(tmp_path):
+    points = _points_68()
+    session = runtime.create_session(onnx_standins.landmarker(tmp_path / "2dfan4.onnx", points, peak=0.45))
+    fan = Fan68Landmarker(get_model("2dfan4"), session)
+    boxes = np.array([[100, 80, 260, 280], [300, 50, 380, 130.0]])
+    frame = np.zeros((400, 500, 3), np.uint8)
+    found, scores = fan.landmarks(frame, boxes)
+    assert found.shape == (2, 68, 2) and scores == pytest.approx([0.5, 0.5])  # 0.45 / 0.9
+    for box, face in zip(boxes, found):
+        np.testing.assert_allclose(transform_points(face, crop_matrix(box)), points[:, :2] * 4, atol=1e-3)
+
+
+def test_landmark_geometry_helpers():
+    box = np.array([0, 0, 390, 195.0])
+    np.testing.assert_allclose(crop_matrix(box), [[0.5, 0, 30.5], [0, 0.5, 79.25]])
+    upright = np.array([[10, 10], [30, 10], [20, 20], [12, 28], [28, 28.0]])
+    assert face_angle(upright) == 0 and face_angle(upright[:, ::-1] * [1, -1]) == 270
+    assert landmarks_68_to_5(_points_68()[None, :, :2]).shape == (1, 5, 2)
+
+
+def test_yunet_with_2dfan4_replaces_kps_when_confident(tmp_path, yunet_session):
+    points = _points_68()
+    image = rgb("image/fr_obama.jpg")
+    for peak, expect_from_68 in ((0.9, True), (0.3, False)):
+        session = runtime.create_session(onnx_standins.landmarker(tmp_path / f"fan{peak}.onnx", points, peak))
+        fan = Fan68Landmarker(get_model("2dfan4"), session)
+        detector = OnnxDetector(get_model("yunet"), yunet_session, landmarker=fan)
+        plain = OnnxDetector(get_model("yunet"), yunet_session).detect(image)
+        faces = detector.analyze([image])[0]
+        assert detector.landmark_count == 68 and faces.landmarks.shape == (1, 68, 2)
+        expected = landmarks_68_to_5(faces.landmarks) if expect_from_68 else plain.kps
+        np.testing.assert_allclose(faces.kps, expected, atol=1e-4)
+    empty = detector.analyze([rgb("image/liveportrait_s33_dog_negative.jpg")])[0]
+    assert len(empty) == 0 and empty.landmarks.shape == (0, 68, 2)
