@@ -1,0 +1,24 @@
+"""Video and image I/O: tell images from videos, probe, read upright RGB frames, encode, write atomically."""
+
+from steadyswap.io.atomic import atomic_output
+from steadyswap.io.image import IMAGE_EXTENSIONS, read_image, write_image
+from steadyswap.io.probe import MediaKind, media_kind, probe
+from steadyswap.io.reader import DeepFrame, VideoReader
+from steadyswap.io.writer import CONTAINERS, ENCODERS, VideoWriter
+
+VIDEO_EXTENSIONS = tuple(CONTAINERS)
+
+__all__ = [
+    "ENCODERS",
+    "IMAGE_EXTENSIONS",
+    "VIDEO_EXTENSIONS",
+    "DeepFrame",
+    "MediaKind",
+    "VideoReader",
+    "VideoWriter",
+    "atomic_output",
+    "media_kind",
+    "probe",
+    "read_image",
+    "write_image",
+]

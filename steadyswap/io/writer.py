@@ -1,0 +1,414 @@
+"""VideoWriter: encode Frames on its own thread and mux them with the source's audio.
+
+Output rules (pure functions below, unit-tested):
+- Container by extension: .mp4 .mov .mkv .webm. An encoder whose codec the container cannot hold
+  (libx264 into .webm) is a UsageError, never silently swapped.
+- Pixel format (``output_pix_fmt``): the source's chroma layout (4:2:0, 4:2:2, 4:4:4) when the encoder
+  takes it, else 4:2:0; 10-bit when the source is deeper than 8 bits and the encoder has a 10-bit
+  format (libx264, libx265, libsvtav1 here; libvpx-vp9 in PyAV's wheel is 8-bit only). RGB and grey
+  sources get 4:2:0. To keep 10-bit detail, pass the reader's ``DeepFrame`` objects through.
+- Size (``even_padding``): H.264/HEVC cannot store odd sizes in subsampled chroma, so for them an odd
+  width/height is padded by one replicated edge pixel; VP9/AV1 and 4:4:4 keep the exact size.
+- Timing: every frame keeps its pts in the source's time base (variable frame rate survives); a
+  run trimmed at the start is shifted so it begins at 0. The stream rate is the source's average rate.
+  Matroska/WebM store milliseconds, so there pts are rounded to 1 ms by the muxer.
+- Colour: primaries, transfer, matrix and range are tagged on the output stream, and RGB→YUV uses
+  the source's matrix and range.
+- Audio: see ``steadyswap.io.audio`` (stream copy, or AAC/Opus where the codec cannot go).
+- Disclosure: container tags ``comment`` = "Face-swapped with steadyswap <version>; synthetic media",
+  ``steadyswap`` = version and ``synthetic`` = "true"; the source's other tags (title...) are kept.
+  MP4/MOV use ``movflags=use_metadata_tags`` so the custom keys survive.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from dataclasses import dataclass
+from fractions import Fraction
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from types import EllipsisType
+
+import av
+import numpy as np
+
+from steadyswap.errors import OutputError, SteadySwapError, UsageError
+from steadyswap.io.audio import AudioTracks
+from steadyswap.io.probe import PathLike, open_input
+from steadyswap.types import Frame, VideoInfo, check_shape
+
+CONTAINERS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm"}
+PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+_VP9_CPU_USED = dict(zip(PRESETS, (8, 7, 6, 5, 4, 3, 2, 1, 0)))
+_SVT_AV1_PRESET = dict(zip(PRESETS, (12, 11, 10, 9, 8, 7, 5, 4, 2)))
+# AVColorSpace (stream tag) → swscale matrix for the RGB→YUV conversion; others use BT.601.
+_SWS_MATRIX = {1: 1, 4: 4, 5: 5, 6: 5, 7: 7, 9: 9, 10: 9}
+_RGB_MATRIX = 0  # AVCOL_SPC_RGB: an RGB source's matrix tag, meaningless for the YUV output
+_SOURCE_ONLY_TAGS = {
+    "major_brand", "minor_version", "compatible_brands", "encoder", "creation_time", "duration", "comment",
+}
+_END = object()
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    """What the writer needs to know of an encoder."""
+
+    codec: str
+    max_crf: int
+    even_chroma: bool
+    """Subsampled chroma needs chroma-aligned (even) sizes."""
+
+
+ENCODERS = {
+    "libx264": EncoderSpec("h264", 51, True),
+    "libx265": EncoderSpec("hevc", 51, True),
+    "libvpx-vp9": EncoderSpec("vp9", 63, False),
+    "libsvtav1": EncoderSpec("av1", 63, False),
+}
+
+
+def encoder_options(encoder: str, crf: int, preset: str) -> dict[str, str]:
+    """FFmpeg options of ``encoder`` for a constant-quality ``crf`` at an x264-style ``preset``.
+
+    Raises:
+        UsageError: unknown encoder or preset, or crf outside the encoder's range.
+
+    >>> encoder_options("libx264", 18, "veryfast")
+    {'crf': '18', 'preset': 'veryfast'}
+    """
+    if encoder not in ENCODERS:
+        raise UsageError(f"encoder '{encoder}' is not one of {', '.join(ENCODERS)}")
+    if preset not in PRESETS:
+        raise UsageError(f"preset '{preset}' is not one of {', '.join(PRESETS)}")
+    top = ENCODERS[encoder].max_crf
+    if not 0 <= crf <= top:
+        raise UsageError(f"crf {crf} is outside 0..{top} for {encoder}")
+    if encoder == "libx264":
+        return {"crf": str(crf), "preset": preset}
+    if encoder == "libx265":
+        return {"crf": str(crf), "preset": preset, "x265-params": "log-level=error"}
+    if encoder == "libvpx-vp9":
+        return {"crf": str(crf), "b": "0", "deadline": "good", "cpu-used": str(_VP9_CPU_USED[preset]), "row-mt": "1"}
+    return {"crf": str(crf), "preset": str(_SVT_AV1_PRESET[preset])}
+
+
+def output_pix_fmt(encoder: str, source_pix_fmt: str, bit_depth: int) -> str:
+    """The encoder pixel format that best keeps the source's chroma layout and depth.
+
+    >>> output_pix_fmt("libx264", "yuv420p10le", 10), output_pix_fmt("libvpx-vp9", "yuv420p10le", 10)
+    ('yuv420p10le', 'yuv420p')
+    """
+    layout = "420"
+    source = av.VideoFormat(source_pix_fmt, 2, 2)
+    if not source.is_rgb and len(source.components) >= 3:
+        chroma = source.components[1]
+        layout = {(2, 2): "444", (1, 2): "422"}.get((chroma.width, chroma.height), "420")
+    supported = {f.name for f in av.codec.Codec(encoder, "w").video_formats or ()}
+    candidates = [f"yuv{layout}p", "yuv420p"]
+    if bit_depth > 8:
+        candidates = [f"yuv{layout}p10le", "yuv420p10le", *candidates]
+    return next((c for c in candidates if c in supported), "yuv420p")
+
+
+def even_padding(encoder: str, pix_fmt: str, width: int, height: int) -> tuple[int, int]:
+    """Pixels to add (right, bottom) so ``encoder`` accepts the size in ``pix_fmt``.
+
+    >>> even_padding("libx264", "yuv420p", 161, 97), even_padding("libx264", "yuv444p", 161, 97)
+    ((1, 1), (0, 0))
+    """
+    if not ENCODERS[encoder].even_chroma:
+        return 0, 0
+    chroma = av.VideoFormat(pix_fmt, 2, 2).components[1]
+    return (-width) % (2 // chroma.width), (-height) % (2 // chroma.height)
+
+
+def disclosure_tags() -> dict[str, str]:
+    """Container tags that mark the output as edited, synthetic media."""
+    try:
+        ours = version("steadyswap")
+    except PackageNotFoundError:
+        ours = "unknown"
+    return {"comment": f"Face-swapped with steadyswap {ours}; synthetic media", "steadyswap": ours, "synthetic": "true"}
+
+
+class VideoWriter:
+    """Encode frames to ``path`` on a background thread, with the source's audio and colour tags.
+
+    Args:
+        path: output file; .mp4, .mov, .mkv or .webm.
+        info: the source's ``VideoInfo`` (size of the upright frames, time base, rate, colour, depth).
+        encoder: libx264, libx265, libvpx-vp9 or libsvtav1.
+        crf: constant quality (0..51 for x264/x265, 0..63 for VP9/AV1).
+        preset: x264 preset name (mapped to cpu-used for VP9 and to SVT-AV1's numeric preset).
+        audio_source: file whose audio streams are copied; ``...`` (default) = ``info.path``; None = no audio.
+        trim: the (start, end) frame range the frames come from; a trimmed run cuts the audio to the
+            frames' time range and shifts everything to start at 0.
+        queue_size: frames buffered ahead of the encoder.
+
+    ``write`` takes ownership of the frame: do not modify its arrays afterwards. Use as a context
+    manager: leaving on an exception stops the encoder without flushing (``atomic_output`` then
+    deletes the partial file).
+
+    Raises:
+        UsageError: unknown container/encoder/preset, crf out of range, encoder not in this PyAV build,
+            or a codec the container cannot hold.
+        OutputError: the file cannot be created, or encoding/muxing fails (raised by ``write``/``close``).
+    """
+
+    def __init__(
+        self,
+        path: PathLike,
+        info: VideoInfo,
+        encoder: str = "libx264",
+        crf: int = 10,
+        preset: str = "veryfast",
+        audio_source: PathLike | None | EllipsisType = ...,
+        trim: tuple[int | None, int | None] = (None, None),
+        queue_size: int = 8,
+    ) -> None:
+        self.path = Path(path).expanduser()
+        self.info = info
+        container_format = CONTAINERS.get(self.path.suffix.lower())
+        if container_format is None:
+            raise UsageError(f"{self.path}: video extension must be one of {', '.join(CONTAINERS)}")
+        options = encoder_options(encoder, crf, preset)
+        try:
+            av.codec.Codec(encoder, "w")
+        except av.error.FFmpegError as e:
+            raise UsageError(f"encoder '{encoder}' is not available in this PyAV build") from e
+        spec = ENCODERS[encoder]
+        self.pix_fmt = output_pix_fmt(encoder, info.pix_fmt, info.bit_depth)
+        self._pad = even_padding(encoder, self.pix_fmt, info.width, info.height)
+        self._deep = self.pix_fmt.endswith("10le")
+        self._rate = info.average_rate or Fraction(30)
+        self._trim_start = bool(trim[0])
+        self._trim_end = trim[1] is not None
+        mux_options = {"movflags": "use_metadata_tags"} if container_format in ("mp4", "mov") else {}
+        try:
+            self._container = av.open(str(self.path), "w", format=container_format, options=mux_options)
+        except (av.error.FFmpegError, OSError) as e:
+            raise OutputError(f"{self.path}: cannot create the output ({getattr(e, 'strerror', None) or e})") from e
+        try:
+            if spec.codec not in self._container.supported_codecs:
+                fits = [n for n, s in ENCODERS.items() if s.codec in self._container.supported_codecs]
+                raise UsageError(
+                    f"{encoder} ({spec.codec}) cannot be stored in {self.path.suffix}; use {' or '.join(fits)}"
+                )
+            self._stream = self._add_video_stream(encoder, options, spec.codec, container_format)
+            source = info.path if audio_source is ... else audio_source
+            self._audio = AudioTracks(self._container, source) if source is not None else None
+            self._container.metadata.update(_kept_tags(info.path))
+            self._container.metadata.update(disclosure_tags())
+        except BaseException:
+            self._container.close()
+            self.path.unlink(missing_ok=True)
+            raise
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=max(1, queue_size))
+        self._abort = threading.Event()
+        self._error: BaseException | None = None
+        self._closed = False
+        self._shift: int | None = None
+        self._last_pts = 0
+        self._thread = threading.Thread(target=self._run, name="steadyswap-encode", daemon=True)
+        self._thread.start()
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the encoded picture: the source size plus any even-size padding."""
+        return self.info.width + self._pad[0], self.info.height + self._pad[1]
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def write(self, frame: Frame) -> None:
+        """Queue one H×W×3 uint8 RGB frame (a ``DeepFrame`` keeps its 10-bit detail in 10-bit output)."""
+        check_shape("frame.image", frame.image, (self.info.height, self.info.width, 3), np.uint8)
+        self._submit(frame)
+
+    def write_yuv420p(self, index: int, pts: int | None, data: np.ndarray) -> None:
+        """Queue one frame already converted to planar yuv420p ((H*3/2)×W uint8, Y then U then V).
+
+        Only for 8-bit 4:2:0 output at the source's (even) size; conversion must follow the source matrix.
+        """
+        if self.pix_fmt != "yuv420p" or self._pad != (0, 0):
+            raise UsageError(f"yuv420p frames need 8-bit 4:2:0 output of even size; this output is {self.pix_fmt}")
+        check_shape("yuv420p data", data, (self.info.height * 3 // 2, self.info.width), np.uint8)
+        self._submit((index, pts, data))
+
+    def close(self) -> None:
+        """Flush the encoder, finish the audio and close the file; raise OutputError if encoding failed."""
+        if not self._closed:
+            self._closed = True
+            self._put_end()
+            self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def abort(self) -> None:
+        """Stop encoding without flushing and close the file (the caller deletes it)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._abort.set()
+        self._put_end()
+        self._thread.join()
+
+    def _put_end(self) -> None:
+        while self._thread.is_alive():
+            try:
+                self._queue.put(_END, timeout=0.1)
+                return
+            except queue.Full:
+                if self._abort.is_set():
+                    self._drain()
+
+    def _drain(self) -> None:
+        try:
+            while True:
+                self._queue.get_nowait()
+        except queue.Empty:
+            pass
+
+    def _submit(self, item: object) -> None:
+        if self._closed:
+            raise UsageError(f"{self.path}: write after close")
+        while True:
+            if self._error is not None:
+                raise self._error
+            if not self._thread.is_alive():
+                raise OutputError(f"{self.path}: the encoder thread has stopped")
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def _add_video_stream(
+        self, encoder: str, options: dict[str, str], codec: str, container_format: str
+    ) -> av.video.VideoStream:
+        info = self.info
+        stream = self._container.add_stream(encoder, rate=self._rate, options=options)
+        stream.width, stream.height = self.size
+        stream.pix_fmt = self.pix_fmt
+        stream.time_base = info.time_base
+        context = stream.codec_context
+        context.time_base = info.time_base
+        context.framerate = self._rate
+        for name in ("color_primaries", "color_trc", "colorspace", "color_range"):
+            value = getattr(info, name)
+            if value is not None and not (name == "colorspace" and value == _RGB_MATRIX):
+                setattr(context, name, value)
+        if codec == "hevc" and container_format in ("mp4", "mov"):
+            stream.codec_tag = "hvc1"  # the tag Apple players require for HEVC
+        return stream
+
+    def _run(self) -> None:
+        count = 0
+        try:
+            while True:
+                item = self._queue.get()
+                if item is _END or self._abort.is_set():
+                    break
+                self._mux_video(self._stream.encode(self._video_frame(item)))
+                count += 1
+            if not self._abort.is_set():
+                self._finish(count)
+        except SteadySwapError as e:
+            self._abort.set()
+            self._error = e
+        except BaseException as e:
+            self._abort.set()
+            self._error = OutputError(f"{self.path}: encoding failed at frame {count} ({e})")
+            self._error.__cause__ = e
+        finally:
+            if self._audio is not None:
+                self._audio.close()
+            try:
+                self._container.close()
+            except (av.error.FFmpegError, OSError) as e:
+                if self._error is None:
+                    self._error = OutputError(f"{self.path}: cannot finish the file ({e})")
+
+    def _finish(self, count: int) -> None:
+        if count == 0:
+            raise OutputError(f"{self.path}: no frames were written")
+        self._mux_video(self._stream.encode(None))
+        if self._audio:
+            end = None
+            if self._trim_end:
+                end = float(self._last_pts * self.info.time_base + 1 / self._rate)
+            self._audio.finish(end)
+
+    def _video_frame(self, item: object) -> av.VideoFrame:
+        """Turn a queued Frame or yuv420p tuple into an encoder-ready VideoFrame with shifted pts."""
+        if isinstance(item, Frame):
+            index, pts = item.index, item.pts
+            frame = self._rgb_to_yuv(item)
+        else:
+            index, pts, data = item  # type: ignore[misc]
+            frame = av.VideoFrame.from_ndarray(data, format="yuv420p")
+        if pts is None:
+            pts = round(index / self._rate / self.info.time_base)
+        if self._shift is None:
+            self._start_audio(pts)
+        self._last_pts = pts
+        frame.pts = pts - self._shift  # type: ignore[operator]
+        frame.time_base = self.info.time_base
+        return frame
+
+    def _start_audio(self, first_pts: int) -> None:
+        self._shift = first_pts if self._trim_start else 0
+        if self._audio:
+            start = float(first_pts * self.info.time_base) if self._trim_start else None
+            self._audio.begin(start)
+
+    def _rgb_to_yuv(self, frame: Frame) -> av.VideoFrame:
+        deep = getattr(frame, "deep", None)
+        if self._deep and deep is not None:
+            array, fmt = merge_deep(frame.image, deep), "rgb48le"
+        else:
+            array, fmt = frame.image, "rgb24"
+        if self._pad != (0, 0):
+            array = np.pad(array, ((0, self._pad[1]), (0, self._pad[0]), (0, 0)), mode="edge")
+        matrix = _SWS_MATRIX.get(self.info.colorspace or 0, 5)
+        return av.VideoFrame.from_ndarray(array, format=fmt).reformat(
+            format=self.pix_fmt, dst_colorspace=matrix, dst_color_range=self.info.color_range or 1
+        )
+
+    def _mux_video(self, packets: list[av.Packet]) -> None:
+        for packet in packets:
+            dts = packet.dts
+            source_time = None if dts is None else float((dts + self._shift) * packet.time_base)  # type: ignore[operator]
+            self._container.mux(packet)  # rebases packet to the stream's time base
+            if self._audio and source_time is not None:
+                self._audio.pump(source_time)
+
+
+def merge_deep(image: np.ndarray, deep: np.ndarray) -> np.ndarray:
+    """rgb48 picture: ``deep`` where ``image`` still equals ``deep >> 8``, ``image`` scaled up elsewhere.
+
+    >>> deep = np.full((1, 2, 3), 0x1234, np.uint16); image = (deep >> 8).astype(np.uint8); image[0, 1] = 255
+    >>> merge_deep(image, deep)[0, :, 0].tolist()
+    [4660, 65535]
+    """
+    edited = (image != (deep >> 8)).any(axis=2)
+    out = deep.copy()
+    out[edited] = image[edited].astype(np.uint16) * 257
+    return out
+
+
+def _kept_tags(path: str) -> dict[str, str]:
+    """The source's container tags that still describe the output (title, artist...)."""
+    try:
+        with open_input(path) as source:
+            return {k: v for k, v in source.metadata.items() if k.lower() not in _SOURCE_ONLY_TAGS}
+    except SteadySwapError:
+        return {}
