@@ -206,7 +206,7 @@ def test_flag_without_effect_prints_one_info_line(
 ) -> None:
     assert main(run("--quiet", flag.name, "x")) == 0
     notes = [line for line in stderr_lines(capsys) if "has no effect" in line]
-    assert notes == [f"steadyswap: info: {flag.name} has no effect ({flag.reason})"]
+    assert notes == [f"steadyswap: warning: {flag.name} has no effect ({flag.reason})"]
 
 
 def test_several_flags_without_effect_print_one_line_each(api: FakeApi, capsys: pytest.CaptureFixture[str]) -> None:
@@ -242,7 +242,7 @@ def test_values_steadyswap_honours_pass_quietly(flags, api: FakeApi, capsys: pyt
 def test_box_mask_type_notes_the_landmark_mask(api: FakeApi, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(run("--quiet", "--face-mask-types", "box")) == 0
     assert [line for line in stderr_lines(capsys) if "--face-mask-types" in line] == [
-        "steadyswap: info: --face-mask-types box: steadyswap masks the face along its landmark outline; "
+        "steadyswap: warning: --face-mask-types box: steadyswap masks the face along its landmark outline; "
         "blur and padding apply"
     ]
 
@@ -350,7 +350,9 @@ def test_progress_bar_and_quiet(api: FakeApi, capsys: pytest.CaptureFixture[str]
     assert "wrote out.mp4: 10 frames" in err
     assert main(run("--quiet")) == 0
     err = capsys.readouterr().err
-    assert "10/10" not in err and "wrote out.mp4" in err
+    assert "10/10" not in err and "wrote out.mp4" not in err, "--quiet hides the bar and info lines"
+    assert main(run("--quiet", "--log-level", "debug")) == 0
+    assert "wrote out.mp4" in capsys.readouterr().err, "an explicit --log-level wins over --quiet"
 
 
 def test_log_level_error_hides_info(api: FakeApi, capsys: pytest.CaptureFixture[str]) -> None:

@@ -171,7 +171,8 @@ FLAGS: tuple[Flag, ...] = (
     Flag(("--log-level",), "log_level", "misc",
          "messages to show; warn is FaceFusion's spelling of warning (default: {default})",
          choices=tuple(LOG_LEVELS), default="info"),
-    Flag(("-q", "--quiet",), "quiet", "misc", "no progress bar", action="store_true"),
+    Flag(("-q", "--quiet",), "quiet", "misc", "no progress bar and no info lines (warnings and errors still show)",
+         action="store_true"),
 )
 
 

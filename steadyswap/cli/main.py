@@ -93,6 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if extras:
             raise UsageError(f"unrecognized arguments: {' '.join(extras)} (see 'steadyswap {args.command} --help')")
         level = getattr(args, "log_level", "info")
+        if getattr(args, "quiet", False) and level == "info":
+            level = "warning"
         debug = level == "debug"
         configure_logging(level)
         handler: Handler = args.handler

@@ -85,7 +85,7 @@ def run_command(args: argparse.Namespace) -> int:
     notes = [note for name, values in args.facefusion if (note := check_facefusion_flag(name, values))]
     config = build_config(args)
     for note in notes:
-        log.info(note)
+        log.warning(note)
     output = resolve_output_path(args.sources, args.target, args.output, config)
 
     from steadyswap.api import swap_file
