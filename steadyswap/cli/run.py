@@ -90,7 +90,7 @@ def run_command(args: argparse.Namespace) -> int:
 
     from steadyswap.api import swap_file
 
-    progress = _ProgressBar(enabled=not args.quiet)
+    progress = ProgressBar(enabled=not args.quiet)
     try:
         result = swap_file(args.sources, args.target, output, config, progress=progress)
     finally:
@@ -184,7 +184,7 @@ class _FaceFusionAction(argparse.Action):
         setattr(namespace, self.dest, given)
 
 
-class _ProgressBar:
+class ProgressBar:
     """``progress(done, total)`` callback drawing a tqdm bar (frames/s, ETA) on stderr for video runs."""
 
     def __init__(self, enabled: bool) -> None:
