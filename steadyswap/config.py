@@ -16,7 +16,7 @@ Smoothing = Literal["one-euro", "ema", "off"]
 
 SELECTOR_MODES = ("one", "many", "reference")
 SMOOTHING_MODES = ("one-euro", "ema", "off")
-VIDEO_ENCODERS = ("libx264", "libx265", "libvpx-vp9", "libsvtav1", "h264_nvenc", "hevc_nvenc")
+VIDEO_ENCODERS = ("libx264", "libx265", "libvpx-vp9", "libsvtav1")
 VIDEO_PRESETS = (
     "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
 )
