@@ -1,0 +1,314 @@
+"""Torch twins of the blend maths, for batches of faces on the GPU (or the CPU, for tests).
+
+Each function computes what its numpy/OpenCV counterpart computes, on tensors, so the GPU engine and the
+CPU path give the same pictures within rounding; ``tests/test_gpu_ops.py`` checks every pair:
+
+==========================  ===============================================================================
+torch twin                  numpy/OpenCV counterpart
+==========================  ===============================================================================
+``warp_affine``             ``cv2.warpAffine(..., INTER_LINEAR, BORDER_REPLICATE or BORDER_CONSTANT 0)``
+``crop_faces``              ``blend.align.warp_face`` (many faces of many frames at once)
+``paste_back``              ``blend.paste.paste_patches``
+``feather``                 ``blend.mask.feather``
+``rgb_to_lab8``/``lab8_to_rgb``  ``cv2.cvtColor(..., COLOR_RGB2LAB / COLOR_LAB2RGB)`` on uint8
+``lab_stats``               ``blend.colour.lab_stats``
+``transfer_lab``            ``blend.colour.transfer_lab``
+``rgb_to_yuv420p``          the ``VideoWriter``'s swscale RGB→yuv420p conversion
+==========================  ===============================================================================
+
+Conventions: images are float tensors holding 0..255 values (or uint8 where stated), pixel centres at
+integer coordinates as in OpenCV, affine matrices (…, 2, 3) in pixels.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+Size = tuple[int, int]
+"""(width, height), OpenCV's order."""
+
+
+def invert_affine(matrix: Tensor) -> Tensor:
+    """Inverses of (…, 2, 3) affine matrices."""
+    linear, shift = matrix[..., :2], matrix[..., 2:]
+    inverse = torch.linalg.inv(linear)
+    return torch.cat([inverse, -inverse @ shift], dim=-1)
+
+
+def _theta(dst_to_src: Tensor, src_size: Size, dst_size: Size) -> Tensor:
+    """``affine_grid``'s normalised matrix for a pixel map from destination to source (align_corners=False)."""
+    (sw, sh), (dw, dh) = src_size, dst_size
+    dtype, device = dst_to_src.dtype, dst_to_src.device
+    # destination normalised → pixels: p = g·w/2 + (w − 1)/2; source pixels → normalised: g = (2p + 1)/W − 1
+    unnormalise = torch.tensor([[dw / 2, 0, (dw - 1) / 2], [0, dh / 2, (dh - 1) / 2], [0, 0, 1]], dtype=dtype, device=device)
+    normalise = torch.tensor([[2 / sw, 0, 1 / sw - 1], [0, 2 / sh, 1 / sh - 1]], dtype=dtype, device=device)
+    full = torch.cat([dst_to_src, dst_to_src.new_tensor([0, 0, 1]).expand(*dst_to_src.shape[:-2], 1, 3)], dim=-2)
+    return normalise @ full @ unnormalise
+
+
+def warp_affine(images: Tensor, matrices: Tensor, size: Size, border: str = "replicate",
+                inverse_map: bool = False) -> Tensor:
+    """Bilinear affine warp of a batch, as ``cv2.warpAffine`` with INTER_LINEAR.
+
+    Args:
+        images: (n, C, H, W) float.
+        matrices: (n, 2, 3) source→destination pixel maps (OpenCV's default); with ``inverse_map``
+            destination→source (``cv2.WARP_INVERSE_MAP``).
+        size: output (width, height).
+        border: "replicate" (BORDER_REPLICATE) or "zeros" (BORDER_CONSTANT with 0).
+
+    Returns:
+        (n, C, height, width) float, same dtype as ``images``.
+    """
+    dst_to_src = matrices.to(torch.float64) if inverse_map else invert_affine(matrices.to(torch.float64))
+    theta = _theta(dst_to_src, (images.shape[3], images.shape[2]), size).to(torch.float32)
+    grid = F.affine_grid(theta, [images.shape[0], images.shape[1], size[1], size[0]], align_corners=False)
+    mode = "border" if border == "replicate" else "zeros"
+    warped = F.grid_sample(images.float(), grid, mode="bilinear", padding_mode=mode, align_corners=False)
+    return warped.to(images.dtype)
+
+
+def crop_faces(frames: Tensor, frame_index: Tensor, to_crop: Tensor, side: int) -> Tensor:
+    """Aligned square face crops of many faces of many frames, as ``warp_face`` cuts them one by one.
+
+    Args:
+        frames: (B, H, W, 3) uint8 RGB.
+        frame_index: (n,) long, the frame of each face.
+        to_crop: (n, 2, 3) frame→crop matrices (``blend.align.estimate_matrix``).
+        side: crop side.
+
+    Returns:
+        (n, 3, side, side) float32 0..255, rounded like OpenCV's uint8 output.
+    """
+    planar = frames.permute(0, 3, 1, 2).float()
+    identity = len(frame_index) == len(frames) and bool(
+        (frame_index == torch.arange(len(frames), device=frame_index.device)).all())
+    source = planar if identity else planar[frame_index]
+    return warp_affine(source, to_crop, (side, side)).round_()
+
+
+def paste_back(frames: Tensor, frame_index: list[int], crops: Tensor, masks: Tensor, to_frame: Tensor) -> None:
+    """Blend each crop into its frame through its mask, in place, as ``paste_patches`` does.
+
+    The crop and mask are resampled onto the axis-aligned frame box that the crop covers (crop edges
+    replicated and rounded as OpenCV's uint8 warp does, mask zero outside), then ``frame + mask·(crop − frame)`` is rounded back to uint8.
+    Pixels where the mask is 0 keep their exact value. Faces are pasted in order, so overlaps compose
+    as in the CPU path.
+
+    Args:
+        frames: (B, H, W, 3) uint8, modified in place.
+        frame_index: the frame of each face.
+        crops: (n, 3, S, S) float 0..255.
+        masks: (n, S, S) float 0..1.
+        to_frame: (n, 2, 3) float64 crop→frame matrices.
+    """
+    if not len(frame_index):
+        return
+    height, width = frames.shape[1:3]
+    side = crops.shape[-1]
+    corners = torch.tensor([[0, 0, 1], [side, 0, 1], [0, side, 1], [side, side, 1]], dtype=torch.float64,
+                           device=to_frame.device)
+    spans = (corners @ to_frame.to(torch.float64).transpose(1, 2)).cpu()
+    boxes = []
+    for span in spans:
+        x0 = max(math.floor(float(span[:, 0].min())), 0)
+        y0 = max(math.floor(float(span[:, 1].min())), 0)
+        x1 = min(math.ceil(float(span[:, 0].max())) + 1, width)
+        y1 = min(math.ceil(float(span[:, 1].max())) + 1, height)
+        boxes.append((x0, y0, x1, y1))
+    box_w = max(1, max(b[2] - b[0] for b in boxes))
+    box_h = max(1, max(b[3] - b[1] for b in boxes))
+    shifted = to_frame.to(torch.float64).clone()
+    shifted[:, 0, 2] -= torch.tensor([b[0] for b in boxes], dtype=torch.float64, device=to_frame.device)
+    shifted[:, 1, 2] -= torch.tensor([b[1] for b in boxes], dtype=torch.float64, device=to_frame.device)
+    colour = warp_affine(crops.float(), shifted, (box_w, box_h), "replicate").round_()
+    alpha = warp_affine(masks[:, None].float(), shifted, (box_w, box_h), "zeros")
+    for i, (frame, (x0, y0, x1, y1)) in enumerate(zip(frame_index, boxes)):
+        if x1 <= x0 or y1 <= y0:
+            continue
+        region = frames[frame, y0:y1, x0:x1]
+        here = region.float()
+        weight = alpha[i, 0, : y1 - y0, : x1 - x0, None]
+        mixed = here + weight * (colour[i, :, : y1 - y0, : x1 - x0].permute(1, 2, 0) - here)
+        region.copy_((mixed + 0.5).floor_().clamp_(0, 255).to(torch.uint8))
+
+
+# --- masks ---------------------------------------------------------------------------------------------
+
+_CHAMFER = (1.0, 1.4, 2.1969)
+"""OpenCV's 5×5 chamfer weights for DIST_L2 (edge step, diagonal step, knight step)."""
+
+
+def _chamfer_kernel(device: torch.device) -> Tensor:
+    a, b, c = _CHAMFER
+    weights = torch.full((5, 5), math.inf, device=device)
+    for dy in range(-2, 3):
+        for dx in range(-2, 3):
+            step = sorted((abs(dx), abs(dy)))
+            cost = {(0, 1): a, (1, 1): b, (1, 2): c}.get((step[0], step[1]))
+            if cost is not None:
+                weights[dy + 2, dx + 2] = cost
+    return weights.reshape(25, 1)
+
+
+def chamfer_distance(region: Tensor, limit: float) -> Tensor:
+    """Distance from each inside pixel to the nearest outside pixel, up to ``limit`` (further: ≥ limit).
+
+    The 5×5 chamfer metric of ``cv2.distanceTransform(DIST_L2, DIST_MASK_5)``, found by relaxing every
+    pixel against its 5×5 neighbours ``ceil(limit) + 1`` times; pixels beyond the frame count as outside.
+
+    Args:
+        region: (n, h, w) bool.
+    Returns:
+        (n, h, w) float32.
+    """
+    n, h, w = region.shape
+    far = float(limit) + 4.0
+    distance = torch.where(region, torch.full_like(region, far, dtype=torch.float32),
+                           torch.zeros_like(region, dtype=torch.float32))[:, None]
+    weights = _chamfer_kernel(region.device)
+    for _ in range(math.ceil(limit) + 1):
+        padded = F.pad(distance, (2, 2, 2, 2), value=0.0)
+        around = F.unfold(padded, 5).reshape(n, 25, h * w) + weights
+        distance = torch.minimum(distance, around.amin(dim=1).reshape(n, 1, h, w))
+    return distance[:, 0]
+
+
+def feather(region: Tensor, radius: float) -> Tensor:
+    """Soften binary regions inwards, as ``blend.mask.feather``: a smoothstep of the edge distance.
+
+    Args:
+        region: (n, h, w) bool.
+        radius: feather width in pixels; below 1 gives the hard regions.
+    Returns:
+        (n, h, w) float32 in [0, 1], exactly 0 outside the regions.
+    """
+    if radius < 1:
+        return region.float()
+    t = (chamfer_distance(region, radius) / radius).clamp_(max=1.0)
+    return t * t * (3.0 - 2.0 * t)
+
+
+# --- colour --------------------------------------------------------------------------------------------
+
+_RGB_TO_XYZ = ((0.412453, 0.357580, 0.180423), (0.212671, 0.715160, 0.072169), (0.019334, 0.119193, 0.950227))
+_WHITE = (0.950456, 1.0, 1.088754)
+
+
+def rgb_to_lab8(rgb: Tensor) -> Tensor:
+    """(…, 3, h, w) RGB 0..255 → OpenCV's 8-bit LAB (L·255/100, a + 128, b + 128), unrounded float."""
+    c = rgb / 255.0
+    linear = torch.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    matrix = torch.tensor(_RGB_TO_XYZ, dtype=rgb.dtype, device=rgb.device)
+    xyz = torch.einsum("ij,...jhw->...ihw", matrix, linear)
+    xyz = xyz / torch.tensor(_WHITE, dtype=rgb.dtype, device=rgb.device)[:, None, None]
+    f = torch.where(xyz > 0.008856, xyz.clamp(min=1e-12) ** (1 / 3), 7.787 * xyz + 16 / 116)
+    fx, fy, fz = f.unbind(dim=-3)
+    y = xyz.select(-3, 1)
+    lightness = torch.where(y > 0.008856, 116 * fy - 16, 903.3 * y)
+    return torch.stack([lightness * 255 / 100, 500 * (fx - fy) + 128, 200 * (fy - fz) + 128], dim=-3)
+
+
+def lab8_to_rgb(lab: Tensor) -> Tensor:
+    """Inverse of ``rgb_to_lab8``: (…, 3, h, w) 8-bit LAB → RGB 0..255, unrounded float (clipped to range)."""
+    lightness, a, b = lab[..., 0, :, :] * 100 / 255, lab[..., 1, :, :] - 128, lab[..., 2, :, :] - 128
+    fy = (lightness + 16) / 116
+    fx, fz = fy + a / 500, fy - b / 200
+
+    def inverse_f(t: Tensor) -> Tensor:
+        return torch.where(t > 6 / 29, t ** 3, (t - 16 / 116) / 7.787)
+
+    y = torch.where(lightness > 903.3 * 0.008856, fy ** 3, lightness / 903.3)
+    xyz = torch.stack([inverse_f(fx) * _WHITE[0], y, inverse_f(fz) * _WHITE[2]], dim=-3)
+    matrix = torch.linalg.inv(torch.tensor(_RGB_TO_XYZ, dtype=torch.float64)).to(lab.dtype).to(lab.device)
+    linear = torch.einsum("ij,...jhw->...ihw", matrix, xyz).clamp(0, 1)
+    c = torch.where(linear <= 0.0031308, linear * 12.92, 1.055 * linear.clamp(min=1e-12) ** (1 / 2.4) - 0.055)
+    return (c * 255).clamp(0, 255)
+
+
+STATS_SIDE = 48
+"""As ``blend.colour``: statistics are taken on every ``max(h, w) // 48``-th pixel."""
+
+
+def lab_stats(images: Tensor, masks: Tensor) -> Tensor:
+    """(n, 2, 3) LAB mean and standard deviation inside each mask (> 0.5), as ``blend.colour.lab_stats``.
+
+    Args:
+        images: (n, 3, h, w) RGB 0..255. masks: (n, h, w).
+    """
+    h, w = masks.shape[-2:]
+    step = max(1, max(h, w) // STATS_SIDE)
+    lab = rgb_to_lab8(images[:, :, ::step, ::step].float()).round()
+    inside = (masks[:, ::step, ::step] > 0.5).float()[:, None]
+    count = inside.sum(dim=(2, 3))
+    mean = (lab * inside).sum(dim=(2, 3)) / count.clamp(min=1)
+    variance = (((lab - mean[..., None, None]) ** 2) * inside).sum(dim=(2, 3)) / count.clamp(min=1)
+    stats = torch.stack([mean, variance.sqrt() + 1e-3], dim=1)
+    fallback = torch.tensor([[0.0, 0.0, 0.0], [1.0, 1.0, 1.0]], device=images.device)
+    return torch.where((count[:, :1] < 16)[:, :, None], fallback, stats)
+
+
+def transfer_lab(images: Tensor, source: Tensor, target: Tensor, strength: float) -> Tensor:
+    """Move each image's LAB statistics from ``source`` towards ``target``, as ``blend.colour.transfer_lab``.
+
+    Args:
+        images: (n, 3, h, w) RGB 0..255. source, target: (n, 2, 3) from ``lab_stats``.
+    Returns:
+        (n, 3, h, w) RGB 0..255, rounded.
+    """
+    if strength <= 0:
+        return images
+    scale = 1 + strength * (target[:, 1] / source[:, 1] - 1)
+    shift = strength * target[:, 0] + (1 - strength) * source[:, 0] - scale * source[:, 0]
+    lab = rgb_to_lab8(images.float()).round()
+    moved = (lab * scale[:, :, None, None] + shift[:, :, None, None] + 0.5).clamp(0, 255).floor()
+    return lab8_to_rgb(moved).round()
+
+
+# --- encoder input -------------------------------------------------------------------------------------
+
+_LUMA = {1: (0.2126, 0.0722), 4: (0.30, 0.11), 5: (0.299, 0.114), 6: (0.299, 0.114), 7: (0.212, 0.087),
+         9: (0.2627, 0.0593), 10: (0.2627, 0.0593)}
+"""(Kr, Kb) per AVColorSpace value; others use BT.601, as the ``VideoWriter`` does."""
+
+
+def rgb_to_yuv420p(frames: Tensor, colorspace: int | None = None, color_range: int | None = None) -> Tensor:
+    """Planar yuv420p of RGB frames, as swscale converts them for the encoder.
+
+    Luma per pixel; chroma from each horizontal pair averaged, then filtered vertically with
+    (1, 3, 3, 1)/8 over the rows around each chroma row (edges replicated), which is what swscale's
+    bilinear 2:1 chroma reduction computes.
+
+    Args:
+        frames: (B, H, W, 3) uint8 RGB, H and W even.
+        colorspace: the stream's AVColorSpace (1 BT.709, 5/6 BT.601, 9/10 BT.2020, …); None: BT.601.
+        color_range: 2 for full range (JPEG), else limited (MPEG).
+
+    Returns:
+        (B, H·3/2, W) uint8: the Y plane, then U and V, each (H/2)·(W/2) values in row order.
+    """
+    kr, kb = _LUMA.get(colorspace or 0, _LUMA[5])
+    kg = 1 - kr - kb
+    full = color_range == 2
+    b, h, w, _ = frames.shape
+    rgb = frames.permute(0, 3, 1, 2).float()
+    red, green, blue = rgb[:, 0], rgb[:, 1], rgb[:, 2]
+    luma = kr * red + kg * green + kb * blue
+    cb = (blue - luma) / (2 * (1 - kb))
+    cr = (red - luma) / (2 * (1 - kr))
+    if full:  # swscale's full-range chroma lands half a level under 128 + Cb (measured against PyAV 18)
+        y, u, v = luma, cb + 127.5, cr + 127.5
+    else:
+        y, u, v = 16 + luma * (219 / 255), 128 + cb * (224 / 255), 128 + cr * (224 / 255)
+    chroma = torch.stack([u, v], dim=1)
+    chroma = 0.5 * (chroma[..., 0::2] + chroma[..., 1::2])
+    padded = torch.cat([chroma[:, :, :1], chroma, chroma[:, :, -1:]], dim=2)
+    chroma = (padded[:, :, 0:-3:2] + 3 * padded[:, :, 1:-2:2] + 3 * padded[:, :, 2:-1:2] + padded[:, :, 3::2]) / 8
+    out = torch.empty((b, h * 3 // 2, w), dtype=torch.uint8, device=frames.device)
+    out[:, :h] = y.round_().clamp_(0, 255).to(torch.uint8)
+    out[:, h:].view(b, 2, h // 2 * w // 2).copy_(chroma.round_().clamp_(0, 255).to(torch.uint8).reshape(b, 2, -1))
+    return out

@@ -1,0 +1,166 @@
+"""ONNX graphs as torch modules (through onnx2torch), called with named inputs on a device.
+
+FaceFusion ships its models as ONNX; onnxruntime-gpu cannot be carried to every GPU machine, so the
+GPU engine converts each graph to a torch module once and runs it there, in fp16 where asked. Graphs
+exported with a batch of 1 (the YuNet detector, for one) get a free batch dimension when their Reshape
+constants allow it; ``batchable`` says whether that worked, checked against single-image runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import types
+from contextlib import contextmanager
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from onnx import numpy_helper
+
+from steadyswap.errors import ModelError
+
+log = logging.getLogger(__name__)
+
+
+@contextmanager
+def _torchvision_optional() -> Iterator[None]:
+    """Let onnx2torch import where torchvision is missing or broken (a CPU torch beside a CUDA torchvision).
+
+    onnx2torch imports torchvision only for the NonMaxSuppression and RoiAlign nodes, which face models do
+    not use. A placeholder stands in during the import only and is removed afterwards.
+    """
+    try:
+        import torchvision  # noqa: F401
+
+        yield
+        return
+    except Exception as error:  # ImportError, or RuntimeError from its compiled ops
+        log.debug("torchvision unusable (%s); converting ONNX graphs without its NMS/RoiAlign ops", error)
+    for name in [n for n in sys.modules if n == "torchvision" or n.startswith("torchvision.")]:
+        del sys.modules[name]
+    placeholder, ops = types.ModuleType("torchvision"), types.ModuleType("torchvision.ops")
+
+    def unavailable(*args: object, **kwargs: object) -> None:
+        raise ModelError("this ONNX graph needs torchvision's ops, and torchvision is not usable here")
+
+    ops.nms = ops.roi_align = ops.box_convert = unavailable  # type: ignore[attr-defined]
+    placeholder.ops = ops  # type: ignore[attr-defined]
+    sys.modules.update({"torchvision": placeholder, "torchvision.ops": ops})
+    try:
+        yield
+    finally:
+        for name in ("torchvision", "torchvision.ops"):
+            sys.modules.pop(name, None)
+
+
+def convert(model: onnx.ModelProto) -> torch.nn.Module:
+    """The ONNX model as an eval-mode torch module (onnx2torch leaves its modules in training mode)."""
+    with _torchvision_optional():
+        import onnx2torch
+
+    try:
+        return onnx2torch.convert(model).eval()
+    except Exception as error:  # onnx2torch raises NotImplementedError and others for unsupported nodes
+        raise ModelError(f"cannot convert ONNX graph '{model.graph.name}' to torch: {error}") from error
+
+
+def free_batch(model: onnx.ModelProto) -> bool:
+    """Make a graph fixed to batch 1 take any batch: symbolic batch dims, Reshape leading 1 → 0 (copy).
+
+    Returns False (model unchanged) when the batch is already free or some input is not batch-1.
+    """
+    inputs = [i for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer}]
+    dims = [i.type.tensor_type.shape.dim for i in inputs]
+    if not all(d and d[0].HasField("dim_value") and d[0].dim_value == 1 for d in dims):
+        return False
+    for value in list(inputs) + list(model.graph.output):
+        first = value.type.tensor_type.shape.dim[0]
+        first.ClearField("dim_value")
+        first.dim_param = "batch"
+    constants = {t.name: t for t in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type != "Reshape" or len(node.input) < 2 or node.input[1] not in constants:
+            continue
+        shape = numpy_helper.to_array(constants[node.input[1]])
+        if shape.size and shape[0] == 1:
+            name = f"{node.input[1]}__any_batch"
+            if name not in constants:
+                changed = np.concatenate([[0], shape[1:]]).astype(shape.dtype)
+                constants[name] = numpy_helper.from_array(changed, name)
+                model.graph.initializer.append(constants[name])
+            node.input[1] = name
+    for value in model.graph.value_info:
+        dims = value.type.tensor_type.shape.dim
+        if dims and dims[0].HasField("dim_value") and dims[0].dim_value == 1:
+            dims[0].ClearField("dim_value")
+            dims[0].dim_param = "batch"
+    return True
+
+
+class TorchOnnx:
+    """An ONNX file run by torch: ``model({name: tensor}) -> [outputs in graph order]``.
+
+    Args:
+        path: the .onnx file.
+        device: where to run.
+        half: run in fp16 (inputs cast on the way in, outputs returned as float32).
+
+    Attributes:
+        input_names, output_names: the graph's, in order.
+        batchable: the batch dimension is free (rows are independent and may be stacked).
+    """
+
+    def __init__(self, path: str | Path, device: torch.device | str, half: bool = False) -> None:
+        try:
+            model = onnx.load(str(path))
+        except Exception as error:  # protobuf DecodeError, OSError
+            raise ModelError(f"cannot read ONNX file {path}: {error}") from error
+        initialisers = {t.name for t in model.graph.initializer}
+        self.input_names = [i.name for i in model.graph.input if i.name not in initialisers]
+        self.output_names = [o.name for o in model.graph.output]
+        shapes = [[d.dim_value if d.HasField("dim_value") else None for d in i.type.tensor_type.shape.dim]
+                  for i in model.graph.input if i.name not in initialisers]
+        self.input_shapes = shapes
+        freed = free_batch(model)
+        self.device = torch.device(device)
+        self.dtype = torch.float16 if half else torch.float32
+        self.module = convert(model).to(self.device, self.dtype)
+        self.batchable = not freed or self._check_free_batch()
+        if freed and not self.batchable:
+            self.module = convert(onnx.load(str(path))).to(self.device, self.dtype)
+
+    def __call__(self, feeds: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+        args = [feeds[name].to(self.device, self.dtype) for name in self.input_names]
+        with torch.inference_mode():
+            if self.batchable or len(args[0]) == 1:
+                outputs = self.module(*args)
+            else:
+                rows = [self.module(*(a[i:i + 1] for a in args)) for i in range(len(args[0]))]
+                outputs = _stack(rows)
+        outputs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+        return [o.float() for o in outputs]
+
+    def _check_free_batch(self) -> bool:
+        """Two images through the freed graph give what each gives alone."""
+        if any(None in shape[1:] for shape in self.input_shapes):
+            return False
+        generator = torch.Generator().manual_seed(0)
+        feeds = [torch.rand((2, *shape[1:]), generator=generator).to(self.device, self.dtype)
+                 for shape in self.input_shapes]
+        with torch.inference_mode():
+            both = self.module(*feeds)
+            alone = _stack([self.module(*(f[i:i + 1] for f in feeds)) for i in range(2)])
+        both = list(both) if isinstance(both, (list, tuple)) else [both]
+        return all(a.shape == b.shape and torch.allclose(a.float(), b.float(), rtol=1e-2, atol=1e-3)
+                   for a, b in zip(both, alone))
+
+
+def _stack(rows: list[object]) -> list[torch.Tensor]:
+    """Concatenate per-row outputs (each a tensor or a sequence of tensors) along the batch."""
+    first = rows[0]
+    if isinstance(first, (list, tuple)):
+        return [torch.cat([r[k] for r in rows]) for k in range(len(first))]  # type: ignore[index]
+    return [torch.cat(rows)]  # type: ignore[arg-type]
