@@ -43,8 +43,9 @@ class RunConfig:
     color_strength: float = 0.7
     face_smoothing: Smoothing = "one-euro"
     smoothing_min_cutoff: float = 1.0
-    smoothing_beta: float = 0.05
+    smoothing_beta: float = 2.0
     smoothing_d_cutoff: float = 1.0
+    smoothing_lookahead: int = 5
     smoothing_ema_alpha: float = 0.25
     trim_frame_start: int | None = None
     trim_frame_end: int | None = None
@@ -90,6 +91,11 @@ class RunConfig:
         if self.analysis_size < 128:
             raise UsageError("--analysis-size: must be at least 128 pixels")
         _between("--smoothing-ema-alpha", self.smoothing_ema_alpha, 0.0, 1.0)
+        _between("--smoothing-lookahead", self.smoothing_lookahead, 0, 60)
+        for flag, value in (("--smoothing-min-cutoff", self.smoothing_min_cutoff), ("--smoothing-beta", self.smoothing_beta),
+                            ("--smoothing-d-cutoff", self.smoothing_d_cutoff)):
+            if value < 0 or (value == 0 and flag != "--smoothing-beta"):
+                raise UsageError(f"{flag}: {value} must be positive")
         return self
 
     def to_dict(self) -> dict[str, Any]:

@@ -83,3 +83,42 @@ def test_smoother_keeps_state_per_track() -> None:
     assert np.allclose(out.landmarks[0] - faces.landmarks[0], [5, 0], atol=1e-4)
     assert np.allclose(out.landmarks[1], faces.landmarks[1], atol=1e-4), "track 1 did not move and is not pulled"
     assert np.allclose(LandmarkSmoother("off").update(shifted).landmarks, shifted.landmarks)
+
+
+def test_zero_phase_one_euro_has_no_lag_on_a_ramp_and_removes_noise() -> None:
+    from steadyswap.tracking.smoothing import zero_phase_one_euro
+
+    ramp = np.arange(11, dtype=np.float64)[:, None] * 7.0
+    assert np.allclose(zero_phase_one_euro(ramp, 1 / 30, 1.0, 2.0), ramp[5]), "symmetric: no lag"
+    rng = np.random.default_rng(2)
+    noisy = 50 + rng.normal(0, 1.0, (11, 200))
+    assert np.std(zero_phase_one_euro(noisy, 1 / 30, 1.0, 2.0, scale=200)) < 0.5 * np.std(noisy[5])
+
+
+def test_lookahead_smoother_waits_then_flushes_every_frame_in_order() -> None:
+    smoother = LandmarkSmoother("one-euro", fps=30, lookahead=3)
+    out = []
+    for step in range(8):
+        faces = make_faces([(100 + 5 * step, 100)]).with_(track_ids=np.array([0]))
+        smoother.push(faces)
+        if (done := smoother.pop()) is not None:
+            out.append(done)
+    assert len(out) == 5, "three frames wait for their future"
+    while (done := smoother.pop(final=True)) is not None:
+        out.append(done)
+    assert len(out) == 8
+    centres = [f.kps[0].mean(axis=0)[0] for f in out]
+    assert np.allclose(np.diff(centres[1:-1]), 5, atol=1e-3), "steady motion passes without lag"
+
+
+def test_lookahead_does_not_mix_tracks() -> None:
+    smoother = LandmarkSmoother("one-euro", fps=30, lookahead=2)
+    frames = [make_faces([(100, 100)]).with_(track_ids=np.array([0]))] * 3 + \
+             [make_faces([(400, 300)]).with_(track_ids=np.array([1]))] * 3
+    out = []
+    for faces in frames:
+        smoother.push(faces)
+        out += [d for d in [smoother.pop()] if d is not None]
+    while (done := smoother.pop(final=True)) is not None:
+        out.append(done)
+    assert np.allclose(out[2].kps, frames[2].kps) and np.allclose(out[3].kps, frames[3].kps)

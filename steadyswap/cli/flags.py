@@ -138,6 +138,9 @@ FLAGS: tuple[Flag, ...] = (
          type=float, metavar="BETA"),
     Flag(("--smoothing-d-cutoff",), "smoothing_d_cutoff", "smoothing & colour",
          "One-Euro cutoff for the speed estimate in Hz (default: {default})", type=float, metavar="HZ"),
+    Flag(("--smoothing-lookahead",), "smoothing_lookahead", "smoothing & colour",
+         "future frames One-Euro may use in file runs: it then smooths zero-phase, without lag; "
+         "0 makes it causal (default: {default})", type=int, metavar="FRAMES"),
     Flag(("--smoothing-ema-alpha",), "smoothing_ema_alpha", "smoothing & colour",
          "weight of the current frame with --face-smoothing ema, 0-1 (default: {default})", type=float,
          metavar="ALPHA"),

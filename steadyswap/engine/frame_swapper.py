@@ -7,6 +7,7 @@ pipeline one at a time or in batches. ``steadyswap.api.swap_file`` drives it for
 from __future__ import annotations
 
 import logging
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,8 +62,39 @@ def build_swapper(config: RunConfig) -> Swapper:
     return build_model_swapper(config)
 
 
+class FaceFollower:
+    """The temporal state of one stream of frames: scene cuts, face tracks, landmark smoothing, selection.
+
+    ``FaceSwapper`` keeps one; the GPU engine keeps one per segment it runs side by side.
+    """
+
+    def __init__(self, config: RunConfig, fps: float) -> None:
+        self.cuts = SceneCutDetector()
+        self.tracker = FaceTracker()
+        self.smoother = LandmarkSmoother(config.face_smoothing, fps, config.smoothing_min_cutoff,
+                                         config.smoothing_beta, config.smoothing_d_cutoff, config.smoothing_ema_alpha)
+        self.selector = FaceSelector(config.face_selector_mode, max_distance=config.reference_face_distance)
+
+    def follow(self, faces: Faces) -> tuple[Faces, Faces]:
+        """(the faces with track ids, the smoothed faces chosen for swapping) of the next frame."""
+        raw = self.tracker.update(faces)
+        smoothed = self.smoother.update(raw)
+        self.smoother.forget(self.tracker.active_ids)
+        return raw, self.selector.select(smoothed)
+
+    def reset(self) -> None:
+        """Forget tracks, smoothing history and chosen faces (scene cut, seek)."""
+        self.tracker.reset()
+        self.smoother.reset()
+        self.selector.reset()
+
+
 class FaceSwapper:
     """Swaps the source identity into frames, keeping temporal state between calls.
+
+    ``swap_frame``/``swap_frames`` answer at once (causal smoothing). ``push``/``flush`` let the
+    smoother look ``config.smoothing_lookahead`` frames ahead (zero-phase, no lag): each push returns
+    the frames that became final, in order, and ``flush`` returns the rest at the end of a stream.
 
     Args:
         sources: source photos (paths or H×W×3 uint8 RGB arrays); the largest face of each is used.
@@ -90,8 +122,9 @@ class FaceSwapper:
         self.tracker = FaceTracker()
         cfg = self.config
         self.smoother = LandmarkSmoother(cfg.face_smoothing, fps, cfg.smoothing_min_cutoff, cfg.smoothing_beta,
-                                         cfg.smoothing_d_cutoff, cfg.smoothing_ema_alpha)
+                                         cfg.smoothing_d_cutoff, cfg.smoothing_ema_alpha, cfg.smoothing_lookahead)
         self.selector = FaceSelector(cfg.face_selector_mode, max_distance=cfg.reference_face_distance)
+        self._waiting: deque[tuple[np.ndarray, Faces, bool]] = deque()
 
     def set_reference(self, image: np.ndarray) -> None:
         """Use the face at ``--reference-face-position`` of ``image`` as the reference (reference mode)."""
@@ -100,27 +133,47 @@ class FaceSwapper:
             raise NoFaceError("no face in the reference frame (--reference-frame-number)")
         self.selector.reference = reference_descriptor(faces, self.config.reference_face_position)
 
-    def process(self, image: np.ndarray) -> FrameResult:
-        """Swap one frame and say what was done; frames with no selected face come back as is."""
+    def push(self, image: np.ndarray) -> list[FrameResult]:
+        """Analyse the next frame; return the frames that are now final (in order, possibly none)."""
         check_shape("frame", image, (None, None, 3), np.uint8)
         cut = self.cuts.update(image)
         if cut:
-            self.reset_tracking()
+            self.analyzer.reset()
+            self.tracker.reset()
         raw = self.tracker.update(self.analyzer.analyze([image], video=True)[0])
-        smoothed = self.smoother.update(raw)
+        self.smoother.push(raw)
         self.smoother.forget(self.tracker.active_ids)
+        self._waiting.append((image, raw, cut))
+        return self._drain(final=False)
+
+    def flush(self) -> list[FrameResult]:
+        """Finish every frame still waiting for lookahead (call at the end of a stream)."""
+        return self._drain(final=True)
+
+    def _drain(self, final: bool) -> list[FrameResult]:
+        done = []
+        while (smoothed := self.smoother.pop(final)) is not None:
+            image, raw, cut = self._waiting.popleft()
+            done.append(self._swap(image, smoothed, raw, cut))
+        return done
+
+    def _swap(self, image: np.ndarray, smoothed: Faces, raw: Faces, cut: bool) -> FrameResult:
         chosen = self.selector.select(smoothed)
         if len(chosen) == 0:
             return FrameResult(image, chosen, raw, cut)
         patches = self.swapper.swap(self.source, [image], [chosen])[0]
         return FrameResult(paste_patches(image, patches), chosen, raw, cut)
 
+    def process(self, image: np.ndarray) -> FrameResult:
+        """Swap one frame now (causal smoothing) and say what was done."""
+        return (self.push(image) + self.flush())[-1]
+
     def swap_frame(self, image: np.ndarray) -> np.ndarray:
-        """One RGB frame in, the swapped frame out."""
+        """One RGB frame in, the swapped frame out; frames with no selected face come back as is."""
         return self.process(image).image
 
     def swap_frames(self, images: list[np.ndarray]) -> list[np.ndarray]:
-        """A batch of consecutive frames, in order."""
+        """A batch of consecutive frames, in order, each answered causally."""
         return [self.process(image).image for image in images]
 
     def swap_image(self, image: np.ndarray) -> FrameResult:
@@ -134,12 +187,13 @@ class FaceSwapper:
         return FrameResult(paste_patches(image, patches), chosen, faces, False)
 
     def reset_tracking(self) -> None:
-        """Forget every track (scene cut, seek, new video)."""
+        """Forget every track and drop frames still waiting (after a seek, or for a new video)."""
         self.analyzer.reset()
         self.tracker.reset()
         self.smoother.reset()
         self.selector.reset()
         self.swapper.reset()
+        self._waiting.clear()
 
     def close(self) -> None:
         self.analyzer.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -71,17 +72,26 @@ def run_video(swapper_factory: Callable[[float], FaceSwapper], sources: list[Pat
             preset=config.output_video_preset,
             trim=(config.trim_frame_start, config.trim_frame_end),
         ) as writer:
+            waiting: deque = deque()
+
+            def emit(results: list) -> None:
+                nonlocal done
+                for result in results:
+                    frame = waiting.popleft()
+                    if monitor is not None:
+                        monitor.update(frame.image, result.image, result.faces, result.scene_cut,
+                                       raw_landmarks=result.raw_faces)
+                    writer.write(replace(frame, image=result.image) if result.image is not frame.image else frame)
+                    done += 1
+                    if progress is not None:
+                        progress(done, total)
+
             for frame in reader:
                 if cancel is not None and cancel.is_set():
                     raise Interrupted("run cancelled")
-                result = swapper.process(frame.image)
-                writer.write(replace(frame, image=result.image) if result.image is not frame.image else frame)
-                if monitor is not None:
-                    monitor.update(frame.image, result.image, result.faces, result.scene_cut,
-                                   raw_landmarks=result.raw_faces)
-                done += 1
-                if progress is not None:
-                    progress(done, total)
+                waiting.append(frame)
+                emit(swapper.push(frame.image))
+            emit(swapper.flush())
     seconds = time.perf_counter() - began
     summary = None
     if monitor is not None and config.quality_report:
