@@ -1,0 +1,117 @@
+"""Swap one segment of a video into its own file: warm up on the frames before it, write only its own.
+
+The file keeps the source's timestamps and has no audio, so ``steadyswap.io.segments.join`` can
+concatenate segments by copying packets. Every segment uses the same encoder settings as a plain run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from steadyswap.config import RunConfig, crf_from_quality
+from steadyswap.engine.frame_swapper import FaceSwapper, FrameResult
+from steadyswap.errors import Interrupted, MediaDecodeError
+from steadyswap.io import VideoReader, VideoWriter, atomic_output
+from steadyswap.io.probe import PathLike
+from steadyswap.io.segments import Segment
+from steadyswap.types import Frame
+
+SegmentProgress = Callable[[int], None]
+"""Called with the number of frames of the segment written so far."""
+
+
+@dataclass(frozen=True)
+class SegmentResult:
+    """A finished segment file."""
+
+    segment: Segment
+    path: Path
+    frames: int
+    warmup_frames: int
+    seconds: float
+    sha256: str
+
+
+def file_sha256(path: PathLike) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def run_segment(
+    swapper: FaceSwapper,
+    segment: Segment,
+    output: PathLike,
+    config: RunConfig,
+    progress: SegmentProgress | None = None,
+    cancel: threading.Event | None = None,
+) -> SegmentResult:
+    """Swap ``segment`` with a freshly reset ``swapper`` and write frames ``[start, end)`` to ``output``.
+
+    Frames ``[warmup, decode_end)`` go through ``swapper.push``/``flush`` exactly as in a single run, so a
+    lookahead smoother sees the same neighbours; only the results of ``[start, end)`` are encoded.
+
+    Args:
+        swapper: a FaceSwapper built for the run's sources and options (reused across segments).
+        segment: the frames to decode (from ``warmup``) and to write (from ``start``).
+        output: the segment file (.mp4, .mkv...); it appears only when complete.
+        config: the run's options (encoder, quality, preset, reference frame).
+        progress: called every few written frames with the count written so far.
+        cancel: set it to stop; no file is left.
+
+    Raises:
+        MediaDecodeError: the target yields fewer frames than the segment needs (corrupt or truncated).
+        Interrupted: ``cancel`` was set.
+        OutputError: the file cannot be written.
+    """
+    began = time.perf_counter()
+    swapper.reset_tracking()
+    swapper.cuts.reset()
+    if config.face_selector_mode == "reference":
+        with VideoReader(segment.target, config.reference_frame_number, config.reference_frame_number + 1) as ref:
+            for frame in ref:
+                swapper.set_reference(frame.image)
+    waiting: deque[Frame] = deque()
+    written = 0
+    with atomic_output(output, inputs=[segment.target]) as temporary:
+        with VideoReader(segment.target, segment.warmup, segment.decode_end) as reader, VideoWriter(
+            temporary,
+            reader.info,
+            encoder=config.output_video_encoder,
+            crf=crf_from_quality(config.output_video_quality, config.output_video_encoder),
+            preset=config.output_video_preset,
+            audio_source=None,
+        ) as writer:
+
+            def emit(results: list[FrameResult]) -> None:
+                nonlocal written
+                for result in results:
+                    frame = waiting.popleft()
+                    if segment.start <= frame.index < segment.end:
+                        writer.write(replace(frame, image=result.image) if result.image is not frame.image else frame)
+                        written += 1
+                        if progress is not None and (written % 10 == 0 or written == segment.frames):
+                            progress(written)
+
+            for frame in reader:
+                if cancel is not None and cancel.is_set():
+                    raise Interrupted(f"{segment.name} of {segment.target} cancelled")
+                waiting.append(frame)
+                emit(swapper.push(frame.image))
+            emit(swapper.flush())
+            if written != segment.frames:
+                raise MediaDecodeError(
+                    f"{segment.target}: decoding stopped after frame {segment.start + written - 1}; "
+                    f"frames {segment.start}-{segment.end - 1} are needed (truncated or corrupt file)"
+                )
+    return SegmentResult(segment, Path(output), written, segment.start - segment.warmup,
+                         time.perf_counter() - began, file_sha256(output))
