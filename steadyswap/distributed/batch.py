@@ -1,0 +1,346 @@
+"""Run a batch of jobs on an ``Executor``: check and plan each job, swap its segments, join, report.
+
+Each job has a work folder (``.steadyswap-work/<job id>`` beside its output, or under ``work_dir``)
+whose manifest records every finished segment with its checksum. Rerunning the same batch keeps
+those segments; a job whose inputs or options changed starts over (or fails, in ``resume`` mode).
+A job fails alone: its error goes to its report and the other jobs go on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any, Literal
+
+from steadyswap.distributed import tasks
+from steadyswap.distributed.executor import Executor, Outcome, TaskEvent
+from steadyswap.distributed.jobs import Job
+from steadyswap.distributed.manifest import Manifest
+from steadyswap.distributed.tasks import JobPlan, JobSpec, SegmentDone
+from steadyswap.engine.segment_runner import file_sha256
+from steadyswap.errors import Interrupted, OutputError, SteadySwapError, UsageError
+from steadyswap.io.segments import Segment
+
+ResumeMode = Literal["auto", "resume", "restart"]
+WORK_FOLDER = ".steadyswap-work"
+
+
+@dataclass
+class BatchSettings:
+    """How a batch splits and resumes its jobs.
+
+    Attributes:
+        segment_frames: frames per segment (a video shorter than this is one segment).
+        warmup_frames: frames a segment swaps before its first written frame.
+        work_dir: folder of the jobs' work folders; default ``.steadyswap-work`` beside each output.
+        mode: ``auto`` keeps finished segments of the same run and starts over when inputs or options
+            changed; ``resume`` refuses to start over; ``restart`` discards earlier work.
+        defaults: options given to every job (its own options win).
+    """
+
+    segment_frames: int = 900
+    warmup_frames: int = 30
+    work_dir: Path | None = None
+    mode: ResumeMode = "auto"
+    defaults: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class JobReport:
+    """One line of the summary: what became of a job.
+
+    ``status``: done; skipped (complete from an earlier run, output unchanged); failed; cancelled.
+    ``frames``: frames swapped in this run; ``reused``: segments kept from an earlier run.
+    """
+
+    name: str
+    output: str
+    status: Literal["done", "skipped", "failed", "cancelled", "running"] = "running"
+    frames: int = 0
+    seconds: float = 0.0
+    retries: int = 0
+    segments: int = 0
+    reused: int = 0
+    message: str = ""
+    exit_code: int = 0
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class BatchProgress:
+    """Where the whole batch stands (segments of planned jobs; running tasks' latest events)."""
+
+    segments_done: int
+    segments_total: int
+    frames_done: int
+    frames_total: int
+    jobs_open: int
+    running: dict[str, TaskEvent]
+
+
+@dataclass
+class BatchResult:
+    """Every job's report, and facts of the cluster that ran them."""
+
+    jobs: list[JobReport]
+    seconds: float
+    workers: int
+    worker_processes: int
+    swapper_builds: int
+    dashboard_link: str | None = None
+
+    @property
+    def frames(self) -> int:
+        return sum(j.frames for j in self.jobs)
+
+    @property
+    def exit_code(self) -> int:
+        """0 when no job failed, else the exit code of the first failed job."""
+        return next((j.exit_code for j in self.jobs if j.status == "failed"), 0)
+
+
+@dataclass
+class _Job:
+    report: JobReport
+    job: Job
+    spec: JobSpec | None = None
+    manifest: Manifest | None = None
+    plan: JobPlan | None = None
+    keys: set[str] = field(default_factory=set)
+    done: int = 0
+    began: float = 0.0
+
+    @property
+    def folder(self) -> Path:
+        assert self.spec is not None
+        return Path(self.spec.folder)
+
+
+class Batch:
+    """One run of ``jobs`` on ``executor``; call ``run()``.
+
+    Args:
+        jobs: the jobs, in the order of the summary.
+        executor: where tasks run.
+        settings: segmenting and resume settings.
+        progress: called with a ``BatchProgress`` after every change.
+        cancel: set it to stop; finished segments stay recorded for the next run.
+    """
+
+    def __init__(self, jobs: list[Job], executor: Executor, settings: BatchSettings | None = None,
+                 progress: Callable[[BatchProgress], None] | None = None,
+                 cancel: threading.Event | None = None) -> None:
+        self.executor = executor
+        self.settings = settings or BatchSettings()
+        self._progress = progress
+        self._cancel = cancel
+        self._token = secrets.token_hex(4)
+        self._jobs = [_Job(JobReport(job.name or Path(job.target).name, job.output), job) for job in jobs]
+        self._tasks: dict[str, tuple[_Job, str, Segment | None]] = {}
+        self._running: dict[str, TaskEvent] = {}
+        self._starts: dict[str, int] = {}
+        self._builds: dict[int, int] = {}
+
+    def run(self) -> BatchResult:
+        """Run every job to its end (done, skipped or failed) and return the reports.
+
+        Raises:
+            Interrupted: ``cancel`` was set (or Ctrl-C); queued tasks are dropped.
+        """
+        began = time.perf_counter()
+        claimed: dict[Path, str] = {}
+        for state in self._jobs:
+            self._guard(state, self._open, state, claimed)
+        try:
+            while any(state.keys for state in self._jobs):
+                if self._cancel is not None and self._cancel.is_set():
+                    raise Interrupted("batch cancelled; finished segments are kept for the next run")
+                outcomes, events = self.executor.wait(0.25)
+                for event in events:
+                    self._event(event)
+                for outcome in outcomes:
+                    self._finish(outcome)
+                self._report()
+        except BaseException:
+            self.executor.cancel(list(self._tasks))
+            for state in self._jobs:
+                if state.report.status == "running":
+                    state.report.status = "cancelled"
+            raise
+        return BatchResult([s.report for s in self._jobs], time.perf_counter() - began, self.executor.workers,
+                           len(self._builds), sum(self._builds.values()), self.executor.dashboard_link)
+
+    def _open(self, state: _Job, claimed: dict[Path, str]) -> None:
+        """Resolve a job, settle its work folder (resume, restart, skip) and submit its check."""
+        job, settings = state.job, self.settings
+        config = job.config(settings.defaults)
+        output = Path(job.output).expanduser().resolve()
+        if output in claimed:
+            raise UsageError(f"same output as job {claimed[output]}")
+        claimed[output] = state.report.name
+        folder = (settings.work_dir or output.parent / WORK_FOLDER).expanduser().resolve() / job.id
+        state.spec = JobSpec(tuple(str(Path(s).expanduser().resolve()) for s in job.sources),
+                             str(Path(job.target).expanduser().resolve()), str(output), config, str(folder))
+        fingerprint = self._fingerprint(state.spec)
+        if settings.mode == "restart":
+            shutil.rmtree(folder, ignore_errors=True)
+        manifest = Manifest.load(folder)
+        if manifest is not None and manifest.fingerprint != fingerprint:
+            if settings.mode == "resume":
+                raise UsageError(f"work folder {folder} holds a run with other inputs or options; use --restart")
+            shutil.rmtree(folder, ignore_errors=True)
+            manifest = None
+        if manifest is not None and manifest.output_sha256 and output.is_file() \
+                and file_sha256(output) == manifest.output_sha256:
+            state.report.status = "skipped"
+            state.report.segments = state.report.reused = len(manifest.segments)
+            return
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise OutputError(f"{folder}: cannot create the work folder ({e.strerror or e})") from e
+        for stale in folder.glob(".*steadyswap-tmp-*"):
+            stale.unlink(missing_ok=True)  # left by a worker that was killed mid-segment
+        state.manifest = manifest or Manifest(fingerprint)
+        state.manifest.output_sha256 = None
+        state.began = time.perf_counter()
+        self._submit(state, "prepare", None, tasks.prepare, state.spec, settings.segment_frames,
+                     settings.warmup_frames)
+
+    def _fingerprint(self, spec: JobSpec) -> str:
+        """Hash of what the segment files depend on: inputs (path, size, mtime), options, plan settings."""
+        facts = {
+            "sources": [_stamp(s) for s in spec.sources], "target": _stamp(spec.target),
+            "container": Path(spec.output).suffix.lower(), "config": spec.config.to_dict(),
+            "segment_frames": self.settings.segment_frames, "warmup_frames": self.settings.warmup_frames,
+            "steadyswap": _version(),
+        }
+        return hashlib.sha256(json.dumps(facts, sort_keys=True, default=str).encode()).hexdigest()
+
+    def _submit(self, state: _Job, kind: str, segment: Segment | None, task: Any, *args: Any) -> None:
+        key = f"steadyswap-{self._token}-{self._jobs.index(state)}-{kind}" + (f"-{segment.name}" if segment else "")
+        self._tasks[key] = (state, kind, segment)
+        state.keys.add(key)
+        self.executor.submit(key, task, *args)
+
+    def _event(self, event: TaskEvent) -> None:
+        if event.key not in self._tasks:
+            return
+        if event.frames == 0:
+            self._starts[event.key] = self._starts.get(event.key, 0) + 1
+            state = self._tasks[event.key][0]
+            state.report.retries = sum(max(0, self._starts.get(k, 0) - 1) for k in self._tasks
+                                       if self._tasks[k][0] is state)
+        self._running[event.key] = event
+
+    def _finish(self, outcome: Outcome) -> None:
+        if outcome.key not in self._tasks:
+            return
+        state, kind, segment = self._tasks[outcome.key]
+        state.keys.discard(outcome.key)
+        self._running.pop(outcome.key, None)
+        if state.report.status != "running":
+            return
+        if outcome.error is not None:
+            self._fail(state, outcome.error)
+            return
+        self._guard(state, self._advance, state, kind, segment, outcome.value)
+
+    def _advance(self, state: _Job, kind: str, segment: Segment | None, value: Any) -> None:
+        """Move a job on after one of its tasks succeeded."""
+        assert state.spec is not None and state.manifest is not None
+        if kind == "prepare":
+            state.plan = value
+            if value.kind == "image":
+                self._submit(state, "photo", None, tasks.swap_photo, state.spec)
+                return
+            state.report.segments = len(value.segments)
+            for seg in value.segments:
+                if state.manifest.finished(seg, state.folder) is not None:
+                    state.report.reused += 1
+                    state.done += 1
+                else:
+                    self._submit(state, "segment", seg, tasks.swap_segment, state.spec, value, seg)
+            state.manifest.save(state.folder)
+        elif kind == "segment":
+            done: SegmentDone = value
+            self._builds[done.pid] = max(self._builds.get(done.pid, 0), done.swapper_builds)
+            state.manifest.record(done.result.segment, done.result.path, done.result.sha256, done.result.frames)
+            state.manifest.save(state.folder)
+            state.done += 1
+            state.report.frames += done.result.frames
+        elif kind in ("join", "photo"):
+            state.manifest.output_sha256 = value
+            state.manifest.save(state.folder)
+            if kind == "photo":
+                state.report.frames = 1
+            else:
+                for seg in state.plan.segments:  # type: ignore[union-attr]
+                    state.spec.segment_path(seg).unlink(missing_ok=True)
+            state.report.status = "done"
+            state.report.seconds = time.perf_counter() - state.began
+            return
+        if kind in ("prepare", "segment") and state.plan is not None and state.done == len(state.plan.segments):
+            self._submit(state, "join", None, tasks.join_segments, state.spec, state.plan)
+
+    def _guard(self, state: _Job, step: Callable[..., None], *args: Any) -> None:
+        """Run one step of a job; an error fails that job only."""
+        try:
+            step(*args)
+        except (SteadySwapError, OSError) as error:
+            self._fail(state, error)
+
+    def _fail(self, state: _Job, error: BaseException) -> None:
+        self.executor.cancel(list(state.keys))
+        for key in state.keys:
+            self._running.pop(key, None)
+        state.keys.clear()
+        state.report.status = "failed"
+        state.report.seconds = time.perf_counter() - state.began if state.began else 0.0
+        if isinstance(error, SteadySwapError):
+            state.report.message, state.report.exit_code = " ".join(str(error).split()), error.exit_code
+        else:
+            state.report.message = f"internal error: {type(error).__name__}: {error}"
+            state.report.exit_code = 1
+
+    def _report(self) -> None:
+        if self._progress is None:
+            return
+        planned = [s for s in self._jobs if s.plan is not None and s.plan.kind == "video"]
+        frames_done = sum(sum(seg.frames for seg in s.plan.segments  # type: ignore[union-attr]
+                              if s.manifest and seg.name in s.manifest.segments) for s in planned)
+        frames_done += sum(e.frames for e in self._running.values())
+        self._progress(BatchProgress(
+            segments_done=sum(s.done for s in planned),
+            segments_total=sum(len(s.plan.segments) for s in planned),  # type: ignore[union-attr]
+            frames_done=frames_done,
+            frames_total=sum(s.plan.frames for s in planned),  # type: ignore[union-attr]
+            jobs_open=sum(1 for s in self._jobs if s.report.status == "running"),
+            running=dict(self._running),
+        ))
+
+
+def _stamp(path: str) -> list[Any]:
+    file = Path(path)
+    if not file.is_file():
+        return [path]
+    stat = file.stat()
+    return [path, stat.st_size, stat.st_mtime_ns]
+
+
+def _version() -> str:
+    try:
+        return version("steadyswap")
+    except PackageNotFoundError:
+        return "unknown"

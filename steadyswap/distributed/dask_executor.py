@@ -1,0 +1,182 @@
+"""The Dask distributed implementation of ``Executor``: a local cluster, or a running scheduler.
+
+Each worker process holds one ``SwapperPool`` (a worker plugin), so models load once per process.
+A local cluster runs single-threaded worker processes under nannies (a killed worker is restarted
+and its task retried elsewhere, up to ``retries`` times); with GPUs, one worker per GPU pinned
+with ``CUDA_VISIBLE_DEVICES``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import queue
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import dask
+from distributed import Client, KilledWorker, Nanny, Scheduler, SpecCluster, WorkerPlugin, get_worker
+from distributed import wait as wait_futures
+
+from steadyswap.distributed.executor import Executor, Outcome, Task, TaskEvent, WorkerContext, WorkerLost
+from steadyswap.engine.swapper_pool import SwapperPool
+from steadyswap.errors import UsageError
+
+PLUGIN = "steadyswap"
+TOPIC = "steadyswap-progress"
+
+
+class SwapperPlugin(WorkerPlugin):
+    """Gives each worker process one SwapperPool, closed when the worker stops."""
+
+    def __init__(self, capacity: int = 2) -> None:
+        self.capacity = capacity
+        self.pool: SwapperPool | None = None
+
+    def setup(self, worker: Any) -> None:
+        self.pool = SwapperPool(self.capacity)
+
+    def teardown(self, worker: Any) -> None:
+        if self.pool is not None:
+            self.pool.close()
+
+
+class _DaskContext(WorkerContext):
+    def __init__(self, key: str) -> None:
+        self._worker = get_worker()
+        self.pool = self._worker.plugins[PLUGIN].pool
+        self._key = key
+
+    def report(self, frames: int) -> None:
+        self._worker.log_event(TOPIC, {"key": self._key, "pid": os.getpid(), "host": socket.gethostname(),
+                                       "frames": frames})
+
+
+def _call(key: str, task: Task, *args: Any) -> Any:
+    """Run ``task`` in a worker with that worker's context."""
+    return task(_DaskContext(key), *args)
+
+
+def gpu_ids() -> list[str]:
+    """The GPUs this host offers: ``CUDA_VISIBLE_DEVICES`` when set, else those ``nvidia-smi -L`` lists."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return [g.strip() for g in visible.split(",") if g.strip() and g.strip() != "-1"]
+    if shutil.which("nvidia-smi") is None:
+        return []
+    listing = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, check=False).stdout
+    return [str(i) for i, line in enumerate(listing.splitlines()) if line.startswith("GPU ")]
+
+
+def local_worker_envs(workers: int | None, gpus: bool) -> list[dict[str, str]]:
+    """Environment of each local worker: one per GPU (or ``workers``, sharing GPUs round robin) when ``gpus``.
+
+    Raises:
+        UsageError: GPUs asked for but none found, or fewer than one worker.
+    """
+    if not gpus:
+        count = workers or max(1, (os.cpu_count() or 2) // 2)
+        if count < 1:
+            raise UsageError("--workers must be 1 or more")
+        return [{} for _ in range(count)]
+    ids = gpu_ids()
+    if not ids:
+        raise UsageError("--execution-providers cuda: no GPU found (CUDA_VISIBLE_DEVICES / nvidia-smi -L)")
+    count = workers or len(ids)
+    return [{"CUDA_VISIBLE_DEVICES": ids[i % len(ids)]} for i in range(count)]
+
+
+class DaskExecutor(Executor):
+    """Run tasks on Dask: a local cluster of ``len(worker_envs)`` processes, or the cluster at ``scheduler``.
+
+    Args:
+        worker_envs: one environment per local worker process (see ``local_worker_envs``); ignored with ``scheduler``.
+        scheduler: address of a running ``dask scheduler`` (its workers must see the same files).
+        retries: times a task is rerun after its worker dies (the local scheduler's allowed failures;
+            a running scheduler keeps its own ``distributed.scheduler.allowed-failures``).
+        dashboard: serve the dashboard of a local cluster (needs bokeh) on ``dashboard_port``.
+    """
+
+    def __init__(self, worker_envs: list[dict[str, str]] | None = None, scheduler: str | None = None,
+                 retries: int = 2, dashboard: bool = True, dashboard_port: int = 8787) -> None:
+        self._events: queue.Queue[dict[str, Any]] = queue.Queue()
+        self._futures: dict[str, Any] = {}
+        self._cluster: SpecCluster | None = None
+        with dask.config.set({"distributed.scheduler.allowed-failures": retries}):
+            if scheduler is None:
+                self._cluster = self._local_cluster(worker_envs or [{}], dashboard, dashboard_port)
+                self.client = Client(self._cluster)
+            else:
+                self.client = Client(scheduler)
+        try:
+            self.client.register_plugin(SwapperPlugin(), name=PLUGIN)
+            self.client.subscribe_topic(TOPIC, lambda event: self._events.put(event[1]))
+            self.workers = len(self.client.scheduler_info()["workers"])
+            has_dashboard = importlib.util.find_spec("bokeh") is not None or scheduler is not None
+            self.dashboard_link = self.client.dashboard_link if dashboard and has_dashboard else None
+        except BaseException:
+            self.close()
+            raise
+
+    @staticmethod
+    def _local_cluster(envs: list[dict[str, str]], dashboard: bool, port: int) -> SpecCluster:
+        with_bokeh = dashboard and importlib.util.find_spec("bokeh") is not None
+        scheduler = {"cls": Scheduler, "options": {
+            "host": "127.0.0.1", "dashboard_address": f":{port}" if with_bokeh else ":0", "dashboard": with_bokeh}}
+        workers = {
+            f"steadyswap-{i}": {"cls": Nanny, "options": {
+                "nthreads": 1, "memory_limit": 0, "host": "127.0.0.1", "env": env, "silence_logs": 50}}
+            for i, env in enumerate(envs)
+        }
+        return SpecCluster(workers=workers, scheduler=scheduler, silence_logs=40, name="steadyswap")
+
+    def submit(self, key: str, task: Task, *args: Any) -> None:
+        self._futures[key] = self.client.submit(_call, key, task, *args, key=key, pure=False)
+
+    def wait(self, timeout: float) -> tuple[list[Outcome], list[TaskEvent]]:
+        outcomes: list[Outcome] = []
+        if not self._futures:
+            time.sleep(timeout)
+        else:
+            try:
+                wait_futures(list(self._futures.values()), timeout=timeout, return_when="FIRST_COMPLETED")
+            except TimeoutError:
+                pass
+            for key, future in list(self._futures.items()):
+                if future.status in ("finished", "error"):
+                    del self._futures[key]
+                    outcomes.append(self._outcome(key, future))
+        events = []
+        while True:
+            try:
+                event = self._events.get_nowait()
+            except queue.Empty:
+                break
+            events.append(TaskEvent(event["key"], event["pid"], event["host"], event["frames"]))
+        return outcomes, events
+
+    @staticmethod
+    def _outcome(key: str, future: Any) -> Outcome:
+        if future.status == "finished":
+            return Outcome(key, value=future.result())
+        error = future.exception()
+        if isinstance(error, KilledWorker):
+            error = WorkerLost(f"the worker process running it died too often ({error})")
+        return Outcome(key, error=error)
+
+    def cancel(self, keys: Iterable[str]) -> None:
+        futures = [self._futures.pop(k) for k in keys if k in self._futures]
+        if futures:
+            self.client.cancel(futures)
+
+    def close(self) -> None:
+        client, self._futures = getattr(self, "client", None), {}
+        if client is not None:
+            client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+            self._cluster = None

@@ -1,0 +1,121 @@
+"""The tasks of a batch, run in worker processes: check and plan a job, swap a segment, join, swap a photo.
+
+Plain functions of (context, *args) with picklable arguments and results, so any engine can run them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from steadyswap.config import RunConfig
+from steadyswap.engine.pipeline import run_image
+from steadyswap.engine.segment_runner import SegmentResult, file_sha256, run_segment
+from steadyswap.errors import InputError, OutputError, UsageError
+from steadyswap.distributed.executor import WorkerContext
+from steadyswap.io import media_kind, probe
+from steadyswap.io.segments import Segment, join, plan_segments
+from steadyswap.types import VideoInfo
+
+IMAGE_FPS = 30.0
+"""Frame rate a FaceSwapper for still targets is built with (it sets no smoothing there)."""
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """A job resolved for the workers: absolute paths, its RunConfig and its work folder."""
+
+    sources: tuple[str, ...]
+    target: str
+    output: str
+    config: RunConfig
+    folder: str
+
+    def segment_path(self, segment: Segment) -> Path:
+        """Where ``segment`` is written: the work folder, in the output's container."""
+        return Path(self.folder) / f"{segment.name}{Path(self.output).suffix.lower()}"
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    """What ``prepare`` found: an image, or a video with its segments."""
+
+    kind: Literal["image", "video"]
+    info: VideoInfo | None = None
+    segments: list[Segment] = field(default_factory=list)
+
+    @property
+    def frames(self) -> int:
+        return sum(s.frames for s in self.segments) if self.kind == "video" else 1
+
+    @property
+    def fps(self) -> float:
+        return self.info.fps if self.info is not None else IMAGE_FPS
+
+
+@dataclass(frozen=True)
+class SegmentDone:
+    """A segment task's result, with the process that ran it and how often that process built a swapper."""
+
+    result: SegmentResult
+    pid: int
+    swapper_builds: int
+
+
+def prepare(context: WorkerContext, spec: JobSpec, segment_frames: int, warmup_frames: int) -> JobPlan:
+    """Check a job's inputs, build its swapper (models, source face) and plan its segments.
+
+    Raises:
+        InputNotFoundError, MediaDecodeError, InputError: a missing or unreadable input, a video source.
+        NoFaceError: no face in the sources. OutputError: the output is one of the inputs.
+        UsageError: a trim range outside the video, or an option batches do not support.
+    """
+    if spec.config.quality_report:
+        raise UsageError("--quality-report is not supported in batches; use 'steadyswap run'")
+    for source in spec.sources:
+        if media_kind(source) != "image":
+            raise InputError(f"source {source} is a video; sources must be photos")
+    output = Path(spec.output).resolve()
+    if any(output == Path(p).resolve() for p in (*spec.sources, spec.target)):
+        raise OutputError(f"{spec.output}: output would overwrite an input")
+    if media_kind(spec.target) == "image":
+        context.pool.get(list(spec.sources), spec.config, IMAGE_FPS)
+        return JobPlan("image")
+    info = probe(spec.target)
+    start = spec.config.trim_frame_start or 0
+    end = min(spec.config.trim_frame_end or info.frame_count, info.frame_count)
+    if start >= end:
+        raise UsageError(f"{spec.target}: trim range {start}-{end} holds none of its {info.frame_count} frames")
+    lookahead = spec.config.smoothing_lookahead if spec.config.face_smoothing == "one-euro" else 0
+    segments = plan_segments(info, frames_per_segment=segment_frames, warmup_frames=warmup_frames,
+                             start=start, end=end, lookahead_frames=lookahead)
+    context.pool.get(list(spec.sources), spec.config, info.fps)
+    return JobPlan("video", info, segments)
+
+
+def swap_segment(context: WorkerContext, spec: JobSpec, plan: JobPlan, segment: Segment) -> SegmentDone:
+    """Swap one segment into its file in the work folder (see ``run_segment``)."""
+    context.report(0)
+    swapper = context.pool.get(list(spec.sources), spec.config, plan.fps)
+    result = run_segment(swapper, segment, spec.segment_path(segment), spec.config, progress=context.report)
+    return SegmentDone(result, os.getpid(), context.pool.builds)
+
+
+def join_segments(context: WorkerContext, spec: JobSpec, plan: JobPlan) -> str:
+    """Join the job's segment files into its output (with the target's audio); returns the output's SHA-256."""
+    assert plan.info is not None
+    config = spec.config
+    files = [spec.segment_path(s) for s in plan.segments]
+    join(files, spec.output, spec.target, plan.info, (config.trim_frame_start, config.trim_frame_end))
+    return file_sha256(spec.output)
+
+
+def swap_photo(context: WorkerContext, spec: JobSpec) -> str:
+    """Swap a still target into its output; returns the output's SHA-256."""
+    context.report(0)
+    swapper = context.pool.get(list(spec.sources), spec.config, IMAGE_FPS)
+    run_image(swapper, Path(spec.target), Path(spec.output), spec.config)
+    context.report(1)
+    return file_sha256(spec.output)

@@ -1,0 +1,257 @@
+"""The Dask batch on a 2-worker local cluster: equal to single-process runs, survives a killed worker,
+resumes after an interrupt, and fails bad jobs alone.
+
+Outputs are encoded losslessly (quality 100 = x264 crf 0) so decoded frames are the swapper's own:
+the first segment of each job is bit-exact with ``swap_file``; later segments differ only by the
+swapper state after warm-up (tracking and smoothing history), so they are compared by PSNR. Two batch
+runs of the same plan produce bit-identical packets, whatever worker ran each segment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from steadyswap.api import swap_file
+from steadyswap.config import RunConfig
+from steadyswap.cli.batch import summary
+from steadyswap.cli.main import main
+from steadyswap.distributed import Batch, BatchProgress, BatchResult, BatchSettings, Job, JobReport
+from steadyswap.distributed import jobs_from_folder, load_job_file
+from steadyswap.distributed.manifest import Manifest
+from steadyswap.engine.segment_runner import file_sha256
+from steadyswap.errors import Interrupted, UsageError
+from steadyswap.io.segments import Segment
+from tests.conftest import media_path
+from tests.test_segments import pictures, stream_facts
+
+pytest.importorskip("distributed")
+from steadyswap.distributed.dask_executor import DaskExecutor, local_worker_envs  # noqa: E402
+
+
+OPTIONS = {"output-video-quality": 100}
+LONG_OPTIONS = {**OPTIONS, "trim-frame-end": 160}
+SETTINGS = dict(segment_frames=40, warmup_frames=30)
+MIN_PSNR = 40.0
+"""Later segments against the single-process run: measured 47-57 dB (first segments are exact)."""
+
+
+def source() -> str:
+    return str(media_path("image/liveportrait_s1.jpg"))
+
+
+def long_job(output: Path) -> Job:
+    """Frames 0-159 of a clip with keyframes at 0/60/120, pts from 10214 in 1/11988, AAC audio: 4 segments."""
+    return Job((source(),), str(media_path("video/fr_short_hamilton_clip.mp4")), str(output), LONG_OPTIONS, "long")
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b) ** 2))
+    return 99.0 if mse == 0 else 10 * np.log10(255**2 / mse)
+
+
+def packets(path: Path) -> list[tuple[int, int, bytes]]:
+    with av.open(str(path)) as container:
+        return [(p.pts, p.dts, bytes(p)) for p in container.demux(video=0) if p.size]
+
+
+def faststart_truncated(tmp: Path) -> Path:
+    """d0 remuxed with its index first, then cut to 60%: it opens, but its frames stop at 43 of 78."""
+    whole = tmp / "faststart.mp4"
+    with av.open(str(media_path("video/liveportrait_d0.mp4"))) as src, \
+            av.open(str(whole), "w", options={"movflags": "faststart"}) as out:
+        stream = out.add_stream_from_template(src.streams.video[0])
+        for packet in src.demux(src.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = stream
+                out.mux(packet)
+    data = whole.read_bytes()
+    cut = tmp / "truncated.mp4"
+    cut.write_bytes(data[: len(data) * 6 // 10])
+    return cut
+
+
+@pytest.fixture(scope="module")
+def executor():
+    """A 2-worker local cluster shared by the fault-free batch and the killed-worker run."""
+    with DaskExecutor(local_worker_envs(2, gpus=False), retries=2, dashboard=False) as executor:
+        yield executor
+
+
+@pytest.fixture(scope="module")
+def batch(executor: DaskExecutor, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The fault-free batch (two clips, one trimmed; the long clip; four bad entries) and single-process runs."""
+    tmp = tmp_path_factory.mktemp("batch")
+    jobs_file = tmp / "jobs.yaml"
+    good = [
+        {"source": source(), "target": str(media_path("video/liveportrait_d0.mp4")), "output": "out/d0.mp4"},
+        {"source": source(), "target": str(media_path("video/tpsmm_driving.mp4")), "output": "out/tpsmm.mp4",
+         "options": {"trim-frame-end": 60}},
+        {"source": source(), "target": str(media_path("video/fr_short_hamilton_clip.mp4")), "output": "out/long.mp4",
+         "options": {"trim-frame-end": 160}},
+    ]
+    bad = [
+        {"source": source(), "target": "missing.mp4", "output": "out/missing.mp4"},
+        {"source": str(media_path("image/liveportrait_s33_dog_negative.jpg")),
+         "target": str(media_path("video/liveportrait_d0.mp4")), "output": "out/dog.mp4"},
+        {"source": source(), "target": str(faststart_truncated(tmp)), "output": "out/truncated.mp4"},
+        {"target": str(media_path("video/tpsmm_driving.mp4")), "output": "out/nosource.mp4"},
+    ]
+    jobs_file.write_text(json.dumps({"options": OPTIONS, "jobs": good + bad}))
+    jobs = load_job_file(jobs_file)
+    result = Batch(jobs, executor, BatchSettings(**SETTINGS)).run()
+    references = {}
+    for entry in good:
+        reference = tmp / f"single-{Path(entry['output']).name}"
+        config = RunConfig.from_dict({**OPTIONS, **entry.get("options", {})})
+        swap_file(entry["source"], entry["target"], reference, config)
+        references[tmp / entry["output"]] = reference
+    return {"tmp": tmp, "result": result, "references": references, "jobs": jobs, "long": tmp / "out/long.mp4"}
+
+
+@pytest.mark.slow
+def test_cluster_output_matches_single_process(batch: dict) -> None:
+    reports = batch["result"].jobs[:3]
+    assert [r.status for r in reports] == ["done"] * 3
+    assert [r.segments for r in reports] == [2, 2, 4]
+    # models load once per worker process and swapper settings (two frame rates here), not once per segment
+    assert batch["result"].worker_processes == 2 and batch["result"].swapper_builds <= 2 * 2 < 8
+    for job, (output, reference) in zip(batch["jobs"], batch["references"].items()):
+        assert stream_facts(output) == stream_facts(reference)  # frame count, timestamps, audio packets
+        manifest = Manifest.load(output.parent / ".steadyswap-work" / job.id)
+        first_end = min(entry["end"] for entry in manifest.segments.values())
+        ours, theirs = pictures(output), pictures(reference)
+        assert all(np.array_equal(a, b) for a, b in zip(ours[:first_end], theirs[:first_end]))
+        assert min(psnr(a, b) for a, b in zip(ours, theirs)) >= MIN_PSNR
+
+
+@pytest.mark.slow
+def test_bad_entries_fail_only_their_job(batch: dict) -> None:
+    result = batch["result"]
+    failed = {r.output.split("/")[-1]: r for r in result.jobs[3:]}
+    assert all(r.status == "failed" for r in failed.values())
+    assert "no such file" in failed["missing.mp4"].message and failed["missing.mp4"].exit_code == 3
+    assert "no face" in failed["dog.mp4"].message and failed["dog.mp4"].exit_code == 4
+    assert "truncated or corrupt" in failed["truncated.mp4"].message and failed["truncated.mp4"].exit_code == 3
+    assert "has no source" in failed["nosource.mp4"].message and failed["nosource.mp4"].exit_code == 2
+    assert not any((batch["tmp"] / "out" / name).exists() for name in failed)
+    assert result.exit_code == 3
+
+
+@pytest.mark.slow
+def test_killed_worker_is_retried_and_output_is_unchanged(batch: dict, executor: DaskExecutor,
+                                                          tmp_path: Path) -> None:
+    killed: list[int] = []
+
+    def kill_mid_segment(progress: BatchProgress) -> None:
+        for event in progress.running.values():
+            if not killed and event.frames >= 20 and "segment" in event.key:
+                killed.append(event.pid)
+                os.kill(event.pid, signal.SIGKILL)
+
+    output = tmp_path / "long.mp4"
+    result = Batch([long_job(output)], executor, BatchSettings(**SETTINGS), progress=kill_mid_segment).run()
+    report = result.jobs[0]
+    assert killed and report.status == "done" and report.retries >= 1
+    assert packets(output) == packets(batch["long"])
+    assert stream_facts(output) == stream_facts(batch["long"])
+
+
+@pytest.mark.slow
+def test_interrupted_batch_resumes_without_redoing_segments(batch: dict, tmp_path: Path) -> None:
+    output = tmp_path / "long.mp4"
+    cancel = threading.Event()
+
+    def stop_after_two(progress: BatchProgress) -> None:
+        if progress.segments_done >= 2:
+            cancel.set()
+
+    with DaskExecutor(local_worker_envs(2, gpus=False), dashboard=False) as executor:
+        with pytest.raises(Interrupted):
+            Batch([long_job(output)], executor, BatchSettings(**SETTINGS), stop_after_two, cancel).run()
+    folder = next((tmp_path / ".steadyswap-work").iterdir())
+    first_run = set(Manifest.load(folder).segments)
+    assert len(first_run) >= 2 and not output.exists()
+
+    computed: set[str] = set()
+
+    def record(progress: BatchProgress) -> None:
+        computed.update(key.rsplit("-segment-", 1)[1] for key in progress.running if "-segment-" in key)
+
+    with DaskExecutor(local_worker_envs(2, gpus=False), dashboard=False) as executor:
+        report = Batch([long_job(output)], executor, BatchSettings(**SETTINGS), record).run().jobs[0]
+    assert report.status == "done" and report.reused == len(first_run)
+    assert computed and not computed & first_run and len(computed) == 4 - len(first_run)
+    assert packets(output) == packets(batch["long"])
+
+
+def test_job_file_yaml_with_shared_options_relative_paths_and_malformed_entries(tmp_path: Path) -> None:
+    (tmp_path / "jobs.yaml").write_text(
+        "options: {output-video-quality: 90, face_smoothing: ema}\n"
+        "jobs:\n"
+        "  - {source: face.jpg, target: clips/a.mp4, output: out/a.mp4, options: {face-smoothing: 'off'}}\n"
+        "  - {source: [f1.jpg, f2.jpg], target: b.mp4, output: out/b.mp4, name: second}\n"
+        "  - {target: c.mp4}\n"
+        "  - just a string\n")
+    a, b, c, d = load_job_file(tmp_path / "jobs.yaml")
+    assert a.sources == (str(tmp_path / "face.jpg"),) and a.target == str(tmp_path / "clips/a.mp4")
+    assert a.config().face_smoothing == "off" and a.config().output_video_quality == 90
+    assert b.name == "second" and len(b.sources) == 2 and b.config().face_smoothing == "ema"
+    assert a.id != b.id and a.id.startswith("a-")
+    with pytest.raises(UsageError, match="job entry 3 has no source, output"):
+        c.config()
+    with pytest.raises(UsageError, match="not a mapping"):
+        d.config()
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(UsageError, match="not valid JSON"):
+        load_job_file(tmp_path / "bad.json")
+
+
+def test_folder_of_targets(tmp_path: Path) -> None:
+    for name in ("b.mov", "a.mp4", "c.avi", "notes.txt", "d.png"):
+        (tmp_path / name).write_bytes(b"x")
+    jobs = jobs_from_folder(tmp_path, ["face.jpg"], tmp_path / "out")
+    assert [Path(j.output).name for j in jobs] == ["a.mp4", "b.mov", "c.mp4", "d.png"]
+    with pytest.raises(UsageError, match="needs --source"):
+        jobs_from_folder(tmp_path, [], tmp_path / "out")
+
+
+def test_manifest_keeps_only_segments_whose_file_still_matches(tmp_path: Path) -> None:
+    segment = Segment("clip.mp4", 40, 80, 10)
+    path = tmp_path / "seg.mp4"
+    path.write_bytes(b"encoded")
+    manifest = Manifest("fingerprint")
+    manifest.record(segment, path, file_sha256(path), 40)
+    manifest.save(tmp_path)
+    again = Manifest.load(tmp_path)
+    assert again == manifest and again.finished(segment, tmp_path) == path
+    assert again.finished(Segment("clip.mp4", 40, 80, 20), tmp_path) is None  # planned differently
+    path.write_bytes(b"damaged")
+    assert again.finished(segment, tmp_path) is None
+    assert Manifest.load(tmp_path / "nowhere") is None
+
+
+def test_batch_command_is_registered_and_checks_its_arguments(tmp_path: Path, capsys) -> None:
+    assert main(["batch", str(tmp_path)]) == 2
+    assert "needs --output" in capsys.readouterr().err
+    (tmp_path / "jobs.json").write_text("[]")
+    assert main(["batch", str(tmp_path / "jobs.json"), "--segment-frames", "0"]) == 2
+    assert "--segment-frames: must be 1 or more" in capsys.readouterr().err
+    assert main(["batch", "--help"]) == 0
+    assert "--scheduler" in capsys.readouterr().out
+
+
+def test_summary_table() -> None:
+    jobs = [JobReport("a.mp4", "out/a.mp4", "done", 300, 10.0, 1, 4, 2),
+            JobReport("b.mp4", "out/b.mp4", "failed", message="no face found", exit_code=4)]
+    text = summary(BatchResult(jobs, 12.0, 2, 2, 2))
+    assert "a.mp4  done    300     10.0     30.0  1        4 (2 kept)" in text
+    assert text.splitlines()[2].endswith("no face found")
+    assert "1 done, 0 already complete, 1 failed of 2 jobs; 300 frames in 12.0 s (25.0 frames/s)" in text
