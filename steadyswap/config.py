@@ -32,6 +32,7 @@ class RunConfig:
     face_landmarker_model: str = "mediapipe"
     face_recognizer_model: str = "none"
     face_selector_mode: SelectorMode = "one"
+    face_map: str | None = None
     reference_face_position: int = 0
     reference_frame_number: int = 0
     reference_face_distance: float = 0.3

@@ -1,81 +1,108 @@
-"""Face selection: which target faces get swapped (FaceFusion's one / many / reference modes)."""
+"""Face selection: which target faces get swapped, and with which source.
+
+FaceFusion's modes: ``one`` (the largest face), ``many`` (all), ``reference`` (faces like a reference
+face). A face map generalises ``reference`` to several people, each with a source of their own (or
+none, to leave them unchanged). A face keeps its person for as long as its track lives.
+
+Identity: with a recognizer (``--face-recognizer-model``) faces carry ArcFace embeddings and are
+compared by cosine distance. The embedded analyser has none, so faces are compared by appearance: a
+LAB colour histogram of the face box (skin tone, lighting, beard, glasses), which separates people
+within one video but is no identity model (see ``APPEARANCE_SCALE``).
+"""
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from steadyswap.types import Faces
 
-
-def shape_descriptor(landmarks: np.ndarray) -> np.ndarray:
-    """(n, k·2) landmark shapes with position, scale and in-plane rotation removed.
-
-    The embedded analyser has no identity model, so ``reference`` selection compares face
-    geometry; with a recognizer (``--face-recognizer-model``) embeddings are compared instead.
-    """
-    points = landmarks.astype(np.float64)
-    centred = points - points.mean(axis=1, keepdims=True)
-    centred /= np.sqrt((centred**2).sum(axis=(1, 2), keepdims=True) / points.shape[1]) + 1e-9
-    eye_axis = centred[:, 1] - centred[:, 0] if points.shape[1] == 5 else centred[:, 263] - centred[:, 33]
-    angle = np.arctan2(eye_axis[:, 1], eye_axis[:, 0])
-    c, s = np.cos(-angle), np.sin(-angle)
-    rotation = np.stack([np.stack([c, -s], -1), np.stack([s, c], -1)], -2)
-    return np.einsum("nij,nkj->nki", rotation, centred).reshape(len(points), -1)
+APPEARANCE_SCALE = 6.0
+"""Appearance distances are multiplied by this so FaceFusion's default ``--reference-face-distance``
+0.3 fits them: on the shared clips one person's faces stay within 0.02 (0.12 scaled) of each other and
+different people are at least 0.069 apart (0.41 scaled)."""
 
 
-def face_distances(faces: Faces, reference: np.ndarray) -> np.ndarray:
-    """(n,) distance of each face to a reference descriptor: cosine distance of embeddings when the
-    faces carry them, otherwise RMS distance of shape descriptors."""
-    if faces.embeddings is not None and reference.shape[-1] == faces.embeddings.shape[1]:
-        a = faces.embeddings / np.maximum(np.linalg.norm(faces.embeddings, axis=1, keepdims=True), 1e-9)
-        b = reference / max(float(np.linalg.norm(reference)), 1e-9)
-        return 1.0 - a @ b
-    shapes = shape_descriptor(faces.landmarks)
-    return np.sqrt(((shapes - reference) ** 2).reshape(len(faces), -1, 2).sum(-1).mean(-1))
+def appearance_descriptors(image: np.ndarray, faces: Faces) -> np.ndarray:
+    """(n, 512) unit vectors: square roots of the normalised 8×8×8 LAB histograms of each face box."""
+    out = np.zeros((len(faces), 512), np.float32)
+    height, width = image.shape[:2]
+    for row, (x0, y0, x1, y1) in enumerate(np.round(faces.boxes).astype(int)):
+        crop = image[max(y0, 0):min(y1, height), max(x0, 0):min(x1, width)]
+        if crop.size == 0:
+            continue
+        lab = cv2.cvtColor(cv2.resize(crop, (64, 64), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2LAB)
+        histogram = cv2.calcHist([lab], [0, 1, 2], None, [8, 8, 8], [0, 256, 0, 256, 0, 256]).ravel()
+        out[row] = np.sqrt(histogram / max(histogram.sum(), 1.0))
+    return out
 
 
-def reference_descriptor(faces: Faces, position: int) -> np.ndarray:
-    """The descriptor of the ``position``-th largest face (FaceFusion orders faces large to small)."""
+def descriptors(image: np.ndarray, faces: Faces) -> np.ndarray:
+    """Identity vectors of ``faces``: unit ArcFace embeddings when present, else appearance histograms."""
+    if faces.embeddings is not None:
+        e = faces.embeddings.astype(np.float32)
+        return e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-9)
+    return appearance_descriptors(image, faces)
+
+
+def distances(vectors: np.ndarray, references: np.ndarray, embedded: bool) -> np.ndarray:
+    """(n, r) distances of face vectors to reference vectors (cosine; appearance ones scaled)."""
+    d = 1.0 - vectors @ references.T
+    return d if embedded else d * APPEARANCE_SCALE
+
+
+def pick_face(faces: Faces, box: np.ndarray | None = None, position: int = 0) -> int:
+    """Row of the face best overlapping ``box``, or the ``position``-th largest (FaceFusion's order)."""
+    if box is not None:
+        from steadyswap.tracking.tracker import box_iou
+
+        return int(np.argmax(box_iou(np.asarray(box, np.float32)[None], faces.boxes)[0]))
     order = np.argsort(-faces.areas)
-    row = faces[int(order[min(position, len(order) - 1)])]
-    if row.embeddings is not None:
-        return row.embeddings[0]
-    return shape_descriptor(row.landmarks)[0]
+    return int(order[min(position, len(order) - 1)])
 
 
 class FaceSelector:
-    """Chooses the faces to swap in each frame; the choice sticks to a track while it lasts.
+    """Chooses the faces to swap in each frame and the person (reference) each belongs to.
 
     Args:
-        mode: "one" (the largest face, kept while its track lives), "many" (all) or "reference".
-        reference: descriptor from ``reference_descriptor`` (reference mode).
-        max_distance: largest distance to the reference that still selects a face.
+        mode: "one" (the largest face, kept while its track lives), "many" (all), or "reference".
+        references: (r, d) descriptor rows, one per person (reference mode).
+        max_distance: largest distance to a reference that still claims a face.
     """
 
-    def __init__(self, mode: str = "one", reference: np.ndarray | None = None, max_distance: float = 0.3) -> None:
+    def __init__(self, mode: str = "one", references: np.ndarray | None = None, max_distance: float = 0.3) -> None:
         self.mode = mode
-        self.reference = reference
+        self.references = references
         self.max_distance = max_distance
-        self._chosen: set[int] = set()
+        self._people: dict[int, int] = {}
 
-    def select(self, faces: Faces) -> Faces:
+    def select(self, image: np.ndarray, faces: Faces) -> tuple[Faces, np.ndarray]:
+        """The chosen faces of this frame and, row-aligned, the person index of each."""
         if len(faces) == 0 or self.mode == "many":
-            return faces
+            return faces, np.zeros(len(faces), np.int64)
         tracks = faces.track_ids
         if self.mode == "one":
-            kept = [i for i, t in enumerate(tracks) if t >= 0 and int(t) in self._chosen]
+            kept = [i for i, t in enumerate(tracks) if int(t) in self._people]
             if not kept:
                 kept = [int(np.argmax(faces.areas))]
-                self._chosen = {int(tracks[kept[0]])}
-            return faces[kept[:1]]
-        assert self.reference is not None, "reference mode needs a reference descriptor"
-        near = face_distances(faces, self.reference) <= self.max_distance
-        for i in np.flatnonzero(near):
-            if tracks[i] >= 0:
-                self._chosen.add(int(tracks[i]))
-        keep = near | np.isin(tracks, list(self._chosen))
-        return faces[keep]
+                self._people = {int(tracks[kept[0]]): 0}
+            return faces[kept[:1]], np.zeros(1, np.int64)
+        if self.references is None:
+            raise ValueError("reference mode needs reference faces")
+        people = np.array([self._people.get(int(t), -1) for t in tracks])
+        unknown = np.flatnonzero(people < 0)
+        if len(unknown):
+            found = faces[unknown]
+            d = distances(descriptors(image, found), self.references, found.embeddings is not None)
+            best = d.argmin(axis=1)
+            for row, person, distance in zip(unknown, best, d[np.arange(len(unknown)), best]):
+                if distance <= self.max_distance:
+                    people[row] = person
+                    if tracks[row] >= 0:
+                        self._people[int(tracks[row])] = int(person)
+        keep = people >= 0
+        return faces[keep], people[keep]
 
     def reset(self) -> None:
-        """Forget chosen tracks (a scene cut ends every track)."""
-        self._chosen.clear()
+        """Forget which track belongs to whom."""
+        self._people.clear()

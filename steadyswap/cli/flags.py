@@ -102,6 +102,9 @@ FLAGS: tuple[Flag, ...] = (
     Flag(("--face-selector-mode",), "face_selector_mode", "face detection & selection",
          "which target faces to swap: one (the largest), many (all), reference (those like the reference "
          "face) (default: {default})", choices=SELECTOR_MODES),
+    Flag(("--face-map",), "face_map", "face detection & selection",
+         "JSON file mapping people of the target (frame + box) to source photos or to none; "
+         "see docs/face-map.md (overrides --face-selector-mode)", metavar="FILE"),
     Flag(("--reference-face-position",), "reference_face_position", "face detection & selection",
          "index of the reference face in the reference frame, largest first (default: {default})",
          type=int, metavar="INDEX"),

@@ -15,7 +15,8 @@ import numpy as np
 
 from steadyswap.analysis.base import FaceAnalyzer
 from steadyswap.analysis.cuts import SceneCutDetector
-from steadyswap.analysis.selection import FaceSelector, reference_descriptor
+from steadyswap.analysis.face_map import DEFAULT_SOURCE, FaceMap, Person, load_face_map
+from steadyswap.analysis.selection import FaceSelector, descriptors, pick_face
 from steadyswap.blend.paste import paste_patches
 from steadyswap.config import RunConfig
 from steadyswap.errors import NoFaceError
@@ -112,26 +113,73 @@ class FaceSwapper:
     def __init__(self, sources: list[str | Path | np.ndarray], config: RunConfig | None = None,
                  fps: float = 30.0) -> None:
         self.config = (config or RunConfig()).validate()
-        self.analyzer = build_analyzer(self.config)
-        self.swapper = build_swapper(self.config)
+        cfg = self.config
+        self.analyzer = build_analyzer(cfg)
+        self.swapper = build_swapper(cfg)
+        self.face_map: FaceMap | None = load_face_map(cfg.face_map) if cfg.face_map else None
+        named = {DEFAULT_SOURCE: list(sources)}
+        if self.face_map is not None:
+            named.update({name: [path] for name, path in self.face_map.sources.items()})
+        wanted = {DEFAULT_SOURCE} if self.face_map is None else {p.source for p in self.face_map.people} - {None}
+        prepared = {name: self._prepare(named[name]) for name in sorted(wanted)}  # type: ignore[type-var]
+        self.source: SourceFace | None = prepared.get(DEFAULT_SOURCE)
+        people = self.face_map.people if self.face_map else [Person(cfg.reference_frame_number, None, DEFAULT_SOURCE)]  # type: ignore[arg-type]
+        self.people = people
+        self.person_sources: list[SourceFace | None] = [prepared.get(p.source) if p.source else None for p in people]  # type: ignore[arg-type]
+        self.cuts = SceneCutDetector()
+        self.tracker = FaceTracker()
+        self.smoother = LandmarkSmoother(cfg.face_smoothing, fps, cfg.smoothing_min_cutoff, cfg.smoothing_beta,
+                                         cfg.smoothing_d_cutoff, cfg.smoothing_ema_alpha, cfg.smoothing_lookahead)
+        mode = "reference" if self.face_map is not None else cfg.face_selector_mode
+        self.selector = FaceSelector(mode, max_distance=cfg.reference_face_distance)
+        self._waiting: deque[tuple[np.ndarray, Faces, bool]] = deque()
+
+    def _prepare(self, sources: list[str | Path | np.ndarray]) -> SourceFace:
+        if not sources:
+            raise NoFaceError("no source photo given")
         images = [s if isinstance(s, np.ndarray) else read_image(s) for s in sources]
         for image in images:
             check_shape("source image", image, (None, None, 3), np.uint8)
-        self.source: SourceFace = self.swapper.prepare_source(images, self.analyzer.analyze(images, video=False))
-        self.cuts = SceneCutDetector()
-        self.tracker = FaceTracker()
-        cfg = self.config
-        self.smoother = LandmarkSmoother(cfg.face_smoothing, fps, cfg.smoothing_min_cutoff, cfg.smoothing_beta,
-                                         cfg.smoothing_d_cutoff, cfg.smoothing_ema_alpha, cfg.smoothing_lookahead)
-        self.selector = FaceSelector(cfg.face_selector_mode, max_distance=cfg.reference_face_distance)
-        self._waiting: deque[tuple[np.ndarray, Faces, bool]] = deque()
+        return self.swapper.prepare_source(images, self.analyzer.analyze(images, video=False))
 
-    def set_reference(self, image: np.ndarray) -> None:
-        """Use the face at ``--reference-face-position`` of ``image`` as the reference (reference mode)."""
-        faces = self.analyzer.analyze([image], video=False)[0]
-        if len(faces) == 0:
-            raise NoFaceError("no face in the reference frame (--reference-frame-number)")
-        self.selector.reference = reference_descriptor(faces, self.config.reference_face_position)
+    @property
+    def needs_references(self) -> bool:
+        """Whether ``set_references`` must be called with target frames before swapping."""
+        return self.selector.mode == "reference"
+
+    @property
+    def reference_frames(self) -> list[int]:
+        """Target frame indices that ``set_references`` needs, one per person."""
+        return [person.frame for person in self.people]
+
+    def set_references(self, frames: list[np.ndarray]) -> None:
+        """Describe each person from their target frame (``reference_frames`` order).
+
+        Without a face map, every face of the reference frame becomes a person, and only the one at
+        ``--reference-face-position`` maps to the source: faces are then told apart by comparing them
+        with each other, not only with a threshold.
+
+        Raises:
+            NoFaceError: a reference frame has no face.
+        """
+        rows = []
+        if self.face_map is None:
+            image = frames[0]
+            faces = self.analyzer.analyze([image], video=False)[0]
+            if len(faces) == 0:
+                raise NoFaceError(f"no face in the reference frame {self.people[0].frame}")
+            chosen = pick_face(faces, None, self.config.reference_face_position)
+            self.people = [Person(self.people[0].frame, tuple(box), DEFAULT_SOURCE if i == chosen else None)
+                           for i, box in enumerate(faces.boxes.tolist())]
+            self.person_sources = [self.source if i == chosen else None for i in range(len(faces))]
+            self.selector.references = descriptors(image, faces)
+            return
+        for person, image in zip(self.people, frames, strict=True):
+            faces = self.analyzer.analyze([image], video=False)[0]
+            if len(faces) == 0:
+                raise NoFaceError(f"no face in the reference frame {person.frame}")
+            rows.append(descriptors(image, faces[pick_face(faces, np.asarray(person.box, np.float32))])[0])
+        self.selector.references = np.stack(rows)
 
     def push(self, image: np.ndarray) -> list[FrameResult]:
         """Analyse the next frame; return the frames that are now final (in order, possibly none)."""
@@ -158,11 +206,17 @@ class FaceSwapper:
         return done
 
     def _swap(self, image: np.ndarray, smoothed: Faces, raw: Faces, cut: bool) -> FrameResult:
-        chosen = self.selector.select(smoothed)
-        if len(chosen) == 0:
-            return FrameResult(image, chosen, raw, cut)
-        patches = self.swapper.swap(self.source, [image], [chosen])[0]
-        return FrameResult(paste_patches(image, patches), chosen, raw, cut)
+        chosen, people = self.selector.select(image, smoothed)
+        patches, swapped = [], []
+        for person in np.unique(people):
+            source = self.person_sources[int(person)]
+            if source is None:
+                continue
+            rows = np.flatnonzero(people == person)
+            patches += self.swapper.swap(source, [image], [chosen[rows]])[0]
+            swapped += rows.tolist()
+        faces = chosen[sorted(swapped)]
+        return FrameResult(paste_patches(image, patches) if patches else image, faces, raw, cut)
 
     def process(self, image: np.ndarray) -> FrameResult:
         """Swap one frame now (causal smoothing) and say what was done."""
@@ -179,12 +233,9 @@ class FaceSwapper:
     def swap_image(self, image: np.ndarray) -> FrameResult:
         """A still photo: analysed without temporal state or smoothing."""
         faces = self.tracker.update(self.analyzer.analyze([image], video=False)[0])
-        chosen = self.selector.select(faces)
+        result = self._swap(image, faces, faces, False)
         self.reset_tracking()
-        if len(chosen) == 0:
-            return FrameResult(image, chosen, faces, False)
-        patches = self.swapper.swap(self.source, [image], [chosen])[0]
-        return FrameResult(paste_patches(image, patches), chosen, faces, False)
+        return result
 
     def reset_tracking(self) -> None:
         """Forget every track and drop frames still waiting (after a seek, or for a new video)."""

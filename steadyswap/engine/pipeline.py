@@ -12,7 +12,7 @@ from pathlib import Path
 
 from steadyswap.config import RunConfig, crf_from_quality
 from steadyswap.engine.frame_swapper import FaceSwapper
-from steadyswap.errors import Interrupted
+from steadyswap.errors import Interrupted, UsageError
 from steadyswap.io import VideoReader, VideoWriter, atomic_output, read_image, write_image
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,12 @@ class RunResult:
 def run_image(swapper: FaceSwapper, target: Path, output: Path, config: RunConfig) -> RunResult:
     """Swap a still photo into ``output`` (written to a temporary file, then renamed)."""
     began = time.perf_counter()
-    result = swapper.swap_image(read_image(target))
+    image = read_image(target)
+    if swapper.needs_references:
+        if any(index != 0 for index in swapper.reference_frames):
+            raise UsageError("a photo target has only frame 0: reference frames must be 0")
+        swapper.set_references([image] * len(swapper.reference_frames))
+    result = swapper.swap_image(image)
     with atomic_output(output, inputs=[target]) as temporary:
         write_image(temporary, result.image, config.output_image_quality)
     seconds = time.perf_counter() - began
@@ -56,10 +61,8 @@ def run_video(swapper_factory: Callable[[float], FaceSwapper], sources: list[Pat
     reader = VideoReader(target, config.trim_frame_start, config.trim_frame_end)
     info = reader.info
     swapper = swapper_factory(info.fps)
-    if config.face_selector_mode == "reference":
-        with VideoReader(target, config.reference_frame_number, config.reference_frame_number + 1) as ref:
-            for frame in ref:
-                swapper.set_reference(frame.image)
+    if swapper.needs_references:
+        swapper.set_references([frame_at(target, index) for index in swapper.reference_frames])
     monitor = _monitor(config)
     total = len(reader)
     done = 0
@@ -97,6 +100,18 @@ def run_video(swapper_factory: Callable[[float], FaceSwapper], sources: list[Pat
     if monitor is not None and config.quality_report:
         summary = _write_report(monitor, Path(config.quality_report))
     return RunResult(output, done, seconds, done / seconds if seconds else 0.0, summary)
+
+
+def frame_at(target: Path, index: int):
+    """The RGB image of frame ``index`` of a video.
+
+    Raises:
+        UsageError: the video has no such frame.
+    """
+    with VideoReader(target, index, index + 1, high_bit_depth=False) as reader:
+        for frame in reader:
+            return frame.image
+    raise UsageError(f"{target} has no frame {index} (reference frame)")
 
 
 def _monitor(config: RunConfig):
