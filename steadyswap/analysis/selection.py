@@ -4,8 +4,8 @@ FaceFusion's modes: ``one`` (the largest face), ``many`` (all), ``reference`` (f
 face). A face map generalises ``reference`` to several people, each with a source of their own (or
 none, to leave them unchanged). A face keeps its person for as long as its track lives.
 
-Identity: with a recognizer (``--face-recognizer-model``) faces carry ArcFace embeddings and are
-compared by cosine distance. The embedded analyser has none, so faces are compared by appearance: a
+Identity: with a recognizer (``--face-recognizer-model``) faces are compared by the cosine distance of
+their ArcFace embeddings, computed once per new track. The embedded analyser has none, so faces are compared by appearance: a
 LAB colour histogram of the face box (skin tone, lighting, beard, glasses), which separates people
 within one video but is no identity model (see ``APPEARANCE_SCALE``).
 """
@@ -37,10 +37,10 @@ def appearance_descriptors(image: np.ndarray, faces: Faces) -> np.ndarray:
     return out
 
 
-def descriptors(image: np.ndarray, faces: Faces) -> np.ndarray:
-    """Identity vectors of ``faces``: unit ArcFace embeddings when present, else appearance histograms."""
-    if faces.embeddings is not None:
-        e = faces.embeddings.astype(np.float32)
+def descriptors(image: np.ndarray, faces: Faces, recognizer=None) -> np.ndarray:
+    """Identity vectors of ``faces``: unit ArcFace embeddings with a recognizer, else appearance histograms."""
+    if recognizer is not None:
+        e = recognizer.embed(image, faces.kps).astype(np.float32)
         return e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-9)
     return appearance_descriptors(image, faces)
 
@@ -68,12 +68,15 @@ class FaceSelector:
         mode: "one" (the largest face, kept while its track lives), "many" (all), or "reference".
         references: (r, d) descriptor rows, one per person (reference mode).
         max_distance: largest distance to a reference that still claims a face.
+        recognizer: an ArcFace recognizer (``embed(image, kps)``), or None to compare appearance.
     """
 
-    def __init__(self, mode: str = "one", references: np.ndarray | None = None, max_distance: float = 0.3) -> None:
+    def __init__(self, mode: str = "one", references: np.ndarray | None = None, max_distance: float = 0.3,
+                 recognizer=None) -> None:
         self.mode = mode
         self.references = references
         self.max_distance = max_distance
+        self.recognizer = recognizer
         self._people: dict[int, int] = {}
 
     def select(self, image: np.ndarray, faces: Faces) -> tuple[Faces, np.ndarray]:
@@ -93,7 +96,7 @@ class FaceSelector:
         unknown = np.flatnonzero(people < 0)
         if len(unknown):
             found = faces[unknown]
-            d = distances(descriptors(image, found), self.references, found.embeddings is not None)
+            d = distances(descriptors(image, found, self.recognizer), self.references, self.recognizer is not None)
             best = d.argmin(axis=1)
             for row, person, distance in zip(unknown, best, d[np.arange(len(unknown)), best]):
                 if distance <= self.max_distance:

@@ -52,6 +52,15 @@ def build_analyzer(config: RunConfig) -> FaceAnalyzer:
     return build_model_analyzer(config)
 
 
+def build_recognizer(config: RunConfig):
+    """The ArcFace recognizer named by ``--face-recognizer-model``, or None ('none')."""
+    if config.face_recognizer_model == "none":
+        return None
+    from steadyswap.models.factory import build_recognizer as build_model_recognizer
+
+    return build_model_recognizer(config, required=True)
+
+
 def build_swapper(config: RunConfig) -> Swapper:
     """The swapper named by the config: the embedded classic warp, or an ONNX model."""
     if config.face_swapper_model == "classic":
@@ -131,7 +140,7 @@ class FaceSwapper:
         self.smoother = LandmarkSmoother(cfg.face_smoothing, fps, cfg.smoothing_min_cutoff, cfg.smoothing_beta,
                                          cfg.smoothing_d_cutoff, cfg.smoothing_ema_alpha, cfg.smoothing_lookahead)
         mode = "reference" if self.face_map is not None else cfg.face_selector_mode
-        self.selector = FaceSelector(mode, max_distance=cfg.reference_face_distance)
+        self.selector = FaceSelector(mode, max_distance=cfg.reference_face_distance, recognizer=build_recognizer(cfg))
         self._waiting: deque[tuple[np.ndarray, Faces, bool]] = deque()
 
     def _prepare(self, sources: list[str | Path | np.ndarray]) -> SourceFace:
@@ -172,13 +181,14 @@ class FaceSwapper:
             self.people = [Person(self.people[0].frame, tuple(box), DEFAULT_SOURCE if i == chosen else None)
                            for i, box in enumerate(faces.boxes.tolist())]
             self.person_sources = [self.source if i == chosen else None for i in range(len(faces))]
-            self.selector.references = descriptors(image, faces)
+            self.selector.references = descriptors(image, faces, self.selector.recognizer)
             return
         for person, image in zip(self.people, frames, strict=True):
             faces = self.analyzer.analyze([image], video=False)[0]
             if len(faces) == 0:
                 raise NoFaceError(f"no face in the reference frame {person.frame}")
-            rows.append(descriptors(image, faces[pick_face(faces, np.asarray(person.box, np.float32))])[0])
+            chosen = faces[pick_face(faces, np.asarray(person.box, np.float32))]
+            rows.append(descriptors(image, chosen, self.selector.recognizer)[0])
         self.selector.references = np.stack(rows)
 
     def push(self, image: np.ndarray) -> list[FrameResult]:
