@@ -112,6 +112,7 @@ class BatchResult:
 
 @dataclass
 class _Job:
+    number: int
     report: JobReport
     job: Job
     spec: JobSpec | None = None
@@ -119,6 +120,7 @@ class _Job:
     plan: JobPlan | None = None
     keys: set[str] = field(default_factory=set)
     done: int = 0
+    frames_done: int = 0
     began: float = 0.0
 
     @property
@@ -146,7 +148,8 @@ class Batch:
         self._progress = progress
         self._cancel = cancel
         self._token = secrets.token_hex(4)
-        self._jobs = [_Job(JobReport(job.name or Path(job.target).name, job.output), job) for job in jobs]
+        self._jobs = [_Job(i, JobReport(job.name or Path(job.target).name, job.output), job)
+                      for i, job in enumerate(jobs)]
         self._tasks: dict[str, tuple[_Job, str, Segment | None]] = {}
         self._running: dict[str, TaskEvent] = {}
         self._starts: dict[str, int] = {}
@@ -229,7 +232,7 @@ class Batch:
         return hashlib.sha256(json.dumps(facts, sort_keys=True, default=str).encode()).hexdigest()
 
     def _submit(self, state: _Job, kind: str, segment: Segment | None, task: Any, *args: Any) -> None:
-        key = f"steadyswap-{self._token}-{self._jobs.index(state)}-{kind}" + (f"-{segment.name}" if segment else "")
+        key = f"steadyswap-{self._token}-{state.number}-{kind}" + (f"-{segment.name}" if segment else "")
         self._tasks[key] = (state, kind, segment)
         state.keys.add(key)
         self.executor.submit(key, task, *args)
@@ -239,9 +242,8 @@ class Batch:
             return
         if event.frames == 0:
             self._starts[event.key] = self._starts.get(event.key, 0) + 1
-            state = self._tasks[event.key][0]
-            state.report.retries = sum(max(0, self._starts.get(k, 0) - 1) for k in self._tasks
-                                       if self._tasks[k][0] is state)
+            if self._starts[event.key] > 1:  # a rerun after its worker died
+                self._tasks[event.key][0].report.retries += 1
         self._running[event.key] = event
 
     def _finish(self, outcome: Outcome) -> None:
@@ -270,8 +272,9 @@ class Batch:
                 if state.manifest.finished(seg, state.folder) is not None:
                     state.report.reused += 1
                     state.done += 1
+                    state.frames_done += seg.frames
                 else:
-                    self._submit(state, "segment", seg, tasks.swap_segment, state.spec, value, seg)
+                    self._submit(state, "segment", seg, tasks.swap_segment, state.spec, value.fps, seg)
             state.manifest.save(state.folder)
         elif kind == "segment":
             done: SegmentDone = value
@@ -279,6 +282,7 @@ class Batch:
             state.manifest.record(done.result.segment, done.result.path, done.result.sha256, done.result.frames)
             state.manifest.save(state.folder)
             state.done += 1
+            state.frames_done += done.result.frames
             state.report.frames += done.result.frames
         elif kind in ("join", "photo"):
             state.manifest.output_sha256 = value
@@ -318,13 +322,10 @@ class Batch:
         if self._progress is None:
             return
         planned = [s for s in self._jobs if s.plan is not None and s.plan.kind == "video"]
-        frames_done = sum(sum(seg.frames for seg in s.plan.segments  # type: ignore[union-attr]
-                              if s.manifest and seg.name in s.manifest.segments) for s in planned)
-        frames_done += sum(e.frames for e in self._running.values())
         self._progress(BatchProgress(
             segments_done=sum(s.done for s in planned),
             segments_total=sum(len(s.plan.segments) for s in planned),  # type: ignore[union-attr]
-            frames_done=frames_done,
+            frames_done=sum(s.frames_done for s in planned) + sum(e.frames for e in self._running.values()),
             frames_total=sum(s.plan.frames for s in planned),  # type: ignore[union-attr]
             jobs_open=sum(1 for s in self._jobs if s.report.status == "running"),
             running=dict(self._running),

@@ -19,8 +19,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import dask
-from distributed import Client, KilledWorker, Nanny, Scheduler, SpecCluster, WorkerPlugin, get_worker
-from distributed import wait as wait_futures
+from distributed import Client, KilledWorker, Nanny, Scheduler, SpecCluster, WorkerPlugin, as_completed, get_worker
 
 from steadyswap.distributed.executor import Executor, Outcome, Task, TaskEvent, WorkerContext, WorkerLost
 from steadyswap.engine.swapper_pool import SwapperPool
@@ -113,6 +112,7 @@ class DaskExecutor(Executor):
             else:
                 self.client = Client(scheduler)
         try:
+            self._completed = as_completed()
             self.client.register_plugin(SwapperPlugin(), name=PLUGIN)
             self.client.subscribe_topic(TOPIC, lambda event: self._events.put(event[1]))
             self.workers = len(self.client.scheduler_info()["workers"])
@@ -135,21 +135,19 @@ class DaskExecutor(Executor):
         return SpecCluster(workers=workers, scheduler=scheduler, silence_logs=40, name="steadyswap")
 
     def submit(self, key: str, task: Task, *args: Any) -> None:
-        self._futures[key] = self.client.submit(_call, key, task, *args, key=key, pure=False)
+        future = self.client.submit(_call, key, task, *args, key=key, pure=False)
+        self._futures[key] = future
+        self._completed.add(future)
 
     def wait(self, timeout: float) -> tuple[list[Outcome], list[TaskEvent]]:
-        outcomes: list[Outcome] = []
-        if not self._futures:
-            time.sleep(timeout)
-        else:
-            try:
-                wait_futures(list(self._futures.values()), timeout=timeout, return_when="FIRST_COMPLETED")
-            except TimeoutError:
-                pass
-            for key, future in list(self._futures.items()):
-                if future.status in ("finished", "error"):
-                    del self._futures[key]
-                    outcomes.append(self._outcome(key, future))
+        deadline = time.monotonic() + timeout
+        while not self._completed.has_ready() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        outcomes = [
+            self._outcome(future.key, future)
+            for future in self._completed.next_batch(block=False)
+            if self._futures.pop(future.key, None) is not None  # not cancelled meanwhile
+        ]
         events = []
         while True:
             try:
@@ -163,6 +161,8 @@ class DaskExecutor(Executor):
     def _outcome(key: str, future: Any) -> Outcome:
         if future.status == "finished":
             return Outcome(key, value=future.result())
+        if future.status != "error":
+            return Outcome(key, error=WorkerLost(f"the cluster dropped the task ({future.status})"))
         error = future.exception()
         if isinstance(error, KilledWorker):
             error = WorkerLost(f"the worker process running it died too often ({error})")

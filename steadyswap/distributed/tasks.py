@@ -95,10 +95,10 @@ def prepare(context: WorkerContext, spec: JobSpec, segment_frames: int, warmup_f
     return JobPlan("video", info, segments)
 
 
-def swap_segment(context: WorkerContext, spec: JobSpec, plan: JobPlan, segment: Segment) -> SegmentDone:
-    """Swap one segment into its file in the work folder (see ``run_segment``)."""
+def swap_segment(context: WorkerContext, spec: JobSpec, fps: float, segment: Segment) -> SegmentDone:
+    """Swap one segment of a video of ``fps`` frames/s into its file in the work folder (see ``run_segment``)."""
     context.report(0)
-    swapper = context.pool.get(list(spec.sources), spec.config, plan.fps)
+    swapper = context.pool.get(list(spec.sources), spec.config, fps)
     result = run_segment(swapper, segment, spec.segment_path(segment), spec.config, progress=context.report)
     return SegmentDone(result, os.getpid(), context.pool.builds)
 
