@@ -78,6 +78,8 @@ class _Result:
 class CountingSwapper:
     """Stands in for FaceSwapper: inverts frames, answering two frames late as a lookahead smoother does."""
 
+    needs_references = False
+
     def __init__(self) -> None:
         self.seen: list[np.ndarray] = []
         self.resets = 0
@@ -89,6 +91,12 @@ class CountingSwapper:
 
     def reset(self) -> None:
         self.resets += 1
+
+    def analyse(self, image: np.ndarray) -> np.ndarray:
+        return image
+
+    def accept(self, image: np.ndarray) -> list[_Result]:
+        return self.push(image)
 
     def push(self, image: np.ndarray) -> list[_Result]:
         self.seen.append(image)

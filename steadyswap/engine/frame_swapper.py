@@ -39,6 +39,16 @@ class FrameResult:
     scene_cut: bool
 
 
+@dataclass
+class Analysed:
+    """A frame after analysis and tracking, before smoothing and swapping."""
+
+    image: np.ndarray
+    raw: Faces
+    cut: bool
+    active_tracks: set[int]
+
+
 def build_analyzer(config: RunConfig) -> FaceAnalyzer:
     """The analyser named by the config: the embedded MediaPipe mesh, or an ONNX detector."""
     if config.face_detector_model == "mediapipe":
@@ -193,15 +203,24 @@ class FaceSwapper:
 
     def push(self, image: np.ndarray) -> list[FrameResult]:
         """Analyse the next frame; return the frames that are now final (in order, possibly none)."""
+        return self.accept(self.analyse(image))
+
+    def analyse(self, image: np.ndarray) -> Analysed:
+        """The first half of ``push``: scene cut, faces, tracks. Touches only analysis state, so a
+        thread can analyse frame t+1 while another runs ``accept`` on frame t."""
         check_shape("frame", image, (None, None, 3), np.uint8)
         cut = self.cuts.update(image)
         if cut:
             self.analyzer.reset()
             self.tracker.reset()
         raw = self.tracker.update(self.analyzer.analyze([image], video=True)[0])
-        self.smoother.push(raw)
-        self.smoother.forget(self.tracker.active_ids)
-        self._waiting.append((image, raw, cut))
+        return Analysed(image, raw, cut, self.tracker.active_ids)
+
+    def accept(self, analysed: Analysed) -> list[FrameResult]:
+        """The second half of ``push``: smooth, select, swap and paste the frames now final."""
+        self.smoother.push(analysed.raw)
+        self.smoother.forget(analysed.active_tracks)
+        self._waiting.append((analysed.image, analysed.raw, analysed.cut))
         return self._drain(final=False)
 
     def flush(self) -> list[FrameResult]:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from steadyswap.config import RunConfig, crf_from_quality
 from steadyswap.engine.frame_swapper import FaceSwapper
-from steadyswap.errors import Interrupted, UsageError
+from steadyswap.engine.stream import prepare_references, swap_stream
+from steadyswap.errors import UsageError
 from steadyswap.io import VideoReader, VideoWriter, atomic_output, read_image, write_image
 
 log = logging.getLogger(__name__)
@@ -61,8 +61,7 @@ def run_video(swapper_factory: Callable[[float], FaceSwapper], sources: list[Pat
     reader = VideoReader(target, config.trim_frame_start, config.trim_frame_end)
     info = reader.info
     swapper = swapper_factory(info.fps)
-    if swapper.needs_references:
-        swapper.set_references([frame_at(target, index) for index in swapper.reference_frames])
+    prepare_references(swapper, target)
     monitor = _monitor(config)
     total = len(reader)
     done = 0
@@ -75,43 +74,19 @@ def run_video(swapper_factory: Callable[[float], FaceSwapper], sources: list[Pat
             preset=config.output_video_preset,
             trim=(config.trim_frame_start, config.trim_frame_end),
         ) as writer:
-            waiting: deque = deque()
-
-            def emit(results: list) -> None:
-                nonlocal done
-                for result in results:
-                    frame = waiting.popleft()
-                    if monitor is not None:
-                        monitor.update(frame.image, result.image, result.faces, result.scene_cut,
-                                       raw_landmarks=result.raw_faces)
-                    writer.write(replace(frame, image=result.image) if result.image is not frame.image else frame)
-                    done += 1
-                    if progress is not None:
-                        progress(done, total)
-
-            for frame in reader:
-                if cancel is not None and cancel.is_set():
-                    raise Interrupted("run cancelled")
-                waiting.append(frame)
-                emit(swapper.push(frame.image))
-            emit(swapper.flush())
+            for frame, result in swap_stream(swapper, reader, cancel):
+                if monitor is not None:
+                    monitor.update(frame.image, result.image, result.faces, result.scene_cut,
+                                   raw_landmarks=result.raw_faces)
+                writer.write(replace(frame, image=result.image) if result.image is not frame.image else frame)
+                done += 1
+                if progress is not None:
+                    progress(done, total)
     seconds = time.perf_counter() - began
     summary = None
     if monitor is not None and config.quality_report:
         summary = _write_report(monitor, Path(config.quality_report))
     return RunResult(output, done, seconds, done / seconds if seconds else 0.0, summary)
-
-
-def frame_at(target: Path, index: int):
-    """The RGB image of frame ``index`` of a video.
-
-    Raises:
-        UsageError: the video has no such frame.
-    """
-    with VideoReader(target, index, index + 1, high_bit_depth=False) as reader:
-        for frame in reader:
-            return frame.image
-    raise UsageError(f"{target} has no frame {index} (reference frame)")
 
 
 def _monitor(config: RunConfig):

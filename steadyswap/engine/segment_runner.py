@@ -9,18 +9,17 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from steadyswap.config import RunConfig, crf_from_quality
-from steadyswap.engine.frame_swapper import FaceSwapper, FrameResult
-from steadyswap.errors import Interrupted, MediaDecodeError
+from steadyswap.engine.frame_swapper import FaceSwapper
+from steadyswap.engine.stream import prepare_references, swap_stream
+from steadyswap.errors import MediaDecodeError
 from steadyswap.io import VideoReader, VideoWriter, atomic_output
 from steadyswap.io.probe import PathLike
 from steadyswap.io.segments import Segment
-from steadyswap.types import Frame
 
 SegmentProgress = Callable[[int], None]
 """Called with the number of frames of the segment written so far."""
@@ -76,11 +75,7 @@ def run_segment(
     began = time.perf_counter()
     swapper.reset_tracking()
     swapper.cuts.reset()
-    if config.face_selector_mode == "reference":
-        with VideoReader(segment.target, config.reference_frame_number, config.reference_frame_number + 1) as ref:
-            for frame in ref:
-                swapper.set_reference(frame.image)
-    waiting: deque[Frame] = deque()
+    prepare_references(swapper, Path(segment.target))
     written = 0
     with atomic_output(output, inputs=[segment.target]) as temporary:
         with VideoReader(segment.target, segment.warmup, segment.decode_end) as reader, VideoWriter(
@@ -92,22 +87,12 @@ def run_segment(
             audio_source=None,
         ) as writer:
 
-            def emit(results: list[FrameResult]) -> None:
-                nonlocal written
-                for result in results:
-                    frame = waiting.popleft()
-                    if segment.start <= frame.index < segment.end:
-                        writer.write(replace(frame, image=result.image) if result.image is not frame.image else frame)
-                        written += 1
-                        if progress is not None and (written % 10 == 0 or written == segment.frames):
-                            progress(written)
-
-            for frame in reader:
-                if cancel is not None and cancel.is_set():
-                    raise Interrupted(f"{segment.name} of {segment.target} cancelled")
-                waiting.append(frame)
-                emit(swapper.push(frame.image))
-            emit(swapper.flush())
+            for frame, result in swap_stream(swapper, reader, cancel):
+                if segment.start <= frame.index < segment.end:
+                    writer.write(replace(frame, image=result.image) if result.image is not frame.image else frame)
+                    written += 1
+                    if progress is not None and (written % 10 == 0 or written == segment.frames):
+                        progress(written)
             if written != segment.frames:
                 raise MediaDecodeError(
                     f"{segment.target}: decoding stopped after frame {segment.start + written - 1}; "

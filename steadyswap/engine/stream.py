@@ -1,0 +1,94 @@
+"""Frames through a FaceSwapper in order, analysis on its own thread: the loop every file run shares."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections import deque
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+from steadyswap.engine.frame_swapper import FaceSwapper, FrameResult
+from steadyswap.errors import Interrupted, UsageError
+from steadyswap.io import VideoReader
+from steadyswap.types import Frame
+
+_END = object()
+
+
+def swap_stream(swapper: FaceSwapper, frames: Iterable[Frame], cancel: threading.Event | None = None,
+                queue_size: int = 4) -> Iterator[tuple[Frame, FrameResult]]:
+    """Yield ``(frame, result)`` for every frame, in order, lookahead flushed at the end.
+
+    Analysis and tracking of frame t+1 run on a worker thread while this thread smooths, swaps and
+    pastes frame t; a bounded queue keeps the two at most ``queue_size`` frames apart.
+
+    Raises:
+        Interrupted: ``cancel`` was set.
+    """
+    handoff: queue.Queue = queue.Queue(maxsize=queue_size)
+    stop = threading.Event()
+
+    def analyse() -> None:
+        try:
+            for frame in frames:
+                if stop.is_set() or (cancel is not None and cancel.is_set()):
+                    break
+                _put(handoff, (frame, swapper.analyse(frame.image)), stop)
+            _put(handoff, _END, stop)
+        except BaseException as error:  # handed to the consumer, which re-raises it
+            _put(handoff, error, stop)
+
+    worker = threading.Thread(target=analyse, name="steadyswap-analyse", daemon=True)
+    worker.start()
+    waiting: deque[Frame] = deque()
+    try:
+        while (item := handoff.get()) is not _END:
+            if isinstance(item, BaseException):
+                raise item
+            if cancel is not None and cancel.is_set():
+                raise Interrupted("run cancelled")
+            frame, analysed = item
+            waiting.append(frame)
+            for result in swapper.accept(analysed):
+                yield waiting.popleft(), result
+        if cancel is not None and cancel.is_set():
+            raise Interrupted("run cancelled")
+        for result in swapper.flush():
+            yield waiting.popleft(), result
+    finally:
+        stop.set()
+        while worker.is_alive():
+            try:
+                handoff.get_nowait()
+            except queue.Empty:
+                worker.join(timeout=0.05)
+
+
+def _put(handoff: queue.Queue, item: object, stop: threading.Event) -> None:
+    while not stop.is_set():
+        try:
+            handoff.put(item, timeout=0.1)
+            return
+        except queue.Full:
+            continue
+
+
+def frame_at(target: Path, index: int) -> np.ndarray:
+    """The RGB image of frame ``index`` of a video.
+
+    Raises:
+        UsageError: the video has no such frame.
+    """
+    with VideoReader(target, index, index + 1, high_bit_depth=False) as reader:
+        for frame in reader:
+            return frame.image
+    raise UsageError(f"{target} has no frame {index} (reference frame)")
+
+
+def prepare_references(swapper: FaceSwapper, target: Path) -> None:
+    """Give a reference-mode or face-map swapper the target frames its people are named in."""
+    if swapper.needs_references:
+        swapper.set_references([frame_at(target, index) for index in swapper.reference_frames])
