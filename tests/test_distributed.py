@@ -255,3 +255,13 @@ def test_summary_table() -> None:
     assert "a.mp4  done    300     10.0     30.0  1        4 (2 kept)" in text
     assert text.splitlines()[2].endswith("no face found")
     assert "1 done, 0 already complete, 1 failed of 2 jobs; 300 frames in 12.0 s (25.0 frames/s)" in text
+
+
+def test_local_workers_one_per_gpu_pinned(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,2,3")
+    assert local_worker_envs(None, gpus=True) == [{"CUDA_VISIBLE_DEVICES": g} for g in ("0", "2", "3")]
+    assert [e["CUDA_VISIBLE_DEVICES"] for e in local_worker_envs(4, gpus=True)] == ["0", "2", "3", "0"]
+    assert local_worker_envs(3, gpus=False) == [{}, {}, {}]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    with pytest.raises(UsageError, match="no GPU found"):
+        local_worker_envs(None, gpus=True)

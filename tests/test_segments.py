@@ -204,3 +204,17 @@ def test_join_refuses_segments_with_a_gap(clip: Path, tmp_path: Path) -> None:
     with pytest.raises(OutputError, match="segments end at frame"):
         join([files[0], files[2]], tmp_path / "joined.mp4", clip, info)
     assert not (tmp_path / "joined.mp4").exists()
+
+
+def test_join_puts_segments_starting_at_zero_on_the_source_timestamps(clip: Path, tmp_path: Path) -> None:
+    info = probe(clip)
+    files = []
+    for s in plan_segments(info, 3, warmup_frames=0):
+        path = tmp_path / f"{s.name}.mp4"
+        with VideoReader(clip, s.start, s.end) as reader, \
+                VideoWriter(path, info, crf=0, audio_source=None, trim=(s.start, s.end)) as writer:
+            for frame in reader:
+                writer.write(frame)
+        assert stream_facts(path)[0][0] == 0
+        files.append(path)
+    assert stream_facts(join(files, tmp_path / "joined.mp4", clip, info)) == stream_facts(clip)

@@ -7,8 +7,8 @@ looks ahead sees the same future frames as a single run. Cuts are placed so that
 keyframe when one lies near the ideal cut (nothing decoded in vain); elsewhere the reader seeks to
 the keyframe before ``warmup`` and decodes forward.
 
-Segment files keep the source's presentation timestamps, so ``join`` only copies their packets
-(no re-encode) into one file, shifted like a trimmed ``VideoWriter`` run, and copies the audio.
+``join`` copies the segments' packets (no re-encode) into one file, shifting each segment onto the
+source's timestamps (and the whole like a trimmed ``VideoWriter`` run), and copies the audio.
 """
 
 from __future__ import annotations
@@ -168,8 +168,9 @@ def join(
     """Concatenate encoded segments into ``output`` by copying packets, and add the source's audio.
 
     Args:
-        segment_files: files written by one ``VideoWriter`` setting each, in order, with the source's
-            timestamps (``trim=(None, None)``, no audio).
+        segment_files: one file per segment, in order, encoded with the same settings and no audio;
+            each may start at any timestamp (the source's, or 0): it is shifted so that its first
+            frame gets the source pts of the frame it stands for.
         output: the joined file, written to a temporary file and renamed when complete.
         audio_source: file whose audio streams are copied (usually ``info.path``); None for none.
         info: the source's ``VideoInfo``.
