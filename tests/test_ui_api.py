@@ -1,0 +1,339 @@
+"""The web UI's API through FastAPI's TestClient: preview, people, queue, cancel, errors, path refusal, token.
+
+Queue mechanics use a stand-in engine (fast, controllable); one image run and one cancelled video run go
+through the real ``swap_file``.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+pytest.importorskip("fastapi", reason="the ui extra (fastapi, uvicorn) is not installed")
+pytest.importorskip("httpx", reason="FastAPI's TestClient needs httpx")
+
+from fastapi.testclient import TestClient  # noqa: E402
+
+from steadyswap.cli.main import build_parser  # noqa: E402
+from steadyswap.cli.run import build_config  # noqa: E402
+from steadyswap.config import RunConfig  # noqa: E402
+from steadyswap.engine.pipeline import RunResult  # noqa: E402
+from steadyswap.errors import Interrupted, NoFaceError  # noqa: E402
+from steadyswap.ui.app import UiSettings, create_app  # noqa: E402
+from steadyswap.ui.options import cli_command, config_from_options  # noqa: E402
+from tests.conftest import media_path  # noqa: E402
+
+HOST = {"Host": "127.0.0.1"}
+
+
+class FakeEngine:
+    """Stands in for ``swap_file``: reports progress frame by frame; ``gate`` holds it mid-run."""
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.gate.set()
+        self.fail: Exception | None = None
+        self.calls: list[tuple] = []
+
+    def __call__(self, sources, target, output, config, progress, cancel) -> RunResult:
+        self.calls.append((sources, target, output, config))
+        if self.fail is not None:
+            raise self.fail
+        for done in range(1, 11):
+            progress(done, 10)
+            if done == 3:
+                self.gate.wait(10)
+            if cancel.is_set():
+                raise Interrupted("run cancelled")
+        Path(output).write_bytes(b"video")
+        Path(config.quality_report).with_suffix(".png").write_bytes(b"png")
+        return RunResult(Path(output), 10, 0.1, 100.0, "summary text")
+
+
+def make_client(tmp_path: Path, run=None, token: str | None = None, max_upload: int = 1 << 30) -> TestClient:
+    media = media_path("")
+    settings = UiSettings(allow_dirs=[media, tmp_path / "out"], work_dir=tmp_path / "work", token=token,
+                          max_upload=max_upload, run=run)
+    (tmp_path / "out").mkdir(exist_ok=True)
+    return TestClient(create_app(settings), base_url="http://127.0.0.1")
+
+
+@pytest.fixture
+def engine() -> FakeEngine:
+    return FakeEngine()
+
+
+@pytest.fixture
+def client(tmp_path: Path, engine: FakeEngine):
+    with make_client(tmp_path, engine) as c:
+        yield c
+
+
+def wait_for(client: TestClient, number: int, states: tuple[str, ...], timeout: float = 20) -> dict:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        job = next(j for j in client.get("/api/jobs").json()["jobs"] if j["id"] == number)
+        if job["state"] in states:
+            return job
+        time.sleep(0.05)
+    raise AssertionError(f"job {number} never reached {states}: {job}")
+
+
+def decode(data: bytes) -> np.ndarray:
+    return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+
+
+def test_page_and_options_come_from_runconfig(client: TestClient) -> None:
+    page = client.get("/")
+    assert page.status_code == 200 and "steadyswap" in page.text and "/static/app.js" in page.text
+    assert client.get("/static/app.js").status_code == 200
+    state = client.get("/api/state").json()
+    options = {o["field"]: o for o in state["options"]}
+    defaults = RunConfig()
+    assert options["color_strength"]["default"] == defaults.color_strength
+    assert options["color_strength"]["flag"] == "--color-strength"
+    assert options["output_video_preset"]["default"] == defaults.output_video_preset
+    assert "classic" in options["face_swapper_model"]["choices"]
+    assert options["face_swapper_weight"]["when"] == [["face_swapper_model!", ["classic"]]]
+
+
+def test_preview_modes_frames_and_sizes(client: TestClient) -> None:
+    body = {"sources": ["image/fr_obama.jpg"], "target": "video/liveportrait_d0.mp4", "frame": 0}
+    shots = {}
+    for mode in ("side", "output", "crops"):
+        response = client.post("/api/preview", json={**body, "mode": mode})
+        assert response.status_code == 200, response.text
+        assert response.headers["x-faces"] == "1"
+        shots[mode] = decode(response.content)
+    assert shots["output"].shape[:2] == (512, 512)  # d0 is 512 px: below the preview size, kept as is
+    assert shots["side"].shape[:2] == (512, 512 * 2 + 6)
+    assert shots["crops"].shape[0] % 196 == 0
+    later = client.post("/api/preview", json={**body, "mode": "output", "frame": 60})
+    assert later.headers["x-frame"] == "60"
+    assert np.abs(decode(later.content).astype(int) - shots["output"]).mean() > 1
+    clamped = client.post("/api/preview", json={**body, "mode": "output", "frame": 9999})
+    assert clamped.headers["x-frame"] == "77"
+
+
+def test_preview_changes_with_options_and_scales_large_frames(client: TestClient) -> None:
+    body = {"sources": ["image/fr_obama.jpg"], "target": "video/liveportrait_s32_1280x720.mp4", "mode": "output"}
+    plain = client.post("/api/preview", json=body)
+    assert decode(plain.content).shape[:2] == (360, 640)
+    weaker = client.post("/api/preview", json={**body, "options": {"color_strength": "0", "face_mask_blur": "0.8"}})
+    assert np.abs(decode(weaker.content).astype(int) - decode(plain.content)).mean() > 0.2
+
+
+def test_only_the_latest_preview_is_served(client: TestClient) -> None:
+    body = {"sources": ["image/fr_obama.jpg"], "target": "image/fr_two_people.jpg", "client": "page1"}
+    assert client.post("/api/preview", json={**body, "seq": 5}).status_code == 200
+    stale = client.post("/api/preview", json={**body, "seq": 4})
+    assert stale.status_code == 204 and stale.headers["x-superseded"] == "1"
+    assert client.post("/api/preview", json={**body, "seq": 4, "client": "page2"}).status_code == 200
+
+
+def test_errors_are_one_line_messages(client: TestClient) -> None:
+    dog = client.post("/api/preview", json={"sources": ["image/liveportrait_s33_dog_negative.jpg"],
+                                            "target": "image/fr_two_people.jpg"})
+    assert dog.status_code == 422 and "no face" in dog.json()["error"]
+    bad = client.post("/api/preview", json={"sources": ["image/fr_obama.jpg"], "target": "image/fr_two_people.jpg",
+                                            "options": {"color_strength": "7"}})
+    assert bad.status_code == 422 and bad.json()["error"].startswith("--color-strength")
+    video_source = client.post("/api/preview", json={"sources": ["video/liveportrait_d0.mp4"],
+                                                     "target": "image/fr_two_people.jpg"})
+    assert "sources must be photos" in video_source.json()["error"]
+    missing = client.get("/api/media", params={"path": "image/nothing.jpg"})
+    assert missing.status_code == 404 and "no such file" in missing.json()["error"]
+    assert client.post("/api/preview", json={"target": 3}).status_code == 422
+    assert client.get("/api/jobs/99/output").json() == {"error": "no job 99"}
+    assert client.get("/api/state").status_code == 200  # still serving
+
+
+def test_people_grouped_and_mapped(client: TestClient) -> None:
+    two = client.post("/api/people", json={"target": "image/fr_two_people.jpg"}).json()["people"]
+    assert len(two) == 2 and all(p["thumbnail"].startswith("data:image/jpeg;base64,") for p in two)
+    video = client.post("/api/people", json={"target": "video/liveportrait_d0.mp4"}).json()["people"]
+    assert len(video) == 1 and video[0]["seen"] >= 30
+    x0, y0, x1, y1 = video[0]["box"]
+    assert 0 <= x0 < x1 <= 512 and 0 <= y0 < y1 <= 512  # target pixels
+    people = [{"frame": p["frame"], "box": p["box"], "source": None} for p in two]
+    body = {"sources": [str(media_path("image/fr_obama.jpg"))], "target": "image/fr_two_people.jpg", "mode": "output"}
+    assert "map at least one person" in client.post("/api/preview", json={**body, "people": people}).json()["error"]
+    people[0]["source"] = body["sources"][0]
+    one = client.post("/api/preview", json={**body, "people": people})
+    assert one.status_code == 200, one.text
+    assert one.headers["x-faces"] == "1"
+    people[1]["source"] = body["sources"][0]
+    assert client.post("/api/preview", json={**body, "people": people}).headers["x-faces"] == "2"
+    people[0]["source"] = str(media_path("image/fr_biden.jpg"))
+    assert "not a source" in client.post("/api/preview", json={**body, "people": people}).json()["error"]
+
+
+def test_queue_progress_cancel_retry_and_face_map(client: TestClient, engine: FakeEngine, tmp_path: Path) -> None:
+    engine.gate.clear()
+    sources = [str(media_path("image/fr_obama.jpg")), str(media_path("image/fr_biden.jpg"))]
+    people = [{"frame": 3, "box": [10, 20, 110, 140], "source": sources[1]},
+              {"frame": 9, "box": [200, 20, 300, 140], "source": None}]
+    job = client.post("/api/jobs", json={"sources": sources, "target": "video/liveportrait_d0.mp4",
+                                         "output": str(tmp_path / "out" / "a.mp4"), "people": people,
+                                         "options": {"color_strength": "0.5"}}).json()
+    running = wait_for(client, job["id"], ("running",))
+    end = time.monotonic() + 10
+    while running["done"] < 3 and time.monotonic() < end:
+        running = wait_for(client, job["id"], ("running",))
+    assert running["done"] == 3 and running["total"] == 10 and running["fps"] > 0 and running["eta"] is not None
+    queued = client.post("/api/jobs", json={"sources": sources[:1], "target": "video/liveportrait_d0.mp4"}).json()
+    assert queued["state"] == "queued"
+    assert client.post(f"/api/jobs/{queued['id']}/cancel").json()["state"] == "cancelled"
+    client.post(f"/api/jobs/{job['id']}/cancel")
+    engine.gate.set()
+    assert wait_for(client, job["id"], ("cancelled", "done", "failed"))["state"] == "cancelled"
+    assert not (tmp_path / "out" / "a.mp4").exists()
+    face_map = json.loads((tmp_path / "work" / "jobs" / str(job["id"]) / "face_map.json").read_text())
+    assert face_map["sources"] == {"fr_biden": sources[1]}
+    assert face_map["people"] == [{"frame": 3, "box": [10, 20, 110, 140], "source": "fr_biden"},
+                                  {"frame": 9, "box": [200, 20, 300, 140], "source": None}]
+    config = engine.calls[0][3]
+    assert config.face_map.endswith("face_map.json") and config.color_strength == 0.5
+    assert f"--face-map {config.face_map}" in job["command"] and "--quality-report" in job["command"]
+    retried = client.post(f"/api/jobs/{job['id']}/retry").json()
+    done = wait_for(client, retried["id"], ("done", "failed"))
+    assert done["state"] == "done" and done["done"] == 10 and done["report"] and done["summary"] == "summary text"
+    assert client.get(f"/api/jobs/{retried['id']}/output").content == b"video"
+    download = client.get(f"/api/jobs/{retried['id']}/output", params={"download": "true"})
+    assert 'filename="a.mp4"' in download.headers["content-disposition"]
+    assert client.get(f"/api/jobs/{retried['id']}/report.png").content == b"png"
+    assert client.post(f"/api/jobs/{retried['id']}/retry").status_code == 200
+    default_output = Path(queued["output"])
+    assert default_output.name == "liveportrait_d0.swapped.mp4"
+
+
+def test_failed_runs_say_why_and_the_queue_goes_on(client: TestClient, engine: FakeEngine) -> None:
+    body = {"sources": ["image/fr_obama.jpg"], "target": "video/liveportrait_d0.mp4"}
+    engine.fail = NoFaceError("no face found in the source image(s)")
+    first = wait_for(client, client.post("/api/jobs", json=body).json()["id"], ("failed",))
+    assert first["error"] == "no face found in the source image(s)"
+    engine.fail = RuntimeError("boom")
+    second = wait_for(client, client.post("/api/jobs", json=body).json()["id"], ("failed",))
+    assert second["error"] == "internal error: RuntimeError: boom"
+    engine.fail = None
+    assert wait_for(client, client.post("/api/jobs", json=body).json()["id"], ("done",))["state"] == "done"
+
+
+def test_event_stream_sends_the_queue(client: TestClient) -> None:
+    client.post("/api/jobs", json={"sources": ["image/fr_obama.jpg"], "target": "video/liveportrait_d0.mp4"})
+    with client.stream("GET", "/api/events") as stream:
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        line = next(line for line in stream.iter_lines() if line.startswith("data: "))
+    assert json.loads(line[6:])["jobs"][0]["id"] == 1
+
+
+def test_paths_outside_the_allowed_folders_are_refused(client: TestClient, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    (out / "inside.jpg").symlink_to(media_path("image/fr_obama.jpg"))
+    secret = tmp_path / "secret.jpg"
+    secret.write_bytes(media_path("image/fr_biden.jpg").read_bytes())
+    (out / "leak.jpg").symlink_to(secret)
+    (out / "leakdir").symlink_to(tmp_path)
+    for path in ("../secret.jpg", "image/../../secret.jpg", str(secret), "/etc/passwd", str(out / "leak.jpg"),
+                 str(out / "leakdir" / "secret.jpg")):
+        response = client.get("/api/media", params={"path": path})
+        assert response.status_code == 403, (path, response.text)
+    assert client.get("/api/media", params={"path": str(out / "inside.jpg")}).status_code == 200
+    assert client.get("/api/browse", params={"path": str(tmp_path)}).status_code == 403
+    assert client.get("/api/browse", params={"path": str(out / "leakdir")}).status_code == 403
+    names = [e["name"] for e in client.get("/api/browse", params={"path": str(out)}).json()["entries"]]
+    assert names == ["inside.jpg"]
+    body = {"sources": ["image/fr_obama.jpg"], "target": "image/fr_two_people.jpg"}
+    for output in (str(tmp_path / "x.jpg"), str(out / ".." / "x.jpg"), "/tmp/x.jpg", str(out / "leak.jpg"),
+                   str(out / "leakdir" / "x.jpg"), str(out / "x.txt")):
+        response = client.post("/api/jobs", json={**body, "output": output})
+        assert response.status_code == 403, (output, response.text)
+    people = [{"frame": 0, "box": [0, 0, 10, 10], "source": str(secret)}]
+    assert client.post("/api/preview", json={**body, "people": people}).status_code == 403
+    assert not (tmp_path / "x.jpg").exists()
+
+
+def test_uploads_stream_to_random_names_within_a_limit(tmp_path: Path, engine: FakeEngine) -> None:
+    photo = media_path("image/fr_obama.jpg").read_bytes()
+    with make_client(tmp_path, engine, max_upload=len(photo)) as client:
+        uploaded = client.post("/api/upload", params={"name": "../../evil.jpg"}, content=photo).json()
+        path = Path(uploaded["path"])
+        assert path.parent == (tmp_path / "work" / "uploads").resolve() or path.parent == tmp_path / "work" / "uploads"
+        assert path.name != "evil.jpg" and path.suffix == ".jpg" and path.read_bytes() == photo
+        assert uploaded["name"] == "evil.jpg" and uploaded["size"] == len(photo)
+        assert not (tmp_path / "evil.jpg").exists()
+        preview = client.post("/api/preview", json={"sources": [uploaded["path"]], "target": "image/fr_two_people.jpg"})
+        assert preview.status_code == 200
+        too_big = client.post("/api/upload", params={"name": "big.jpg"}, content=photo + b"x")
+        assert too_big.status_code == 413 and "limit" in too_big.json()["error"]
+
+        def chunks():  # no Content-Length: the limit is enforced while streaming
+            yield photo
+            yield b"more"
+
+        assert client.post("/api/upload", params={"name": "big.jpg"}, content=chunks()).status_code == 413
+        assert client.post("/api/upload", params={"name": "run.sh"}, content=b"x").status_code == 422
+        assert len(list((tmp_path / "work" / "uploads").iterdir())) == 1
+
+
+def test_token_is_required_when_set(tmp_path: Path, engine: FakeEngine) -> None:
+    with make_client(tmp_path, engine, token="s3cret") as client:
+        refused = client.get("/api/state")
+        assert refused.status_code == 401 and "token" in refused.json()["error"]
+        assert client.get("/", params={"token": "wrong"}).status_code == 401
+        assert client.get("/api/state", headers={"X-Steadyswap-Token": "s3cret"}).status_code == 200
+        page = client.get("/", params={"token": "s3cret"})
+        assert page.status_code == 200 and "steadyswap_token" in page.headers["set-cookie"]
+        assert client.get("/api/state").status_code == 200  # the cookie now carries it
+        client.cookies.clear()
+        assert client.get("/static/app.js").status_code == 401
+
+
+def test_loopback_server_refuses_foreign_hosts_and_origins(client: TestClient) -> None:
+    assert client.get("/api/state", headers={"Host": "evil.example:8000"}).status_code == 403
+    cross = client.post("/api/jobs", json={}, headers={"Origin": "http://evil.example"})
+    assert cross.status_code == 403
+    assert client.get("/api/state", headers={"Host": "localhost:8000"}).status_code == 200
+
+
+def test_cli_command_repeats_the_run(tmp_path: Path) -> None:
+    config = config_from_options({"color_strength": "0.4", "face_mask_padding": "5 10", "face_smoothing": "ema",
+                                  "execution_providers": "cpu", "output_video_preset": "ultrafast"},
+                                 face_map=str(tmp_path / "map one.json"), quality_report=str(tmp_path / "r.json"))
+    command = cli_command([Path("a b.jpg")], Path("t.mp4"), Path("o.mp4"), config)
+    args = build_parser()[0].parse_args(shlex.split(command)[1:])
+    assert args.sources == ["a b.jpg"] and args.target == "t.mp4" and args.output == "o.mp4"
+    assert build_config(args) == config
+
+
+def test_real_engine_image_run_and_cancelled_video_run(tmp_path: Path) -> None:
+    with make_client(tmp_path) as client:
+        two = client.post("/api/people", json={"target": "image/fr_two_people.jpg"}).json()["people"]
+        source = str(media_path("image/fr_obama.jpg"))
+        people = [{"frame": p["frame"], "box": p["box"], "source": source if i == 0 else None}
+                  for i, p in enumerate(two)]
+        job = client.post("/api/jobs", json={"sources": [source], "target": "image/fr_two_people.jpg",
+                                             "output": str(tmp_path / "out" / "two.jpg"), "people": people}).json()
+        done = wait_for(client, job["id"], ("done", "failed"), timeout=60)
+        assert done["state"] == "done", done
+        before, after = (cv2.imread(str(p)) for p in (media_path("image/fr_two_people.jpg"), tmp_path / "out" / "two.jpg"))
+        x0, y0, x1, y1 = (int(v) for v in two[1]["box"])
+        assert np.abs(after[y0:y1, x0:x1].astype(int) - before[y0:y1, x0:x1]).mean() < 3  # unmapped: unchanged
+        x0, y0, x1, y1 = (int(v) for v in two[0]["box"])
+        assert np.abs(after[y0:y1, x0:x1].astype(int) - before[y0:y1, x0:x1]).mean() > 3  # mapped: swapped
+
+        video = client.post("/api/jobs", json={"sources": [source], "target": "video/tpsmm_driving.mp4",
+                                               "output": str(tmp_path / "out" / "cut.mp4")}).json()
+        end = time.monotonic() + 60
+        while wait_for(client, video["id"], ("running", "done", "failed"))["done"] < 2 and time.monotonic() < end:
+            time.sleep(0.05)
+        client.post(f"/api/jobs/{video['id']}/cancel")
+        assert wait_for(client, video["id"], ("cancelled", "done", "failed"), timeout=60)["state"] == "cancelled"
+        assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["two.jpg"]
