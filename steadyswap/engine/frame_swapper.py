@@ -82,33 +82,6 @@ def build_swapper(config: RunConfig) -> Swapper:
     return build_model_swapper(config)
 
 
-class FaceFollower:
-    """The temporal state of one stream of frames: scene cuts, face tracks, landmark smoothing, selection.
-
-    ``FaceSwapper`` keeps one; the GPU engine keeps one per segment it runs side by side.
-    """
-
-    def __init__(self, config: RunConfig, fps: float) -> None:
-        self.cuts = SceneCutDetector()
-        self.tracker = FaceTracker()
-        self.smoother = LandmarkSmoother(config.face_smoothing, fps, config.smoothing_min_cutoff,
-                                         config.smoothing_beta, config.smoothing_d_cutoff, config.smoothing_ema_alpha)
-        self.selector = FaceSelector(config.face_selector_mode, max_distance=config.reference_face_distance)
-
-    def follow(self, faces: Faces) -> tuple[Faces, Faces]:
-        """(the faces with track ids, the smoothed faces chosen for swapping) of the next frame."""
-        raw = self.tracker.update(faces)
-        smoothed = self.smoother.update(raw)
-        self.smoother.forget(self.tracker.active_ids)
-        return raw, self.selector.select(smoothed)
-
-    def reset(self) -> None:
-        """Forget tracks, smoothing history and chosen faces (scene cut, seek)."""
-        self.tracker.reset()
-        self.smoother.reset()
-        self.selector.reset()
-
-
 class FaceSwapper:
     """Swaps the source identity into frames, keeping temporal state between calls.
 
@@ -120,6 +93,8 @@ class FaceSwapper:
         sources: source photos (paths or H×W×3 uint8 RGB arrays); the largest face of each is used.
         config: run options (defaults: embedded analyser, classic swapper, One-Euro smoothing).
         fps: frame rate of the frames to come (sets the smoothing time step).
+        analyzer, swapper: use these instead of building the ones ``config`` names (the GPU engine
+            passes its device-side detector and a swapper that leaves the pixel work to the device).
 
     Raises:
         NoFaceError: no face in any source photo.
@@ -130,11 +105,11 @@ class FaceSwapper:
     """
 
     def __init__(self, sources: list[str | Path | np.ndarray], config: RunConfig | None = None,
-                 fps: float = 30.0) -> None:
+                 fps: float = 30.0, analyzer: FaceAnalyzer | None = None, swapper: Swapper | None = None) -> None:
         self.config = (config or RunConfig()).validate()
         cfg = self.config
-        self.analyzer = build_analyzer(cfg)
-        self.swapper = build_swapper(cfg)
+        self.analyzer = analyzer or build_analyzer(cfg)
+        self.swapper = swapper or build_swapper(cfg)
         self.face_map: FaceMap | None = load_face_map(cfg.face_map) if cfg.face_map else None
         named = {DEFAULT_SOURCE: list(sources)}
         if self.face_map is not None:
