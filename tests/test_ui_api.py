@@ -19,16 +19,16 @@ import pytest
 pytest.importorskip("fastapi", reason="the ui extra (fastapi, uvicorn) is not installed")
 pytest.importorskip("httpx", reason="FastAPI's TestClient needs httpx")
 
-from fastapi.testclient import TestClient  # noqa: E402
+from fastapi.testclient import TestClient
 
-from steadyswap.cli.main import build_parser  # noqa: E402
-from steadyswap.cli.run import build_config  # noqa: E402
-from steadyswap.config import RunConfig  # noqa: E402
-from steadyswap.engine.pipeline import RunResult  # noqa: E402
-from steadyswap.errors import Interrupted, NoFaceError  # noqa: E402
-from steadyswap.ui.app import UiSettings, create_app  # noqa: E402
-from steadyswap.ui.options import cli_command, config_from_options  # noqa: E402
-from tests.conftest import media_path  # noqa: E402
+from steadyswap.cli.main import build_parser
+from steadyswap.cli.run import build_config
+from steadyswap.config import RunConfig
+from steadyswap.engine.pipeline import RunResult
+from steadyswap.errors import Interrupted, NoFaceError
+from steadyswap.ui.app import UiSettings, create_app
+from steadyswap.ui.options import cli_command, config_from_options
+from tests.conftest import media_path
 
 HOST = {"Host": "127.0.0.1"}
 
@@ -59,7 +59,7 @@ class FakeEngine:
 
 def make_client(tmp_path: Path, run=None, token: str | None = None, max_upload: int = 1 << 30) -> TestClient:
     media = media_path("")
-    settings = UiSettings(allow_dirs=[media, tmp_path / "out"], work_dir=tmp_path / "work", token=token,
+    settings = UiSettings(allow_dirs=[tmp_path / "out", media], work_dir=tmp_path / "work", token=token,
                           max_upload=max_upload, run=run)
     (tmp_path / "out").mkdir(exist_ok=True)
     return TestClient(create_app(settings), base_url="http://127.0.0.1")
@@ -210,8 +210,9 @@ def test_queue_progress_cancel_retry_and_face_map(client: TestClient, engine: Fa
     assert 'filename="a.mp4"' in download.headers["content-disposition"]
     assert client.get(f"/api/jobs/{retried['id']}/report.png").content == b"png"
     assert client.post(f"/api/jobs/{retried['id']}/retry").status_code == 200
-    default_output = Path(queued["output"])
-    assert default_output.name == "liveportrait_d0.swapped.mp4"
+    assert Path(queued["output"]) == tmp_path / "out" / "liveportrait_d0.swapped.mp4"  # the first allowed folder
+    again = client.post("/api/jobs", json={"sources": sources[:1], "target": "video/liveportrait_d0.mp4"}).json()
+    assert Path(again["output"]).name == "liveportrait_d0.swapped-2.mp4"  # queued outputs are not reused
 
 
 def test_failed_runs_say_why_and_the_queue_goes_on(client: TestClient, engine: FakeEngine) -> None:

@@ -158,7 +158,7 @@ def create_app(settings: UiSettings) -> FastAPI:
         folder = guard.folder(path)
         parent = guard.parent_of(folder)
         return {"path": str(folder), "parent": None if parent is None else str(parent),
-                "entries": [vars(entry) for entry in guard.listing(folder)]}
+                "roots": [str(a) for a in guard.allowed], "entries": [vars(entry) for entry in guard.listing(folder)]}
 
     @app.get("/api/media")
     def media(path: str) -> dict[str, Any]:
@@ -328,10 +328,9 @@ def _people(guard: PathGuard, people: list[PersonBody] | None, sources: list[Pat
 
 
 def _free_output(guard: PathGuard, target: Path, taken: set[Path]) -> Path:
-    """``<target stem>.swapped<ext>`` beside the target if that folder is allowed and writable, else in the
-    first writable allowed folder; numbered so that no existing file or queued output is overwritten."""
-    folders = [target.parent] if any(target.is_relative_to(a) for a in guard.allowed) else []
-    folder = next((f for f in folders + guard.allowed if os.access(f, os.W_OK)), None)
+    """``<target stem>.swapped<ext>`` in the first writable allowed folder, numbered so that no existing file
+    or queued output is overwritten."""
+    folder = next((f for f in guard.allowed if os.access(f, os.W_OK)), None)
     if folder is None:
         raise PathRefused("no allowed folder is writable: give an output path")
     stem, suffix = target.stem, target.suffix.lower()

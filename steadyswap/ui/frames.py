@@ -14,10 +14,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from steadyswap.errors import MediaDecodeError, SteadySwapError
 from steadyswap.io import VideoReader, media_kind, probe, read_image
 
 PREFETCH = 600
 """Frames decoded ahead from the start of a video (about 40 KB each at 640 px)."""
+WAIT_AHEAD = 90
+"""A frame at most this far past the decoder's position is waited for; a farther one is read with a seek."""
 
 
 def fit(image: np.ndarray, size: int) -> np.ndarray:
@@ -71,8 +74,9 @@ class FrameStore:
         self.mtime = path.stat().st_mtime_ns
         self.preview_size = preview_size
         self._frames: dict[int, bytes] = {}
+        self._decoded = 0
         self._ready = threading.Condition()
-        self._error: BaseException | None = None
+        self._error: SteadySwapError | None = None
         self._stop = threading.Event()
         if media_kind(path) == "image":
             image = read_image(path)
@@ -101,8 +105,9 @@ class FrameStore:
                     data = encode_jpeg(fit(frame.image, self.preview_size))
                     with self._ready:
                         self._frames[frame.index] = data
+                        self._decoded = frame.index + 1
                         self._ready.notify_all()
-        except BaseException as error:  # handed to whoever waits for a frame
+        except SteadySwapError as error:  # handed to whoever waits for a frame
             self._error = error
         finally:
             with self._ready:
@@ -113,14 +118,18 @@ class FrameStore:
         """Frame ``index`` (clamped to the video) at preview size, RGB uint8."""
         index = min(max(index, 0), self.info.frames - 1)
         with self._ready:
-            while index not in self._frames and index < self._prefetch_end and self._thread is not None:
+            while (index not in self._frames and index < self._prefetch_end and self._thread is not None
+                   and index - self._decoded <= WAIT_AHEAD):
                 self._ready.wait(0.5)
             if index in self._frames:
                 return decode_jpeg(self._frames[index])
             if self._error is not None:
                 raise self._error
         with VideoReader(self.path, index, index + 1, high_bit_depth=False) as reader:
-            image = fit(next(iter(reader)).image, self.preview_size)
+            frame = next(iter(reader), None)
+        if frame is None:
+            raise MediaDecodeError(f"{self.path}: frame {index} cannot be decoded")
+        image = fit(frame.image, self.preview_size)
         with self._ready:
             self._frames[index] = encode_jpeg(image)
         return image

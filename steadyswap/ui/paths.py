@@ -35,7 +35,8 @@ class PathGuard:
     """Allowed folders for inputs and outputs, plus read-only folders (the UI's uploads).
 
     Args:
-        allowed: folders the user allowed (``--allow-dir``); relative request paths are taken from the first.
+        allowed: folders the user allowed (``--allow-dir``); a relative request path is
+            looked up in each in turn (outputs: taken from the first).
         readable: extra folders inputs may come from but that are not browsed or written (uploads).
     """
 
@@ -48,13 +49,19 @@ class PathGuard:
     def _inside(self, path: Path, roots: list[Path]) -> bool:
         return any(path == root or path.is_relative_to(root) for root in roots)
 
-    def _absolute(self, text: str) -> Path:
+    def _absolute(self, text: str, existing: bool = False) -> Path:
+        """``text`` as an absolute path; a relative one is taken from the first allowed folder (with
+        ``existing``, from the first allowed folder where it exists)."""
         if not text or "\x00" in text:
             raise PathRefused("empty or invalid path")
         raw = Path(text).expanduser()
         if ".." in raw.parts:
             raise PathRefused(f"{text}: paths with '..' are refused")
-        return raw if raw.is_absolute() else self.allowed[0] / raw
+        if raw.is_absolute():
+            return raw
+        if existing:
+            return next((root / raw for root in self.allowed if (root / raw).exists()), self.allowed[0] / raw)
+        return self.allowed[0] / raw
 
     def input_file(self, text: str) -> Path:
         """An existing file inside an allowed or readable folder, resolved.
@@ -63,7 +70,7 @@ class PathGuard:
             PathRefused: outside the folders (after following symlinks), or with ``..``.
             InputNotFoundError: no such file.
         """
-        path = self._absolute(text)
+        path = self._absolute(text, existing=True)
         real = path.resolve()
         if not self._inside(real, self.allowed + self.readable):
             raise PathRefused(f"{text}: outside the allowed folders ({self.describe()})")
@@ -94,7 +101,7 @@ class PathGuard:
         """A folder inside an allowed folder (default: the first allowed one)."""
         if not text:
             return self.allowed[0]
-        real = self._absolute(text).resolve()
+        real = self._absolute(text, existing=True).resolve()
         if not self._inside(real, self.allowed):
             raise PathRefused(f"{text}: outside the allowed folders ({self.describe()})")
         if not real.is_dir():

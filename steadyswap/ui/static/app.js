@@ -117,7 +117,8 @@ async function browse(path) {
   try {
     const listing = await (await api(`/api/browse${path ? `?path=${encodeURIComponent(path)}` : ""}`)).json();
     $("#browser-path").textContent = listing.path;
-    const rows = [];
+    const rows = listing.roots.filter((root) => root !== listing.path)
+      .map((root) => browserRow(`⇱ ${root}`, () => browse(root)));
     if (listing.parent) rows.push(browserRow("⬆ ..", () => browse(listing.parent)));
     for (const entry of listing.entries) {
       rows.push(entry.is_dir
@@ -354,14 +355,14 @@ function resultNodes(job) {
   const url = `/api/jobs/${job.id}/output`;
   const media = job.kind === "image"
     ? element("img", { class: "result-image", src: `${url}?t=${Date.now()}`, alt: "output" })
-    : element("video", { src: `${url}?t=${Date.now()}`, controls: "", preload: "metadata" });
+    : element("video", { src: `${url}?t=${Date.now()}`, controls: "", preload: "auto" });
   const nodes = [media, element("div", { class: "row" },
     element("a", { href: `${url}?download=true`, download: baseName(job.output), class: "button download", text: "Download" }),
     element("span", { class: "hint mono", text: job.output }))];
+  if (job.summary) nodes.push(element("pre", { class: "summary", text: job.summary }));
   if (job.report) {
     nodes.push(element("img", { class: "report", src: `/api/jobs/${job.id}/report.png`, alt: "quality report plot" }));
   }
-  if (job.summary) nodes.push(element("pre", { class: "summary", text: job.summary }));
   return nodes;
 }
 
