@@ -13,6 +13,7 @@ import numpy as np
 from steadyswap.engine.frame_swapper import FaceSwapper, FrameResult
 from steadyswap.errors import Interrupted, UsageError
 from steadyswap.io import VideoReader
+from steadyswap.threads import drain, put_unless_stopped
 from steadyswap.types import Frame
 
 _END = object()
@@ -36,10 +37,10 @@ def swap_stream(swapper: FaceSwapper, frames: Iterable[Frame], cancel: threading
             for frame in frames:
                 if stop.is_set() or (cancel is not None and cancel.is_set()):
                     break
-                _put(handoff, (frame, swapper.analyse(frame.image)), stop)
-            _put(handoff, _END, stop)
+                put_unless_stopped(handoff, (frame, swapper.analyse(frame.image)), stop)
+            put_unless_stopped(handoff, _END, stop)
         except BaseException as error:  # handed to the consumer, which re-raises it
-            _put(handoff, error, stop)
+            put_unless_stopped(handoff, error, stop)
 
     worker = threading.Thread(target=analyse, name="steadyswap-analyse", daemon=True)
     worker.start()
@@ -61,19 +62,8 @@ def swap_stream(swapper: FaceSwapper, frames: Iterable[Frame], cancel: threading
     finally:
         stop.set()
         while worker.is_alive():
-            try:
-                handoff.get_nowait()
-            except queue.Empty:
-                worker.join(timeout=0.05)
-
-
-def _put(handoff: queue.Queue, item: object, stop: threading.Event) -> None:
-    while not stop.is_set():
-        try:
-            handoff.put(item, timeout=0.1)
-            return
-        except queue.Full:
-            continue
+            drain(handoff)
+            worker.join(timeout=0.05)
 
 
 def frame_at(target: Path, index: int) -> np.ndarray:

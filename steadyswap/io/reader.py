@@ -16,6 +16,7 @@ import numpy as np
 
 from steadyswap.errors import MediaDecodeError, SteadySwapError, UsageError
 from steadyswap.io.probe import PathLike, open_input, probe
+from steadyswap.threads import drain, put_unless_stopped
 from steadyswap.types import Frame, check_shape
 
 SEEK_AFTER = 120
@@ -135,21 +136,11 @@ class VideoReader:
             self._thread.start()
 
     def _drain(self) -> None:
-        try:
-            while True:
-                self._queue.get_nowait()
-        except queue.Empty:
-            pass
+        drain(self._queue)
 
     def _put(self, item: object) -> bool:
         """Queue ``item``, waiting while the queue is full; False if the reader was closed meanwhile."""
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
+        return put_unless_stopped(self._queue, item, self._stop)
 
     def _run(self) -> None:
         index, delivered = self.start, 0

@@ -36,6 +36,7 @@ import numpy as np
 from steadyswap.errors import OutputError, SteadySwapError, UsageError
 from steadyswap.io.audio import AudioTracks
 from steadyswap.io.probe import PathLike, open_input
+from steadyswap.threads import drain
 from steadyswap.types import Frame, VideoInfo, check_shape
 
 CONTAINERS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm"}
@@ -271,11 +272,7 @@ class VideoWriter:
                     self._drain()
 
     def _drain(self) -> None:
-        try:
-            while True:
-                self._queue.get_nowait()
-        except queue.Empty:
-            pass
+        drain(self._queue)
 
     def _submit(self, item: object) -> None:
         if self._closed:
