@@ -338,3 +338,29 @@ def test_real_engine_image_run_and_cancelled_video_run(tmp_path: Path) -> None:
         client.post(f"/api/jobs/{video['id']}/cancel")
         assert wait_for(client, video["id"], ("cancelled", "done", "failed"), timeout=60)["state"] == "cancelled"
         assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["two.jpg"]
+
+
+def test_ui_command_prints_the_token_and_needs_it(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import urllib.error
+    import urllib.request
+
+    from steadyswap.cli.main import main
+
+    assert main(["ui", "--allow-dir", str(tmp_path / "missing")]) == 2
+    process = subprocess.Popen([sys.executable, "-m", "steadyswap", "ui", "--host", "0.0.0.0", "--allow-dir",
+                                str(tmp_path), "--work-dir", str(tmp_path / "work")],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        url = process.stdout.readline().split("steadyswap ui: ", 1)[1].strip()
+        assert "?token=" in url and process.stdout.readline().startswith("steadyswap ui: token ")
+        local = url.replace("0.0.0.0", "127.0.0.1")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(local.split("?")[0] + "api/state", timeout=10)
+        assert refused.value.code == 401
+        with urllib.request.urlopen(local, timeout=10) as page:
+            assert page.status == 200 and "steadyswap_token" in page.headers["set-cookie"]
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

@@ -87,7 +87,7 @@ def save(page: Page, name: str, tmp_path: Path) -> None:
 def test_preview_people_and_run_in_the_browser(page: Page, out_dir: Path, tmp_path: Path) -> None:
     page.click(".pick[data-role=source] .browse")  # the file browser, limited to the allowed folders
     page.click(f"#browser-list button:has-text('{media_path('')}')")
-    page.click("#browser-list button:has-text('image')")
+    page.click("#browser-list button:has-text('image/')")
     page.click("#browser-list button:has-text('fr_obama.jpg')")
     expect(page.locator("#sources li")).to_have_count(1)
     pick(page, "target", "video/tpsmm_driving.mp4")
@@ -125,10 +125,12 @@ def test_preview_people_and_run_in_the_browser(page: Page, out_dir: Path, tmp_pa
     command = job.locator(".command").text_content()
     assert command.startswith("steadyswap run -s ") and "--face-map " in command
     assert "--output-video-preset ultrafast" in command
-    page.wait_for_function("document.querySelector('.job video').readyState >= 2", timeout=30_000)  # it plays
+    page.wait_for_function("document.querySelector('.job video').readyState === 4", timeout=30_000)  # it plays
+    expect(job.locator("table.quality")).to_contain_text("TD fidelity")
     assert abs(job.locator("video").evaluate("video => video.duration") - 169 / 25) < 0.1
-    job.locator("details").evaluate("node => node.open = true")
+    job.locator("details").first.evaluate("node => node.open = true")
     job.evaluate("node => node.scrollIntoView({block: 'start'})")
+    page.wait_for_timeout(1000)  # let the player's loading spinner fade out before the screenshot
     save(page, "ui_finished.png", tmp_path)
 
     target, output = probe(media_path("video/tpsmm_driving.mp4")), probe(out_dir / "driving_swapped.mp4")
@@ -137,8 +139,10 @@ def test_preview_people_and_run_in_the_browser(page: Page, out_dir: Path, tmp_pa
     assert (output.width, output.height) == (target.width, target.height)
 
 
-def test_no_face_source_shows_one_clear_error(page: Page) -> None:
-    pick(page, "source", "image/liveportrait_s33_dog_negative.jpg")
+def test_uploaded_no_face_source_shows_one_clear_error(page: Page) -> None:
+    dog = media_path("image/liveportrait_s33_dog_negative.jpg")
+    page.set_input_files(".pick[data-role=source] .upload", str(dog))  # the upload fallback
+    expect(page.locator("#sources li .name")).to_have_text(dog.name, timeout=30_000)
     pick(page, "target", "image/fr_two_people.jpg")
     error = page.locator("#error")
     expect(error).to_be_visible(timeout=30_000)

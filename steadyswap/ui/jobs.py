@@ -7,6 +7,7 @@ Cancelling stops a running job through ``swap_file``'s cancel event, which leave
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -55,6 +56,7 @@ class Job:
     started: float | None = None
     finished: float | None = None
     summary: str | None = None
+    quality: dict[str, float | None] | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
 
     @property
@@ -71,7 +73,7 @@ class Job:
             "target": str(self.spec.target), "output": str(self.spec.output),
             "sources": [str(s) for s in self.spec.sources],
             "seconds": None if self.started is None else round((self.finished or time.time()) - self.started, 1),
-            "report": has_report, "kind": self.kind,
+            "report": has_report, "kind": self.kind, "quality": self.quality,
         }
 
 
@@ -192,7 +194,7 @@ class JobQueue:
             result = self._run(list(dict.fromkeys(spec.sources)), spec.target, spec.output, job.config,
                                progress, job.cancel)
             outcome = {"state": "done", "done": result.frames, "total": result.frames, "fps": result.fps,
-                       "eta": 0.0, "summary": result.summary}
+                       "eta": 0.0, "summary": result.summary, "quality": headline(job.report)}
         except Interrupted:
             outcome = {"state": "cancelled", "eta": None}
         except SteadySwapError as error:
@@ -205,6 +207,22 @@ class JobQueue:
                 setattr(job, key, value)
             job.finished = time.time()
             self._changed()
+
+
+def headline(report: Path) -> dict[str, float | None] | None:
+    """The figures a finished run's card shows, from its JSON quality report (None without one)."""
+    try:
+        summary = json.loads(report.read_text())["summary"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+    def mean(key: str) -> float | None:
+        value = summary.get(key, {}).get("mean")
+        return value if isinstance(value, (int, float)) else None
+
+    return {"tpsnr_face_out": mean("tpsnr_face_out"), "tpsnr_face_tgt": mean("tpsnr_face_tgt"),
+            "td_fidelity_face": mean("td_fidelity_face"), "jitter": mean("jitter"),
+            "jitter_raw": mean("jitter_raw"), "flicker_added_face": summary.get("flicker_added_face")}
 
 
 class StateError(SteadySwapError):

@@ -118,11 +118,11 @@ async function browse(path) {
     const listing = await (await api(`/api/browse${path ? `?path=${encodeURIComponent(path)}` : ""}`)).json();
     $("#browser-path").textContent = listing.path;
     const rows = listing.roots.filter((root) => root !== listing.path)
-      .map((root) => browserRow(`⇱ ${root}`, () => browse(root)));
-    if (listing.parent) rows.push(browserRow("⬆ ..", () => browse(listing.parent)));
+      .map((root) => browserRow(`⇱ ${root}/`, () => browse(root)));
+    if (listing.parent) rows.push(browserRow("↑ ..", () => browse(listing.parent)));
     for (const entry of listing.entries) {
       rows.push(entry.is_dir
-        ? browserRow(`📁 ${entry.name}`, () => browse(entry.path))
+        ? browserRow(`▸ ${entry.name}/`, () => browse(entry.path))
         : browserRow(`${entry.name}  (${(entry.size / 1048576).toFixed(1)} MB)`, () => {
           $("#browser").close();
           addInput(browsingFor, entry.path);
@@ -359,11 +359,30 @@ function resultNodes(job) {
   const nodes = [media, element("div", { class: "row" },
     element("a", { href: `${url}?download=true`, download: baseName(job.output), class: "button download", text: "Download" }),
     element("span", { class: "hint mono", text: job.output }))];
-  if (job.summary) nodes.push(element("pre", { class: "summary", text: job.summary }));
+  if (job.quality) nodes.push(qualityTable(job.quality));
   if (job.report) {
     nodes.push(element("img", { class: "report", src: `/api/jobs/${job.id}/report.png`, alt: "quality report plot" }));
+    nodes.push(element("div", { class: "row hint" }, "Per-frame figures: ",
+      element("a", { href: `/api/jobs/${job.id}/report.json`, text: "JSON" }), " · ",
+      element("a", { href: `/api/jobs/${job.id}/report.csv`, text: "CSV" })));
+  }
+  if (job.summary) {
+    nodes.push(element("details", {}, element("summary", { text: "Full quality summary" }),
+      element("pre", { class: "summary", text: job.summary })));
   }
   return nodes;
+}
+
+function qualityTable(quality) {
+  const number = (value, digits) => value == null ? "n/a" : Number(value).toFixed(digits);
+  const rows = [
+    ["tPSNR face, output / target", `${number(quality.tpsnr_face_out, 2)} / ${number(quality.tpsnr_face_tgt, 2)} dB`],
+    ["added flicker (face)", `${number(quality.flicker_added_face, 2)} dB`],
+    ["TD fidelity (face)", `${number(quality.td_fidelity_face, 2)} dB`],
+    ["jitter / IOD, tracked / raw", `${number(quality.jitter, 4)} / ${number(quality.jitter_raw, 4)}`],
+  ];
+  return element("table", { class: "quality" }, ...rows.map(([label, value]) =>
+    element("tr", {}, element("th", { text: label }), element("td", { class: "mono", text: value }))));
 }
 
 function listenToQueue() {
