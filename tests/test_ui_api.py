@@ -30,8 +30,6 @@ from steadyswap.ui.app import UiSettings, create_app
 from steadyswap.ui.options import cli_command, config_from_options
 from tests.conftest import media_path
 
-HOST = {"Host": "127.0.0.1"}
-
 
 class FakeEngine:
     """Stands in for ``swap_file``: reports progress frame by frame; ``gate`` holds it mid-run."""

@@ -31,7 +31,7 @@ from steadyswap.errors import InputNotFoundError, SteadySwapError, UsageError
 from steadyswap.io import media_kind
 from steadyswap.ui.faces import PersonChoice, find_people
 from steadyswap.ui.frames import FrameStores, encode_jpeg, fit
-from steadyswap.ui.jobs import JobQueue, JobSpec, StateError
+from steadyswap.ui.jobs import JobQueue, JobSpec, StateError, UnknownJob
 from steadyswap.ui.options import config_from_options, schema
 from steadyswap.ui.paths import MEDIA_EXTENSIONS, PathGuard, PathRefused
 from steadyswap.ui.preview import MODES, PreviewRequest, PreviewService
@@ -110,7 +110,7 @@ def create_app(settings: UiSettings) -> FastAPI:
         stores.close()
 
     app = FastAPI(title="steadyswap", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
-    app.state.settings, app.state.work_dir, app.state.queue, app.state.guard = settings, work_dir, queue, guard
+    app.state.work_dir = work_dir
     static = resources.files("steadyswap.ui") / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
 
@@ -126,7 +126,7 @@ def create_app(settings: UiSettings) -> FastAPI:
 
     @app.exception_handler(SteadySwapError)
     async def steadyswap_error(_: Request, error: SteadySwapError) -> JSONResponse:
-        status = 403 if isinstance(error, PathRefused) else 404 if isinstance(error, InputNotFoundError) else 422
+        status = 403 if isinstance(error, PathRefused) else 404 if isinstance(error, InputNotFoundError | UnknownJob) else 422
         return JSONResponse({"error": " ".join(str(error).split())}, status_code=status)
 
     @app.exception_handler(RequestValidationError)
@@ -134,10 +134,6 @@ def create_app(settings: UiSettings) -> FastAPI:
         first = error.errors()[0] if error.errors() else {}
         where = ".".join(str(part) for part in first.get("loc", ())[1:]) or "request"
         return JSONResponse({"error": f"{where}: {first.get('msg', 'invalid request')}"}, status_code=422)
-
-    @app.exception_handler(KeyError)
-    async def no_such_job(_: Request, error: KeyError) -> JSONResponse:
-        return JSONResponse({"error": f"no job {error.args[0]}"}, status_code=404)
 
     @app.exception_handler(Exception)
     async def internal(_: Request, error: Exception) -> JSONResponse:

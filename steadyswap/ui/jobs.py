@@ -136,7 +136,7 @@ class JobQueue:
     def get(self, number: int) -> Job:
         job = self.jobs.get(number)
         if job is None:
-            raise KeyError(number)
+            raise UnknownJob(f"no job {number}")
         return job
 
     def snapshot(self) -> tuple[int, list[dict[str, Any]]]:
@@ -227,5 +227,11 @@ def headline(report: Path) -> dict[str, float | None] | None:
 
 class StateError(SteadySwapError):
     """An action the job's state does not allow (retrying a running job)."""
+
+    exit_code = 2
+
+
+class UnknownJob(SteadySwapError, LookupError):
+    """A job number the queue never gave out."""
 
     exit_code = 2
