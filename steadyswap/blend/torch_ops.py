@@ -102,15 +102,15 @@ def paste_back(frames: Tensor, frame_index: list[int], crops: Tensor, masks: Ten
     Args:
         frames: (B, H, W, 3) uint8, modified in place.
         frame_index: the frame of each face.
-        crops: (n, 3, S, S) float 0..255.
-        masks: (n, S, S) float 0..1.
+        crops: (n, 3, h, w) float 0..255.
+        masks: (n, h, w) float 0..1.
         to_frame: (n, 2, 3) float64 crop→frame matrices.
     """
     if not len(frame_index):
         return
     height, width = frames.shape[1:3]
-    side = crops.shape[-1]
-    corners = torch.tensor([[0, 0, 1], [side, 0, 1], [0, side, 1], [side, side, 1]], dtype=torch.float64,
+    crop_h, crop_w = crops.shape[-2:]
+    corners = torch.tensor([[0, 0, 1], [crop_w, 0, 1], [0, crop_h, 1], [crop_w, crop_h, 1]], dtype=torch.float64,
                            device=to_frame.device)
     spans = (corners @ to_frame.to(torch.float64).transpose(1, 2)).cpu()
     boxes = []

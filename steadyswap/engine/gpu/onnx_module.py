@@ -107,13 +107,15 @@ class TorchOnnx:
         path: the .onnx file.
         device: where to run.
         half: run in fp16 (inputs cast on the way in, outputs returned as float32).
+        channels_last: keep 4-d weights and inputs channels-last (NHWC), the layout tensor cores prefer.
 
     Attributes:
         input_names, output_names: the graph's, in order.
         batchable: the batch dimension is free (rows are independent and may be stacked).
     """
 
-    def __init__(self, path: str | Path, device: torch.device | str, half: bool = False) -> None:
+    def __init__(self, path: str | Path, device: torch.device | str, half: bool = False,
+                 channels_last: bool = False) -> None:
         try:
             model = onnx.load(str(path))
         except Exception as error:  # protobuf DecodeError, OSError
@@ -131,9 +133,11 @@ class TorchOnnx:
         self.batchable = not freed or self._check_free_batch()
         if freed and not self.batchable:
             self.module = convert(onnx.load(str(path))).to(self.device, self.dtype)
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.module = self.module.to(memory_format=self.memory_format)
 
     def __call__(self, feeds: dict[str, torch.Tensor]) -> list[torch.Tensor]:
-        args = [feeds[name].to(self.device, self.dtype) for name in self.input_names]
+        args = [self._place(feeds[name]) for name in self.input_names]
         with torch.inference_mode():
             if self.batchable or len(args[0]) == 1:
                 outputs = self.module(*args)
@@ -142,6 +146,10 @@ class TorchOnnx:
                 outputs = _stack(rows)
         outputs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
         return [o.float() for o in outputs]
+
+    def _place(self, value: torch.Tensor) -> torch.Tensor:
+        value = value.to(self.device, self.dtype)
+        return value.contiguous(memory_format=self.memory_format) if value.dim() == 4 else value
 
     def _check_free_batch(self) -> bool:
         """Two images through the freed graph give what each gives alone."""

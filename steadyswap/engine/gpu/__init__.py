@@ -1,0 +1,1 @@
+"""The GPU engine (PyTorch, optional: ``pip install steadyswap[gpu]``); see ``engine.GpuEngine``."""

@@ -1,0 +1,513 @@
+"""GpuEngine: the per-face pipeline on the GPU, batched across frames, with parallel segment encoders.
+
+Selected by ``--execution-providers cuda``. The video is cut into segments (``io.segments``) that run side
+by side: one decoder and one encoder per segment, each segment with its own ``FaceSwapper`` for the
+temporal decisions (scene cuts, tracks, lookahead smoothing, selection, which source for whom), warmed up
+on the frames before it. Steps of frames taken in turn from every segment go to the device once; detection
+(ONNX detectors), alignment warps, the swapper, masks and paste-back run there on the faces of the whole
+step; frames are converted to yuv420p on the device and only those come back, for the encoders. Decoding,
+device work and encoding overlap (``transfer``), every queue is bounded, and the segment files are joined
+without re-encoding.
+
+Each stream's ``FaceSwapper`` is the CPU path's own object, given a ``DetectionFeed`` (the step's device
+detections) and a ``DeferredSwapper`` (records the faces to swap): so both paths decide the same, and
+only the pixel work moves. The embedded MediaPipe analyser has no device form: with it, analysis runs on
+the CPU, one thread per segment. The ``classic`` swapper has none either: with it, segments run the CPU
+path side by side (``segment_runner``) and are joined the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from steadyswap.blend import torch_ops
+from steadyswap.config import RunConfig, crf_from_quality
+from steadyswap.engine.frame_swapper import FaceSwapper
+from steadyswap.engine.gpu import memory
+from steadyswap.engine.gpu.onnx_module import TorchOnnx
+from steadyswap.engine.gpu.stages import DeferredSwapper, DetectionFeed, GpuDetector, GpuRecognizer, GpuSwapper
+from steadyswap.engine.gpu.transfer import Downloader, Uploader
+from steadyswap.engine.pipeline import Progress, RunResult
+from steadyswap.engine.segment_runner import run_segment
+from steadyswap.engine.stream import prepare_references
+from steadyswap.errors import Interrupted, MediaDecodeError, ModelError, UsageError
+from steadyswap.io import VideoReader, VideoWriter, atomic_output, read_image, write_image
+from steadyswap.io.segments import Segment, join, plan_segments
+from steadyswap.models.factory import DEFAULT_RECOGNIZER, model_store, parse_pixel_boost
+from steadyswap.models.registry import EMBEDDED, get_model
+from steadyswap.swap.base import SourceFace
+from steadyswap.types import Faces, Frame, VideoInfo
+
+log = logging.getLogger(__name__)
+
+MIN_SEGMENT_FRAMES = 90
+"""Segments shorter than this are not worth their warm-up and join."""
+
+
+@dataclass
+class GpuOptions:
+    """Tunables of the GPU engine (``RunConfig`` gives the defaults; ``config.extra['gpu']`` overrides).
+
+    Attributes:
+        device: a torch device with CUDA ("cuda", "cuda:1"); "cpu" runs the same code, for tests.
+        half: run the swapper in fp16 (docs/benchmarks.md: the error against fp32 stays small).
+        channels_last: NHWC layout for the swapper's convolutions.
+        faces_per_call: faces per swapper call; None: from the memory probe (``--execution-batch-size``).
+        frames_per_step: frames on the device per step; None: from the memory probe.
+        segments: parallel decoder/encoder pairs; None: from the CPU count and the video length.
+        warmup_frames: frames each later segment runs before its first written frame.
+        release_every: ``torch.cuda.empty_cache`` every N frames (0: never; docs/benchmarks.md).
+        strategy: ``--video-memory-strategy``, the share of free memory batches may plan on.
+    """
+
+    device: str = "cuda"
+    half: bool = True
+    channels_last: bool = True
+    faces_per_call: int | None = None
+    frames_per_step: int | None = None
+    segments: int | None = None
+    warmup_frames: int = 30
+    release_every: int = 0
+    strategy: str = "strict"
+
+    @classmethod
+    def from_config(cls, config: RunConfig) -> GpuOptions:
+        extra = dict(config.extra.get("gpu", {}))
+        unknown = set(extra) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise UsageError(f"unknown GPU engine option(s): {', '.join(sorted(unknown))}")
+        extra.setdefault("faces_per_call", config.execution_batch_size)
+        extra.setdefault("strategy", config.video_memory_strategy)
+        return cls(**extra)
+
+
+def cuda_device(name: str) -> torch.device:
+    """The torch device ``name``; ModelError when it needs CUDA and torch has none."""
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ModelError(f"--execution-providers cuda: PyTorch {torch.__version__} sees no CUDA GPU "
+                         f"(install the CUDA build of torch, or pass --execution-providers cpu)")
+    return device
+
+
+@dataclass
+class _Item:
+    """One decoded frame travelling through the engine."""
+
+    stream: int
+    frame: Frame
+    write: bool
+
+
+Final = tuple[_Item, torch.Tensor, list[tuple[SourceFace, Faces]]]
+"""A frame whose decisions are final: its item, its (H, W, 3) picture on the device, what to swap in it."""
+
+
+class _Stream:
+    """One segment: its reader, writer, and the ``FaceSwapper`` that makes its decisions."""
+
+    def __init__(self, index: int, segment: Segment, swapper: FaceSwapper, feed: DetectionFeed | None,
+                 deferred: DeferredSwapper) -> None:
+        self.index, self.segment, self.swapper, self.feed, self.deferred = index, segment, swapper, feed, deferred
+        self.pending: deque[tuple[_Item, torch.Tensor]] = deque()
+        self.reader: VideoReader | None = None
+        self.writer: VideoWriter | None = None
+        self.written = 0
+        self.flushed = False
+
+    def frames(self) -> Iterator[tuple[_Item, np.ndarray]]:
+        assert self.reader is not None
+        for frame in self.reader:
+            yield _Item(self.index, frame, self.segment.start <= frame.index < self.segment.end), frame.image
+
+    def push(self, item: _Item, picture: torch.Tensor, found: Faces | None) -> list[Final]:
+        """Analyse one frame (its detections given, or by the swapper's own analyser); return the frames now final."""
+        if self.feed is not None:
+            assert found is not None
+            self.feed.give(found)
+        self.pending.append((item, picture))
+        finals = self._pair(self.swapper.push(item.frame.image))
+        if item.frame.index == self.segment.decode_end - 1:
+            finals += self.flush()
+        return finals
+
+    def flush(self) -> list[Final]:
+        """The frames still waiting for lookahead, at the end of the stream."""
+        if self.flushed:
+            return []
+        self.flushed = True
+        return self._pair(self.swapper.flush())
+
+    def _pair(self, results: list) -> list[Final]:
+        finals = []
+        for _ in results:
+            item, picture = self.pending.popleft()
+            finals.append((item, picture, self.deferred.take(item.frame.image)))
+        return finals
+
+
+class GpuEngine:
+    """Swaps the source identity into videos and images with the face pipeline on the GPU.
+
+    Args:
+        sources: source photos (paths or H×W×3 uint8 RGB arrays).
+        config: run options; ``execution_providers`` normally starts with "cuda".
+        options: engine tunables (default: ``GpuOptions.from_config(config)``).
+
+    Raises:
+        ModelError: no CUDA device, or a model file missing or not convertible.
+        NoFaceError: no face in any source photo.
+        UsageError: a model the GPU engine does not support.
+    """
+
+    def __init__(self, sources: list[str | Path | np.ndarray], config: RunConfig,
+                 options: GpuOptions | None = None) -> None:
+        self.config = config.validate()
+        self.options = options or GpuOptions.from_config(self.config)
+        self.device = cuda_device(self.options.device)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        self.sources = [s if isinstance(s, np.ndarray) else read_image(s) for s in sources]
+        self.detector: GpuDetector | None = None
+        self.swapper: GpuSwapper | None = None
+        self._load_models()
+        self._frames_stream: _Stream | None = None
+        self.plan = self._plan_memory()
+        self.release = memory.CacheRelease(self.options.release_every, self.device)
+
+    # --- set-up -------------------------------------------------------------------------------------
+
+    def _load_models(self) -> None:
+        config = self.config
+        if config.face_landmarker_model not in ("mediapipe", "none") and config.face_detector_model != "mediapipe":
+            raise UsageError(f"--face-landmarker-model {config.face_landmarker_model} has no GPU form yet; "
+                             "use the detector's five points (--face-landmarker-model none) or the CPU")
+        store = model_store(config)
+        if config.face_swapper_model == EMBEDDED["swapper"]:
+            log.info("the classic swapper has no GPU form: segments run the CPU path side by side")
+            return
+        if config.face_detector_model != EMBEDDED["detector"]:
+            spec = get_model(config.face_detector_model, "detector")
+            self.detector = GpuDetector(spec, TorchOnnx(store.require(spec), self.device),
+                                        score_threshold=config.face_detector_score)
+        spec = get_model(config.face_swapper_model, "swapper")
+        recognizer_name = config.face_recognizer_model
+        recognizer_spec = get_model(DEFAULT_RECOGNIZER if recognizer_name == EMBEDDED["recognizer"] else
+                                    recognizer_name, "recognizer")
+        recognizer = GpuRecognizer(recognizer_spec, TorchOnnx(store.require(recognizer_spec), self.device))
+        converter = None
+        if spec.converter:
+            converter = TorchOnnx(store.require(get_model(spec.converter)), self.device)
+        path = store.require(spec)
+        model = TorchOnnx(path, self.device, half=self.options.half and self.device.type == "cuda",
+                          channels_last=self.options.channels_last)
+        self.swapper = GpuSwapper(spec, model, recognizer, path, converter,
+                                  pixel_boost=parse_pixel_boost(config.face_swapper_pixel_boost),
+                                  weight=config.face_swapper_weight, mask_blur=config.face_mask_blur,
+                                  mask_padding=config.face_mask_padding)
+
+    def _plan_memory(self) -> memory.MemoryPlan:
+        options = self.options
+        if self.device.type != "cuda" or self.swapper is None:
+            faces = options.faces_per_call or 8
+            return memory.MemoryPlan(faces, options.frames_per_step or faces, 0, 0, 0)
+        swapper = self.swapper
+        side = swapper.crop_size
+        swapper.batch_size = 1 << 16
+        identity = torch.nn.functional.normalize(torch.randn(1, 512, device=self.device), dim=1)
+
+        def run(n: int) -> None:
+            crops = torch.rand((n, 3, side, side), device=self.device) * 255
+            if swapper.spec.source == "image":
+                size = swapper.spec.source_size or side
+                sources = torch.rand((n, 3, size, size), device=self.device)
+            else:
+                sources = identity.expand(n, 512)
+            swapper.run(crops, sources)
+
+        run(1)  # kernels chosen and workspaces allocated outside the measurement
+        chosen = memory.plan(memory.face_bytes(run, self.device), memory.frame_bytes(1080, 1920), options.strategy,
+                             self.device, options.faces_per_call, options.frames_per_step)
+        swapper.batch_size = chosen.faces_per_call * swapper.boost ** 2
+        if options.strategy == "strict":
+            torch.cuda.empty_cache()
+        return chosen
+
+    def _stream(self, index: int, segment: Segment, fps: float) -> _Stream:
+        assert self.swapper is not None
+        feed = DetectionFeed(self.detector) if self.detector is not None else None
+        deferred = DeferredSwapper(self.swapper)
+        swapper = FaceSwapper(self.sources, self.config, fps, analyzer=feed, swapper=deferred)
+        return _Stream(index, segment, swapper, feed, deferred)
+
+    # --- the per-step work --------------------------------------------------------------------------
+
+    def decide(self, frames: torch.Tensor, items: list[_Item], streams: list[_Stream],
+               pool: ThreadPoolExecutor | None) -> list[Final]:
+        """Detect on the whole step, then let each stream's FaceSwapper decide; the frames now final, in order."""
+        detections: list[Faces | None] = list(self.detector.detect(frames)) if self.detector else [None] * len(items)
+        rows_of: dict[int, list[int]] = {}
+        for row, item in enumerate(items):
+            rows_of.setdefault(item.stream, []).append(row)
+
+        def run_stream(rows: list[int]) -> list[Final]:
+            stream = streams[items[rows[0]].stream]
+            return [final for row in rows for final in stream.push(items[row], frames[row], detections[row])]
+
+        groups = list(rows_of.values())
+        if pool is not None and len(groups) > 1:
+            return [final for finals in pool.map(run_stream, groups) for final in finals]
+        return [final for rows in groups for final in run_stream(rows)]
+
+    def render(self, finals: list[Final]) -> torch.Tensor:
+        """(n, H, W, 3) uint8 on the device: the final frames with their faces swapped and pasted."""
+        assert self.swapper is not None
+        frames = torch.stack([picture for _, picture, _ in finals])
+        patches = self.swapper.swap(frames, [requests for _, _, requests in finals])
+        if patches is not None:
+            patches.paste(frames)
+        self.release.tick(len(finals))
+        return frames
+
+    # --- frames, images, whole files ----------------------------------------------------------------
+
+    def swap_frames(self, images: list[np.ndarray], fps: float = 30.0) -> list[np.ndarray]:
+        """Consecutive same-size RGB frames of one video, each answered causally, as ``FaceSwapper.swap_frames``,
+        but detected, swapped and pasted as one step on the device; tracking state carries over between calls."""
+        if not images:
+            return []
+        self._need_gpu_swapper()
+        if self._frames_stream is None:
+            self._frames_stream = self._stream(0, Segment("frames", 0, 1, 0), fps)
+        stream = self._frames_stream
+        frames = torch.from_numpy(np.stack(images)).to(self.device)
+        detections = self.detector.detect(frames) if self.detector else [None] * len(images)
+        finals = []
+        for row, image in enumerate(images):
+            item = _Item(0, Frame(row, None, image), True)
+            if stream.feed is not None:
+                stream.feed.give(detections[row])  # type: ignore[arg-type]
+            stream.pending.append((item, frames[row]))
+            stream.swapper.process(image)
+            item, picture = stream.pending.popleft()
+            finals.append((item, picture, stream.deferred.take(image)))
+        return list(self.render(finals).cpu().numpy())
+
+    def swap_image(self, image: np.ndarray) -> np.ndarray:
+        """One still photo (no temporal state); returned unchanged when no face is selected."""
+        self._need_gpu_swapper()
+        stream = self._stream(0, Segment("image", 0, 1, 0), 30.0)
+        swapper = stream.swapper
+        if swapper.needs_references:
+            if any(index != 0 for index in swapper.reference_frames):
+                raise UsageError("a photo target has only frame 0: reference frames must be 0")
+            swapper.set_references([image] * len(swapper.reference_frames))
+        swapper.swap_image(image)
+        requests = stream.deferred.take(image)
+        if not requests:
+            return image
+        frames = torch.from_numpy(image[None].copy()).to(self.device)
+        return self.render([(_Item(0, Frame(0, None, image), True), frames[0], requests)])[0].cpu().numpy()
+
+    def _need_gpu_swapper(self) -> None:
+        if self.swapper is None:
+            raise UsageError("the classic swapper has no GPU form; use FaceSwapper for frames and photos")
+
+    def segments(self, info: VideoInfo, start: int, end: int) -> list[Segment]:
+        """Segments to run side by side: about one per two CPU cores, none shorter than MIN_SEGMENT_FRAMES."""
+        wanted = self.options.segments
+        if wanted is None:
+            wanted = max(1, min(8, (os.cpu_count() or 2) // 2, (end - start) // MIN_SEGMENT_FRAMES))
+        lookahead = self.config.smoothing_lookahead if self.config.face_smoothing == "one-euro" else 0
+        if wanted == 1:
+            return [Segment(info.path, start, end, start)]
+        return plan_segments(info, count=wanted, warmup_frames=self.options.warmup_frames, start=start, end=end,
+                             lookahead_frames=lookahead)
+
+    def run_video(self, target: str | Path, output: str | Path, progress: Progress | None = None,
+                  cancel: threading.Event | None = None) -> RunResult:
+        """Swap every frame of ``target`` (or the trimmed range) into ``output``.
+
+        Raises:
+            Interrupted: ``cancel`` was set; no output is left.
+            MediaDecodeError: the target yields fewer frames than a segment needs.
+        """
+        began = time.perf_counter()
+        config = self.config
+        target, output = Path(target), Path(output)
+        whole = VideoReader(target, config.trim_frame_start, config.trim_frame_end)
+        info, start, end = whole.info, whole.start, whole.end
+        plan = self.segments(info, start, end)
+        trim = (config.trim_frame_start, config.trim_frame_end)
+        with atomic_output(output, inputs=[target]) as temporary, tempfile.TemporaryDirectory(
+                prefix=".steadyswap-", dir=output.parent) as scratch:
+            files = [temporary] if len(plan) == 1 else [Path(scratch) / f"{s.name}{output.suffix}" for s in plan]
+            if self.swapper is None:
+                done = self._run_cpu_segments(plan, files, info, progress, cancel)
+            else:
+                done = self._run_gpu_segments(plan, files, info, progress, cancel)
+            if len(plan) > 1:
+                join(files, temporary, target, info, trim)
+        seconds = time.perf_counter() - began
+        return RunResult(output, done, seconds, done / seconds if seconds else 0.0)
+
+    def _run_cpu_segments(self, plan: list[Segment], files: list[Path], info: VideoInfo, progress: Progress | None,
+                          cancel: threading.Event | None) -> int:
+        """The classic swapper: ``segment_runner.run_segment`` for each segment, side by side on threads."""
+        if len(plan) == 1:
+            from steadyswap.engine.pipeline import run_video
+
+            result = run_video(lambda fps: FaceSwapper(self.sources, self.config, fps), [], Path(info.path),
+                               files[0], self.config, progress, cancel)
+            return result.frames
+        counts = [0] * len(plan)
+        lock = threading.Lock()
+
+        def one(k: int) -> int:
+            def advanced(written: int) -> None:
+                with lock:
+                    counts[k] = written
+                    if progress is not None:
+                        progress(sum(counts), sum(s.frames for s in plan))
+            swapper = FaceSwapper(self.sources, self.config, info.fps or 30.0)
+            try:
+                return run_segment(swapper, plan[k], files[k], self.config, advanced, cancel).frames
+            finally:
+                swapper.close()
+
+        with ThreadPoolExecutor(max_workers=len(plan), thread_name_prefix="steadyswap-segment") as pool:
+            return sum(pool.map(one, range(len(plan))))
+
+    def _run_gpu_segments(self, plan: list[Segment], files: list[Path], info: VideoInfo, progress: Progress | None,
+                          cancel: threading.Event | None) -> int:
+        config = self.config
+        single = len(plan) == 1
+        streams = [self._stream(i, segment, info.fps or 30.0) for i, segment in enumerate(plan)]
+        try:
+            for stream, path in zip(streams, files):
+                prepare_references(stream.swapper, Path(info.path))
+                stream.reader = VideoReader(info.path, stream.segment.warmup, stream.segment.decode_end)
+                stream.writer = VideoWriter(
+                    path, info, encoder=config.output_video_encoder,
+                    crf=crf_from_quality(config.output_video_quality, config.output_video_encoder),
+                    preset=config.output_video_preset, audio_source=... if single else None,
+                    trim=(config.trim_frame_start, config.trim_frame_end) if single else (None, None))
+            done = self._pump(streams, info, progress, cancel, sum(s.frames for s in plan))
+            for stream in streams:
+                assert stream.writer is not None
+                stream.writer.close()
+                if not single and stream.written != stream.segment.frames:
+                    raise MediaDecodeError(
+                        f"{info.path}: decoding stopped after frame {stream.segment.start + stream.written - 1}; "
+                        f"frames {stream.segment.start}-{stream.segment.end - 1} are needed (truncated or corrupt)")
+            return done
+        except BaseException:
+            for stream in streams:
+                if stream.writer is not None:
+                    stream.writer.abort()
+            raise
+        finally:
+            for stream in streams:
+                if stream.reader is not None:
+                    stream.reader.close()
+                stream.swapper.close()
+
+    def _pump(self, streams: list[_Stream], info: VideoInfo, progress: Progress | None,
+              cancel: threading.Event | None, total: int) -> int:
+        """Run every stream to its end: upload, decide, render, download, encode, overlapped."""
+        writer = streams[0].writer
+        assert writer is not None
+        yuv = writer.pix_fmt == "yuv420p" and writer.size == (info.width, info.height)
+        shape = (info.height * 3 // 2, info.width) if yuv else (info.height, info.width, 3)
+        written = 0
+
+        def consume(item: _Item, data: np.ndarray) -> None:
+            nonlocal written
+            stream = streams[item.stream]
+            assert stream.writer is not None
+            if yuv:
+                stream.writer.write_yuv420p(item.frame.index, item.frame.pts, data)
+            else:
+                stream.writer.write(replace(item.frame, image=data))
+            stream.written += 1
+            written += 1
+            if progress is not None:
+                progress(written, total)
+
+        def emit(finals: list[Final]) -> None:
+            kept = [final for final in finals if final[0].write]
+            for first in range(0, len(kept), size):  # flushes can finish more frames than a step holds
+                chunk = kept[first:first + size]
+                frames = self.render(chunk)
+                out = torch_ops.rgb_to_yuv420p(frames, info.colorspace, info.color_range) if yuv else frames
+                downloader.submit([item for item, _, _ in chunk], out)
+
+        size = self.plan.frames_per_step
+        uploader: Uploader[_Item] = Uploader([s.frames() for s in streams], size, (info.height, info.width),
+                                             self.device)
+        downloader: Downloader[_Item] = Downloader(consume, shape, size, self.device)
+        cpu_analysis = self.detector is None
+        pool = ThreadPoolExecutor(max_workers=len(streams), thread_name_prefix="steadyswap-decide") \
+            if cpu_analysis or len(streams) > 1 else None
+        try:
+            for step in uploader:
+                if cancel is not None and cancel.is_set():
+                    raise Interrupted("run cancelled")
+                emit(self.decide(step.frames, step.items, streams, pool))
+            emit([final for stream in streams for final in stream.flush()])
+            downloader.close()
+        except BaseException:
+            uploader.close()
+            downloader.abort()
+            raise
+        finally:
+            if pool is not None:
+                pool.shutdown()
+            if self.options.strategy == "strict" and self.device.type == "cuda":
+                torch.cuda.empty_cache()
+        return written
+
+    def close(self) -> None:
+        """Drop the models and, unless the strategy is tolerant, the cached device memory."""
+        self.detector = None
+        self.swapper = None
+        self._frames_stream = None
+        if self.device.type == "cuda" and self.options.strategy != "tolerant":
+            torch.cuda.empty_cache()
+
+    def __enter__(self) -> GpuEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def run_file(sources: list[Path], target: Path, output: Path, config: RunConfig, kind: str,
+             progress: Progress | None = None, cancel: threading.Event | None = None) -> RunResult:
+    """``api.swap_file``'s GPU branch: an image or a video through a ``GpuEngine``."""
+    with GpuEngine(list(sources), config) as engine:
+        if kind == "image" and engine.swapper is None:
+            from steadyswap.engine.pipeline import run_image
+
+            with FaceSwapper(engine.sources, config) as swapper:
+                return run_image(swapper, target, output, config)
+        if kind == "image":
+            began = time.perf_counter()
+            image = engine.swap_image(read_image(target))
+            with atomic_output(output, inputs=[target]) as temporary:
+                write_image(temporary, image, config.output_image_quality)
+            seconds = time.perf_counter() - began
+            return RunResult(output, 1, seconds, 1 / seconds if seconds else 0.0)
+        return engine.run_video(target, output, progress, cancel)

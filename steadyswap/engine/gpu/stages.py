@@ -1,0 +1,312 @@
+"""The GPU engine's model stages: detection, recognition and swapping on batches of frames on the device.
+
+Each stage follows its CPU counterpart step by step (``analysis.onnx_detectors.OnnxDetector``,
+``swap.recognizer.ArcFaceRecognizer``, ``swap.onnx_swapper.OnnxSwapper``) with the warps and blends
+replaced by their torch twins, so both paths give the same picture within rounding. Frames stay on the
+device; only detections (small arrays) come back to the CPU, for decoding, tracking and selection.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from steadyswap.analysis.base import FaceAnalyzer
+from steadyswap.analysis.onnx_detectors import decode, nms
+from steadyswap.blend import torch_ops
+from steadyswap.blend.align import estimate_matrix, invert_affine
+from steadyswap.blend.box_mask import box_mask
+from steadyswap.errors import ModelError, NoFaceError, UsageError
+from steadyswap.engine.gpu.onnx_module import TorchOnnx
+from steadyswap.models.registry import ModelSpec
+from steadyswap.swap.base import SourceFace, Swapper
+from steadyswap.swap.onnx_swapper import load_emap, swapper_weight
+from steadyswap.types import Faces, SwapPatch
+
+
+def upload(images: list[np.ndarray], device: torch.device) -> torch.Tensor:
+    """(B, H, W, 3) uint8 tensor on ``device`` from same-size RGB arrays."""
+    return torch.from_numpy(np.stack(images)).to(device)
+
+
+def normalise(images: torch.Tensor, spec: ModelSpec) -> torch.Tensor:
+    """(n, 3, h, w) RGB 0..255 → the model's input, as ``models.runtime.blob``: (x/255 − mean)/std, BGR if asked."""
+    if spec.bgr:
+        images = images.flip(1)
+    mean = torch.tensor(spec.mean, device=images.device)[:, None, None]
+    std = torch.tensor(spec.std, device=images.device)[:, None, None]
+    return (images / 255.0 - mean) / std
+
+
+class GpuDetector(FaceAnalyzer):
+    """A FaceFusion ONNX detector on batches of same-size frames; decoding and NMS as ``OnnxDetector``.
+
+    Args:
+        spec: a registry entry of task ``detector``.
+        model: its graph on the device.
+        score_threshold, iou_threshold: as ``OnnxDetector``.
+    """
+
+    def __init__(self, spec: ModelSpec, model: TorchOnnx, score_threshold: float = 0.5,
+                 iou_threshold: float = 0.4) -> None:
+        if spec.task != "detector":
+            raise ModelError(f"'{spec.name}' is a {spec.task}, not a detector")
+        self.spec, self.model = spec, model
+        self.name = spec.name
+        self.score_threshold, self.iou_threshold = score_threshold, iou_threshold
+        fixed = model.input_shapes[0]
+        side = spec.size or 640
+        self.height = fixed[2] or side
+        self.width = fixed[3] or side
+
+    def letterbox(self, frames: torch.Tensor) -> tuple[torch.Tensor, np.ndarray]:
+        """Frames (B, H, W, 3) uint8 shrunk to fit the detector (bilinear, as cv2.resize) and placed top-left.
+
+        Returns:
+            (B, 3, height, width) float 0..255 (rounded like OpenCV's uint8 resize), and the (x, y) ratio
+            original / shrunk size.
+        """
+        h, w = frames.shape[1:3]
+        planar = frames.permute(0, 3, 1, 2).float()
+        if h > self.height or w > self.width:
+            scale = min(self.height / h, self.width / w)
+            size = (int(h * scale), int(w * scale))
+            planar = F.interpolate(planar, size=size, mode="bilinear", align_corners=False).round_()
+        canvas = planar.new_zeros((len(frames), 3, self.height, self.width))
+        canvas[:, :, : planar.shape[2], : planar.shape[3]] = planar
+        return canvas, np.array([w / planar.shape[3], h / planar.shape[2]], np.float32)
+
+    def detect(self, frames: torch.Tensor) -> list[Faces]:
+        """Faces in each of (B, H, W, 3) uint8 frames, best score first, ``landmarks`` = the five points."""
+        canvas, ratio = self.letterbox(frames)
+        outputs = self.model({self.model.input_names[0]: normalise(canvas, self.spec)})
+        outputs = [o.cpu().numpy() for o in outputs]
+        found = []
+        for row in range(len(frames)):
+            boxes, scores, kps = decode(self.spec.family, [o[row:row + 1] for o in outputs], self.height,
+                                        self.width, self.score_threshold)
+            keep = nms(boxes, scores, self.iou_threshold)
+            kps = (kps[keep] * ratio).astype(np.float32)
+            found.append(Faces(boxes=(boxes[keep] * np.tile(ratio, 2)).astype(np.float32),
+                               scores=scores[keep].astype(np.float32), landmarks=kps.copy(), kps=kps))
+        return found
+
+    def analyze(self, images: list[np.ndarray], video: bool = False) -> list[Faces]:
+        return [self.detect(upload([image], self.model.device))[0] for image in images]
+
+
+class GpuRecognizer:
+    """ArcFace on the device: aligned 112 crops of many faces → (n, 512) raw embeddings."""
+
+    def __init__(self, spec: ModelSpec, model: TorchOnnx) -> None:
+        if spec.task != "recognizer":
+            raise ModelError(f"'{spec.name}' is a {spec.task}, not a recognizer")
+        self.spec, self.model = spec, model
+        self.size = spec.size or 112
+        self.template = spec.template or "arcface_112_v2"
+
+    def embed(self, frames: torch.Tensor, frame_index: list[int], kps: np.ndarray) -> torch.Tensor:
+        """Embeddings of faces with five points ``kps`` (n, 5, 2) in ``frames[frame_index]``."""
+        matrices = np.stack([estimate_matrix(points, self.template, self.size) for points in kps])
+        crops = torch_ops.crop_faces(frames, torch.tensor(frame_index, device=frames.device),
+                                     torch.from_numpy(matrices).to(frames.device), self.size)
+        return self.model({self.model.input_names[0]: normalise(crops, self.spec)})[0].reshape(len(kps), -1)
+
+
+@dataclass
+class GpuPatches:
+    """Swapped faces of a batch, on the device: what ``paste_back`` needs.
+
+    frame_index: batch row of each face. crops: (n, 3, S, S) float 0..255. masks: (n, S, S) float 0..1.
+    to_frame: (n, 2, 3) float64 crop→frame matrices.
+    """
+
+    frame_index: list[int]
+    crops: torch.Tensor
+    masks: torch.Tensor
+    to_frame: torch.Tensor
+
+    def paste(self, frames: torch.Tensor) -> None:
+        torch_ops.paste_back(frames, self.frame_index, self.crops, self.masks, self.to_frame)
+
+
+class GpuSwapper:
+    """A FaceFusion ONNX swapper on the device, as ``OnnxSwapper`` computes it.
+
+    Args:
+        spec: a registry entry of task ``swapper``.
+        model: its graph on the device.
+        recognizer: ArcFace on the device (source embeddings; target ones when ``weight`` is not 0.5).
+        model_path: the model file (inswapper's embedding map is read from it).
+        converter: the graph of ``spec.converter`` for ``converted*`` sources.
+        pixel_boost, weight, mask_blur, mask_padding: as ``OnnxSwapper``.
+        batch_size: most tiles per model call.
+    """
+
+    def __init__(self, spec: ModelSpec, model: TorchOnnx, recognizer: GpuRecognizer, model_path: str | Path,
+                 converter: TorchOnnx | None = None, pixel_boost: int | None = None, weight: float = 0.5,
+                 mask_blur: float = 0.3, mask_padding: tuple[int, int, int, int] = (0, 0, 0, 0),
+                 batch_size: int = 16) -> None:
+        if spec.task != "swapper" or spec.size is None or spec.template is None:
+            raise ModelError(f"'{spec.name}' is a {spec.task}, not a swapper")
+        if spec.converter and converter is None:
+            raise ModelError(f"'{spec.name}' needs the embedding converter '{spec.converter}'")
+        if not {"source", "target"} <= set(model.input_names):
+            raise ModelError(f"'{spec.name}': expected graph inputs 'source' and 'target', found {model.input_names}")
+        self.crop_size = pixel_boost or spec.size
+        if self.crop_size % spec.size or (spec.pixel_boosts and self.crop_size not in spec.pixel_boosts):
+            raise UsageError(f"--face-swapper-pixel-boost: {self.crop_size} is not one of "
+                             f"{', '.join(f'{b}x{b}' for b in spec.pixel_boosts)} for {spec.name}")
+        self.spec, self.model, self.recognizer, self.converter = spec, model, recognizer, converter
+        self.name = spec.name
+        self.boost = self.crop_size // spec.size
+        self.weight = weight
+        self.batch_size = batch_size
+        self.emap = torch.from_numpy(load_emap(model_path)).to(model.device) if spec.source == "emap" else None
+        device = model.device
+        self.box = torch.from_numpy(box_mask(self.crop_size, mask_blur, mask_padding)).to(device)
+        self.mean = torch.tensor(spec.mean, device=device)[:, None, None]
+        self.std = torch.tensor(spec.std, device=device)[:, None, None]
+
+    def prepare_source(self, images: list[np.ndarray], faces: list[Faces]) -> SourceFace:
+        """The model's ``source`` input from the largest face of each photo, as ``OnnxSwapper.prepare_source``."""
+        chosen = [(image, f[int(np.argmax(f.areas))]) for image, f in zip(images, faces) if len(f)]
+        if not chosen:
+            raise NoFaceError("no face found in the source image(s)")
+        device = self.model.device
+        embeddings = torch.cat([self.recognizer.embed(upload([image], device), [0], face.kps)
+                                for image, face in chosen])
+        raw = embeddings.mean(0)
+        normed = F.normalize(embeddings, dim=1).mean(0)
+        kind = self.spec.source
+        if kind == "image":
+            assert self.spec.source_template and self.spec.source_size
+            image, face = chosen[0]
+            matrix = estimate_matrix(face.kps[0], self.spec.source_template, self.spec.source_size)
+            crop = torch_ops.crop_faces(upload([image], device), torch.zeros(1, dtype=torch.long, device=device),
+                                        torch.from_numpy(matrix[None]).to(device), self.spec.source_size)
+            value = crop[0] / 255.0
+        elif kind == "emap":
+            assert self.emap is not None
+            value = raw @ self.emap / raw.norm()
+        elif kind == "normed":
+            value = normed
+        else:
+            assert self.converter is not None
+            value = self.converter({self.converter.input_names[0]: raw[None]})[0][0]
+            if kind == "converted_normed":
+                value = F.normalize(value, dim=0)
+        data = {"swapper": self.name, "source": value.float(), "embedding_norm": normed.cpu().numpy()}
+        return SourceFace(image=chosen[0][0], faces=Faces.concat([f for _, f in chosen]),
+                          embedding=raw.cpu().numpy().astype(np.float32), data=data)
+
+    def swap(self, frames: torch.Tensor, requests: list[list[tuple[SourceFace, Faces]]]) -> GpuPatches | None:
+        """Swap the requested faces of every frame; None when there is none.
+
+        Args:
+            frames: (B, H, W, 3) uint8 on the device.
+            requests: per frame, (source, faces) pairs: the faces to give that source's identity.
+        """
+        frame_index, kps, vectors = [], [], []
+        for row, pairs in enumerate(requests):
+            for source, faces in pairs:
+                if source.data.get("swapper") != self.name:
+                    raise UsageError(f"this source was prepared for '{source.data.get('swapper')}', not '{self.name}'")
+                frame_index += [row] * len(faces)
+                kps.append(faces.kps)
+                vectors += [source.data["source"]] * len(faces)
+        if not frame_index:
+            return None
+        device = frames.device
+        points = np.concatenate(kps)
+        to_crop = np.stack([estimate_matrix(p, self.spec.template, self.crop_size) for p in points])
+        to_frame = np.stack([invert_affine(m) for m in to_crop])
+        crops = torch_ops.crop_faces(frames, torch.tensor(frame_index, device=device),
+                                     torch.from_numpy(to_crop).to(device), self.crop_size)
+        sources = torch.stack(vectors)
+        share = swapper_weight(self.weight)
+        if share != 0 and self.spec.source != "image":
+            targets = self.recognizer.embed(frames, frame_index, points)
+            if self.spec.source != "converted":  # FaceFusion mixes unit target vectors except for ghost
+                targets = F.normalize(targets, dim=1)
+            sources = sources * (1 - share) + targets * share
+        swapped, masks = self.run(crops, sources)
+        return GpuPatches(frame_index, swapped, masks, torch.from_numpy(to_frame).to(device))
+
+    def run(self, crops: torch.Tensor, sources: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(k, 3, N·S, N·S) crops 0..255 and (k, …) sources → swapped crops 0..255 (rounded) and masks."""
+        k, n, side = len(crops), self.boost, self.spec.size
+        tiles = crops.reshape(k, 3, side, n, side, n).permute(0, 3, 5, 1, 2, 4).reshape(k * n * n, 3, side, side)
+        tiles = normalise(tiles, self.spec)
+        tile_sources = sources.repeat_interleave(n * n, dim=0)
+        images, model_masks = [], []
+        for start in range(0, len(tiles), self.batch_size):
+            outputs = self.model({"target": tiles[start:start + self.batch_size],
+                                  "source": tile_sources[start:start + self.batch_size]})
+            images.append(outputs[0])
+            if len(outputs) > 1 and "mask" in self.model.output_names:
+                model_masks.append(outputs[self.model.output_names.index("mask")])
+        out = torch.cat(images)
+        if self.spec.denormalise:
+            out = out * self.std + self.mean
+        out = (out.clamp(0, 1) * 255).round_()
+        out = out.reshape(k, n, n, 3, side, side).permute(0, 3, 4, 1, 5, 2).reshape(k, 3, n * side, n * side)
+        masks = self.box.expand(k, -1, -1)
+        if model_masks:
+            model_mask = torch.cat(model_masks).clamp(0, 1).reshape(k, n, n, side, side)
+            model_mask = model_mask.permute(0, 3, 1, 4, 2).reshape(k, n * side, n * side)
+            masks = torch.minimum(masks, model_mask)
+        return out, masks.contiguous()
+
+
+
+class DeferredSwapper(Swapper):
+    """The swapper a stream's ``FaceSwapper`` holds on the GPU path: it records what to swap, swaps nothing.
+
+    ``FaceSwapper`` still decides everything (tracks, smoothing, selection, which source for whom) and
+    hands each frame's faces to ``swap``; the engine collects them with ``take`` and swaps the faces of
+    many frames at once on the device.
+    """
+
+    def __init__(self, gpu: GpuSwapper) -> None:
+        self.gpu = gpu
+        self.name = gpu.name
+        self._requests: dict[int, list[tuple[SourceFace, Faces]]] = {}
+
+    def prepare_source(self, images: list[np.ndarray], faces: list[Faces]) -> SourceFace:
+        return self.gpu.prepare_source(images, faces)
+
+    def swap(self, source: SourceFace, frames: list[np.ndarray], faces: list[Faces]) -> list[list[SwapPatch]]:
+        for frame, found in zip(frames, faces):
+            if len(found):
+                self._requests.setdefault(id(frame), []).append((source, found))
+        return [[] for _ in frames]
+
+    def take(self, image: np.ndarray) -> list[tuple[SourceFace, Faces]]:
+        """The (source, faces) pairs recorded for ``image`` (the very array ``FaceSwapper`` was given)."""
+        return self._requests.pop(id(image), [])
+
+
+class DetectionFeed(FaceAnalyzer):
+    """The analyser a stream's ``FaceSwapper`` holds on the GPU path: video frames get the detections the
+    engine computed for the whole step beforehand (``give``); still images go to the detector directly."""
+
+    def __init__(self, detector: GpuDetector) -> None:
+        self.detector = detector
+        self.name = detector.name
+        self._next: Faces | None = None
+
+    def give(self, faces: Faces) -> None:
+        self._next = faces
+
+    def analyze(self, images: list[np.ndarray], video: bool = False) -> list[Faces]:
+        if not video:
+            return self.detector.analyze(images)
+        if self._next is None or len(images) != 1:
+            raise RuntimeError("DetectionFeed: give() the detections of each video frame before analysing it")
+        found, self._next = self._next, None
+        return [found]
