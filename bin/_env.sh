@@ -2,7 +2,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${STEADYSWAP_VENV:-$root/.venv}"
-extras="${STEADYSWAP_EXTRAS:-test}"
+extras="${STEADYSWAP_EXTRAS:-test,distributed,ui}"
 py="${PYTHON:-python3}"
 if ! "$py" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
   echo "steadyswap needs Python 3.11 or newer (found: $("$py" --version 2>&1)); set PYTHON=/path/to/python3.11" >&2
