@@ -3,7 +3,11 @@
 Each worker process holds one ``SwapperPool`` (a worker plugin), so models load once per process.
 A local cluster runs single-threaded worker processes under nannies (a killed worker is restarted
 and its task retried elsewhere, up to ``retries`` times); with GPUs, one worker per GPU pinned
-with ``CUDA_VISIBLE_DEVICES``.
+with ``CUDA_VISIBLE_DEVICES``. Its nannies do not set Dask's pre-spawn environment: its
+``MALLOC_TRIM_THRESHOLD_=65536`` makes every frame-sized allocation an mmap/munmap pair, which slowed
+a segment 1.8x on the CPU path (17 s → 31 s, liveportrait_d14), and its one-thread limits for
+OpenMP/MKL/OpenBLAS suit many small tasks, not one big worker per GPU. Workers of a cluster given
+with ``--scheduler`` should be started with ``DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON='{}'``.
 """
 
 from __future__ import annotations
@@ -105,7 +109,8 @@ class DaskExecutor(Executor):
         self._events: queue.Queue[dict[str, Any]] = queue.Queue()
         self._futures: dict[str, Any] = {}
         self._cluster: SpecCluster | None = None
-        with dask.config.set({"distributed.scheduler.allowed-failures": retries}):
+        with dask.config.set({"distributed.scheduler.allowed-failures": retries,
+                              "distributed.nanny.pre-spawn-environ": {}}):
             if scheduler is None:
                 self._cluster = self._local_cluster(worker_envs or [{}], dashboard, dashboard_port)
                 self.client = Client(self._cluster)
