@@ -64,6 +64,10 @@ def _call(key: str, task: Task, *args: Any) -> Any:
     return task(_DaskContext(key), *args)
 
 
+def _has_bokeh() -> bool:
+    return importlib.util.find_spec("bokeh") is not None
+
+
 def gpu_ids() -> list[str]:
     """The GPUs this host offers: ``CUDA_VISIBLE_DEVICES`` when set, else those ``nvidia-smi -L`` lists."""
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
@@ -121,15 +125,15 @@ class DaskExecutor(Executor):
             self.client.register_plugin(SwapperPlugin(), name=PLUGIN)
             self.client.subscribe_topic(TOPIC, lambda event: self._events.put(event[1]))
             self.workers = len(self.client.scheduler_info()["workers"])
-            has_dashboard = importlib.util.find_spec("bokeh") is not None or scheduler is not None
-            self.dashboard_link = self.client.dashboard_link if dashboard and has_dashboard else None
+            served = dashboard and self.client.run_on_scheduler(_has_bokeh)  # the dashboard needs bokeh there
+            self.dashboard_link = self.client.dashboard_link if served else None
         except BaseException:
             self.close()
             raise
 
     @staticmethod
     def _local_cluster(envs: list[dict[str, str]], dashboard: bool, port: int) -> SpecCluster:
-        with_bokeh = dashboard and importlib.util.find_spec("bokeh") is not None
+        with_bokeh = dashboard and _has_bokeh()
         scheduler = {"cls": Scheduler, "options": {
             "host": "127.0.0.1", "dashboard_address": f":{port}" if with_bokeh else ":0", "dashboard": with_bokeh}}
         workers = {
