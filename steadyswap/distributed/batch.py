@@ -314,6 +314,8 @@ class Batch:
         state.report.seconds = time.perf_counter() - state.began if state.began else 0.0
         if isinstance(error, SteadySwapError):
             state.report.message, state.report.exit_code = " ".join(str(error).split()), error.exit_code
+        elif isinstance(error, OSError):  # the work folder or output cannot be written
+            state.report.message, state.report.exit_code = str(error), OutputError.exit_code
         else:
             state.report.message = f"internal error: {type(error).__name__}: {error}"
             state.report.exit_code = 1

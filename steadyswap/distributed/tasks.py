@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Literal
 
 from steadyswap.config import RunConfig
+from steadyswap.distributed.executor import WorkerContext
 from steadyswap.engine.pipeline import run_image
 from steadyswap.engine.segment_runner import SegmentResult, file_sha256, run_segment
 from steadyswap.errors import InputError, OutputError, UsageError
-from steadyswap.distributed.executor import WorkerContext
 from steadyswap.io import media_kind, probe
 from steadyswap.io.segments import Segment, join, plan_segments
 from steadyswap.types import VideoInfo
