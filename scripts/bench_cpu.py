@@ -51,6 +51,8 @@ def main() -> None:
     args = parser.parse_args()
     config = RunConfig()
     results: dict[str, float] = {}
+    load = os.getloadavg()
+    print(f"load average before: {load[0]:.2f} (other work on the machine slows every figure)")
 
     with VideoReader(args.video) as reader:
         info = reader.info
@@ -91,7 +93,8 @@ def main() -> None:
     print(f"end to end / slowest stage alone: {results['end_to_end_over_slowest_stage']:.2f}")
     if args.json:
         record = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": platform.node(),
-                  "cpus": os.cpu_count(), "clip": Path(args.video).name, "frames": n, "fps": results}
+                  "cpus": os.cpu_count(), "load_average_before": load, "load_average_after": os.getloadavg(),
+                  "clip": Path(args.video).name, "frames": n, "fps": results}
         Path(args.json).write_text(json.dumps(record, indent=2))
 
 
