@@ -45,7 +45,12 @@ def peak_bytes(run: Callable[[], object], device: torch.device) -> int:
 
 
 def face_bytes(run_faces: Callable[[int], object], device: torch.device, sizes: tuple[int, int] = (1, 5)) -> int:
-    """Memory one more face adds to a model call: the peak at ``sizes[1]`` faces minus at ``sizes[0]``, per face."""
+    """Memory one more face adds to a model call: the peak at ``sizes[1]`` faces minus at ``sizes[0]``, per face.
+
+    Both sizes run once first, so one-off allocations (cuDNN's algorithm search, workspaces) stay out.
+    """
+    for n in sizes:
+        run_faces(n)
     small, large = (peak_bytes(lambda n=n: run_faces(n), device) for n in sizes)
     return max(1, (large - small) // (sizes[1] - sizes[0]))
 

@@ -59,6 +59,7 @@ class Uploader(Generic[T]):
         self._ring = _Ring(depth + 1, (size, *shape, 3), device)
         self._queue: queue.Queue[object] = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
+        self._turn = 0
         self._stream = torch.cuda.Stream(device) if device.type == "cuda" else None
         self._thread = threading.Thread(target=self._run, name="steadyswap-upload", daemon=True)
         self._thread.start()
@@ -95,16 +96,16 @@ class Uploader(Generic[T]):
         return False
 
     def _gather(self, live: list[Iterator[tuple[T, np.ndarray]]]) -> list[tuple[T, np.ndarray]]:
-        """Up to ``size`` frames, one from each live source in turn; exhausted sources are dropped."""
+        """Up to ``size`` frames, one from each live source in turn (the turn carries over between steps,
+        so every source advances alike); exhausted sources are dropped."""
         taken: list[tuple[T, np.ndarray]] = []
         while live and len(taken) < self.size:
-            for source in list(live):
-                if len(taken) >= self.size:
-                    break
-                try:
-                    taken.append(next(source))
-                except StopIteration:
-                    live.remove(source)
+            self._turn %= len(live)
+            try:
+                taken.append(next(live[self._turn]))
+                self._turn += 1
+            except StopIteration:
+                del live[self._turn]
         return taken
 
     def _run(self) -> None:

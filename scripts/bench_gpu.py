@@ -1,0 +1,820 @@
+"""Benchmark the GPU engine (stages alone, end to end, memory, correctness) and the CPU path against a naive loop.
+
+On the GPU machine (through scripts/bench_gpu.sh, which installs the carried wheels and runs ``pytest -m gpu``):
+    python scripts/bench_gpu.py --out DIR [--frames 1000] [--quick]
+On the CPU machine:
+    python scripts/bench_gpu.py --sections prepare_classic   # once: .bench/classic_faces.npz (MediaPipe landmarks)
+    python scripts/bench_gpu.py --sections cpu_path --out DIR
+Every number goes to DIR/bench.json (rewritten after each section); a summary is printed last.
+
+Inputs: a 1080p30 clip made on the spot by upscaling media/video/liveportrait_s32_1280x720.mp4 (bicubic) and
+playing it forwards and backwards to the wanted length, with a synthetic AAC track and a keyframe every 60
+frames; stand-in models with the real architectures' shapes and cost but random weights
+(steadyswap.models.standins), and the shared YuNet detector (real weights). The classic swapper needs the
+MediaPipe face mesh, which the GPU machine lacks: there its landmarks come precomputed from this machine
+(.bench/classic_faces.npz), so classic figures there exclude analysis.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import json
+import math
+import os
+import platform
+import shutil
+import statistics
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, replace
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from steadyswap.analysis.base import FaceAnalyzer  # noqa: E402
+from steadyswap.config import RunConfig, crf_from_quality  # noqa: E402
+from steadyswap.io import VideoReader, VideoWriter, probe, read_image  # noqa: E402
+from steadyswap.io.segments import Segment  # noqa: E402
+from steadyswap.types import Faces  # noqa: E402
+
+SHARED = ROOT.parent / "shared"
+CARRIED = ROOT / ".bench" / "shared"
+CLASSIC_FACES = ROOT / ".bench" / "classic_faces.npz"
+SOURCE_IMAGE = "media/image/liveportrait_s1.jpg"
+CLIP_720 = "media/video/liveportrait_s32_1280x720.mp4"
+CLIP_512 = "media/video/liveportrait_d3.mp4"
+GPU_SECTIONS = ("env", "prepare", "correctness", "models", "stages", "e2e", "classic")
+DEVICE = "cuda"
+STANDIN_SUBSET = ["hyperswap_1a_256", "inswapper_128", "2dfan4", "arcface_w600k_r50", "yoloface_8n"]
+"""Stand-ins the correctness and models sections cover (``--standins``)."""
+"""Where the engine runs; ``--device cpu`` runs the GPU sections on the CPU (a slow smoke test of this script)."""
+
+
+def shared(relative: str) -> Path:
+    """A shared media/model file: ../shared here, the carried copy on the GPU machine."""
+    for root in (SHARED, CARRIED):
+        if (root / relative).exists():
+            return root / relative
+    raise FileNotFoundError(f"{relative} not in {SHARED} or {CARRIED}")
+
+
+class Results:
+    """Nested dict of figures, written to JSON after every section."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.data: dict = json.loads(path.read_text()) if path.exists() else {}
+
+    def section(self, name: str) -> dict:
+        """A fresh dict for section ``name`` (a rerun replaces the old figures)."""
+        self.data[name] = {}
+        return self.data[name]
+
+    def save(self) -> None:
+        self.path.write_text(json.dumps(self.data, indent=1, default=_plain))
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, (np.integer, np.floating)):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+class Sampler:
+    """Samples GPU utilisation and memory (NVML) and this process's RSS every ``interval`` s while active."""
+
+    def __init__(self, interval: float = 0.1) -> None:
+        self.interval = interval
+        self.util: list[float] = []
+        self.gpu_used: list[float] = []
+        self.rss: list[float] = []
+        self._stop = threading.Event()
+        self._handle = None
+        with contextlib.suppress(Exception):
+            import pynvml
+
+            pynvml.nvmlInit()
+            self._handle = pynvml.nvmlDeviceGetHandleByIndex(0)
+            self._nvml = pynvml
+
+    def _run(self) -> None:
+        import psutil
+
+        process = psutil.Process()
+        while not self._stop.is_set():
+            self.rss.append(process.memory_info().rss / 2**20)
+            if self._handle is not None:
+                self.util.append(self._nvml.nvmlDeviceGetUtilizationRates(self._handle).gpu)
+                self.gpu_used.append(self._nvml.nvmlDeviceGetMemoryInfo(self._handle).used / 2**20)
+            time.sleep(self.interval)
+
+    def __enter__(self) -> Sampler:
+        torch = _torch()
+        if torch is not None and torch.cuda.is_available():
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def figures(self) -> dict:
+        torch = _torch()
+        out = {"rss_peak_mib": max(self.rss, default=0.0)}
+        if self.util:
+            out |= {"gpu_util_mean": statistics.fmean(self.util), "gpu_util_max": max(self.util),
+                    "gpu_used_peak_mib": max(self.gpu_used)}
+        if torch is not None and torch.cuda.is_available():
+            out |= {"vram_allocated_peak_mib": torch.cuda.max_memory_allocated() / 2**20,
+                    "vram_reserved_peak_mib": torch.cuda.max_memory_reserved() / 2**20}
+        return out
+
+
+def _torch():
+    try:
+        import torch
+
+        return torch
+    except ImportError:
+        return None
+
+
+def sync() -> None:
+    torch = _torch()
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def rate(count: int, run: Callable[[], object]) -> float:
+    """count / seconds that ``run()`` took (device work included)."""
+    sync()
+    began = time.perf_counter()
+    run()
+    sync()
+    return count / (time.perf_counter() - began)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# inputs
+
+
+def pingpong(length: int, frames: int) -> list[int]:
+    """Source frame of each output frame when a clip of ``length`` plays forwards, backwards, forwards…"""
+    period = 2 * (length - 1)
+    return [j if (j := i % period) < length else period - j for i in range(frames)]
+
+
+def make_clip(source: Path, target: Path, frames: int, size: tuple[int, int] = (1920, 1080)) -> dict:
+    """Upscale ``source`` to ``size`` and ping-pong it to ``frames`` frames at 30 fps, GOP 60, with AAC audio."""
+    with av.open(str(source)) as container:
+        images = [cv2.resize(f.to_ndarray(format="rgb24"), size, interpolation=cv2.INTER_CUBIC)
+                  for f in container.decode(video=0)]
+    order = pingpong(len(images), frames)
+    fps = 30
+    rate_hz = 48000
+    with av.open(str(target), "w") as out:
+        video = out.add_stream("libx264", rate=fps, options={"crf": "16", "preset": "veryfast"})
+        video.width, video.height, video.pix_fmt = size[0], size[1], "yuv420p"
+        video.codec_context.gop_size = 60
+        video.codec_context.thread_count = 0
+        audio = out.add_stream("aac", rate=rate_hz, layout="stereo")
+        per_frame = rate_hz // fps
+        t = np.arange(per_frame) / rate_hz
+        for index, k in enumerate(order):
+            frame = av.VideoFrame.from_ndarray(images[k], format="rgb24")
+            frame.pts, frame.time_base = index, Fraction(1, fps)
+            out.mux(video.encode(frame))
+            beep = 0.3 * np.sin(2 * np.pi * 1000 * (t + index / fps)) * (index % fps < 3)
+            samples = np.stack([beep, beep]).astype(np.float32)
+            sound = av.AudioFrame.from_ndarray(samples, format="fltp", layout="stereo")
+            sound.sample_rate, sound.pts, sound.time_base = rate_hz, index * per_frame, Fraction(1, rate_hz)
+            out.mux(audio.encode(sound))
+        out.mux(video.encode(None))
+        out.mux(audio.encode(None))
+    return {"path": str(target), "frames": frames, "size": list(size), "order": "ping-pong of the 180 frames"}
+
+
+def export_models(root: Path) -> dict:
+    """Stand-in ONNX files under the registry's names, and the shared YuNet as yunet_2023_mar.onnx."""
+    import torch
+
+    from steadyswap.models import standins
+
+    root.mkdir(parents=True, exist_ok=True)
+    timings = {}
+    for name in ("hyperswap_1a_256", "arcface_w600k_r50"):
+        began = time.perf_counter()
+        model = standins.build(name, device=DEVICE)
+        standins.export_onnx(name, root / f"{name}.onnx", model)
+        del model
+        timings[name] = time.perf_counter() - began
+    shutil.copy(shared("models/yunet/yunet_n_640_640.onnx"), root / "yunet_2023_mar.onnx")
+    gc.collect()
+    return {"export_seconds": timings, "files_mib": {p.name: p.stat().st_size / 2**20 for p in root.glob("*.onnx")}}
+
+
+def neural_config(models: Path, **changes) -> RunConfig:
+    return RunConfig(face_swapper_model="hyperswap_1a_256", face_detector_model="yunet", face_landmarker_model="none",
+                     models_dir=str(models), execution_providers=("cuda",), **changes)
+
+
+def first_frames(path: Path, count: int) -> list[np.ndarray]:
+    frames = []
+    with VideoReader(path, 0, count) as reader:
+        frames = [f.image for f in reader]
+    return frames
+
+
+# ---------------------------------------------------------------------------------------------------------
+# GPU sections
+
+
+def section_env(out: dict) -> None:
+    import torch
+
+    out["python"] = platform.python_version()
+    out["torch"] = torch.__version__
+    out["cuda"] = torch.version.cuda
+    out["cpu_count"] = os.cpu_count()
+    if DEVICE != "cpu":
+        out["device"] = torch.cuda.get_device_name(0)
+        out["capability"] = list(torch.cuda.get_device_capability(0))
+        free, total = torch.cuda.mem_get_info()
+        out["vram_free_mib"], out["vram_total_mib"] = free / 2**20, total / 2**20
+    out["av"] = av.__version__
+    out["date"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def section_correctness(out: dict, models: Path, clip: Path) -> None:
+    """GPU engine vs the CPU path (onnxruntime) on the same frames and models; fp16 vs fp32."""
+    import torch
+
+    from steadyswap.engine.frame_swapper import FaceSwapper
+    from steadyswap.engine.gpu.engine import GpuEngine, GpuOptions
+    from steadyswap.models import standins
+
+    frames = first_frames(clip, 3)
+    source = read_image(shared(SOURCE_IMAGE))
+    config = neural_config(models)
+    began = time.perf_counter()
+    with FaceSwapper([source], replace(config, execution_providers=("cpu",))) as cpu:
+        expected = np.stack([cpu.swap_frame(f) for f in frames]).astype(np.int16)
+    out["cpu_path_seconds"] = time.perf_counter() - began
+    outputs = {}
+    for half in (False, True):
+        with GpuEngine([source], config, GpuOptions(device=DEVICE, half=half)) as engine:
+            outputs[half] = np.stack(engine.swap_frames(frames)).astype(np.int16)
+        gc.collect()
+        torch.cuda.empty_cache()
+    changed = expected != np.stack(frames)
+    for label, got, reference in (("gpu_fp32_vs_cpu", outputs[False], expected),
+                                  ("gpu_fp16_vs_gpu_fp32", outputs[True], outputs[False])):
+        diff = np.abs(got - reference)
+        out[label] = {"mean_all": diff.mean(), "mean_face": diff[changed].mean(), "max": int(diff.max()),
+                      "p99_9_face": float(np.percentile(diff[changed], 99.9)),
+                      "share_over_2": float((diff[changed] > 2).mean())}
+    out["changed_share"] = changed.mean()
+    errors = {}
+    for name in STANDIN_SUBSET:
+        model = standins.build(name, device=DEVICE)
+        inputs = standins.example_inputs(name, batch=4, device=DEVICE, seed=11)
+        with torch.inference_mode():
+            reference = model(*inputs)
+            low = model.half()(*(x.half() for x in inputs))
+        pairs = zip(reference if isinstance(reference, tuple) else (reference,), low if isinstance(low, tuple) else (low,))
+        errors[name] = [float((l.float() - r).norm() / r.norm()) for r, l in pairs]
+        del model
+    out["fp16_relative_l2_error"] = errors
+    torch.cuda.empty_cache()
+
+
+def time_call(run: Callable[[], object], seconds: float = 0.6) -> float:
+    """Median milliseconds of ``run()`` over repeats filling about ``seconds`` (CUDA events, after warm-up)."""
+    import torch
+
+    for _ in range(3):
+        run()
+    sync()
+    times: list[float] = []
+    spent = 0.0
+    while spent < seconds * 1000 or len(times) < 5:
+        if DEVICE == "cpu":
+            began = time.perf_counter()
+            run()
+            times.append((time.perf_counter() - began) * 1000)
+        else:
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            run()
+            end.record()
+            end.synchronize()
+            times.append(start.elapsed_time(end))
+        spent += times[-1]
+    return statistics.median(times)
+
+
+MODEL_BATCHES = {"hyperswap_1a_256": (1, 8, 16, 32, 64, 128), "inswapper_128": (1, 8, 32, 64),
+                 "2dfan4": (1, 32, 64), "arcface_w600k_r50": (1, 32, 128), "yoloface_8n": (1, 16, 32)}
+
+
+def section_models(out: dict, models: Path, quick: bool) -> None:
+    """Each stand-in alone at several batch sizes, fp32 and fp16 (channels-last); faces/s and achieved TFLOP/s."""
+    import torch
+
+    from steadyswap.engine.gpu.onnx_module import TorchOnnx
+    from steadyswap.models import standins
+
+    for name in STANDIN_SUBSET:
+        model = standins.build(name, device=DEVICE)
+        macs = standins.PUBLISHED[name][1]
+        rows = []
+        for precision in ("fp32", "fp16"):
+            if precision == "fp16":
+                model = model.half().to(memory_format=torch.channels_last)
+            dtype = torch.float16 if precision == "fp16" else torch.float32
+            for batch in MODEL_BATCHES[name][: 3 if quick else None]:
+                sets = [tuple(x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 and precision == "fp16"
+                              else x for x in standins.example_inputs(name, batch, DEVICE, dtype, seed=s))
+                        for s in (1, 2)]
+                turn = iter(range(10**9))
+                if DEVICE != "cpu":
+                    torch.cuda.reset_peak_memory_stats()
+                with torch.inference_mode():
+                    ms = time_call(lambda: model(*sets[next(turn) % 2]))
+                rows.append({"precision": precision, "batch": batch, "ms": ms, "faces_per_s": batch / ms * 1000,
+                             "tflops": 2 * macs * batch / ms / 1e9,
+                             "peak_mib": torch.cuda.max_memory_allocated() / 2**20 if DEVICE != "cpu" else 0.0})
+        out[name] = rows
+        del model
+        torch.cuda.empty_cache()
+    converted = TorchOnnx(models / "hyperswap_1a_256.onnx", DEVICE, half=True, channels_last=True)
+    rows = []
+    for batch in (32, 64):
+        feeds = {"source": standins.example_inputs("hyperswap_1a_256", batch, DEVICE, seed=3)[0],
+                 "target": standins.example_inputs("hyperswap_1a_256", batch, DEVICE, seed=3)[1]}
+        ms = time_call(lambda: converted(feeds))
+        rows.append({"batch": batch, "ms": ms, "faces_per_s": batch / ms * 1000})
+    out["hyperswap_1a_256_via_onnx2torch_fp16"] = rows
+    del converted
+    torch.cuda.empty_cache()
+
+
+def section_stages(out: dict, models: Path, clip: Path, scratch: Path, quick: bool) -> None:
+    """Each stage alone at 1080p: decode, detection, decisions, swap, blend + yuv, transfers, encode."""
+    import torch
+
+    from steadyswap.blend import torch_ops
+    from steadyswap.engine.gpu.engine import GpuEngine, GpuOptions, _Item
+    from steadyswap.io.segments import plan_segments
+    from steadyswap.types import Frame
+
+    info = probe(clip)
+    count = 120 if quick else 600
+    with VideoReader(clip, 0, count) as reader:
+        out["decode_1_stream_fps"] = rate(count, lambda: sum(1 for _ in reader))
+    for streams in (4, 8):
+        plan = plan_segments(info, count=streams, warmup_frames=0, end=count)
+
+        def read_all() -> None:
+            def one(segment) -> None:
+                with VideoReader(clip, segment.warmup, segment.end) as r:
+                    for _ in r:
+                        pass
+            threads = [threading.Thread(target=one, args=(s,)) for s in plan]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+
+        out[f"decode_{streams}_streams_fps"] = rate(count, read_all)
+
+    frames_np = first_frames(clip, 96 if not quick else 32)
+    source = read_image(shared(SOURCE_IMAGE))
+    engine = GpuEngine([source], neural_config(models), GpuOptions(device=DEVICE))
+    out["plan"] = asdict(engine.plan)
+    step = engine.plan.frames_per_step
+    device = engine.device
+    batches = [torch.from_numpy(np.stack(frames_np[i:i + step])).to(device) for i in range(0, len(frames_np), step)]
+    assert engine.detector is not None and engine.swapper is not None
+    detections = [engine.detector.detect(b) for b in batches]
+    out["faces_per_frame"] = statistics.fmean(len(f) for d in detections for f in d)
+    n = len(frames_np)
+    pinned = DEVICE != "cpu"
+    staging = torch.empty((step, *frames_np[0].shape), dtype=torch.uint8, pin_memory=pinned)
+
+    def upload() -> None:
+        for _ in range(3):
+            for i in range(0, n, step):
+                chunk = frames_np[i:i + step]
+                for row, image in enumerate(chunk):
+                    staging[row].numpy()[...] = image
+                staging[: len(chunk)].to(device, non_blocking=True)
+                sync()
+
+    out["upload_pinned_fps"] = rate(n * 3, upload)
+    out["detect_fps"] = rate(n * 3, lambda: [engine.detector.detect(b) for _ in range(3) for b in batches])
+    stream = engine._stream(0, Segment(str(clip), 0, 10**6, 0), 30.0)
+    finals: list = []
+
+    def decide() -> None:
+        index = 0
+        for b, found in zip(batches, detections):
+            for row, faces in enumerate(found):
+                finals.extend(stream.push(_Item(0, Frame(index, None, frames_np[index]), True), b[row], faces))
+                index += 1
+        finals.extend(stream.flush())
+
+    out["decide_fps"] = rate(n, decide)
+    requests = [[r for _, _, r in finals[i:i + step]] for i in range(0, n, step)]
+    out["swap_fps"] = rate(n * 3, lambda: [engine.swapper.swap(b, r) for _ in range(3) for b, r in zip(batches, requests)])
+    patches = [engine.swapper.swap(b, r) for b, r in zip(batches, requests)]
+    work = [b.clone() for b in batches]
+
+    def blend() -> None:
+        for _ in range(3):
+            for b, p in zip(work, patches):
+                if p is not None:
+                    p.paste(b)
+                torch_ops.rgb_to_yuv420p(b, info.colorspace, info.color_range)
+
+    out["paste_yuv_fps"] = rate(n * 3, blend)
+    yuv = [torch_ops.rgb_to_yuv420p(b, info.colorspace, info.color_range) for b in batches]
+    host = torch.empty((step, *yuv[0].shape[1:]), dtype=torch.uint8, pin_memory=pinned)
+    out["download_yuv_pinned_fps"] = rate(n * 3, lambda: [host[: len(y)].copy_(y) for _ in range(3) for y in yuv])
+    stream.swapper.close()
+    engine.close()
+    del engine, batches, work, patches, finals, stream
+    gc.collect()
+    if DEVICE != "cpu":
+        torch.cuda.empty_cache()
+
+    planes = [plane for batch in yuv for plane in batch.cpu().numpy()]
+    encode_frames = 90 if quick else 240
+    planes = (planes * math.ceil(encode_frames / len(planes)))[:encode_frames]
+    for preset in ("veryfast", "ultrafast"):
+        for encoders in (1, 4, 8):
+            out[f"encode_{preset}_q80_{encoders}_fps"] = encode_rate(planes, info, preset, encoders, scratch)
+
+
+def encode_rate(planes: list[np.ndarray], info, preset: str, encoders: int, scratch: Path) -> float:
+    """Frames/s of ``encoders`` VideoWriters in threads, each encoding an equal share of the yuv420p frames."""
+    share = len(planes) // encoders
+    crf = crf_from_quality(80, "libx264")
+
+    def one(k: int) -> None:
+        path = scratch / f"encode-{k}.mp4"
+        with VideoWriter(path, info, "libx264", crf, preset, audio_source=None) as writer:
+            for i in range(share):
+                writer.write_yuv420p(k * share + i, k * share + i, planes[k * share + i])
+        path.unlink()
+
+    def run() -> None:
+        threads = [threading.Thread(target=one, args=(k,)) for k in range(encoders)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    return rate(share * encoders, run)
+
+
+def verify_output(output: Path, source: Path, segments: list) -> dict:
+    """Frame count, video pts and audio packets against the source; frame-to-frame change at the segment joins."""
+    def packets(path: Path, kind: str) -> list[tuple[int, bytes]]:
+        with av.open(str(path)) as c:
+            stream = c.streams.video[0] if kind == "video" else c.streams.audio[0]
+            return [(p.pts, bytes(p)) for p in c.demux(stream) if p.size]
+
+    video_out = sorted(p for p, _ in packets(output, "video"))
+    video_in = sorted(p for p, _ in packets(source, "video"))
+    audio_out, audio_in = packets(output, "audio"), packets(source, "audio")
+    with av.open(str(output)) as c:
+        frames = [f.to_ndarray(format="gray").astype(np.int16) for f in c.decode(video=0)]
+    change = np.array([np.abs(b - a).mean() for a, b in zip(frames, frames[1:])])
+    joins = [s.start for s in segments[1:]]
+    at_joins = [float(change[j - 1]) for j in joins if 0 < j <= len(change)]
+    return {"frames": len(frames), "source_frames": len(video_in), "video_pts_equal": video_out == video_in,
+            "audio_packets_equal": audio_out == audio_in, "audio_packets": len(audio_out),
+            "change_at_joins": at_joins, "change_median": float(np.median(change)),
+            "change_p95": float(np.percentile(change, 95)), "joins": joins}
+
+
+def section_e2e(out: dict, models: Path, clip: Path, scratch: Path, total: int, quick: bool) -> None:
+    """GpuEngine.run_video on the 1080p clip: presets, encoder counts, the empty_cache claim, long-run memory."""
+    import torch
+
+    from steadyswap.engine.gpu import memory
+    from steadyswap.engine.gpu.engine import GpuEngine, GpuOptions
+
+    source = read_image(shared(SOURCE_IMAGE))
+    base = neural_config(models)
+    engine = GpuEngine([source], base, GpuOptions(device=DEVICE))
+    out["plan"] = asdict(engine.plan)
+    short = 120 if quick else 600
+    runs = [
+        ("default_auto", {}, {}, total),
+        ("ultrafast_auto", {"output_video_preset": "ultrafast"}, {}, total),
+        ("default_1_segment", {}, {"segments": 1}, min(short, 300)),
+        ("default_4_segments", {}, {"segments": 4}, short),
+        ("empty_cache_off", {}, {"release_every": 0}, short),
+        ("empty_cache_on", {}, {"release_every": 10}, short),
+        ("long_100", {}, {}, 100),
+        ("long_1000", {}, {}, total),
+    ]
+    for label, config_changes, option_changes, frames in runs:
+        engine.config = replace(base, trim_frame_end=frames if frames < total else None, **config_changes)
+        engine.options = replace(GpuOptions(device=DEVICE), **option_changes)
+        engine.release = memory.CacheRelease(engine.options.release_every, engine.device)
+        output = scratch / f"{label}.mp4"
+        try:
+            with Sampler() as sampler:
+                result = engine.run_video(clip, output)
+            row = {"frames": result.frames, "seconds": result.seconds, "fps": result.fps,
+                   "segments": len(engine.segments(probe(clip), 0, frames))} | sampler.figures()
+            if label == "default_auto":
+                row["verify"] = verify_output(output, clip, engine.segments(probe(clip), 0, frames))
+            out[label] = row
+        except Exception:
+            out[label] = {"error": traceback.format_exc()}
+        output.unlink(missing_ok=True)
+        print(f"  e2e {label}: {out[label].get('fps', 'error')}", flush=True)
+    engine.close()
+    del engine
+    gc.collect()
+    torch.cuda.empty_cache()
+
+
+class PrecomputedAnalyzer(FaceAnalyzer):
+    """MediaPipe landmarks computed on the CPU machine, looked up by frame content (the GPU machine has no MediaPipe)."""
+
+    name = "precomputed-mediapipe"
+    landmark_count = 478
+
+    def __init__(self, by_frame: dict[bytes, np.ndarray], source: np.ndarray) -> None:
+        self.by_frame, self.source = by_frame, source
+
+    def analyze(self, images: list[np.ndarray], video: bool = False) -> list[Faces]:
+        from steadyswap.analysis.mediapipe_mesh import faces_from_mesh
+
+        found = []
+        for image in images:
+            points = self.by_frame[frame_key(image)] if video else self.source
+            found.append(faces_from_mesh(points) if len(points) else Faces.empty(478))
+        return found
+
+
+def frame_key(image: np.ndarray) -> bytes:
+    return image[::97, ::89].tobytes()
+
+
+def load_classic_faces(clip: Path, scale: float) -> tuple[dict[bytes, np.ndarray], np.ndarray]:
+    """Landmarks of each decoded frame of ``clip`` (by content) and of the source, scaled to the upscaled clip."""
+    data = np.load(CLASSIC_FACES)
+    counts, points = data["counts"], data["points"]
+    per_source = [(p + 0.5) * scale - 0.5 for p in np.split(points, np.cumsum(counts)[:-1])]
+    order = pingpong(len(per_source), probe(clip).frame_count)
+    by_frame = {}
+    with VideoReader(clip) as reader:
+        for frame in reader:
+            by_frame[frame_key(frame.image)] = per_source[order[frame.index]]
+    return by_frame, data["source"]
+
+
+def section_classic(out: dict, clip: Path, scratch: Path, frames: int) -> None:
+    """The classic swapper at 1080p from precomputed landmarks: segments side by side, and the plain CPU path."""
+    import steadyswap.engine.frame_swapper as frame_swapper
+    from steadyswap.engine.gpu.engine import GpuEngine, GpuOptions
+    from steadyswap.engine.pipeline import run_video
+
+    by_frame, source_points = load_classic_faces(clip, probe(clip).width / 1280)
+    source = read_image(shared(SOURCE_IMAGE))
+    config = RunConfig(execution_providers=("cuda",), trim_frame_end=frames)
+    original = frame_swapper.build_analyzer
+    frame_swapper.build_analyzer = lambda cfg: PrecomputedAnalyzer(by_frame, source_points)
+    try:
+        engine = GpuEngine([source], config, GpuOptions(device=DEVICE))
+        with Sampler() as sampler:
+            result = engine.run_video(clip, scratch / "classic_segments.mp4")
+        out["segments_side_by_side"] = {"frames": result.frames, "fps": result.fps,
+                                        "segments": len(engine.segments(probe(clip), 0, frames))} | sampler.figures()
+        engine.close()
+        cpu_config = replace(config, execution_providers=("cpu",))
+        with Sampler() as sampler:
+            result = run_video(lambda fps: frame_swapper.FaceSwapper([source], cpu_config, fps), [], clip,
+                               scratch / "classic_cpu.mp4", cpu_config)
+        out["cpu_path"] = {"frames": result.frames, "fps": result.fps} | sampler.figures()
+    finally:
+        frame_swapper.build_analyzer = original
+    for name in ("classic_segments.mp4", "classic_cpu.mp4"):
+        (scratch / name).unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# CPU-machine sections
+
+
+def section_prepare_classic(out: dict) -> None:
+    """MediaPipe landmarks of every frame of the 720p clip and of the source photo → .bench/classic_faces.npz."""
+    from steadyswap.analysis.mediapipe_mesh import MediaPipeAnalyzer
+
+    analyzer = MediaPipeAnalyzer(max_faces=4)
+    counts, points = [], []
+    with VideoReader(shared(CLIP_720)) as reader:
+        for frame in reader:
+            found = analyzer.analyze([frame.image], video=True)[0]
+            counts.append(len(found))
+            points.append(found.landmarks)
+    source = MediaPipeAnalyzer(max_faces=4).analyze([read_image(shared(SOURCE_IMAGE))])[0]
+    CLASSIC_FACES.parent.mkdir(exist_ok=True)
+    np.savez_compressed(CLASSIC_FACES, counts=np.array(counts), points=np.concatenate(points).astype(np.float32),
+                        source=source.landmarks.astype(np.float32))
+    out["frames"], out["faces"] = len(counts), int(sum(counts))
+
+
+def section_cpu_path(out: dict, scratch: Path) -> None:
+    """The CPU path (decode/encode threads around FaceSwapper) against a naive one-thread loop, same work."""
+    from steadyswap.engine.frame_swapper import FaceSwapper
+    from steadyswap.engine.pipeline import run_video
+
+    clip = shared(CLIP_512)
+    source = read_image(shared(SOURCE_IMAGE))
+    config = RunConfig(output_video_preset="veryfast", output_video_quality=80)
+    info = probe(clip)
+    with Sampler() as sampler:
+        result = run_video(lambda fps: FaceSwapper([source], config, fps), [], clip, scratch / "pipelined.mp4", config)
+    out["pipelined"] = {"frames": result.frames, "fps": result.fps} | sampler.figures()
+
+    def naive() -> int:
+        swapper = FaceSwapper([source], config, info.fps)
+        count = 0
+        with av.open(str(clip)) as source_file, av.open(str(scratch / "naive.mp4"), "w") as target:
+            stream = target.add_stream("libx264", rate=info.average_rate,
+                                       options={"crf": str(crf_from_quality(80, "libx264")), "preset": "veryfast"})
+            stream.width, stream.height, stream.pix_fmt = info.width, info.height, "yuv420p"
+            for frame in source_file.decode(video=0):
+                image = swapper.process(frame.to_ndarray(format="rgb24")).image
+                out_frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+                out_frame.pts, out_frame.time_base = frame.pts, frame.time_base
+                target.mux(stream.encode(out_frame))
+                count += 1
+            target.mux(stream.encode(None))
+        swapper.close()
+        return count
+
+    began = time.perf_counter()
+    count = naive()
+    out["naive_loop"] = {"frames": count, "fps": count / (time.perf_counter() - began)}
+    out["speedup"] = out["pipelined"]["fps"] / out["naive_loop"]["fps"]
+    for name in ("pipelined.mp4", "naive.mp4"):
+        (scratch / name).unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------------------------------------------------
+
+
+def summary(data: dict) -> str:
+    """A short table of the headline figures."""
+    lines = []
+    e2e = data.get("e2e", {})
+    stages = data.get("stages", {})
+    for key in ("default_auto", "ultrafast_auto", "default_1_segment", "default_4_segments", "empty_cache_off",
+                "empty_cache_on", "long_100", "long_1000"):
+        row = e2e.get(key)
+        if row and "fps" in row:
+            lines.append(f"e2e {key:20s} {row['fps']:7.1f} fps  util {row.get('gpu_util_mean', 0):5.1f}%  "
+                         f"vram {row.get('vram_reserved_peak_mib', 0):7.0f} MiB  rss {row['rss_peak_mib']:7.0f} MiB")
+    for key, value in stages.items():
+        if key.endswith("_fps"):
+            lines.append(f"stage {key:32s} {value:8.1f}")
+    for name, rows in data.get("models", {}).items():
+        for row in rows:
+            if "precision" in row:
+                lines.append(f"model {name:18s} {row['precision']} b{row['batch']:<4d} {row['faces_per_s']:9.1f} faces/s "
+                             f"{row['tflops']:6.1f} TFLOP/s")
+    cpu = data.get("cpu_path", {})
+    if "speedup" in cpu:
+        lines.append(f"cpu path {cpu['pipelined']['fps']:.1f} fps vs naive {cpu['naive_loop']['fps']:.1f} fps: "
+                     f"x{cpu['speedup']:.2f}")
+    return "\n".join(lines)
+
+
+def tables(data: dict) -> str:
+    """Markdown tables of a bench.json (for docs/benchmarks.md)."""
+    out: list[str] = []
+
+    def table(header: list[str], rows: list[list[object]]) -> None:
+        out.append("| " + " | ".join(header) + " |")
+        out.append("|" + "---|" * len(header))
+        for row in rows:
+            out.append("| " + " | ".join(f"{v:,.1f}" if isinstance(v, float) else str(v) for v in row) + " |")
+        out.append("")
+
+    models = data.get("models", {})
+    if models:
+        out.append("### Model stage alone (stand-ins, random weights, real shapes)\n")
+        rows = [[name, r["precision"], r["batch"], r["faces_per_s"], r["tflops"], r["peak_mib"]]
+                for name, rs in models.items() if isinstance(rs, list) for r in rs if "precision" in r]
+        table(["model", "precision", "batch", "faces/s", "TFLOP/s", "peak MiB"], rows)
+        converted = models.get("hyperswap_1a_256_via_onnx2torch_fp16", [])
+        if converted:
+            table(["hyperswap_1a_256 via ONNX + onnx2torch, fp16", "batch", "faces/s"],
+                  [["", r["batch"], r["faces_per_s"]] for r in converted])
+    stages = data.get("stages", {})
+    if stages:
+        out.append("### Stages alone, 1080p\n")
+        table(["stage", "frames/s"], [[k.removesuffix("_fps"), v] for k, v in stages.items() if k.endswith("_fps")])
+    e2e = data.get("e2e", {})
+    if e2e:
+        out.append("### End to end, 1080p (GpuEngine.run_video)\n")
+        rows = []
+        for key, r in e2e.items():
+            if isinstance(r, dict) and "fps" in r:
+                rows.append([key, r["frames"], r.get("segments", ""), r["fps"], r.get("gpu_util_mean", ""),
+                             r.get("vram_reserved_peak_mib", ""), r.get("gpu_used_peak_mib", ""), r["rss_peak_mib"]])
+        table(["run", "frames", "segments", "frames/s", "GPU util %", "VRAM reserved peak MiB",
+               "GPU memory used peak MiB (NVML)", "host RSS peak MiB"], rows)
+    classic = data.get("classic", {})
+    if classic:
+        out.append("### Classic swapper, 1080p (landmarks precomputed)\n")
+        table(["path", "frames", "frames/s", "host RSS peak MiB"],
+              [[k, r["frames"], r["fps"], r["rss_peak_mib"]] for k, r in classic.items() if isinstance(r, dict)])
+    return "\n".join(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=str(ROOT / "out"))
+    parser.add_argument("--sections", default=",".join(GPU_SECTIONS))
+    parser.add_argument("--frames", type=int, default=1000, help="length of the 1080p clip")
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--size", default="1920x1080", help="size of the upscaled clip")
+    parser.add_argument("--standins", default=",".join(STANDIN_SUBSET))
+    parser.add_argument("--tables", metavar="JSON", help="print markdown tables of a bench.json and stop")
+    args = parser.parse_args()
+    if args.tables:
+        print(tables(json.loads(Path(args.tables).read_text())))
+        return
+    global DEVICE
+    DEVICE = args.device
+    STANDIN_SUBSET[:] = args.standins.split(",")
+    size = tuple(int(v) for v in args.size.split("x"))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = Results(out / "bench.json")
+    scratch = Path(os.environ.get("BENCH_SCRATCH", "/tmp/steadyswap-bench"))
+    scratch.mkdir(parents=True, exist_ok=True)
+    clip, models = scratch / "clip_1080p.mp4", scratch / "models"
+    sections = args.sections.split(",")
+    for name in sections:
+        began = time.perf_counter()
+        print(f"== {name}", flush=True)
+        section = results.section(name)
+        try:
+            if name == "env":
+                section_env(section)
+            elif name == "prepare":
+                section["clip"] = make_clip(shared(CLIP_720), clip, args.frames, size)  # type: ignore[arg-type]
+                section["models"] = export_models(models)
+            elif name == "correctness":
+                section_correctness(section, models, clip)
+            elif name == "models":
+                section_models(section, models, args.quick)
+            elif name == "stages":
+                section_stages(section, models, clip, scratch, args.quick)
+            elif name == "e2e":
+                section_e2e(section, models, clip, scratch, args.frames, args.quick)
+            elif name == "classic":
+                section_classic(section, clip, scratch, 120 if args.quick else 360)
+            elif name == "prepare_classic":
+                section_prepare_classic(section)
+            elif name == "cpu_path":
+                section_cpu_path(section, scratch)
+            else:
+                raise SystemExit(f"unknown section {name}")
+        except Exception:
+            section["error"] = traceback.format_exc()
+            print(section["error"], flush=True)
+        section["section_seconds"] = time.perf_counter() - began
+        results.save()
+    print(summary(results.data))
+
+
+if __name__ == "__main__":
+    main()
