@@ -329,6 +329,34 @@ def time_call(run: Callable[[], object], seconds: float = 0.6) -> float:
     return statistics.median(times)
 
 
+def profile_hyperswap(batch: int) -> dict:
+    """Where the time of one fp16 hyperswap call goes: CUDA time per op type (top 15), and the layout's effect."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    from steadyswap.models import standins
+
+    result = {}
+    for layout in ("channels_last", "contiguous"):
+        model = standins.build("hyperswap_1a_256", device=DEVICE).half()
+        memory_format = torch.channels_last if layout == "channels_last" else torch.contiguous_format
+        model = model.to(memory_format=memory_format)
+        inputs = tuple(x.contiguous(memory_format=memory_format) if x.dim() == 4 else x
+                       for x in standins.example_inputs("hyperswap_1a_256", batch, DEVICE, torch.float16))
+        with torch.inference_mode():
+            result[f"{layout}_ms"] = time_call(lambda: model(*inputs))
+            if layout == "channels_last":
+                with profile(activities=[ProfilerActivity.CUDA]) as prof:
+                    model(*inputs)
+                    torch.cuda.synchronize()
+                rows = sorted(prof.key_averages(), key=lambda e: -e.device_time_total)[:15]
+                result["top_ops"] = [{"op": e.key[:90], "cuda_ms": e.device_time_total / 1000, "calls": e.count}
+                                     for e in rows]
+        del model
+        torch.cuda.empty_cache()
+    return result
+
+
 MODEL_BATCHES = {"hyperswap_1a_256": (1, 8, 16, 32, 64, 128), "inswapper_128": (1, 8, 32, 64),
                  "2dfan4": (1, 32, 64), "arcface_w600k_r50": (1, 32, 128), "yoloface_8n": (1, 16, 32)}
 
@@ -363,6 +391,8 @@ def section_models(out: dict, models: Path, quick: bool) -> None:
         out[name] = rows
         del model
         torch.cuda.empty_cache()
+    if DEVICE != "cpu":
+        out["hyperswap_1a_256_fp16_b32_profile"] = profile_hyperswap(32)
     converted = TorchOnnx(models / "hyperswap_1a_256.onnx", DEVICE, half=True, channels_last=True)
     rows = []
     for batch in (32, 64):
@@ -380,7 +410,7 @@ def section_stages(out: dict, models: Path, clip: Path, scratch: Path, quick: bo
     import torch
 
     from steadyswap.blend import torch_ops
-    from steadyswap.engine.gpu.engine import GpuEngine, GpuOptions, _Item
+    from steadyswap.engine.gpu.engine import GpuEngine, GpuOptions, _Item, thumbnail
     from steadyswap.io.segments import plan_segments
     from steadyswap.types import Frame
 
@@ -429,14 +459,22 @@ def section_stages(out: dict, models: Path, clip: Path, scratch: Path, quick: bo
 
     out["upload_pinned_fps"] = rate(n * 3, upload)
     out["detect_fps"] = rate(n * 3, lambda: [engine.detector.detect(b) for _ in range(3) for b in batches])
+    out["detector_batchable"] = engine.detector.model.batchable
+    canvases = [engine.detector.letterbox(b)[0] for b in batches]
+    name = engine.detector.model.input_names[0]
+    out["detect_model_only_fps"] = rate(n * 3, lambda: [engine.detector.model({name: c}) for _ in range(3)
+                                                        for c in canvases])
+    thumbs = [thumbnail(b).cpu().numpy() for b in batches]
+    out["thumbnail_fps"] = rate(n * 3, lambda: [thumbnail(b).cpu() for _ in range(3) for b in batches])
     stream = engine._stream(0, Segment(str(clip), 0, 10**6, 0), 30.0)
     finals: list = []
 
     def decide() -> None:
         index = 0
-        for b, found in zip(batches, detections):
+        for b, found, small in zip(batches, detections, thumbs):
             for row, faces in enumerate(found):
-                finals.extend(stream.push(_Item(0, Frame(index, None, frames_np[index]), True), b[row], faces))
+                finals.extend(stream.push(_Item(0, Frame(index, None, frames_np[index]), True), b[row], faces,
+                                          small[row]))
                 index += 1
         finals.extend(stream.flush())
 
@@ -602,11 +640,16 @@ def section_classic(out: dict, clip: Path, scratch: Path, frames: int) -> None:
     from steadyswap.engine.gpu.engine import GpuEngine, GpuOptions
     from steadyswap.engine.pipeline import run_video
 
+    from steadyswap.analysis import mesh_topology
+
     by_frame, source_points = load_classic_faces(clip, probe(clip).width / 1280)
+    topology = np.load(CLASSIC_FACES)
     source = read_image(shared(SOURCE_IMAGE))
     config = RunConfig(execution_providers=("cuda",), trim_frame_end=frames)
-    original = frame_swapper.build_analyzer
+    original = frame_swapper.build_analyzer, mesh_topology.triangles, mesh_topology.face_oval
     frame_swapper.build_analyzer = lambda cfg: PrecomputedAnalyzer(by_frame, source_points)
+    mesh_topology.triangles = lambda: topology["triangles"]  # the mesh's topology without MediaPipe installed
+    mesh_topology.face_oval = lambda: topology["oval"]
     try:
         engine = GpuEngine([source], config, GpuOptions(device=DEVICE))
         with Sampler() as sampler:
@@ -620,7 +663,7 @@ def section_classic(out: dict, clip: Path, scratch: Path, frames: int) -> None:
                                scratch / "classic_cpu.mp4", cpu_config)
         out["cpu_path"] = {"frames": result.frames, "fps": result.fps} | sampler.figures()
     finally:
-        frame_swapper.build_analyzer = original
+        frame_swapper.build_analyzer, mesh_topology.triangles, mesh_topology.face_oval = original
     for name in ("classic_segments.mp4", "classic_cpu.mp4"):
         (scratch / name).unlink(missing_ok=True)
 
@@ -642,8 +685,11 @@ def section_prepare_classic(out: dict) -> None:
             points.append(found.landmarks)
     source = MediaPipeAnalyzer(max_faces=4).analyze([read_image(shared(SOURCE_IMAGE))])[0]
     CLASSIC_FACES.parent.mkdir(exist_ok=True)
+    from steadyswap.analysis import mesh_topology
+
     np.savez_compressed(CLASSIC_FACES, counts=np.array(counts), points=np.concatenate(points).astype(np.float32),
-                        source=source.landmarks.astype(np.float32))
+                        source=source.landmarks.astype(np.float32), triangles=mesh_topology.triangles(),
+                        oval=mesh_topology.face_oval())
     out["frames"], out["faces"] = len(counts), int(sum(counts))
 
 
@@ -703,7 +749,7 @@ def summary(data: dict) -> str:
         if key.endswith("_fps"):
             lines.append(f"stage {key:32s} {value:8.1f}")
     for name, rows in data.get("models", {}).items():
-        for row in rows:
+        for row in rows if isinstance(rows, list) else []:
             if "precision" in row:
                 lines.append(f"model {name:18s} {row['precision']} b{row['batch']:<4d} {row['faces_per_s']:9.1f} faces/s "
                              f"{row['tflops']:6.1f} TFLOP/s")

@@ -54,6 +54,8 @@ log = logging.getLogger(__name__)
 
 MIN_SEGMENT_FRAMES = 90
 """Segments shorter than this are not worth their warm-up and join."""
+CUT_THUMBNAIL = (48, 27)
+"""(width, height) of ``analysis.cuts.frame_signature``'s thumbnail."""
 
 
 @dataclass
@@ -116,12 +118,18 @@ Final = tuple[_Item, torch.Tensor, list[tuple[SourceFace, Faces]]]
 
 
 class _Stream:
-    """One segment: its reader, writer, and the ``FaceSwapper`` that makes its decisions."""
+    """One segment: its reader, writer, and the ``FaceSwapper`` that makes its decisions.
+
+    The swapper sees each frame as a 48×27 thumbnail made on the device: all it needs for scene cuts
+    (``analysis.cuts`` works at that size), as detections come from the feed and pixels are not its job.
+    Reference selection compares the faces' pixels, so in reference mode it sees the full frame.
+    """
 
     def __init__(self, index: int, segment: Segment, swapper: FaceSwapper, feed: DetectionFeed | None,
                  deferred: DeferredSwapper) -> None:
         self.index, self.segment, self.swapper, self.feed, self.deferred = index, segment, swapper, feed, deferred
-        self.pending: deque[tuple[_Item, torch.Tensor]] = deque()
+        self.full_frames = feed is None or swapper.needs_references
+        self.pending: deque[tuple[_Item, torch.Tensor, np.ndarray]] = deque()
         self.reader: VideoReader | None = None
         self.writer: VideoWriter | None = None
         self.written = 0
@@ -132,13 +140,14 @@ class _Stream:
         for frame in self.reader:
             yield _Item(self.index, frame, self.segment.start <= frame.index < self.segment.end), frame.image
 
-    def push(self, item: _Item, picture: torch.Tensor, found: Faces | None) -> list[Final]:
+    def push(self, item: _Item, picture: torch.Tensor, found: Faces | None, thumbnail: np.ndarray) -> list[Final]:
         """Analyse one frame (its detections given, or by the swapper's own analyser); return the frames now final."""
         if self.feed is not None:
             assert found is not None
             self.feed.give(found)
-        self.pending.append((item, picture))
-        finals = self._pair(self.swapper.push(item.frame.image))
+        seen = item.frame.image if self.full_frames else thumbnail
+        self.pending.append((item, picture, seen))
+        finals = self._pair(self.swapper.push(seen))
         if item.frame.index == self.segment.decode_end - 1:
             finals += self.flush()
         return finals
@@ -153,8 +162,8 @@ class _Stream:
     def _pair(self, results: list) -> list[Final]:
         finals = []
         for _ in results:
-            item, picture = self.pending.popleft()
-            finals.append((item, picture, self.deferred.take(item.frame.image)))
+            item, picture, seen = self.pending.popleft()
+            finals.append((item, picture, self.deferred.take(seen)))
         return finals
 
 
@@ -257,13 +266,15 @@ class GpuEngine:
                pool: ThreadPoolExecutor | None) -> list[Final]:
         """Detect on the whole step, then let each stream's FaceSwapper decide; the frames now final, in order."""
         detections: list[Faces | None] = list(self.detector.detect(frames)) if self.detector else [None] * len(items)
+        thumbnails = thumbnail(frames).cpu().numpy()
         rows_of: dict[int, list[int]] = {}
         for row, item in enumerate(items):
             rows_of.setdefault(item.stream, []).append(row)
 
         def run_stream(rows: list[int]) -> list[Final]:
             stream = streams[items[rows[0]].stream]
-            return [final for row in rows for final in stream.push(items[row], frames[row], detections[row])]
+            return [final for row in rows
+                    for final in stream.push(items[row], frames[row], detections[row], thumbnails[row])]
 
         groups = list(rows_of.values())
         if pool is not None and len(groups) > 1:
@@ -298,10 +309,8 @@ class GpuEngine:
             item = _Item(0, Frame(row, None, image), True)
             if stream.feed is not None:
                 stream.feed.give(detections[row])  # type: ignore[arg-type]
-            stream.pending.append((item, frames[row]))
             stream.swapper.process(image)
-            item, picture = stream.pending.popleft()
-            finals.append((item, picture, stream.deferred.take(image)))
+            finals.append((item, frames[row], stream.deferred.take(image)))
         return list(self.render(finals).cpu().numpy())
 
     def swap_image(self, image: np.ndarray) -> np.ndarray:
@@ -491,6 +500,13 @@ class GpuEngine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def thumbnail(frames: torch.Tensor, size: tuple[int, int] = CUT_THUMBNAIL) -> torch.Tensor:
+    """(B, h, w, 3) uint8 area-averaged thumbnails of (B, H, W, 3) frames: ``analysis.cuts``' own reduction
+    (exact where the sides divide evenly, as 1920×1080 → 48×27 does)."""
+    small = torch.nn.functional.interpolate(frames.permute(0, 3, 1, 2).float(), size=(size[1], size[0]), mode="area")
+    return small.round_().to(torch.uint8).permute(0, 2, 3, 1)
 
 
 def run_file(sources: list[Path], target: Path, output: Path, config: RunConfig, kind: str,
