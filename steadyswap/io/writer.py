@@ -147,6 +147,8 @@ class VideoWriter:
         trim: the (start, end) frame range the frames come from; a trimmed run cuts the audio to the
             frames' time range and shifts everything to start at 0.
         queue_size: frames buffered ahead of the encoder.
+        threads: encoder threads; 0 lets the encoder choose (all cores). Several writers running side by
+            side (the GPU engine's segments) each take a share instead.
 
     ``write`` takes ownership of the frame: do not modify its arrays afterwards. Use as a context
     manager: leaving on an exception stops the encoder without flushing (``atomic_output`` then
@@ -168,9 +170,11 @@ class VideoWriter:
         audio_source: PathLike | None | EllipsisType = ...,
         trim: tuple[int | None, int | None] = (None, None),
         queue_size: int = 8,
+        threads: int = 0,
     ) -> None:
         self.path = Path(path).expanduser()
         self.info = info
+        self.threads = threads
         container_format = CONTAINERS.get(self.path.suffix.lower())
         if container_format is None:
             raise UsageError(f"{self.path}: video extension must be one of {', '.join(CONTAINERS)}")
@@ -299,6 +303,8 @@ class VideoWriter:
         context = stream.codec_context
         context.time_base = info.time_base
         context.framerate = self._rate
+        if self.threads:
+            context.thread_count = self.threads
         for name in ("color_primaries", "color_trc", "colorspace", "color_range"):
             value = getattr(info, name)
             if value is not None and not (name == "colorspace" and value == _RGB_MATRIX):
