@@ -54,7 +54,7 @@ CLASSIC_FACES = ROOT / ".bench" / "classic_faces.npz"
 SOURCE_IMAGE = "media/image/liveportrait_s1.jpg"
 CLIP_720 = "media/video/liveportrait_s32_1280x720.mp4"
 CLIP_512 = "media/video/liveportrait_d3.mp4"
-GPU_SECTIONS = ("env", "prepare", "correctness", "models", "stages", "e2e", "classic")
+GPU_SECTIONS = ("env", "prepare", "correctness", "models", "stages", "e2e", "classic", "compile")
 DEVICE = "cuda"
 STANDIN_SUBSET = ["hyperswap_1a_256", "inswapper_128", "2dfan4", "arcface_w600k_r50", "yoloface_8n"]
 """Stand-ins the correctness and models sections cover (``--standins``)."""
@@ -553,6 +553,44 @@ def verify_output(output: Path, source: Path, segments: list) -> dict:
             "change_p95": float(np.percentile(change, 95)), "joins": joins}
 
 
+def section_compile(out: dict, models: Path, clip: Path, scratch: Path, total: int) -> None:
+    """torch.compile of the converted swapper graph: the model stage alone, then end to end."""
+    import torch
+
+    from steadyswap.engine.gpu.engine import GpuEngine, GpuOptions
+    from steadyswap.engine.gpu.onnx_module import TorchOnnx
+    from steadyswap.models import standins
+
+    began = time.perf_counter()
+    compiled = TorchOnnx(models / "hyperswap_1a_256.onnx", DEVICE, half=True, channels_last=True, compile=True)
+    rows = []
+    for batch in (32, 64):
+        source, target = standins.example_inputs("hyperswap_1a_256", batch, DEVICE, seed=3)
+        feeds = {"source": source, "target": target}
+        compiled(feeds)  # compiles for this batch
+        ms = time_call(lambda: compiled(feeds))
+        rows.append({"batch": batch, "ms": ms, "faces_per_s": batch / ms * 1000})
+    out["model_stage"] = rows
+    out["compile_and_time_seconds"] = time.perf_counter() - began
+    del compiled
+    torch.cuda.empty_cache()
+    source_image = read_image(shared(SOURCE_IMAGE))
+    engine = GpuEngine([source_image], neural_config(models), GpuOptions(device=DEVICE, compile=True))
+    for label, preset, frames in (("warm_up", "veryfast", 150), ("default_auto", "veryfast", total),
+                                  ("ultrafast_auto", "ultrafast", total)):
+        engine.config = replace(neural_config(models), output_video_preset=preset,
+                                trim_frame_end=frames if frames < total else None)
+        try:
+            with Sampler() as sampler:
+                result = engine.run_video(clip, scratch / "compiled.mp4")
+            out[label] = {"frames": result.frames, "seconds": result.seconds, "fps": result.fps} | sampler.figures()
+        except Exception:
+            out[label] = {"error": traceback.format_exc()}
+        (scratch / "compiled.mp4").unlink(missing_ok=True)
+        print(f"  compiled {label}: {out[label].get('fps', 'error')}", flush=True)
+    engine.close()
+
+
 def section_e2e(out: dict, models: Path, clip: Path, scratch: Path, total: int, quick: bool) -> None:
     """GpuEngine.run_video on the 1080p clip: presets, encoder counts, the empty_cache claim, long-run memory."""
     import torch
@@ -565,15 +603,19 @@ def section_e2e(out: dict, models: Path, clip: Path, scratch: Path, total: int, 
     engine = GpuEngine([source], base, GpuOptions(device=DEVICE))
     out["plan"] = asdict(engine.plan)
     short = 120 if quick else 600
+    claim = 120 if quick else 300
     runs = [
+        ("warm_up", {}, {}, 100),
         ("default_auto", {}, {}, total),
         ("ultrafast_auto", {"output_video_preset": "ultrafast"}, {}, total),
         ("default_1_segment", {}, {"segments": 1}, min(short, 300)),
         ("default_4_segments", {}, {"segments": 4}, short),
-        ("empty_cache_off", {}, {"release_every": 0}, short),
-        ("empty_cache_on", {}, {"release_every": 10}, short),
-        ("long_100", {}, {}, 100),
-        ("long_1000", {}, {}, total),
+        ("empty_cache_off", {}, {"release_every": 0}, claim),
+        ("empty_cache_on", {}, {"release_every": 10}, claim),
+        ("empty_cache_off_again", {}, {"release_every": 0}, claim),
+        ("empty_cache_on_again", {}, {"release_every": 10}, claim),
+        ("long_100_1_segment", {}, {"segments": 1}, 100),
+        ("long_1000_1_segment", {}, {"segments": 1}, total),
     ]
     for label, config_changes, option_changes, frames in runs:
         engine.config = replace(base, trim_frame_end=frames if frames < total else None, **config_changes)
@@ -643,7 +685,8 @@ def section_classic(out: dict, clip: Path, scratch: Path, frames: int) -> None:
     from steadyswap.analysis import mesh_topology
 
     by_frame, source_points = load_classic_faces(clip, probe(clip).width / 1280)
-    topology = np.load(CLASSIC_FACES)
+    with np.load(CLASSIC_FACES) as data:  # read now: NpzFile reads lazily and is not thread-safe
+        topology = {"triangles": data["triangles"], "oval": data["oval"]}
     source = read_image(shared(SOURCE_IMAGE))
     config = RunConfig(execution_providers=("cuda",), trim_frame_end=frames)
     original = frame_swapper.build_analyzer, mesh_topology.triangles, mesh_topology.face_oval
@@ -739,10 +782,8 @@ def summary(data: dict) -> str:
     lines = []
     e2e = data.get("e2e", {})
     stages = data.get("stages", {})
-    for key in ("default_auto", "ultrafast_auto", "default_1_segment", "default_4_segments", "empty_cache_off",
-                "empty_cache_on", "long_100", "long_1000"):
-        row = e2e.get(key)
-        if row and "fps" in row:
+    for key, row in list(e2e.items()) + [(f"compiled {k}", v) for k, v in data.get("compile", {}).items()]:
+        if isinstance(row, dict) and "fps" in row:
             lines.append(f"e2e {key:20s} {row['fps']:7.1f} fps  util {row.get('gpu_util_mean', 0):5.1f}%  "
                          f"vram {row.get('vram_reserved_peak_mib', 0):7.0f} MiB  rss {row['rss_peak_mib']:7.0f} MiB")
     for key, value in stages.items():
@@ -846,6 +887,8 @@ def main() -> None:
                 section_stages(section, models, clip, scratch, args.quick)
             elif name == "e2e":
                 section_e2e(section, models, clip, scratch, args.frames, args.quick)
+            elif name == "compile":
+                section_compile(section, models, clip, scratch, args.frames)
             elif name == "classic":
                 section_classic(section, clip, scratch, 120 if args.quick else 360)
             elif name == "prepare_classic":

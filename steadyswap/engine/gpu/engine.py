@@ -54,6 +54,9 @@ log = logging.getLogger(__name__)
 
 MIN_SEGMENT_FRAMES = 90
 """Segments shorter than this are not worth their warm-up and join."""
+QUEUE_FRAMES = 24
+"""Frames each segment's decoder and encoder may run ahead: enough that one busy encoder (or decoder) does
+not stall the others while the engine waits on it in turn."""
 CUT_THUMBNAIL = (48, 27)
 """(width, height) of ``analysis.cuts.frame_signature``'s thumbnail."""
 
@@ -72,6 +75,7 @@ class GpuOptions:
         warmup_frames: frames each later segment runs before its first written frame.
         release_every: ``torch.cuda.empty_cache`` every N frames (0: never; docs/benchmarks.md).
         strategy: ``--video-memory-strategy``, the share of free memory batches may plan on.
+        compile: ``torch.compile`` the swapper graph (fuses its elementwise work; compiling takes a while).
     """
 
     device: str = "cuda"
@@ -83,6 +87,7 @@ class GpuOptions:
     warmup_frames: int = 30
     release_every: int = 0
     strategy: str = "strict"
+    compile: bool = False
 
     @classmethod
     def from_config(cls, config: RunConfig) -> GpuOptions:
@@ -221,7 +226,7 @@ class GpuEngine:
             converter = TorchOnnx(store.require(get_model(spec.converter)), self.device)
         path = store.require(spec)
         model = TorchOnnx(path, self.device, half=self.options.half and self.device.type == "cuda",
-                          channels_last=self.options.channels_last)
+                          channels_last=self.options.channels_last, compile=self.options.compile)
         self.swapper = GpuSwapper(spec, model, recognizer, path, converter,
                                   pixel_boost=parse_pixel_boost(config.face_swapper_pixel_boost),
                                   weight=config.face_swapper_weight, mask_blur=config.face_mask_blur,
@@ -404,14 +409,17 @@ class GpuEngine:
         single = len(plan) == 1
         streams = [self._stream(i, segment, info.fps or 30.0) for i, segment in enumerate(plan)]
         try:
+            threads = 0 if single else max(2, (os.cpu_count() or 2) // len(plan))
             for stream, path in zip(streams, files):
                 prepare_references(stream.swapper, Path(info.path))
-                stream.reader = VideoReader(info.path, stream.segment.warmup, stream.segment.decode_end)
+                stream.reader = VideoReader(info.path, stream.segment.warmup, stream.segment.decode_end,
+                                            queue_size=QUEUE_FRAMES)
                 stream.writer = VideoWriter(
                     path, info, encoder=config.output_video_encoder,
                     crf=crf_from_quality(config.output_video_quality, config.output_video_encoder),
                     preset=config.output_video_preset, audio_source=... if single else None,
-                    trim=(config.trim_frame_start, config.trim_frame_end) if single else (None, None))
+                    trim=(config.trim_frame_start, config.trim_frame_end) if single else (None, None),
+                    queue_size=QUEUE_FRAMES, threads=threads)
             done = self._pump(streams, info, progress, cancel, sum(s.frames for s in plan))
             for stream in streams:
                 assert stream.writer is not None

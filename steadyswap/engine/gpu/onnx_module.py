@@ -108,6 +108,7 @@ class TorchOnnx:
         device: where to run.
         half: run in fp16 (inputs cast on the way in, outputs returned as float32).
         channels_last: keep 4-d weights and inputs channels-last (NHWC), the layout tensor cores prefer.
+        compile: run the graph through ``torch.compile`` (one compilation per input shape).
 
     Attributes:
         input_names, output_names: the graph's, in order.
@@ -115,7 +116,7 @@ class TorchOnnx:
     """
 
     def __init__(self, path: str | Path, device: torch.device | str, half: bool = False,
-                 channels_last: bool = False) -> None:
+                 channels_last: bool = False, compile: bool = False) -> None:
         try:
             model = onnx.load(str(path))
         except Exception as error:  # protobuf DecodeError, OSError
@@ -136,14 +137,15 @@ class TorchOnnx:
             self.module = convert(onnx.load(str(path))).to(self.device, self.dtype).to(memory_format=self.memory_format)
         if self.device.type == "cuda":
             self._shapes_on_host()
+        self.run = torch.compile(self.module, dynamic=False) if compile else self.module
 
     def __call__(self, feeds: dict[str, torch.Tensor]) -> list[torch.Tensor]:
         args = [self._place(feeds[name]) for name in self.input_names]
         with torch.inference_mode():
             if self.batchable or len(args[0]) == 1:
-                outputs = self.module(*args)
+                outputs = self.run(*args)
             else:
-                rows = [self.module(*(a[i:i + 1] for a in args)) for i in range(len(args[0]))]
+                rows = [self.run(*(a[i:i + 1] for a in args)) for i in range(len(args[0]))]
                 outputs = _stack(rows)
         outputs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
         return [o.float() for o in outputs]

@@ -245,8 +245,11 @@ class GpuSwapper:
         tile_sources = sources.repeat_interleave(n * n, dim=0)
         images, model_masks = [], []
         for start in range(0, len(tiles), self.batch_size):
-            outputs = self.model({"target": tiles[start:start + self.batch_size],
-                                  "source": tile_sources[start:start + self.batch_size]})
+            chunk = tiles[start:start + self.batch_size]
+            size = len(chunk)
+            padded = bucket(size, self.batch_size)  # few distinct shapes: cuDNN tunes (and compiles) each once
+            feeds = {"target": _pad(chunk, padded), "source": _pad(tile_sources[start:start + size], padded)}
+            outputs = [o[:size] for o in self.model(feeds)]
             images.append(outputs[0])
             if len(outputs) > 1 and "mask" in self.model.output_names:
                 model_masks.append(outputs[self.model.output_names.index("mask")])
@@ -262,6 +265,20 @@ class GpuSwapper:
             masks = torch.minimum(masks, model_mask)
         return out, masks.contiguous()
 
+
+
+def bucket(count: int, limit: int) -> int:
+    """The batch a call of ``count`` rows runs at: the next power of two, at most ``limit`` (if above count).
+
+    >>> bucket(5, 64), bucket(33, 48), bucket(64, 64)
+    (8, 48, 64)
+    """
+    return max(count, min(limit, 1 << (count - 1).bit_length()))
+
+
+def _pad(rows: torch.Tensor, size: int) -> torch.Tensor:
+    """``rows`` with its last row repeated up to ``size`` rows."""
+    return rows if len(rows) == size else torch.cat([rows, rows[-1:].expand(size - len(rows), *rows.shape[1:])])
 
 
 class DeferredSwapper(Swapper):
