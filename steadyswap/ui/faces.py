@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -84,7 +84,7 @@ def find_people(store: FrameStore, config: RunConfig) -> list[dict]:
         largest face, ``seen`` (sampled frames showing them), ``frames`` (those frames) and ``thumbnail``
         (a JPEG data URL).
     """
-    analyzer = build_analyzer(config)
+    analyzer = build_analyzer(replace(config, face_selector_mode="many"))  # every person, whatever the run selects
     tracker = FaceTracker(max_missed=2)
     tracks: dict[int, _Track] = {}
     embedded = False
