@@ -7,7 +7,9 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 from steadyswap.config import RunConfig
@@ -15,6 +17,8 @@ from steadyswap.engine.frame_swapper import FaceSwapper
 from steadyswap.engine.pipeline import Progress, RunResult, run_image, run_video
 from steadyswap.errors import InputError, ModelError, OutputError
 from steadyswap.io import media_kind
+
+log = logging.getLogger(__name__)
 
 
 def swap_file(sources: list[str | Path] | str | Path, target: str | Path, output: str | Path,
@@ -46,7 +50,10 @@ def swap_file(sources: list[str | Path] | str | Path, target: str | Path, output
     if output_path.exists() and output_path.is_dir():
         raise OutputError(f"output {output_path} is a folder; give a file name")
     if config.execution_providers[0] == "cuda":
-        return _run_on_gpu(source_paths, target_path, output_path, config, kind, progress, cancel)
+        if _gpu_usable() or "cpu" not in config.execution_providers:
+            return _run_on_gpu(source_paths, target_path, output_path, config, kind, progress, cancel)
+        log.warning("--execution-providers cuda: no CUDA GPU usable by PyTorch here; running on the CPU")
+        config = replace(config, execution_providers=("cpu",))
     if kind == "image":
         with FaceSwapper(source_paths, config) as swapper:
             return run_image(swapper, target_path, output_path, config)
@@ -61,6 +68,15 @@ def swap_file(sources: list[str | Path] | str | Path, target: str | Path, output
     finally:
         for swapper in built:
             swapper.close()
+
+
+def _gpu_usable() -> bool:
+    """PyTorch is installed and sees a CUDA GPU."""
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
 
 
 def _run_on_gpu(sources: list[Path], target: Path, output: Path, config: RunConfig, kind: str,

@@ -86,3 +86,18 @@ def test_run_video_in_segments_matches_the_cpu_path(models_dir: Path, device: st
     assert stamps[0] == stamps[1]
     diff = np.abs(np.stack(decode(got_path)).astype(np.int16) - np.stack(decode(expected_path)))
     assert diff.mean() < 0.3  # yuv420p from the device differs by one level here and there
+
+
+def test_run_segment_writes_a_file_for_join(models_dir: Path, device: str, tmp_path: Path) -> None:
+    from steadyswap.io.segments import Segment
+
+    target = media_path("video/liveportrait_d3.mp4")
+    segment = Segment(str(target), start=30, end=45, warmup=24)
+    with GpuEngine([_source()], _config(models_dir), GpuOptions(device=device, half=False)) as engine:
+        written = engine.run_segment(segment, tmp_path / "seg.mp4")
+    assert written == 15
+    with av.open(str(tmp_path / "seg.mp4")) as out, av.open(str(target)) as source:
+        assert not out.streams.audio
+        got = sorted(p.pts for p in out.demux(out.streams.video[0]) if p.size)
+        stamps = sorted(p.pts for p in source.demux(source.streams.video[0]) if p.size)
+    assert got == stamps[30:45]  # the source's own timestamps, ready for join

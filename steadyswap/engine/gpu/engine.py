@@ -43,7 +43,7 @@ from steadyswap.engine.pipeline import Progress, RunResult
 from steadyswap.engine.segment_runner import run_segment
 from steadyswap.engine.stream import prepare_references
 from steadyswap.errors import Interrupted, MediaDecodeError, ModelError, UsageError
-from steadyswap.io import VideoReader, VideoWriter, atomic_output, read_image, write_image
+from steadyswap.io import VideoReader, VideoWriter, atomic_output, probe, read_image, write_image
 from steadyswap.io.segments import Segment, join, plan_segments
 from steadyswap.models.factory import DEFAULT_RECOGNIZER, model_store, parse_pixel_boost
 from steadyswap.models.registry import EMBEDDED, get_model
@@ -376,6 +376,24 @@ class GpuEngine:
         seconds = time.perf_counter() - began
         return RunResult(output, done, seconds, done / seconds if seconds else 0.0)
 
+    def run_segment(self, segment: Segment, output: str | Path, progress: Progress | None = None,
+                    cancel: threading.Event | None = None) -> int:
+        """One segment into its own file for ``io.segments.join``, as ``segment_runner.run_segment`` writes it
+        on the CPU: frames ``[start, end)`` with the source's timestamps, no audio. Returns the frames written.
+
+        Raises:
+            MediaDecodeError: the target yields fewer frames than the segment needs.
+        """
+        output = Path(output)
+        if self.swapper is None:
+            with FaceSwapper(self.sources, self.config, probe(segment.target).fps or 30.0) as swapper:
+                return run_segment(swapper, segment, output, self.config,
+                                   lambda written: progress(written, segment.frames) if progress else None,
+                                   cancel).frames
+        info = probe(segment.target)
+        with atomic_output(output, inputs=[segment.target]) as temporary:
+            return self._run_gpu_segments([segment], [temporary], info, progress, cancel, whole=False)
+
     def _run_cpu_segments(self, plan: list[Segment], files: list[Path], info: VideoInfo, progress: Progress | None,
                           cancel: threading.Event | None) -> int:
         """The classic swapper: ``segment_runner.run_segment`` for each segment, side by side on threads."""
@@ -404,9 +422,11 @@ class GpuEngine:
             return sum(pool.map(one, range(len(plan))))
 
     def _run_gpu_segments(self, plan: list[Segment], files: list[Path], info: VideoInfo, progress: Progress | None,
-                          cancel: threading.Event | None) -> int:
+                          cancel: threading.Event | None, whole: bool = True) -> int:
+        """Run ``plan`` side by side into ``files``; ``whole``: one segment that is the whole output (audio,
+        trim shift), else files for ``join`` (source timestamps, no audio)."""
         config = self.config
-        single = len(plan) == 1
+        single = whole and len(plan) == 1
         streams = [self._stream(i, segment, info.fps or 30.0) for i, segment in enumerate(plan)]
         try:
             threads = 0 if single else max(2, (os.cpu_count() or 2) // len(plan))
