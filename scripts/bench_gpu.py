@@ -30,7 +30,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, replace
 from fractions import Fraction
 from pathlib import Path
@@ -214,7 +214,6 @@ def make_clip(source: Path, target: Path, frames: int, size: tuple[int, int] = (
 
 def export_models(root: Path) -> dict:
     """Stand-in ONNX files under the registry's names, and the shared YuNet as yunet_2023_mar.onnx."""
-    import torch
 
     from steadyswap.models import standins
 
@@ -299,11 +298,15 @@ def section_correctness(out: dict, models: Path, clip: Path) -> None:
         with torch.inference_mode():
             reference = model(*inputs)
             low = model.half()(*(x.half() for x in inputs))
-        pairs = zip(reference if isinstance(reference, tuple) else (reference,), low if isinstance(low, tuple) else (low,))
-        errors[name] = [float((l.float() - r).norm() / r.norm()) for r, l in pairs]
-        del model
+        pairs = zip(_as_tuple(reference), _as_tuple(low))
+        errors[name] = [float((low_out.float() - r).norm() / r.norm()) for r, low_out in pairs]
+        model = None
     out["fp16_relative_l2_error"] = errors
     torch.cuda.empty_cache()
+
+
+def _as_tuple(value: object) -> tuple:
+    return value if isinstance(value, tuple) else (value,)
 
 
 def time_call(run: Callable[[], object], seconds: float = 0.6) -> float:
@@ -354,7 +357,7 @@ def profile_hyperswap(batch: int) -> dict:
                 rows = sorted(prof.key_averages(), key=lambda e: -e.device_time_total)[:15]
                 result["top_ops"] = [{"op": e.key[:90], "cuda_ms": e.device_time_total / 1000, "calls": e.count}
                                      for e in rows]
-        del model
+        model = None
         torch.cuda.empty_cache()
     return result
 
@@ -391,7 +394,7 @@ def section_models(out: dict, models: Path, quick: bool) -> None:
                              "tflops": 2 * macs * batch / ms / 1e9,
                              "peak_mib": torch.cuda.max_memory_allocated() / 2**20 if DEVICE != "cpu" else 0.0})
         out[name] = rows
-        del model
+        model = None
         torch.cuda.empty_cache()
     if DEVICE != "cpu":
         out["hyperswap_1a_256_fp16_b32_profile"] = profile_hyperswap(32)
@@ -403,7 +406,7 @@ def section_models(out: dict, models: Path, quick: bool) -> None:
         ms = time_call(lambda: converted(feeds))
         rows.append({"batch": batch, "ms": ms, "faces_per_s": batch / ms * 1000})
     out["hyperswap_1a_256_via_onnx2torch_fp16"] = rows
-    del converted
+    converted = None
     torch.cuda.empty_cache()
 
 
@@ -483,7 +486,8 @@ def section_stages(out: dict, models: Path, clip: Path, scratch: Path, quick: bo
     out["decide_fps"] = rate(n, decide)
     requests = [[r for _, _, r in finals[i:i + step]] for i in range(0, n, step)]
     patches = [engine.swapper.swap(b, r) for b, r in zip(batches, requests)]  # cuDNN tunes this batch shape first
-    out["swap_fps"] = rate(n * 3, lambda: [engine.swapper.swap(b, r) for _ in range(3) for b, r in zip(batches, requests)])
+    out["swap_fps"] = rate(n * 3, lambda: [engine.swapper.swap(b, r) for _ in range(3)
+                                           for b, r in zip(batches, requests)])
     crops = torch.rand((32, 3, 256, 256), device=device) * 255
     identity = torch.nn.functional.normalize(torch.randn(32, 512, device=device), dim=1)
     out["swapper_model_only_b32_faces_per_s"] = rate(32 * 5, lambda: [engine.swapper.run(crops, identity)
@@ -503,7 +507,6 @@ def section_stages(out: dict, models: Path, clip: Path, scratch: Path, quick: bo
     out["download_yuv_pinned_fps"] = rate(n * 3, lambda: [host[: len(y)].copy_(y) for _ in range(3) for y in yuv])
     stream.swapper.close()
     engine.close()
-    del engine, batches, work, patches, finals, stream
     gc.collect()
     if DEVICE != "cpu":
         torch.cuda.empty_cache()
@@ -578,7 +581,7 @@ def section_compile(out: dict, models: Path, clip: Path, scratch: Path, total: i
         rows.append({"batch": batch, "ms": ms, "faces_per_s": batch / ms * 1000})
     out["model_stage"] = rows
     out["compile_and_time_seconds"] = time.perf_counter() - began
-    del compiled
+    compiled = None
     torch.cuda.empty_cache()
     if time.perf_counter() - STARTED > 420:
         out["end_to_end"] = "skipped: no time left in this call"
@@ -673,7 +676,7 @@ def section_e2e(out: dict, models: Path, clip: Path, scratch: Path, total: int, 
 
 
 class PrecomputedAnalyzer(FaceAnalyzer):
-    """MediaPipe landmarks computed on the CPU machine, looked up by frame content (the GPU machine has no MediaPipe)."""
+    """MediaPipe landmarks computed on the CPU machine, looked up by frame content (no MediaPipe on the GPU machine)."""
 
     name = "precomputed-mediapipe"
     landmark_count = 478
@@ -711,10 +714,9 @@ def load_classic_faces(clip: Path, scale: float) -> tuple[dict[bytes, np.ndarray
 def section_classic(out: dict, clip: Path, scratch: Path, frames: int) -> None:
     """The classic swapper at 1080p from precomputed landmarks: segments side by side, and the plain CPU path."""
     import steadyswap.engine.frame_swapper as frame_swapper
+    from steadyswap.analysis import mesh_topology
     from steadyswap.engine.gpu.engine import GpuEngine, GpuOptions
     from steadyswap.engine.pipeline import run_video
-
-    from steadyswap.analysis import mesh_topology
 
     by_frame, source_points = load_classic_faces(clip, probe(clip).width / 1280)
     with np.load(CLASSIC_FACES) as data:  # read now: NpzFile reads lazily and is not thread-safe
@@ -824,7 +826,8 @@ def summary(data: dict) -> str:
     for name, rows in data.get("models", {}).items():
         for row in rows if isinstance(rows, list) else []:
             if "precision" in row:
-                lines.append(f"model {name:18s} {row['precision']} b{row['batch']:<4d} {row['faces_per_s']:9.1f} faces/s "
+                lines.append(f"model {name:18s} {row['precision']} b{row['batch']:<4d} "
+                             f"{row['faces_per_s']:9.1f} faces/s "
                              f"{row['tflops']:6.1f} TFLOP/s")
     cpu = data.get("cpu_path", {})
     if "speedup" in cpu:

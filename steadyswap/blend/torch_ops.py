@@ -44,7 +44,8 @@ def _theta(dst_to_src: Tensor, src_size: Size, dst_size: Size) -> Tensor:
     (sw, sh), (dw, dh) = src_size, dst_size
     dtype, device = dst_to_src.dtype, dst_to_src.device
     # destination normalised → pixels: p = g·w/2 + (w − 1)/2; source pixels → normalised: g = (2p + 1)/W − 1
-    unnormalise = torch.tensor([[dw / 2, 0, (dw - 1) / 2], [0, dh / 2, (dh - 1) / 2], [0, 0, 1]], dtype=dtype, device=device)
+    unnormalise = torch.tensor([[dw / 2, 0, (dw - 1) / 2], [0, dh / 2, (dh - 1) / 2], [0, 0, 1]],
+                               dtype=dtype, device=device)
     normalise = torch.tensor([[2 / sw, 0, 1 / sw - 1], [0, 2 / sh, 1 / sh - 1]], dtype=dtype, device=device)
     full = torch.cat([dst_to_src, dst_to_src.new_tensor([0, 0, 1]).expand(*dst_to_src.shape[:-2], 1, 3)], dim=-2)
     return normalise @ full @ unnormalise
@@ -95,7 +96,8 @@ def paste_back(frames: Tensor, frame_index: list[int], crops: Tensor, masks: Ten
     """Blend each crop into its frame through its mask, in place, as ``paste_patches`` does.
 
     The crop and mask are resampled onto the axis-aligned frame box that the crop covers (crop edges
-    replicated and rounded as OpenCV's uint8 warp does, mask zero outside), then ``frame + mask·(crop − frame)`` is rounded back to uint8.
+    replicated and rounded as OpenCV's uint8 warp does, mask zero outside), then ``frame + mask·(crop − frame)``
+    is rounded back to uint8.
     Pixels where the mask is 0 keep their exact value. Faces are pasted in order, so overlaps compose
     as in the CPU path.
 

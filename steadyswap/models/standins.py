@@ -101,7 +101,8 @@ class _MaskNet(nn.Module):
         super().__init__()
 
         def down(a: int, b: int) -> nn.Sequential:
-            return nn.Sequential(nn.Conv2d(a, b, 3, padding=1, bias=False), nn.BatchNorm2d(b), nn.ReLU(), nn.MaxPool2d(2))
+            return nn.Sequential(nn.Conv2d(a, b, 3, padding=1, bias=False), nn.BatchNorm2d(b), nn.ReLU(),
+                                 nn.MaxPool2d(2))
 
         def up(a: int, b: int) -> nn.Sequential:
             return nn.Sequential(nn.ConvTranspose2d(a, b, 2, 2), nn.ReLU())
@@ -331,8 +332,8 @@ class _CSP(nn.Module):
         super().__init__()
         self.half = cout // 2
         self.split = _ConvBnSiLU(cin, 2 * self.half)
-        self.pairs = nn.ModuleList(nn.Sequential(_ConvBnSiLU(self.half, self.half, 3), _ConvBnSiLU(self.half, self.half, 3))
-                                   for _ in range(n))
+        self.pairs = nn.ModuleList(
+            nn.Sequential(_ConvBnSiLU(self.half, self.half, 3), _ConvBnSiLU(self.half, self.half, 3)) for _ in range(n))
         self.residual = residual
         self.fuse = _ConvBnSiLU((2 + n) * self.half, cout)
 
@@ -394,8 +395,8 @@ class YoloFaceStandIn(nn.Module):
         o3 = self.top_down3(torch.cat([F.interpolate(t4, scale_factor=2.0, mode="nearest"), c3], 1))
         o4 = self.bottom_up4(torch.cat([self.down3(o3), t4], 1))
         o5 = self.bottom_up5(torch.cat([self.down4(o4), c5], 1))
-        rows = [self._decode(level, stride, box, score, points)
-                for level, stride, box, score, points in zip((o3, o4, o5), self.STRIDES, self.box, self.score, self.points)]
+        heads = zip((o3, o4, o5), self.STRIDES, self.box, self.score, self.points)
+        rows = [self._decode(level, stride, box, score, points) for level, stride, box, score, points in heads]
         return torch.cat(rows, dim=2)
 
     def _decode(self, level: Tensor, stride: int, box: nn.Module, score: nn.Module, points: nn.Module) -> Tensor:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 import sys
 import types
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np

@@ -20,8 +20,8 @@ from steadyswap.analysis.onnx_detectors import decode, nms
 from steadyswap.blend import torch_ops
 from steadyswap.blend.align import estimate_matrix, invert_affine
 from steadyswap.blend.box_mask import box_mask
-from steadyswap.errors import ModelError, NoFaceError, UsageError
 from steadyswap.engine.gpu.onnx_module import TorchOnnx
+from steadyswap.errors import ModelError, NoFaceError, UsageError
 from steadyswap.models.registry import ModelSpec
 from steadyswap.swap.base import SourceFace, Swapper
 from steadyswap.swap.onnx_swapper import load_emap, swapper_weight
