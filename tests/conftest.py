@@ -32,3 +32,12 @@ def shared_models() -> Path:
 def media_path(relative: str) -> Path:
     """A shared media file, skipping the test when ../shared is absent."""
     return _need(MEDIA / relative)
+
+
+@pytest.fixture(params=["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+def torch_device(request) -> str:
+    """A torch device name: every test using it runs on the CPU, and on CUDA where there is one (``-m gpu``)."""
+    torch = pytest.importorskip("torch")
+    if request.param == "cuda" and not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    return request.param

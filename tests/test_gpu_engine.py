@@ -1,7 +1,7 @@
 """The GPU engine gives the CPU path's output (same models, same settings) within rounding.
 
 Models: the shared YuNet detector (real weights) and stand-in ONNX swapper/recognizer graphs
-(tests/onnx_standins.py). The engine runs on the CPU here (torch, device "cpu"), the same code as on
+(tests/onnx_standins.py). The engine runs on the CPU here (torch, torch_device "cpu"), the same code as on
 CUDA; ``-m gpu`` repeats the checks on the GPU machine.
 """
 
@@ -25,15 +25,6 @@ from tests import onnx_standins  # noqa: E402
 from tests.conftest import media_path  # noqa: E402
 from tests.helpers import decode, photo  # noqa: E402
 
-DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)]
-
-
-@pytest.fixture(params=DEVICES)
-def device(request) -> str:
-    if request.param == "cuda" and not torch.cuda.is_available():
-        pytest.skip("needs CUDA")
-    return request.param
-
 
 @pytest.fixture(scope="module")
 def models_dir(tmp_path_factory) -> Path:
@@ -55,12 +46,12 @@ def _source() -> np.ndarray:
     return photo(media_path("image/liveportrait_s1.jpg"))
 
 
-def test_swap_frames_matches_the_cpu_path(models_dir: Path, device: str) -> None:
+def test_swap_frames_matches_the_cpu_path(models_dir: Path, torch_device: str) -> None:
     frames = decode(media_path("video/liveportrait_d3.mp4"), limit=6)
     config = _config(models_dir)
     with FaceSwapper([_source()], config) as cpu:
         expected = np.stack([cpu.swap_frame(frame) for frame in frames]).astype(np.int16)
-    with GpuEngine([_source()], config, GpuOptions(device=device, half=False)) as engine:
+    with GpuEngine([_source()], config, GpuOptions(device=torch_device, half=False)) as engine:
         got = np.stack(engine.swap_frames(frames[:3]) + engine.swap_frames(frames[3:])).astype(np.int16)
     changed = expected != np.stack(frames)
     assert changed.mean() > 0.05  # a face was found and swapped
@@ -68,12 +59,12 @@ def test_swap_frames_matches_the_cpu_path(models_dir: Path, device: str) -> None
     assert diff.mean() < 0.1 and np.percentile(diff[changed], 99.9) <= 3
 
 
-def test_run_video_in_segments_matches_the_cpu_path(models_dir: Path, device: str, tmp_path: Path) -> None:
+def test_run_video_in_segments_matches_the_cpu_path(models_dir: Path, torch_device: str, tmp_path: Path) -> None:
     target = media_path("video/liveportrait_d3.mp4")
     config = _config(models_dir, trim_frame_start=20, trim_frame_end=60, output_video_quality=100)  # lossless
     expected_path, got_path = tmp_path / "cpu.mp4", tmp_path / "gpu.mp4"
     run_video(lambda fps: FaceSwapper([_source()], config, fps), [], target, expected_path, config)
-    options = GpuOptions(device=device, half=False, segments=2, warmup_frames=5, frames_per_step=7)
+    options = GpuOptions(device=torch_device, half=False, segments=2, warmup_frames=5, frames_per_step=7)
     with GpuEngine([_source()], config, options) as engine:
         result = engine.run_video(target, got_path)
     assert result.frames == 40
@@ -85,15 +76,15 @@ def test_run_video_in_segments_matches_the_cpu_path(models_dir: Path, device: st
         stamps = [[f.pts for f in c.decode(video=0)] for c in (a, b)]
     assert stamps[0] == stamps[1]
     diff = np.abs(np.stack(decode(got_path)).astype(np.int16) - np.stack(decode(expected_path)))
-    assert diff.mean() < 0.3  # yuv420p from the device differs by one level here and there
+    assert diff.mean() < 0.3  # yuv420p from the torch_device differs by one level here and there
 
 
-def test_run_segment_writes_a_file_for_join(models_dir: Path, device: str, tmp_path: Path) -> None:
+def test_run_segment_writes_a_file_for_join(models_dir: Path, torch_device: str, tmp_path: Path) -> None:
     from steadyswap.io.segments import Segment
 
     target = media_path("video/liveportrait_d3.mp4")
     segment = Segment(str(target), start=30, end=45, warmup=24)
-    with GpuEngine([_source()], _config(models_dir), GpuOptions(device=device, half=False)) as engine:
+    with GpuEngine([_source()], _config(models_dir), GpuOptions(device=torch_device, half=False)) as engine:
         written = engine.run_segment(segment, tmp_path / "seg.mp4")
     assert written == 15
     with av.open(str(tmp_path / "seg.mp4")) as out, av.open(str(target)) as source:

@@ -19,15 +19,6 @@ from steadyswap.blend.mask import feather  # noqa: E402
 from steadyswap.blend.paste import paste_patches  # noqa: E402
 from steadyswap.types import SwapPatch  # noqa: E402
 
-DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)]
-
-
-@pytest.fixture(params=DEVICES)
-def device(request) -> str:
-    if request.param == "cuda" and not torch.cuda.is_available():
-        pytest.skip("needs CUDA")
-    return request.param
-
 
 def _picture(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     """A smooth picture with some texture (bilinear resampling of noise alone is all rounding)."""
@@ -43,7 +34,7 @@ def _kps(rng: np.random.Generator, cx: float, cy: float, scale: float) -> np.nda
     return (template @ rotation.T * scale + (cx, cy)).astype(np.float32)
 
 
-def test_crop_faces_matches_warp_face(device: str) -> None:
+def test_crop_faces_matches_warp_face(torch_device: str) -> None:
     rng = np.random.default_rng(1)
     frames = [_picture(rng, 120, 160) for _ in range(2)]
     kps = [_kps(rng, 80, 60, 70), _kps(rng, 30, 20, 50), _kps(rng, 140, 100, 90)]
@@ -53,24 +44,25 @@ def test_crop_faces_matches_warp_face(device: str) -> None:
         crop, to_frame = warp_face(frame, points, "arcface_128", 64)
         expected.append(crop)
         matrices.append(np.linalg.inv(np.vstack([to_frame, [0, 0, 1]]))[:2])
-    got = torch_ops.crop_faces(torch.from_numpy(np.stack(frames)).to(device), torch.tensor(owners, device=device),
-                               torch.from_numpy(np.stack(matrices)).to(device), 64)
+    got = torch_ops.crop_faces(torch.from_numpy(np.stack(frames)).to(torch_device),
+                               torch.tensor(owners, device=torch_device),
+                               torch.from_numpy(np.stack(matrices)).to(torch_device), 64)
     got = got.permute(0, 2, 3, 1).cpu().numpy()
     diff = np.abs(got - np.stack(expected).astype(np.float32))
     assert diff.max() <= 2 and diff.mean() < 0.1
 
 
-def test_warp_affine_zero_border_matches_opencv(device: str) -> None:
+def test_warp_affine_zero_border_matches_opencv(torch_device: str) -> None:
     rng = np.random.default_rng(2)
     mask = rng.random((40, 40)).astype(np.float32)
     matrix = np.array([[1.3, 0.2, 5.5], [-0.15, 1.1, -3.2]])
     expected = cv2.warpAffine(mask, matrix, (60, 50), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-    got = torch_ops.warp_affine(torch.from_numpy(mask)[None, None].to(device),
-                                torch.from_numpy(matrix)[None].to(device), (60, 50), border="zeros")
+    got = torch_ops.warp_affine(torch.from_numpy(mask)[None, None].to(torch_device),
+                                torch.from_numpy(matrix)[None].to(torch_device), (60, 50), border="zeros")
     assert np.abs(got[0, 0].cpu().numpy() - expected).max() < 0.02  # OpenCV's 1/32-pixel weights
 
 
-def test_paste_back_matches_paste_patches(device: str) -> None:
+def test_paste_back_matches_paste_patches(torch_device: str) -> None:
     rng = np.random.default_rng(3)
     frames = np.stack([_picture(rng, 120, 160) for _ in range(2)])
     side = 48
@@ -83,12 +75,12 @@ def test_paste_back_matches_paste_patches(device: str) -> None:
         mask = cv2.GaussianBlur(mask, (0, 0), 3)
         patches.append((frame, SwapPatch(crop, mask, to_frame)))
     expected = [paste_patches(frames[i], [p for f, p in patches if f == i]) for i in range(2)]
-    got = torch.from_numpy(frames.copy()).to(device)
+    got = torch.from_numpy(frames.copy()).to(torch_device)
     torch_ops.paste_back(
         got, [f for f, _ in patches],
-        torch.from_numpy(np.stack([p.crop for _, p in patches])).permute(0, 3, 1, 2).float().to(device),
-        torch.from_numpy(np.stack([p.mask for _, p in patches])).to(device),
-        torch.from_numpy(np.stack([p.matrix for _, p in patches])).to(device))
+        torch.from_numpy(np.stack([p.crop for _, p in patches])).permute(0, 3, 1, 2).float().to(torch_device),
+        torch.from_numpy(np.stack([p.mask for _, p in patches])).to(torch_device),
+        torch.from_numpy(np.stack([p.matrix for _, p in patches])).to(torch_device))
     got = got.cpu().numpy().astype(np.int16)
     diff = np.abs(got - np.stack(expected).astype(np.int16))
     assert diff.max() <= 2 and diff.mean() < 0.05
@@ -96,42 +88,42 @@ def test_paste_back_matches_paste_patches(device: str) -> None:
     assert (got[untouched] == frames[untouched]).mean() > 0.999
 
 
-def test_feather_matches_opencv_distance(device: str) -> None:
+def test_feather_matches_opencv_distance(torch_device: str) -> None:
     region = np.zeros((3, 50, 70), bool)
     region[0, 5:45, 10:60] = True
     cv2.circle(region[1].view(np.uint8), (35, 25), 20, 1, -1)
     cv2.fillConvexPoly(region[2].view(np.uint8), np.array([[2, 3], [66, 10], [40, 48]]), 1)
     for radius in (0.5, 4.0, 9.5):
         expected = np.stack([feather(r, radius) for r in region])
-        got = torch_ops.feather(torch.from_numpy(region).to(device), radius).cpu().numpy()
+        got = torch_ops.feather(torch.from_numpy(region).to(torch_device), radius).cpu().numpy()
         assert np.abs(got - expected).max() < 1e-3
 
 
-def test_lab_round_trip_matches_opencv(device: str) -> None:
+def test_lab_round_trip_matches_opencv(torch_device: str) -> None:
     rng = np.random.default_rng(4)
     image = _picture(rng, 40, 56)
     expected = cv2.cvtColor(image, cv2.COLOR_RGB2LAB).astype(np.float32)
-    tensor = torch.from_numpy(image).permute(2, 0, 1).float()[None].to(device)
+    tensor = torch.from_numpy(image).permute(2, 0, 1).float()[None].to(torch_device)
     lab = torch_ops.rgb_to_lab8(tensor).round()
     assert np.abs(lab[0].permute(1, 2, 0).cpu().numpy() - expected).max() <= 1
-    back = torch_ops.lab8_to_rgb(torch.from_numpy(expected).permute(2, 0, 1)[None].to(device)).round()
+    back = torch_ops.lab8_to_rgb(torch.from_numpy(expected).permute(2, 0, 1)[None].to(torch_device)).round()
     expected_back = cv2.cvtColor(expected.astype(np.uint8), cv2.COLOR_LAB2RGB).astype(np.float32)
     assert np.abs(back[0].permute(1, 2, 0).cpu().numpy() - expected_back).max() <= 2
 
 
-def test_colour_transfer_matches_blend_colour(device: str) -> None:
+def test_colour_transfer_matches_blend_colour(torch_device: str) -> None:
     rng = np.random.default_rng(5)
     image, target = _picture(rng, 96, 96), _picture(rng, 96, 96)
     target = np.clip(target.astype(np.int16) + (20, -10, 5), 0, 255).astype(np.uint8)
     mask = np.zeros((96, 96), np.float32)
     mask[10:80, 15:85] = 1
     expected_stats = np.stack([lab_stats(image, mask), lab_stats(target, mask)])
-    images = torch.from_numpy(np.stack([image, target])).permute(0, 3, 1, 2).float().to(device)
-    stats = torch_ops.lab_stats(images, torch.from_numpy(np.stack([mask, mask])).to(device)).cpu().numpy()
+    images = torch.from_numpy(np.stack([image, target])).permute(0, 3, 1, 2).float().to(torch_device)
+    stats = torch_ops.lab_stats(images, torch.from_numpy(np.stack([mask, mask])).to(torch_device)).cpu().numpy()
     assert np.abs(stats - expected_stats).max() < 0.6
     expected = transfer_lab(image, expected_stats[0], expected_stats[1], 0.7).astype(np.int16)
-    got = torch_ops.transfer_lab(images[:1], torch.from_numpy(expected_stats[:1]).to(device),
-                                 torch.from_numpy(expected_stats[1:]).to(device), 0.7)
+    got = torch_ops.transfer_lab(images[:1], torch.from_numpy(expected_stats[:1]).to(torch_device),
+                                 torch.from_numpy(expected_stats[1:]).to(torch_device), 0.7)
     diff = np.abs(got[0].permute(1, 2, 0).cpu().numpy() - expected)
     # OpenCV's fixed-point LAB differs by a level here and there; the transfer scales that up, most
     # where a channel is pushed out of gamut and clipped.
@@ -139,12 +131,12 @@ def test_colour_transfer_matches_blend_colour(device: str) -> None:
 
 
 @pytest.mark.parametrize(("colorspace", "color_range"), [(None, None), (1, 1), (5, 2)])
-def test_yuv420p_matches_swscale(device: str, colorspace: int | None, color_range: int | None) -> None:
+def test_yuv420p_matches_swscale(torch_device: str, colorspace: int | None, color_range: int | None) -> None:
     rng = np.random.default_rng(6)
     frame = _picture(rng, 36, 52)
     matrix = {1: 1}.get(colorspace or 0, 5)
     expected = av.VideoFrame.from_ndarray(frame, format="rgb24").reformat(
         format="yuv420p", dst_colorspace=matrix, dst_color_range=color_range or 1).to_ndarray().astype(np.int16)
-    got = torch_ops.rgb_to_yuv420p(torch.from_numpy(frame)[None].to(device), colorspace, color_range)[0]
+    got = torch_ops.rgb_to_yuv420p(torch.from_numpy(frame)[None].to(torch_device), colorspace, color_range)[0]
     diff = np.abs(got.cpu().numpy().astype(np.int16) - expected)
     assert diff.max() <= 1 and diff.mean() < 0.1

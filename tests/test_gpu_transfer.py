@@ -9,43 +9,34 @@ torch = pytest.importorskip("torch")
 
 from steadyswap.engine.gpu.transfer import Downloader, Uploader  # noqa: E402
 
-DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)]
-
-
-@pytest.fixture(params=DEVICES)
-def device(request) -> torch.device:
-    if request.param == "cuda" and not torch.cuda.is_available():
-        pytest.skip("needs CUDA")
-    return torch.device(request.param)
-
 
 def _source(name: str, count: int):
     for i in range(count):
         yield (name, i), np.full((4, 6, 3), i + (100 if name == "b" else 0), np.uint8)
 
 
-def test_uploader_interleaves_sources_and_keeps_each_in_order(device: torch.device) -> None:
-    uploader = Uploader([_source("a", 5), _source("b", 2)], size=3, shape=(4, 6), device=device)
+def test_uploader_interleaves_sources_and_keeps_each_in_order(torch_device: str) -> None:
+    uploader = Uploader([_source("a", 5), _source("b", 2)], size=3, shape=(4, 6), device=torch_device)
     steps = list(uploader)
     items = [item for step in steps for item in step.items]
     assert items == [("a", 0), ("b", 0), ("a", 1), ("b", 1), ("a", 2), ("a", 3), ("a", 4)]
     assert [len(step.items) for step in steps] == [3, 3, 1]
     for step in steps:
         for (name, i), frame in zip(step.items, step.frames):
-            assert frame.device.type == device.type
+            assert frame.device.type == torch_device
             assert int(frame[0, 0, 0]) == i + (100 if name == "b" else 0)
 
 
-def test_uploader_hands_a_source_failure_to_the_consumer(device: torch.device) -> None:
+def test_uploader_hands_a_source_failure_to_the_consumer(torch_device: str) -> None:
     def broken():
         yield from _source("a", 2)
         raise OSError("disk gone")
 
     with pytest.raises(OSError, match="disk gone"):
-        list(Uploader([broken()], size=1, shape=(4, 6), device=device))
+        list(Uploader([broken()], size=1, shape=(4, 6), device=torch_device))
 
 
-def test_downloader_consumes_private_copies_in_order(device: torch.device) -> None:
+def test_downloader_consumes_private_copies_in_order(torch_device: str) -> None:
     seen: list[tuple[int, int]] = []
     kept: list[np.ndarray] = []
 
@@ -53,20 +44,21 @@ def test_downloader_consumes_private_copies_in_order(device: torch.device) -> No
         seen.append((item, int(array[0, 0])))
         kept.append(array)
 
-    downloader = Downloader(consume, (2, 3), size=2, device=device, depth=2)
+    downloader = Downloader(consume, (2, 3), size=2, device=torch_device, depth=2)
     for start in range(0, 7, 2):
         items = list(range(start, min(start + 2, 7)))
-        downloader.submit(items, torch.stack([torch.full((2, 3), i, dtype=torch.uint8) for i in items]).to(device))
+        frames = torch.stack([torch.full((2, 3), i, dtype=torch.uint8) for i in items])
+        downloader.submit(items, frames.to(torch_device))
     downloader.close()
     assert seen == [(i, i) for i in range(7)]
     assert [int(a[0, 0]) for a in kept] == list(range(7))  # buffers reused, copies kept
 
 
-def test_downloader_reraises_a_consumer_failure(device: torch.device) -> None:
+def test_downloader_reraises_a_consumer_failure(torch_device: str) -> None:
     def consume(item: int, array: np.ndarray) -> None:
         raise ValueError("encoder failed")
 
-    downloader = Downloader(consume, (1,), size=1, device=device, depth=1)
-    downloader.submit([0], torch.zeros((1, 1), dtype=torch.uint8, device=device))
+    downloader = Downloader(consume, (1,), size=1, device=torch_device, depth=1)
+    downloader.submit([0], torch.zeros((1, 1), dtype=torch.uint8, device=torch_device))
     with pytest.raises(ValueError, match="encoder failed"):
         downloader.close()

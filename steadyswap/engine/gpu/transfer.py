@@ -54,13 +54,13 @@ class Uploader(Generic[T]):
     """
 
     def __init__(self, sources: Sequence[Iterator[tuple[T, np.ndarray]]], size: int, shape: tuple[int, int],
-                 device: torch.device, depth: int = 2) -> None:
-        self.sources, self.size, self.device = list(sources), size, device
-        self._ring = _Ring(depth + 1, (size, *shape, 3), device)
+                 device: torch.device | str, depth: int = 2) -> None:
+        self.sources, self.size, self.device = list(sources), size, torch.device(device)
+        self._ring = _Ring(depth + 1, (size, *shape, 3), self.device)
         self._queue: queue.Queue[object] = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
         self._turn = 0
-        self._stream = torch.cuda.Stream(device) if device.type == "cuda" else None
+        self._stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
         self._thread = threading.Thread(target=self._run, name="steadyswap-upload", daemon=True)
         self._thread.start()
 
@@ -155,12 +155,12 @@ class Downloader(Generic[T]):
     """
 
     def __init__(self, consume: Callable[[T, np.ndarray], None], shape: tuple[int, ...], size: int,
-                 device: torch.device, depth: int = 2) -> None:
-        self.consume, self.device = consume, device
-        self._ring = _Ring(depth, (size, *shape), device)
+                 device: torch.device | str, depth: int = 2) -> None:
+        self.consume, self.device = consume, torch.device(device)
+        self._ring = _Ring(depth, (size, *shape), self.device)
         self._queue: queue.Queue[object] = queue.Queue()
         self._error: BaseException | None = None
-        self._stream = torch.cuda.Stream(device) if device.type == "cuda" else None
+        self._stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
         self._thread = threading.Thread(target=self._run, name="steadyswap-download", daemon=True)
         self._thread.start()
 
