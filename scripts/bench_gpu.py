@@ -443,7 +443,7 @@ def section_stages(out: dict, models: Path, clip: Path, scratch: Path, quick: bo
     source = read_image(shared(SOURCE_IMAGE))
     engine = GpuEngine([source], neural_config(models), GpuOptions(device=DEVICE))
     out["plan"] = asdict(engine.plan)
-    step = engine.plan.frames_per_step
+    step = engine.plan.frames_for(info.height, info.width)
     device = engine.device
     batches = [torch.from_numpy(np.stack(frames_np[i:i + step])).to(device) for i in range(0, len(frames_np), step)]
     assert engine.detector is not None and engine.swapper is not None

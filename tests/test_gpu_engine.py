@@ -92,3 +92,17 @@ def test_run_segment_writes_a_file_for_join(models_dir: Path, torch_device: str,
         got = sorted(p.pts for p in out.demux(out.streams.video[0]) if p.size)
         stamps = sorted(p.pts for p in source.demux(source.streams.video[0]) if p.size)
     assert got == stamps[30:45]  # the source's own timestamps, ready for join
+
+
+def test_batches_come_from_the_memory_budget() -> None:
+    from steadyswap.engine.gpu.memory import MemoryPlan, frame_bytes
+    from steadyswap.engine.gpu.stages import bucket
+
+    plan = MemoryPlan(faces_per_call=64, face_bytes=50 << 20, budget_bytes=40 * frame_bytes(1080, 1920))
+    assert plan.frames_for(1080, 1920) == 10  # a quarter of the budget
+    assert plan.frames_for(2160, 3840) == 2
+    assert plan.frames_for(360, 640) == 32  # at most MAX_FRAMES_PER_STEP
+    assert MemoryPlan(8, 0, 0).frames_for(1080, 1920) == 8  # no probe: as many frames as faces per call
+    assert MemoryPlan(64, 0, 0, frames_override=3).frames_for(1080, 1920) == 3
+    assert [bucket(n, 64) for n in (1, 3, 5, 17, 33, 64)] == [1, 4, 8, 32, 64, 64]
+    assert bucket(40, 48) == 48

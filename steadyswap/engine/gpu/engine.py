@@ -236,7 +236,7 @@ class GpuEngine:
         options = self.options
         if self.device.type != "cuda" or self.swapper is None:
             faces = options.faces_per_call or 8
-            return memory.MemoryPlan(faces, options.frames_per_step or faces, 0, 0, 0)
+            return memory.MemoryPlan(faces, 0, 0, options.frames_per_step)
         swapper = self.swapper
         side = swapper.crop_size
         swapper.batch_size = 1 << 16
@@ -251,8 +251,8 @@ class GpuEngine:
                 sources = identity.expand(n, 512)
             swapper.run(crops, sources)
 
-        chosen = memory.plan(memory.face_bytes(run, self.device), memory.frame_bytes(1080, 1920), options.strategy,
-                             self.device, options.faces_per_call, options.frames_per_step)
+        chosen = memory.plan(memory.face_bytes(run, self.device), options.strategy, self.device,
+                             options.faces_per_call, options.frames_per_step)
         swapper.batch_size = chosen.faces_per_call * swapper.boost ** 2
         if options.strategy == "strict":
             torch.cuda.empty_cache()
@@ -490,7 +490,7 @@ class GpuEngine:
                 out = torch_ops.rgb_to_yuv420p(frames, info.colorspace, info.color_range) if yuv else frames
                 downloader.submit([item for item, _, _ in chunk], out)
 
-        size = self.plan.frames_per_step
+        size = self.plan.frames_for(info.height, info.width)
         uploader: Uploader[_Item] = Uploader([s.frames() for s in streams], size, (info.height, info.width),
                                              self.device)
         downloader: Downloader[_Item] = Downloader(consume, shape, size, self.device)
@@ -517,6 +517,8 @@ class GpuEngine:
 
     def close(self) -> None:
         """Drop the models and, unless the strategy is tolerant, the cached device memory."""
+        if self._frames_stream is not None:
+            self._frames_stream.swapper.close()
         self.detector = None
         self.swapper = None
         self._frames_stream = None

@@ -25,13 +25,26 @@ MAX_FRAMES_PER_STEP = 32
 
 @dataclass(frozen=True)
 class MemoryPlan:
-    """Batch sizes chosen for a run, and what they were chosen from (bytes)."""
+    """Batch sizes for a run, and what they were chosen from (bytes).
+
+    Attributes:
+        faces_per_call: faces per swapper call.
+        face_bytes: what one more face costs a call (the probe's figure; 0 where nothing was probed).
+        budget_bytes: the strategy's share of the free memory at planning time (0: no probe).
+        frames_override: frames per step asked for (``GpuOptions.frames_per_step``), else None.
+    """
 
     faces_per_call: int
-    frames_per_step: int
     face_bytes: int
-    frame_bytes: int
-    free_bytes: int
+    budget_bytes: int
+    frames_override: int | None = None
+
+    def frames_for(self, height: int, width: int) -> int:
+        """Frames per step for a video of this size: a quarter of the budget, at most the faces per call."""
+        if self.frames_override:
+            return self.frames_override
+        fit = self.budget_bytes // 4 // frame_bytes(height, width) if self.budget_bytes else self.faces_per_call
+        return int(max(1, min(MAX_FRAMES_PER_STEP, self.faces_per_call, fit)))
 
 
 def peak_bytes(run: Callable[[], object], device: torch.device) -> int:
@@ -61,16 +74,15 @@ def frame_bytes(height: int, width: int) -> int:
     return pixels * (3 + 12 + 2)
 
 
-def plan(face_cost: int, frame_cost: int, strategy: str, device: torch.device,
-         faces_override: int | None = None, frames_override: int | None = None) -> MemoryPlan:
+def plan(face_cost: int, strategy: str, device: torch.device, faces_override: int | None = None,
+         frames_override: int | None = None) -> MemoryPlan:
     """Batch sizes that fit the strategy's share of the free memory on ``device`` (overrides win)."""
     free, _ = torch.cuda.mem_get_info(device)
-    budget = STRATEGY_SHARE.get(strategy, STRATEGY_SHARE["strict"]) * free
-    faces = faces_override or int(max(1, min(MAX_FACES_PER_CALL, budget * 0.75 // face_cost)))
-    frames = frames_override or int(max(1, min(MAX_FRAMES_PER_STEP, faces, budget * 0.25 // frame_cost)))
-    chosen = MemoryPlan(faces, frames, face_cost, frame_cost, free)
-    log.info("GPU batches: %d faces per model call, %d frames per step (%.0f MiB per face, %.0f MiB free)",
-             faces, frames, face_cost / 2**20, free / 2**20)
+    budget = int(STRATEGY_SHARE.get(strategy, STRATEGY_SHARE["strict"]) * free)
+    faces = faces_override or int(max(1, min(MAX_FACES_PER_CALL, budget * 3 // 4 // face_cost)))
+    chosen = MemoryPlan(faces, face_cost, budget, frames_override)
+    log.info("GPU batches: %d faces per model call, %d 1080p frames per step (%.0f MiB per face, %.0f MiB free)",
+             faces, chosen.frames_for(1080, 1920), face_cost / 2**20, free / 2**20)
     return chosen
 
 
