@@ -416,28 +416,30 @@ def section_stages(out: dict, models: Path, clip: Path, scratch: Path, quick: bo
 
     from steadyswap.blend import torch_ops
     from steadyswap.engine.gpu.engine import GpuEngine, GpuOptions, _Item, thumbnail
+    from steadyswap.io.codec_processes import ProcessReader
     from steadyswap.io.segments import plan_segments
-    from steadyswap.types import Frame
 
     info = probe(clip)
     count = 120 if quick else 600
     with VideoReader(clip, 0, count) as reader:
         out["decode_1_stream_fps"] = rate(count, lambda: sum(1 for _ in reader))
+    readers = {"streams": lambda s: VideoReader(clip, s.warmup, s.end),
+               "processes_planar": lambda s: ProcessReader(clip, s.warmup, s.end, planar=True)}
     for streams in (4, 8):
         plan = plan_segments(info, count=streams, warmup_frames=0, end=count)
+        for kind, open_reader in readers.items():
+            def read_all() -> None:
+                def one(segment) -> None:
+                    with open_reader(segment) as r:
+                        for _ in r:
+                            pass
+                threads = [threading.Thread(target=one, args=(s,)) for s in plan]
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join()
 
-        def read_all() -> None:
-            def one(segment) -> None:
-                with VideoReader(clip, segment.warmup, segment.end) as r:
-                    for _ in r:
-                        pass
-            threads = [threading.Thread(target=one, args=(s,)) for s in plan]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-
-        out[f"decode_{streams}_streams_fps"] = rate(count, read_all)
+            out[f"decode_{streams}_{kind}_fps"] = rate(count, read_all)
 
     frames_np = first_frames(clip, 96 if not quick else 32)
     source = read_image(shared(SOURCE_IMAGE))
@@ -478,8 +480,7 @@ def section_stages(out: dict, models: Path, clip: Path, scratch: Path, quick: bo
         index = 0
         for b, found, small in zip(batches, detections, thumbs):
             for row, faces in enumerate(found):
-                finals.extend(stream.push(_Item(0, Frame(index, None, frames_np[index]), True), b[row], faces,
-                                          small[row]))
+                finals.extend(stream.push(_Item(0, index, None, True), b[row], faces, small[row]))
                 index += 1
         finals.extend(stream.flush())
 
@@ -516,17 +517,27 @@ def section_stages(out: dict, models: Path, clip: Path, scratch: Path, quick: bo
     planes = (planes * math.ceil(encode_frames / len(planes)))[:encode_frames]
     for preset in ("veryfast", "ultrafast"):
         for encoders in (1, 4, 8):
-            out[f"encode_{preset}_q80_{encoders}_fps"] = encode_rate(planes, info, preset, encoders, scratch)
+            for processes in (False, True):
+                kind = "_processes" if processes else ""
+                out[f"encode_{preset}_q80_{encoders}{kind}_fps"] = encode_rate(planes, info, preset, encoders,
+                                                                             scratch, processes)
 
 
-def encode_rate(planes: list[np.ndarray], info, preset: str, encoders: int, scratch: Path) -> float:
-    """Frames/s of ``encoders`` VideoWriters in threads, each encoding an equal share of the yuv420p frames."""
+def encode_rate(planes: list[np.ndarray], info, preset: str, encoders: int, scratch: Path,
+                processes: bool = False) -> float:
+    """Frames/s of ``encoders`` VideoWriters (threads) or ProcessWriters, each encoding an equal share of the
+    yuv420p frames, with the engine's thread share per encoder."""
+    from steadyswap.io.codec_processes import ProcessWriter
+
     share = len(planes) // encoders
     crf = crf_from_quality(80, "libx264")
+    threads = 0 if encoders == 1 else max(2, (os.cpu_count() or 2) // encoders)
 
     def one(k: int) -> None:
         path = scratch / f"encode-{k}.mp4"
-        with VideoWriter(path, info, "libx264", crf, preset, audio_source=None) as writer:
+        kind = ProcessWriter if processes else VideoWriter
+        with kind(path, info, encoder="libx264", crf=crf, preset=preset, audio_source=None,
+                  threads=threads) as writer:
             for i in range(share):
                 writer.write_yuv420p(k * share + i, k * share + i, planes[k * share + i])
         path.unlink()
@@ -640,6 +651,13 @@ def section_e2e(out: dict, models: Path, clip: Path, scratch: Path, total: int, 
         ("warm_up", {}, {}, 100),
         ("default_auto", {}, {}, total),
         ("ultrafast_auto", {"output_video_preset": "ultrafast"}, {}, total),
+        ("default_threads", {}, {"processes": False}, short),
+        ("default_processes_rgb", {}, {"planar": False}, short),
+        ("default_processes_planar", {}, {}, short),
+        ("ultrafast_threads", {"output_video_preset": "ultrafast"}, {"processes": False}, short),
+        ("ultrafast_processes_planar", {"output_video_preset": "ultrafast"}, {}, short),
+        ("ultrafast_4_segments", {"output_video_preset": "ultrafast"}, {"segments": 4}, short),
+        ("ultrafast_12_segments", {"output_video_preset": "ultrafast"}, {"segments": 12}, short),
         ("default_1_segment", {}, {"segments": 1}, min(short, 300)),
         ("default_4_segments", {}, {"segments": 4}, short),
         ("memory_1_segment", {}, {"segments": 1}, total),

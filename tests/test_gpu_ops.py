@@ -140,3 +140,22 @@ def test_yuv420p_matches_swscale(torch_device: str, colorspace: int | None, colo
     got = torch_ops.rgb_to_yuv420p(torch.from_numpy(frame)[None].to(torch_device), colorspace, color_range)[0]
     diff = np.abs(got.cpu().numpy().astype(np.int16) - expected)
     assert diff.max() <= 1 and diff.mean() < 0.1
+
+
+@pytest.mark.parametrize("clip", ["liveportrait_d3.mp4", "fr_short_hamilton_clip.mp4"])
+def test_yuv420p_to_rgb_inverts_the_encoder_conversion(torch_device: str, clip: str) -> None:
+    from tests.conftest import media_path
+
+    with av.open(str(media_path(f"video/{clip}"))) as container:
+        context = container.streams.video[0].codec_context
+        colorspace, color_range = context.colorspace, context.color_range
+        frame = next(container.decode(video=0))
+    planes = torch.from_numpy(frame.to_ndarray(format="yuv420p"))[None].to(torch_device)
+    rgb = torch_ops.yuv420p_to_rgb(planes, colorspace, color_range)
+    back = torch_ops.rgb_to_yuv420p(rgb, colorspace, color_range)
+    drift = np.abs(back.cpu().numpy().astype(np.int16) - planes.cpu().numpy())
+    assert drift.mean() < 0.05 and np.percentile(drift, 99.9) <= 2  # decoded then re-encoded: the same planes
+    # swscale's fast path (VideoReader) is within a few levels, about one darker, and BT.601 whatever the tag
+    swscale = frame.to_ndarray(format="rgb24").astype(np.int16)
+    diff = rgb[0].cpu().numpy().astype(np.int16) - swscale
+    assert 0.3 < diff.mean() < 1.6 and np.percentile(np.abs(diff), 99) <= 4

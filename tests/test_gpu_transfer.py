@@ -16,7 +16,7 @@ def _source(name: str, count: int):
 
 
 def test_uploader_interleaves_sources_and_keeps_each_in_order(torch_device: str) -> None:
-    uploader = Uploader([_source("a", 5), _source("b", 2)], size=3, shape=(4, 6), device=torch_device)
+    uploader = Uploader([_source("a", 5), _source("b", 2)], size=3, shape=(4, 6, 3), device=torch_device)
     steps = list(uploader)
     items = [item for step in steps for item in step.items]
     assert items == [("a", 0), ("b", 0), ("a", 1), ("b", 1), ("a", 2), ("a", 3), ("a", 4)]
@@ -33,7 +33,19 @@ def test_uploader_hands_a_source_failure_to_the_consumer(torch_device: str) -> N
         raise OSError("disk gone")
 
     with pytest.raises(OSError, match="disk gone"):
-        list(Uploader([broken()], size=1, shape=(4, 6), device=torch_device))
+        list(Uploader([broken()], size=1, shape=(4, 6, 3), device=torch_device))
+
+
+def test_uploader_copies_each_frame_before_asking_its_source_again(torch_device: str) -> None:
+    def reusing(count: int):  # like ProcessReader: one shared buffer, valid until the next frame
+        buffer = np.zeros((3, 4), np.uint8)
+        for i in range(count):
+            buffer[...] = i
+            yield i, buffer
+
+    steps = list(Uploader([reusing(5)], size=4, shape=(3, 4), device=torch_device))
+    frames = torch.cat([step.frames for step in steps]).cpu()
+    assert [int(frame[0, 0]) for frame in frames] == [0, 1, 2, 3, 4]
 
 
 def test_downloader_consumes_private_copies_in_order(torch_device: str) -> None:

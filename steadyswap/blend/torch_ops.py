@@ -314,3 +314,36 @@ def rgb_to_yuv420p(frames: Tensor, colorspace: int | None = None, color_range: i
     out[:, :h] = y.round_().clamp_(0, 255).to(torch.uint8)
     out[:, h:].view(b, 2, h // 2 * w // 2).copy_(chroma.round_().clamp_(0, 255).to(torch.uint8).reshape(b, 2, -1))
     return out
+
+
+def yuv420p_to_rgb(planes: Tensor, colorspace: int | None = None, color_range: int | None = None) -> Tensor:
+    """RGB frames from planar yuv420p, each chroma sample covering its 2×2 block (as swscale's unscaled path).
+
+    The matrix follows the stream's tag (``rgb_to_yuv420p``'s table) and the arithmetic is float with
+    rounding, so ``rgb_to_yuv420p`` gives the decoded planes back (tests/test_gpu_ops.py). swscale's fast
+    integer path, which ``VideoReader`` uses, gives RGB about one level lower.
+
+    Args:
+        planes: (B, H·3/2, W) uint8, as ``rgb_to_yuv420p`` returns them.
+        colorspace, color_range: as ``rgb_to_yuv420p``.
+
+    Returns:
+        (B, H, W, 3) uint8 RGB.
+    """
+    kr, kb = _LUMA.get(colorspace or 0, _LUMA[5])
+    kg = 1 - kr - kb
+    b, rows, w = planes.shape
+    h = rows * 2 // 3
+    luma = planes[:, :h].float()
+    chroma = planes[:, h:].reshape(b, 2, h // 2, w // 2).float()
+    if color_range == 2:
+        chroma = chroma - 128
+    else:
+        luma = (luma - 16) * (255 / 219)
+        chroma = (chroma - 128) * (255 / 224)
+    chroma = chroma.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)
+    cb, cr = chroma[:, 0], chroma[:, 1]
+    red = luma + 2 * (1 - kr) * cr
+    blue = luma + 2 * (1 - kb) * cb
+    green = (luma - kr * red - kb * blue) / kg
+    return torch.stack([red, green, blue], dim=-1).round_().clamp_(0, 255).to(torch.uint8)

@@ -125,6 +125,21 @@ def even_padding(encoder: str, pix_fmt: str, width: int, height: int) -> tuple[i
     return (-width) % (2 // chroma.width), (-height) % (2 // chroma.height)
 
 
+def yuv420p_output(encoder: str, info: VideoInfo) -> bool:
+    """Whether ``encoder`` writes ``info``'s frames as 8-bit 4:2:0 at their own size, so that frames converted
+    to yuv420p elsewhere (``write_yuv420p``) can go straight in.
+
+    >>> from dataclasses import replace
+    >>> info = VideoInfo("a.mp4", 1920, 1080, 1, Fraction(30), Fraction(1, 30), 1 / 30, "h264", "yuv420p")
+    >>> yuv420p_output("libx264", info), yuv420p_output("libx264", replace(info, width=1919))
+    (True, False)
+    """
+    if encoder not in ENCODERS:
+        return False
+    pix_fmt = output_pix_fmt(encoder, info.pix_fmt, info.bit_depth)
+    return pix_fmt == "yuv420p" and even_padding(encoder, pix_fmt, info.width, info.height) == (0, 0)
+
+
 def disclosure_tags() -> dict[str, str]:
     """Container tags that mark the output as edited, synthetic media."""
     try:

@@ -7,7 +7,9 @@ on the frames before it. Steps of frames taken in turn from every segment go to 
 (ONNX detectors), alignment warps, the swapper, masks and paste-back run there on the faces of the whole
 step; frames are converted to yuv420p on the device and only those come back, for the encoders. Decoding,
 device work and encoding overlap (``transfer``), every queue is bounded, and the segment files are joined
-without re-encoding.
+without re-encoding. Decoders and encoders run in child processes (``io.codec_processes``), off this
+process's GIL, and frames travel to the device as the decoder's own yuv420p planes, converted to RGB there
+(half the bytes, no CPU colour conversion, and untouched pixels come back as they were decoded).
 
 Each stream's ``FaceSwapper`` is the CPU path's own object, given a ``DetectionFeed`` (the step's device
 detections) and a ``DeferredSwapper`` (records the faces to swap): so both paths decide the same, and
@@ -44,7 +46,9 @@ from steadyswap.engine.segment_runner import run_segment
 from steadyswap.engine.stream import prepare_references
 from steadyswap.errors import Interrupted, MediaDecodeError, ModelError, UsageError
 from steadyswap.io import VideoReader, VideoWriter, atomic_output, probe, read_image, write_image
+from steadyswap.io.codec_processes import ProcessReader, ProcessWriter, planar_decoding, yuv420p_shape
 from steadyswap.io.segments import Segment, join, plan_segments
+from steadyswap.io.writer import yuv420p_output
 from steadyswap.models.factory import DEFAULT_RECOGNIZER, model_store, parse_pixel_boost
 from steadyswap.models.registry import EMBEDDED, get_model
 from steadyswap.swap.base import SourceFace
@@ -76,6 +80,10 @@ class GpuOptions:
         release_every: ``torch.cuda.empty_cache`` every N frames (0: never; docs/benchmarks.md).
         strategy: ``--video-memory-strategy``, the share of free memory batches may plan on.
         compile: ``torch.compile`` the swapper graph (fuses its elementwise work; compiling takes a while).
+        processes: decoders and encoders in child processes when the output is 8-bit 4:2:0 at the source
+            size (else, and when False, threads of this process).
+        planar: with processes, frames reach the device as yuv420p planes where the source allows it and no
+            stream needs host RGB (the CPU face mesh, reference faces).
     """
 
     device: str = "cuda"
@@ -88,6 +96,8 @@ class GpuOptions:
     release_every: int = 0
     strategy: str = "strict"
     compile: bool = False
+    processes: bool = True
+    planar: bool = True
 
     @classmethod
     def from_config(cls, config: RunConfig) -> GpuOptions:
@@ -111,11 +121,14 @@ def cuda_device(name: str) -> torch.device:
 
 @dataclass
 class _Item:
-    """One decoded frame travelling through the engine."""
+    """One decoded frame travelling through the engine; ``frame``: its host picture, where one is kept
+    (a stream that analyses full frames on the CPU, or RGB output that keeps 10-bit detail)."""
 
     stream: int
-    frame: Frame
+    index: int
+    pts: int | None
     write: bool
+    frame: Frame | None = None
 
 
 Final = tuple[_Item, torch.Tensor, list[tuple[SourceFace, Faces]]]
@@ -135,25 +148,32 @@ class _Stream:
         self.index, self.segment, self.swapper, self.feed, self.deferred = index, segment, swapper, feed, deferred
         self.full_frames = feed is None or swapper.needs_references
         self.pending: deque[tuple[_Item, torch.Tensor, np.ndarray]] = deque()
-        self.reader: VideoReader | None = None
-        self.writer: VideoWriter | None = None
+        self.reader: VideoReader | ProcessReader | None = None
+        self.writer: VideoWriter | ProcessWriter | None = None
         self.written = 0
         self.flushed = False
 
     def frames(self) -> Iterator[tuple[_Item, np.ndarray]]:
+        """(item, picture) per decoded frame; the picture may be a buffer the reader reuses."""
         assert self.reader is not None
-        for frame in self.reader:
-            yield _Item(self.index, frame, self.segment.start <= frame.index < self.segment.end), frame.image
+        start, end = self.segment.start, self.segment.end
+        if isinstance(self.reader, ProcessReader):
+            for index, pts, image in self.reader:
+                kept = Frame(index, pts, image.copy()) if self.full_frames else None
+                yield _Item(self.index, index, pts, start <= index < end, kept), image
+        else:
+            for frame in self.reader:
+                yield _Item(self.index, frame.index, frame.pts, start <= frame.index < end, frame), frame.image
 
     def push(self, item: _Item, picture: torch.Tensor, found: Faces | None, thumbnail: np.ndarray) -> list[Final]:
         """Analyse one frame (its detections given, or by the swapper's own analyser); return the frames now final."""
         if self.feed is not None:
             assert found is not None
             self.feed.give(found)
-        seen = item.frame.image if self.full_frames else thumbnail
+        seen = item.frame.image if self.full_frames and item.frame is not None else thumbnail
         self.pending.append((item, picture, seen))
         finals = self._pair(self.swapper.push(seen))
-        if item.frame.index == self.segment.decode_end - 1:
+        if item.index == self.segment.decode_end - 1:
             finals += self.flush()
         return finals
 
@@ -311,7 +331,7 @@ class GpuEngine:
         detections = self.detector.detect(frames) if self.detector else [None] * len(images)
         finals = []
         for row, image in enumerate(images):
-            item = _Item(0, Frame(row, None, image), True)
+            item = _Item(0, row, None, True)
             if stream.feed is not None:
                 stream.feed.give(detections[row])  # type: ignore[arg-type]
             stream.swapper.process(image)
@@ -332,7 +352,7 @@ class GpuEngine:
         if not requests:
             return image
         frames = torch.from_numpy(image[None].copy()).to(self.device)
-        return self.render([(_Item(0, Frame(0, None, image), True), frames[0], requests)])[0].cpu().numpy()
+        return self.render([(_Item(0, 0, None, True), frames[0], requests)])[0].cpu().numpy()
 
     def _need_gpu_swapper(self) -> None:
         if self.swapper is None:
@@ -428,19 +448,28 @@ class GpuEngine:
         config = self.config
         single = whole and len(plan) == 1
         streams = [self._stream(i, segment, info.fps or 30.0) for i, segment in enumerate(plan)]
+        processes = self.options.processes and yuv420p_output(config.output_video_encoder, info)
+        planar = processes and self.options.planar and planar_decoding(info) and not any(
+            s.full_frames for s in streams)
+        writer_options = dict(
+            encoder=config.output_video_encoder,
+            crf=crf_from_quality(config.output_video_quality, config.output_video_encoder),
+            preset=config.output_video_preset, audio_source=... if single else None,
+            trim=(config.trim_frame_start, config.trim_frame_end) if single else (None, None),
+            threads=0 if single else max(2, (os.cpu_count() or 2) // len(plan)))
         try:
-            threads = 0 if single else max(2, (os.cpu_count() or 2) // len(plan))
             for stream, path in zip(streams, files):
                 prepare_references(stream.swapper, Path(info.path))
-                stream.reader = VideoReader(info.path, stream.segment.warmup, stream.segment.decode_end,
-                                            queue_size=QUEUE_FRAMES)
-                stream.writer = VideoWriter(
-                    path, info, encoder=config.output_video_encoder,
-                    crf=crf_from_quality(config.output_video_quality, config.output_video_encoder),
-                    preset=config.output_video_preset, audio_source=... if single else None,
-                    trim=(config.trim_frame_start, config.trim_frame_end) if single else (None, None),
-                    queue_size=QUEUE_FRAMES, threads=threads)
-            done = self._pump(streams, info, progress, cancel, sum(s.frames for s in plan))
+                segment = stream.segment
+                if processes:
+                    stream.reader = ProcessReader(info.path, segment.warmup, segment.decode_end, planar=planar,
+                                                  slots=QUEUE_FRAMES)
+                    stream.writer = ProcessWriter(path, info, slots=QUEUE_FRAMES, **writer_options)
+                else:
+                    stream.reader = VideoReader(info.path, segment.warmup, segment.decode_end,
+                                                queue_size=QUEUE_FRAMES)
+                    stream.writer = VideoWriter(path, info, queue_size=QUEUE_FRAMES, **writer_options)
+            done = self._pump(streams, info, progress, cancel, sum(s.frames for s in plan), planar)
             for stream in streams:
                 assert stream.writer is not None
                 stream.writer.close()
@@ -461,12 +490,13 @@ class GpuEngine:
                 stream.swapper.close()
 
     def _pump(self, streams: list[_Stream], info: VideoInfo, progress: Progress | None,
-              cancel: threading.Event | None, total: int) -> int:
-        """Run every stream to its end: upload, decide, render, download, encode, overlapped."""
+              cancel: threading.Event | None, total: int, planar: bool) -> int:
+        """Run every stream to its end: upload, decide, render, download, encode, overlapped; ``planar``:
+        the readers deliver yuv420p planes."""
         writer = streams[0].writer
         assert writer is not None
         yuv = writer.pix_fmt == "yuv420p" and writer.size == (info.width, info.height)
-        shape = (info.height * 3 // 2, info.width) if yuv else (info.height, info.width, 3)
+        rgb_shape = (info.height, info.width, 3)
         written = 0
 
         def consume(item: _Item, data: np.ndarray) -> None:
@@ -474,8 +504,9 @@ class GpuEngine:
             stream = streams[item.stream]
             assert stream.writer is not None
             if yuv:
-                stream.writer.write_yuv420p(item.frame.index, item.frame.pts, data)
+                stream.writer.write_yuv420p(item.index, item.pts, data)
             else:
+                assert isinstance(stream.writer, VideoWriter) and item.frame is not None
                 stream.writer.write(replace(item.frame, image=data))
             stream.written += 1
             written += 1
@@ -491,9 +522,10 @@ class GpuEngine:
                 downloader.submit([item for item, _, _ in chunk], out)
 
         size = self.plan.frames_for(info.height, info.width)
-        uploader: Uploader[_Item] = Uploader([s.frames() for s in streams], size, (info.height, info.width),
-                                             self.device)
-        downloader: Downloader[_Item] = Downloader(consume, shape, size, self.device)
+        uploader: Uploader[_Item] = Uploader([s.frames() for s in streams], size,
+                                             yuv420p_shape(info) if planar else rgb_shape, self.device)
+        downloader: Downloader[_Item] = Downloader(consume, yuv420p_shape(info) if yuv else rgb_shape, size,
+                                                   self.device, copies=not isinstance(writer, ProcessWriter))
         cpu_analysis = self.detector is None
         pool = ThreadPoolExecutor(max_workers=len(streams), thread_name_prefix="steadyswap-decide") \
             if cpu_analysis or len(streams) > 1 else None
@@ -501,7 +533,9 @@ class GpuEngine:
             for step in uploader:
                 if cancel is not None and cancel.is_set():
                     raise Interrupted("run cancelled")
-                emit(self.decide(step.frames, step.items, streams, pool))
+                frames = torch_ops.yuv420p_to_rgb(step.frames, info.colorspace, info.color_range) if planar \
+                    else step.frames
+                emit(self.decide(frames, step.items, streams, pool))
             emit([final for stream in streams for final in stream.flush()])
             downloader.close()
         except BaseException:

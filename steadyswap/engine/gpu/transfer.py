@@ -24,7 +24,7 @@ _END = object()
 
 @dataclass
 class Step(Generic[T]):
-    """Frames of one step: the items they came with, and the (B, H, W, 3) uint8 frames on the device."""
+    """Frames of one step: the items they came with, and the (B, …) uint8 frames on the device."""
 
     items: list[T]
     frames: torch.Tensor
@@ -46,17 +46,18 @@ class Uploader(Generic[T]):
     """Iterate ``Step``s of up to ``size`` frames taken in turn from ``sources`` (one frame from each).
 
     Args:
-        sources: iterators of (item, H×W×3 uint8 image); each is read in order.
+        sources: iterators of (item, uint8 frame of ``shape``); each is read in order. A frame is copied
+            before its source is asked for the next, so a source may hand out a buffer it then reuses.
         size: most frames per step.
-        shape: (H, W) of every frame.
+        shape: shape of every frame: (H, W, 3) RGB, or (H·3/2, W) yuv420p planes.
         device: where steps go.
         depth: steps prepared ahead of the consumer.
     """
 
-    def __init__(self, sources: Sequence[Iterator[tuple[T, np.ndarray]]], size: int, shape: tuple[int, int],
+    def __init__(self, sources: Sequence[Iterator[tuple[T, np.ndarray]]], size: int, shape: tuple[int, ...],
                  device: torch.device | str, depth: int = 2) -> None:
         self.sources, self.size, self.device = list(sources), size, torch.device(device)
-        self._ring = _Ring(depth + 1, (size, *shape, 3), self.device)
+        self._ring = _Ring(depth + 1, (size, *shape), self.device)
         self._queue: queue.Queue[object] = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
         self._turn = 0
@@ -95,36 +96,36 @@ class Uploader(Generic[T]):
                 continue
         return False
 
-    def _gather(self, live: list[Iterator[tuple[T, np.ndarray]]]) -> list[tuple[T, np.ndarray]]:
-        """Up to ``size`` frames, one from each live source in turn (the turn carries over between steps,
-        so every source advances alike); exhausted sources are dropped."""
-        taken: list[tuple[T, np.ndarray]] = []
-        while live and len(taken) < self.size:
+    def _gather(self, live: list[Iterator[tuple[T, np.ndarray]]], into: np.ndarray) -> list[T]:
+        """Copy up to ``size`` frames into ``into``, one from each live source in turn (the turn carries over
+        between steps, so every source advances alike); exhausted sources are dropped. Returns their items."""
+        items: list[T] = []
+        while live and len(items) < self.size:
             self._turn %= len(live)
             try:
-                taken.append(next(live[self._turn]))
-                self._turn += 1
+                item, image = next(live[self._turn])
             except StopIteration:
                 del live[self._turn]
-        return taken
+                continue
+            into[len(items)] = image
+            items.append(item)
+            self._turn += 1
+        return items
 
     def _run(self) -> None:
         live = list(self.sources)
         try:
-            while not self._stop.is_set():
-                taken = self._gather(live)
-                if not taken:
-                    break
+            while not self._stop.is_set() and live:
                 slot = self._ring.free.get()
                 event = self._ring.events[slot]
                 if event is not None:
                     event.synchronize()
                 host = self._ring.buffers[slot]
-                array = host.numpy()
-                for row, (_, image) in enumerate(taken):
-                    array[row] = image
-                step = self._send(host[: len(taken)], [item for item, _ in taken], slot)
-                if not self._put(step):
+                items = self._gather(live, host.numpy())
+                if not items:
+                    self._ring.free.put(slot)
+                    break
+                if not self._put(self._send(host[: len(items)], items, slot)):
                     break
         except BaseException as error:  # hand every failure (decode errors included) to the consumer
             self._put(error)
@@ -147,16 +148,18 @@ class Downloader(Generic[T]):
     """Bring finished steps back to the host and pass each frame to ``consume(item, array)`` on a thread.
 
     Args:
-        consume: called in order with each item and its H'×W' uint8 array (a private copy).
+        consume: called in order with each item and its H'×W' uint8 array.
         shape: (rows, columns[, channels]) of one finished frame (yuv420p: (H·3/2, W)).
         size: most frames per step.
         device: where steps come from.
         depth: steps in flight.
+        copies: hand ``consume`` a private copy; False: a view into a buffer, valid during the call
+            (for consumers that copy anyway, as ``ProcessWriter`` does into shared memory).
     """
 
     def __init__(self, consume: Callable[[T, np.ndarray], None], shape: tuple[int, ...], size: int,
-                 device: torch.device | str, depth: int = 2) -> None:
-        self.consume, self.device = consume, torch.device(device)
+                 device: torch.device | str, depth: int = 2, copies: bool = True) -> None:
+        self.consume, self.device, self.copies = consume, torch.device(device), copies
         self._ring = _Ring(depth, (size, *shape), self.device)
         self._queue: queue.Queue[object] = queue.Queue()
         self._error: BaseException | None = None
@@ -216,7 +219,7 @@ class Downloader(Generic[T]):
                         event.synchronize()
                     array = self._ring.buffers[slot].numpy()
                     for row, item in enumerate(items):
-                        self.consume(item, array[row].copy())
+                        self.consume(item, array[row].copy() if self.copies else array[row])
             except BaseException as error:  # an encoder failure: stop consuming, tell the compute thread
                 self._error = error
             finally:

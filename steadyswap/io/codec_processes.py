@@ -1,0 +1,330 @@
+"""ProcessReader and ProcessWriter: a decoder or an encoder in its own process, frames through shared memory.
+
+The GPU engine runs up to eight decoder/encoder pairs beside its own threads. As threads of one process
+they contend for the GIL (PyAV holds it while it wraps and converts frames) and the device loop starves;
+as processes each has its own interpreter, and frames cross in ``FrameSlots`` with only slot numbers
+pickled. A child is a fresh interpreter running this module (``python -m``), never a fork of a parent
+that holds a CUDA context, and it does not re-run the caller's main script the way multiprocessing's
+spawn does, so scripts need no ``if __name__ == "__main__"`` guard. It talks over a socket pair.
+
+Inside, the child runs the same ``VideoReader``/``VideoWriter`` as a single-process run, so decoding,
+trimming, timestamps, audio, tags and every error message are theirs. A child's failure is raised in the
+parent as the same exception; a child that dies is reported as such, never waited on forever.
+"""
+
+from __future__ import annotations
+
+import pickle
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+
+from steadyswap.errors import OutputError, SteadySwapError, UsageError
+from steadyswap.io.probe import PathLike, probe
+from steadyswap.io.reader import VideoReader
+from steadyswap.io.shared_frames import FrameSlots
+from steadyswap.io.writer import VideoWriter
+from steadyswap.types import VideoInfo, check_shape
+
+SLOTS = 8
+"""Frames in flight between a child and the parent, each way."""
+POLL_SECONDS = 0.5
+"""How often a waiting side checks that the other process is still alive."""
+
+
+def _start(role: str, *setup: Any) -> tuple[subprocess.Popen, Connection]:
+    """Start this module as a ``role`` child and send it ``setup``; returns the process and its connection."""
+    ours, theirs = socket.socketpair()
+    with theirs:
+        process = subprocess.Popen([sys.executable, "-m", __name__, role, str(theirs.fileno())],
+                                   pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL)
+    conn = Connection(ours.detach())
+    conn.send(setup)
+    return process, conn
+
+
+def yuv420p_shape(info: VideoInfo) -> tuple[int, int]:
+    """(rows, columns) of one planar yuv420p frame of ``info``'s size: Y, then U and V below it."""
+    return info.height * 3 // 2, info.width
+
+
+def planar_decoding(info: VideoInfo) -> bool:
+    """Whether frames of ``info`` can travel as their own yuv420p planes (8-bit 4:2:0, upright, even size)."""
+    return (info.pix_fmt in ("yuv420p", "yuvj420p") and info.rotation == 0
+            and info.width % 2 == 0 and info.height % 2 == 0)
+
+
+def _portable(error: BaseException) -> BaseException:
+    """``error`` if it survives pickling, else an equivalent SteadySwapError."""
+    try:
+        pickle.loads(pickle.dumps(error))
+        return error
+    except Exception:
+        return SteadySwapError(f"{type(error).__name__}: {error}")
+
+
+def _receive(conn: Connection, process: subprocess.Popen, what: str) -> tuple[Any, ...]:
+    """The child's next message; raises when it died instead, or when it reports an error."""
+    try:
+        while not conn.poll(POLL_SECONDS):
+            if process.poll() is not None and not conn.poll():
+                raise EOFError
+        message = conn.recv()
+    except (EOFError, OSError):
+        try:
+            process.wait(POLL_SECONDS)
+        except subprocess.TimeoutExpired:
+            pass
+        raise SteadySwapError(f"{what} process died (exit code {process.returncode})") from None
+    if message[0] == "error":
+        raise message[1]
+    return message
+
+
+def _stop(process: subprocess.Popen, conn: Connection, slots: FrameSlots) -> None:
+    try:
+        process.wait(5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    conn.close()
+    slots.close()
+
+
+class _PlanarReader(VideoReader):
+    """A VideoReader whose items are (index, pts, yuv420p planes) instead of RGB Frames."""
+
+    def _convert(self, index: int, frame: av.VideoFrame) -> Any:  # type: ignore[override]
+        return index, frame.pts, frame.to_ndarray(format="yuv420p")
+
+
+def _decode(conn: Connection, path: str, start: int, end: int, planar: bool,
+            slots_path: str, count: int, shape: tuple[int, ...]) -> None:
+    """Child: decode frames [start, end) into the slots the parent hands back."""
+    slots = FrameSlots(count, shape, slots_path)
+    free = list(range(count))
+    try:
+        kind = _PlanarReader if planar else VideoReader
+        with kind(path, start, end, queue_size=2, high_bit_depth=False) as reader:
+            for item in reader:
+                index, pts, image = item if planar else (item.index, item.pts, item.image)
+                while not free or conn.poll():
+                    slot = conn.recv()
+                    if slot is None:
+                        return
+                    free.append(slot)
+                slot = free.pop()
+                slots[slot][...] = image
+                conn.send(("frame", slot, index, pts))
+        conn.send(("end",))
+    except (EOFError, BrokenPipeError):
+        return
+    except BaseException as error:
+        conn.send(("error", _portable(error)))
+    finally:
+        slots.close()
+
+
+class ProcessReader:
+    """Iterate (index, pts, array) for frames [start, end) of a video decoded in a child process.
+
+    Args:
+        path: the video.
+        start, end: the frame range (end exclusive; None: to the end).
+        planar: deliver yuv420p planes ((H·3/2)×W, see ``planar_decoding``) instead of H×W×3 RGB.
+        slots: frames decoded ahead.
+
+    Each array is a view into shared memory, valid until the next frame is asked for: copy what you keep.
+
+    Raises:
+        MediaDecodeError, InputNotFoundError, UsageError: as ``VideoReader`` (from the child, on iteration).
+    """
+
+    def __init__(self, path: PathLike, start: int | None = None, end: int | None = None, planar: bool = False,
+                 slots: int = SLOTS) -> None:
+        self.info = probe(path)
+        if planar and not planar_decoding(self.info):
+            raise UsageError(f"{path}: {self.info.pix_fmt} frames cannot be delivered as yuv420p planes")
+        self.start = start or 0
+        self.end = self.info.frame_count if end is None else min(end, self.info.frame_count)
+        shape = yuv420p_shape(self.info) if planar else (self.info.height, self.info.width, 3)
+        self._slots = FrameSlots(slots, shape)
+        self._process, self._conn = _start("decode", self.info.path, self.start, self.end, planar,
+                                           self._slots.path, slots, shape)
+        self._closed = False
+
+    def __iter__(self) -> Iterator[tuple[int, int | None, np.ndarray]]:
+        held: int | None = None
+        try:
+            while True:
+                if held is not None:
+                    try:
+                        self._conn.send(held)
+                    except (BrokenPipeError, OSError):
+                        pass  # the child has sent its last frame and left; a death shows in _receive
+                    held = None
+                message = _receive(self._conn, self._process, "decoder")
+                if message[0] == "end":
+                    return
+                _, held, index, pts = message
+                yield index, pts, self._slots[held]
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Stop the child and release the shared frames; safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._conn.send(None)
+        except (BrokenPipeError, OSError):
+            pass
+        _stop(self._process, self._conn, self._slots)
+
+    def __enter__(self) -> ProcessReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _encode(conn: Connection, path: str, info: VideoInfo, options: dict[str, Any],
+            slots_path: str, count: int, shape: tuple[int, ...]) -> None:
+    """Child: a VideoWriter fed from the slots; answers "free" per frame taken and "closed" at the end."""
+    slots = FrameSlots(count, shape, slots_path)
+    writer: VideoWriter | None = None
+    try:
+        writer = VideoWriter(path, info, queue_size=2, **options)
+        conn.send(("ready", writer.pix_fmt, writer.size))
+        while True:
+            message = conn.recv()
+            if message[0] == "frame":
+                _, slot, index, pts = message
+                data = slots[slot].copy()
+                conn.send(("free", slot))
+                writer.write_yuv420p(index, pts, data)
+            else:
+                if message[0] == "close":
+                    writer.close()
+                else:
+                    writer.abort()
+                conn.send(("closed",))
+                return
+    except (EOFError, BrokenPipeError):
+        if writer is not None:
+            writer.abort()
+    except BaseException as error:
+        if writer is not None:
+            writer.abort()
+        conn.send(("error", _portable(error)))
+    finally:
+        slots.close()
+
+
+class ProcessWriter:
+    """A ``VideoWriter`` in a child process, fed yuv420p frames (the GPU engine's output).
+
+    Args:
+        path, info: as ``VideoWriter``.
+        slots: frames queued ahead of the encoder.
+        **options: the rest of ``VideoWriter``'s arguments (encoder, crf, preset, audio_source, trim, threads).
+
+    The output must be 8-bit 4:2:0 at the source's even size (``VideoWriter.write_yuv420p``); a writer
+    that would choose another format fails with UsageError at construction.
+
+    Raises:
+        UsageError, OutputError: as ``VideoWriter`` (construction errors at construction, encoding errors
+            from ``write_yuv420p``/``close``).
+    """
+
+    def __init__(self, path: PathLike, info: VideoInfo, slots: int = SLOTS, **options: Any) -> None:
+        self.path, self.info = Path(path), info
+        shape = yuv420p_shape(info)
+        self._slots = FrameSlots(slots, shape)
+        self._free = list(range(slots))
+        self._process, self._conn = _start("encode", str(self.path), info, options, self._slots.path, slots, shape)
+        self._closed = False
+        try:
+            _, self.pix_fmt, self.size = _receive(self._conn, self._process, "encoder")
+        except BaseException:
+            self._closed = True
+            _stop(self._process, self._conn, self._slots)
+            raise
+        if self.pix_fmt != "yuv420p" or self.size != (info.width, info.height):
+            self.abort()
+            raise OutputError(f"{self.path}: the encoder wants {self.pix_fmt} at {self.size}; "
+                              "a process writer takes yuv420p at the source's size only")
+
+    def write_yuv420p(self, index: int, pts: int | None, data: np.ndarray) -> None:
+        """Queue one planar yuv420p frame ((H·3/2)×W uint8); blocks while every slot is queued."""
+        if self._closed:
+            raise OutputError(f"{self.path}: write after close")
+        check_shape("yuv420p data", data, self._slots.shape, np.uint8)
+        while not self._free:
+            self._free.append(self._expect("free")[1])
+        slot = self._free.pop()
+        self._slots[slot][...] = data
+        try:
+            self._conn.send(("frame", slot, index, pts))
+        except (BrokenPipeError, OSError):
+            self._expect()  # reports how the child ended
+
+    def close(self) -> None:
+        """Flush the encoder and finish the file; raise what the child raised."""
+        self._finish("close")
+
+    def abort(self) -> None:
+        """Stop without flushing (the caller deletes the file); never raises the child's errors."""
+        try:
+            self._finish("abort")
+        except SteadySwapError:
+            pass
+
+    def _finish(self, how: str) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._conn.send((how,))
+            while self._expect("free", "closed")[0] != "closed":
+                pass
+        except (BrokenPipeError, OSError) as error:
+            raise OutputError(f"{self.path}: the encoder process stopped ({error})") from error
+        finally:
+            if not self._conn.closed:
+                _stop(self._process, self._conn, self._slots)
+
+    def _expect(self, *kinds: str) -> tuple[Any, ...]:
+        """The child's next message, one of ``kinds``; on its failure or death, the child is stopped."""
+        try:
+            message = _receive(self._conn, self._process, "encoder")
+            if message[0] not in kinds:
+                raise OutputError(f"{self.path}: unexpected message from the encoder process: {message[0]}")
+        except BaseException:
+            self._closed = True
+            if not self._conn.closed:
+                _stop(self._process, self._conn, self._slots)
+            raise
+        return message
+
+    def __enter__(self) -> ProcessWriter:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+if __name__ == "__main__":
+    _connection = Connection(int(sys.argv[2]))
+    {"decode": _decode, "encode": _encode}[sys.argv[1]](_connection, *_connection.recv())
