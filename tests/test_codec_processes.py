@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import av
@@ -64,8 +65,10 @@ def test_errors_of_the_child_reach_the_parent(tmp_path: Path) -> None:
     with pytest.raises(MediaDecodeError), ProcessReader(broken) as reader:
         for _ in reader:
             pass
-    with pytest.raises(UsageError, match="webm"):
-        ProcessWriter(tmp_path / "out.webm", probe(_clip()), encoder="libx264")
+    with pytest.raises(UsageError, match="webm"):  # the child's VideoWriter refuses; reported at the first call
+        ProcessWriter(tmp_path / "out.webm", probe(_clip()), encoder="libx264").close()
+    with pytest.raises(UsageError, match="4:2:0"):  # odd sizes get padded: not for planes made elsewhere
+        ProcessWriter(tmp_path / "odd.mp4", replace(probe(_clip()), width=511))
     assert not (tmp_path / "out.webm").exists()
 
 
@@ -89,3 +92,12 @@ def test_a_dead_child_is_reported_not_waited_for(tmp_path: Path) -> None:
             writer.write_yuv420p(0, 0, np.zeros((768, 512), np.uint8))
         writer.close()
     assert _shared_files() == before  # the shared frames went with the children
+
+
+def test_shared_frames_leave_no_file_once_the_child_has_them() -> None:
+    before = _shared_files()
+    with ProcessReader(_clip(), 0, 5) as reader:
+        frames = iter(reader)
+        next(frames)
+        assert _shared_files() == before  # unlinked while still in use
+        assert sum(1 for _ in frames) == 4

@@ -30,7 +30,7 @@ from steadyswap.errors import OutputError, SteadySwapError, UsageError
 from steadyswap.io.probe import PathLike, probe
 from steadyswap.io.reader import VideoReader
 from steadyswap.io.shared_frames import FrameSlots
-from steadyswap.io.writer import VideoWriter
+from steadyswap.io.writer import VideoWriter, yuv420p_output
 from steadyswap.types import VideoInfo, check_shape
 
 SLOTS = 8
@@ -111,6 +111,7 @@ def _decode(conn: Connection, path: str, start: int, end: int, planar: bool,
     slots = FrameSlots(count, shape, slots_path)
     free = list(range(count))
     try:
+        conn.send(("ready",))
         kind = _PlanarReader if planar else VideoReader
         with kind(path, start, end, queue_size=2, high_bit_depth=False) as reader:
             for item in reader:
@@ -163,6 +164,8 @@ class ProcessReader:
     def __iter__(self) -> Iterator[tuple[int, int | None, np.ndarray]]:
         held: int | None = None
         try:
+            _receive(self._conn, self._process, "decoder")  # "ready": the child has mapped the slots
+            self._slots.unlink()
             while True:
                 if held is not None:
                     try:
@@ -247,27 +250,32 @@ class ProcessWriter:
 
     def __init__(self, path: PathLike, info: VideoInfo, slots: int = SLOTS, **options: Any) -> None:
         self.path, self.info = Path(path), info
+        encoder = options.get("encoder", "libx264")
+        if not yuv420p_output(encoder, info):
+            raise UsageError(f"{self.path}: {encoder} would not write {info.pix_fmt} at {info.width}x{info.height} "
+                             "as 8-bit 4:2:0; a process writer takes yuv420p at the source's size only")
+        self.pix_fmt, self.size = "yuv420p", (info.width, info.height)
         shape = yuv420p_shape(info)
         self._slots = FrameSlots(slots, shape)
         self._free = list(range(slots))
         self._process, self._conn = _start("encode", str(self.path), info, options, self._slots.path, slots, shape)
         self._closed = False
-        try:
-            _, self.pix_fmt, self.size = _receive(self._conn, self._process, "encoder")
-        except BaseException:
-            self._closed = True
-            _stop(self._process, self._conn, self._slots)
-            raise
-        if self.pix_fmt != "yuv420p" or self.size != (info.width, info.height):
-            self.abort()
-            raise OutputError(f"{self.path}: the encoder wants {self.pix_fmt} at {self.size}; "
-                              "a process writer takes yuv420p at the source's size only")
+        self._ready = False
+
+    def _await_ready(self) -> None:
+        """Wait for the child's VideoWriter (its construction errors are raised here), then unlink the slots'
+        name. Deferred to the first write so that several writers start side by side."""
+        if not self._ready:
+            self._expect("ready")
+            self._ready = True
+            self._slots.unlink()
 
     def write_yuv420p(self, index: int, pts: int | None, data: np.ndarray) -> None:
         """Queue one planar yuv420p frame ((H·3/2)×W uint8); blocks while every slot is queued."""
         if self._closed:
             raise OutputError(f"{self.path}: write after close")
         check_shape("yuv420p data", data, self._slots.shape, np.uint8)
+        self._await_ready()
         while not self._free:
             self._free.append(self._expect("free")[1])
         slot = self._free.pop()
@@ -291,8 +299,9 @@ class ProcessWriter:
     def _finish(self, how: str) -> None:
         if self._closed:
             return
-        self._closed = True
         try:
+            self._await_ready()
+            self._closed = True
             self._conn.send((how,))
             while self._expect("free", "closed")[0] != "closed":
                 pass

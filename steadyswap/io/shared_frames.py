@@ -3,7 +3,9 @@
 Decoders and encoders run in their own processes (``io.codec_processes``) so that they neither share the
 parent's GIL nor pickle megabytes per frame: a frame is written into a slot and only the slot number
 travels through a pipe. The slots live in a memory-mapped file under /dev/shm (the system's temporary
-folder where there is none), which any process can map by its path.
+folder where there is none), which any process can map by its path. Once every process has mapped it,
+the owner unlinks the path (``unlink``): the memory stays until the last mapping goes, and nothing is left
+behind even when a process is killed.
 """
 
 from __future__ import annotations
@@ -52,6 +54,11 @@ class FrameSlots:
         """The frame in ``slot`` (a view into the shared mapping)."""
         return self._array[slot]
 
+    def unlink(self) -> None:
+        """Remove the backing file's name (owner only); processes that mapped it keep their mapping."""
+        if self.owner:
+            Path(self.path).unlink(missing_ok=True)
+
     def close(self) -> None:
         """Unmap; the owner also deletes the backing file. Views handed out must no longer be used."""
         self._array = np.empty((0, *self.shape), np.uint8)
@@ -59,5 +66,4 @@ class FrameSlots:
             self._map.close()
         except BufferError:  # a caller still holds a view: leave the mapping to the garbage collector
             pass
-        if self.owner:
-            Path(self.path).unlink(missing_ok=True)
+        self.unlink()
