@@ -58,6 +58,8 @@ log = logging.getLogger(__name__)
 
 MIN_SEGMENT_FRAMES = 90
 """Segments shorter than this are not worth their warm-up and join."""
+MAX_SEGMENTS = 4
+"""More segments side by side than this ran slower on the H100 machine's 16 cores (docs/benchmarks.md)."""
 QUEUE_FRAMES = 24
 """Frames each segment's decoder and encoder may run ahead: enough that one busy encoder (or decoder) does
 not stall the others while the engine waits on it in turn."""
@@ -75,7 +77,8 @@ class GpuOptions:
         channels_last: NHWC layout for the swapper's convolutions.
         faces_per_call: faces per swapper call; None: from the memory probe (``--execution-batch-size``).
         frames_per_step: frames on the device per step; None: from the memory probe.
-        segments: parallel decoder/encoder pairs; None: from the CPU count and the video length.
+        segments: parallel decoder/encoder pairs; None: one per four CPU cores (at most ``MAX_SEGMENTS``),
+            fewer for short videos.
         warmup_frames: frames each later segment runs before its first written frame.
         release_every: ``torch.cuda.empty_cache`` every N frames (0: never; docs/benchmarks.md).
         strategy: ``--video-memory-strategy``, the share of free memory batches may plan on.
@@ -359,10 +362,11 @@ class GpuEngine:
             raise UsageError("the classic swapper has no GPU form; use FaceSwapper for frames and photos")
 
     def segments(self, info: VideoInfo, start: int, end: int) -> list[Segment]:
-        """Segments to run side by side: about one per two CPU cores, none shorter than MIN_SEGMENT_FRAMES."""
+        """Segments to run side by side: one per four CPU cores, at most MAX_SEGMENTS, none shorter than
+        MIN_SEGMENT_FRAMES (docs/benchmarks.md: on 16 cores 4 segments ran 1.5x faster than 8)."""
         wanted = self.options.segments
         if wanted is None:
-            wanted = max(1, min(8, (os.cpu_count() or 2) // 2, (end - start) // MIN_SEGMENT_FRAMES))
+            wanted = max(1, min(MAX_SEGMENTS, (os.cpu_count() or 2) // 4, (end - start) // MIN_SEGMENT_FRAMES))
         lookahead = self.config.smoothing_lookahead if self.config.face_smoothing == "one-euro" else 0
         if wanted == 1:
             return [Segment(info.path, start, end, start)]
