@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import replace
 from pathlib import Path
 
 from steadyswap.config import RunConfig
 from steadyswap.engine.frame_swapper import FaceSwapper
+from steadyswap.engine.gpu import cpu_fallback, engine_module, use_gpu_engine
 from steadyswap.engine.pipeline import Progress, RunResult, run_image, run_video
-from steadyswap.errors import InputError, ModelError, OutputError
+from steadyswap.errors import InputError, OutputError
 from steadyswap.io import media_kind
 
 log = logging.getLogger(__name__)
@@ -49,11 +49,12 @@ def swap_file(sources: list[str | Path] | str | Path, target: str | Path, output
     kind = media_kind(target_path)
     if output_path.exists() and output_path.is_dir():
         raise OutputError(f"output {output_path} is a folder; give a file name")
+    if use_gpu_engine(config):
+        run_file = engine_module().run_file
+        return run_file(source_paths, target_path, output_path, config, kind, progress, cancel)
     if config.execution_providers[0] == "cuda":
-        if _gpu_usable() or "cpu" not in config.execution_providers:
-            return _run_on_gpu(source_paths, target_path, output_path, config, kind, progress, cancel)
         log.warning("--execution-providers cuda: no CUDA GPU usable by PyTorch here; running on the CPU")
-        config = replace(config, execution_providers=("cpu",))
+        config = cpu_fallback(config)
     if kind == "image":
         with FaceSwapper(source_paths, config) as swapper:
             return run_image(swapper, target_path, output_path, config)
@@ -68,26 +69,6 @@ def swap_file(sources: list[str | Path] | str | Path, target: str | Path, output
     finally:
         for swapper in built:
             swapper.close()
-
-
-def _gpu_usable() -> bool:
-    """PyTorch is installed and sees a CUDA GPU."""
-    try:
-        import torch
-    except ImportError:
-        return False
-    return torch.cuda.is_available()
-
-
-def _run_on_gpu(sources: list[Path], target: Path, output: Path, config: RunConfig, kind: str,
-                progress: Progress | None, cancel: threading.Event | None) -> RunResult:
-    """``--execution-providers cuda``: the GPU engine, which needs PyTorch (the ``gpu`` extra)."""
-    try:
-        from steadyswap.engine.gpu.engine import run_file
-    except ImportError as error:
-        raise ModelError("--execution-providers cuda needs PyTorch and onnx2torch: "
-                         "pip install 'steadyswap[gpu]' (or pass --execution-providers cpu)") from error
-    return run_file(sources, target, output, config, kind, progress, cancel)
 
 
 __all__ = ["FaceSwapper", "RunConfig", "RunResult", "swap_file"]

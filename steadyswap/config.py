@@ -104,16 +104,28 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> RunConfig:
-        """Build from a mapping (a job file's options); unknown keys are an error, dashes accepted."""
+        """Build from a mapping (a job file's options); unknown keys are an error, dashes accepted.
+
+        ``gpu``, a mapping of GPU engine tunables (``GpuOptions``: ``device``, ``half``, ``segments``...), goes to
+        ``extra['gpu']``; the engine checks its keys when it starts.
+        """
         names = {f.name for f in fields(cls)}
         clean: dict[str, Any] = {}
+        gpu = None
         for key, value in values.items():
             name = key.lstrip("-").replace("-", "_")
+            if name == "gpu":
+                gpu = value
+                continue
             if name not in names:
                 raise UsageError(f"unknown option '{key}'")
             if isinstance(value, list):
                 value = tuple(value)
             clean[name] = value
+        if gpu is not None:
+            if not isinstance(gpu, dict):
+                raise UsageError(f"option 'gpu': expected a mapping of GPU engine options, got {gpu!r}")
+            clean["extra"] = {**clean.get("extra", {}), "gpu": dict(gpu)}
         return cls(**clean).validate()
 
 

@@ -7,6 +7,7 @@ They are NOT the real networks: real-model output is not verified by the tests t
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -104,3 +105,12 @@ def landmarker(path: Path, points: np.ndarray, peak: float, batch: Batch = "N") 
              ("points", points[None].astype(np.float32)), ("heat", heatmaps)]
     return save(nodes, [_tensor("input", [batch, 3, 256, 256])],
                 [_tensor("landmarks", [batch, 68, 3]), _tensor("heatmaps", [batch, 68, 64, 64])], inits, path)
+
+
+def gpu_engine_models(root: Path, yunet: Path) -> Path:
+    """A models folder for GPU engine runs: hyperswap_1a_256 (target + first source values, mask 0.25), an
+    ArcFace stand-in, and ``yunet`` (real weights) as yunet_2023_mar.onnx."""
+    shutil.copy(yunet, root / "yunet_2023_mar.onnx")
+    swapper(root / "hyperswap_1a_256.onnx", 256, mode="add_source", mask=True)
+    recognizer(root / "arcface_w600k_r50.onnx", np.random.default_rng(3).normal(0, 0.5, (3, 512)).astype(np.float32))
+    return root

@@ -21,7 +21,7 @@ import pytest
 
 from steadyswap.api import swap_file
 from steadyswap.config import RunConfig
-from steadyswap.cli.batch import summary
+from steadyswap.cli.batch import gpu_workers, summary
 from steadyswap.cli.main import main
 from steadyswap.distributed import Batch, BatchProgress, BatchResult, BatchSettings, Job, JobReport
 from steadyswap.distributed import jobs_from_folder, load_job_file
@@ -255,6 +255,27 @@ def test_summary_table() -> None:
     assert "a.mp4  done    300     10.0     30.0  1        4 (2 kept)" in text
     assert text.splitlines()[2].endswith("no face found")
     assert "1 done, 0 already complete, 1 failed of 2 jobs; 300 frames in 12.0 s (25.0 frames/s)" in text
+
+
+def test_workers_go_one_per_gpu_when_a_job_selects_the_gpu_engine(monkeypatch: pytest.MonkeyPatch) -> None:
+    cpu = Job(("face.jpg",), "a.mp4", "out/a.mp4", {})
+    cuda = Job(("face.jpg",), "b.mp4", "out/b.mp4", {"execution-providers": ["cuda"]})
+    fallback = Job(("face.jpg",), "c.mp4", "out/c.mp4", {"execution-providers": ["cuda", "cpu"]})
+    broken = Job(("face.jpg",), "d.mp4", "out/d.mp4", {"no-such-option": 1})
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    assert gpu_workers([cpu, cuda, broken], {}) and gpu_workers([cpu], {"execution_providers": ("cuda",)})
+    assert not gpu_workers([cpu, broken], {}) and not gpu_workers([cpu], {"execution_providers": ("cpu", "cuda")})
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert not gpu_workers([fallback], {})  # no GPU here: the CPU path, on CPU workers
+    assert gpu_workers([fallback, cuda], {})  # then local_worker_envs says that no GPU was found
+
+
+def test_running_cluster_with_multithreaded_workers_is_refused() -> None:
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster:
+        with pytest.raises(UsageError, match="run 2 threads.*--nthreads 1"):
+            DaskExecutor(scheduler=cluster.scheduler_address, dashboard=False)
 
 
 def test_local_workers_one_per_gpu_pinned(monkeypatch: pytest.MonkeyPatch) -> None:

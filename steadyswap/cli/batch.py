@@ -15,8 +15,10 @@ from typing import Any, TextIO
 from steadyswap.cli.flags import FLAGS, GROUPS
 from steadyswap.cli.run import css_sides
 from steadyswap.config import RunConfig
-from steadyswap.distributed import Batch, BatchProgress, BatchResult, BatchSettings, jobs_from_folder, load_job_file
-from steadyswap.distributed.dask_executor import DaskExecutor, local_worker_envs
+from steadyswap.distributed import (
+    Batch, BatchProgress, BatchResult, BatchSettings, Job, jobs_from_folder, load_job_file,
+)
+from steadyswap.distributed.dask_executor import DaskExecutor, gpu_ids, local_worker_envs
 from steadyswap.errors import UsageError
 
 log = logging.getLogger("steadyswap.cli")
@@ -47,8 +49,8 @@ def add_batch_parser(subparsers: Any) -> argparse.ArgumentParser:
     paths.add_argument("-o", "--output", metavar="FOLDER", help="folder the swapped targets are written to")
     cluster = parser.add_argument_group("cluster")
     cluster.add_argument("--workers", type=int, metavar="N",
-                         help="worker processes of the local cluster (default: one per GPU with "
-                              "--execution-providers cuda, else half the CPU cores)")
+                         help="worker processes of the local cluster (default: one per GPU when jobs run with "
+                              "--execution-providers cuda, the GPU engine; else half the CPU cores)")
     cluster.add_argument("--scheduler", metavar="ADDRESS",
                          help="use the running Dask cluster at ADDRESS (tcp://host:8786) instead of a local one; "
                               "its workers must see the same files")
@@ -107,8 +109,7 @@ def run_batch(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     jobs = _jobs(args)
     if args.log_level != "debug":
         logging.getLogger("distributed").setLevel(logging.ERROR)
-    gpus = "cuda" in settings.defaults.get("execution_providers", ())
-    envs = None if args.scheduler else local_worker_envs(args.workers, gpus)
+    envs = None if args.scheduler else local_worker_envs(args.workers, gpu_workers(jobs, settings.defaults))
     log.info("starting %s", f"a client of {args.scheduler}" if args.scheduler else f"{len(envs)} local workers")
     bar = _Bar(enabled=not args.quiet)
     try:
@@ -143,7 +144,21 @@ def summary(result: BatchResult) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
-def _jobs(args: argparse.Namespace) -> list:
+def gpu_workers(jobs: list[Job], defaults: dict[str, Any]) -> bool:
+    """Whether the local workers go one per GPU: some job's options (or the defaults) list ``cuda`` first, and
+    GPUs are found or one of those jobs has no ``cpu`` fallback (then ``local_worker_envs`` says none are found)."""
+    cuda = []
+    for job in jobs:
+        try:
+            providers = job.config(defaults).execution_providers
+        except UsageError:
+            continue  # the job fails alone, with this error, when the batch opens it
+        if providers[0] == "cuda":
+            cuda.append(providers)
+    return bool(cuda) and (bool(gpu_ids()) or any("cpu" not in p for p in cuda))
+
+
+def _jobs(args: argparse.Namespace) -> list[Job]:
     path = Path(args.jobs).expanduser()
     if path.is_dir():
         if not args.output:

@@ -1,18 +1,28 @@
 """The Dask distributed implementation of ``Executor``: a local cluster, or a running scheduler.
 
-Each worker process holds one ``SwapperPool`` (a worker plugin), so models load once per process.
-A local cluster runs single-threaded worker processes under nannies (a killed worker is restarted
-and its task retried elsewhere, up to ``retries`` times); with GPUs, one worker per GPU pinned
-with ``CUDA_VISIBLE_DEVICES``. Its nannies do not set Dask's pre-spawn environment: its
-``MALLOC_TRIM_THRESHOLD_=65536`` makes every frame-sized allocation an mmap/munmap pair, which slowed
-a segment 1.8x on the CPU path (17 s → 31 s, liveportrait_d14), and its one-thread limits for
-OpenMP/MKL/OpenBLAS suit many small tasks, not one big worker per GPU. Workers of a cluster given
-with ``--scheduler`` should be started with ``DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON='{}'``.
+Each worker process holds one ``SwapperPool`` (a worker plugin), so models load once per process:
+FaceSwappers on the CPU path, GpuEngines for ``--execution-providers cuda``. A local cluster runs
+worker processes under nannies (a killed worker is restarted and its task retried elsewhere, up to
+``retries`` times); with GPUs, one worker per GPU pinned with ``CUDA_VISIBLE_DEVICES``, so a worker's
+engine runs on its ``cuda:0``.
+
+Every worker runs one task at a time (one thread), rather than guarding the pool with a lock: a pooled
+FaceSwapper or GpuEngine (models, device memory plan) is never used by two tasks at once, and a GPU
+gets one segment at a time, whose decoding, device work and encoding the engine already overlaps. A
+running cluster given with ``--scheduler`` is refused when its workers have more threads (start them
+with ``dask worker --nthreads 1``).
+
+The nannies do not set Dask's pre-spawn environment: its ``MALLOC_TRIM_THRESHOLD_=65536`` makes every
+frame-sized allocation an mmap/munmap pair, which slowed a segment 1.8x on the CPU path (17 s → 31 s,
+liveportrait_d14), and its one-thread limits for OpenMP/MKL/OpenBLAS suit many small tasks, not one big
+worker per GPU. Workers of a cluster given with ``--scheduler`` should be started with
+``DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON='{}'``.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import multiprocessing
 import os
 import queue
 import shutil
@@ -34,13 +44,18 @@ TOPIC = "steadyswap-progress"
 
 
 class SwapperPlugin(WorkerPlugin):
-    """Gives each worker process one SwapperPool, closed when the worker stops."""
+    """Gives each worker process one SwapperPool, closed when the worker stops.
+
+    It also lets the worker start child processes (the GPU engine's decoders and encoders), which
+    multiprocessing refuses in a daemonic process, as a nanny's worker is. Its nanny still stops it.
+    """
 
     def __init__(self, capacity: int = 2) -> None:
         self.capacity = capacity
         self.pool: SwapperPool | None = None
 
     def setup(self, worker: Any) -> None:
+        multiprocessing.current_process().daemon = False
         self.pool = SwapperPool(self.capacity)
 
     def teardown(self, worker: Any) -> None:
@@ -121,6 +136,8 @@ class DaskExecutor(Executor):
             else:
                 self.client = Client(scheduler)
         try:
+            if scheduler is not None:
+                self._need_single_threaded_workers(scheduler)
             self._completed = as_completed()
             self.client.register_plugin(SwapperPlugin(), name=PLUGIN)
             self.client.subscribe_topic(TOPIC, lambda event: self._events.put(event[1]))
@@ -130,6 +147,17 @@ class DaskExecutor(Executor):
         except BaseException:
             self.close()
             raise
+
+    def _need_single_threaded_workers(self, scheduler: str) -> None:
+        """Refuse a running cluster whose workers run several tasks at once (see the module docstring).
+
+        Raises:
+            UsageError: a worker with more than one thread.
+        """
+        threads = max((w["nthreads"] for w in self.client.scheduler_info()["workers"].values()), default=1)
+        if threads > 1:
+            raise UsageError(f"the workers of {scheduler} run {threads} threads; a batch needs one task at a time "
+                             "per worker: start them with 'dask worker --nthreads 1'")
 
     @staticmethod
     def _local_cluster(envs: list[dict[str, str]], dashboard: bool, port: int) -> SpecCluster:

@@ -1,23 +1,33 @@
 """The tasks of a batch, run in worker processes: check and plan a job, swap a segment, join, swap a photo.
 
 Plain functions of (context, *args) with picklable arguments and results, so any engine can run them.
+A job whose options select the GPU engine (``execution_providers`` starting with ``cuda``; see
+``engine.gpu.use_gpu_engine``) runs its segments and photo through the worker's pooled ``GpuEngine``;
+other jobs, and the ``classic`` swapper (no GPU form), run the CPU ``FaceSwapper``. Both write the same
+segment files, so join and resume do not care which ran.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from steadyswap.config import RunConfig
 from steadyswap.distributed.executor import WorkerContext
+from steadyswap.engine.frame_swapper import FaceSwapper
+from steadyswap.engine.gpu import cpu_fallback, use_gpu_engine
 from steadyswap.engine.pipeline import run_image
-from steadyswap.engine.segment_runner import SegmentResult, file_sha256, run_segment
+from steadyswap.engine.segment_runner import SegmentResult, every_few, file_sha256, run_segment
 from steadyswap.errors import InputError, OutputError, UsageError
-from steadyswap.io import media_kind, probe
+from steadyswap.io import atomic_output, media_kind, probe, read_image, write_image
 from steadyswap.io.segments import Segment, join, plan_segments
 from steadyswap.types import VideoInfo
+
+if TYPE_CHECKING:
+    from steadyswap.engine.gpu.engine import GpuEngine
 
 IMAGE_FPS = 30.0
 """Frame rate a FaceSwapper for still targets is built with (it sets no smoothing there)."""
@@ -57,15 +67,35 @@ class JobPlan:
 
 @dataclass(frozen=True)
 class SegmentDone:
-    """A segment task's result, with the process that ran it and how often that process built a swapper."""
+    """A segment task's result, with the process that ran it and how often that process built models
+    (swappers and GPU engines)."""
 
     result: SegmentResult
     pid: int
     swapper_builds: int
 
 
+def _engine(context: WorkerContext, spec: JobSpec) -> GpuEngine | None:
+    """The worker's GpuEngine for the job when its options select one that has a GPU swapper, else None."""
+    if not use_gpu_engine(spec.config):
+        return None
+    engine = context.pool.engine(list(spec.sources), spec.config)
+    return engine if engine.swapper is not None else None
+
+
+def _swapper(context: WorkerContext, spec: JobSpec, fps: float) -> FaceSwapper:
+    """The worker's CPU FaceSwapper for the job at ``fps`` (``cuda cpu`` without a usable GPU: ``cpu``)."""
+    return context.pool.get(list(spec.sources), cpu_fallback(spec.config), fps)
+
+
+def _models(context: WorkerContext, spec: JobSpec, fps: float) -> None:
+    """Build (or find pooled) the models the job's segments and photo will use."""
+    if _engine(context, spec) is None:
+        _swapper(context, spec, fps)
+
+
 def prepare(context: WorkerContext, spec: JobSpec, segment_frames: int, warmup_frames: int) -> JobPlan:
-    """Check a job's inputs, build its swapper (models, source face) and plan its segments.
+    """Check a job's inputs, build its models (GPU engine or swapper, source face) and plan its segments.
 
     Raises:
         InputNotFoundError, MediaDecodeError, InputError: a missing or unreadable input, a video source.
@@ -81,7 +111,7 @@ def prepare(context: WorkerContext, spec: JobSpec, segment_frames: int, warmup_f
     if any(output == Path(p).resolve() for p in (*spec.sources, spec.target)):
         raise OutputError(f"{spec.output}: output would overwrite an input")
     if media_kind(spec.target) == "image":
-        context.pool.get(list(spec.sources), spec.config, IMAGE_FPS)
+        _models(context, spec, IMAGE_FPS)
         return JobPlan("image")
     info = probe(spec.target)
     start = spec.config.trim_frame_start or 0
@@ -91,15 +121,23 @@ def prepare(context: WorkerContext, spec: JobSpec, segment_frames: int, warmup_f
     lookahead = spec.config.smoothing_lookahead if spec.config.face_smoothing == "one-euro" else 0
     segments = plan_segments(info, frames_per_segment=segment_frames, warmup_frames=warmup_frames,
                              start=start, end=end, lookahead_frames=lookahead)
-    context.pool.get(list(spec.sources), spec.config, info.fps)
+    _models(context, spec, info.fps)
     return JobPlan("video", info, segments)
 
 
 def swap_segment(context: WorkerContext, spec: JobSpec, fps: float, segment: Segment) -> SegmentDone:
-    """Swap one segment of a video of ``fps`` frames/s into its file in the work folder (see ``run_segment``)."""
+    """Swap one segment of a video of ``fps`` frames/s into its file in the work folder (``run_segment`` of the
+    GPU engine or of the CPU path)."""
     context.report(0)
-    swapper = context.pool.get(list(spec.sources), spec.config, fps)
-    result = run_segment(swapper, segment, spec.segment_path(segment), spec.config, progress=context.report)
+    path = spec.segment_path(segment)
+    engine = _engine(context, spec)
+    if engine is None:
+        result = run_segment(_swapper(context, spec, fps), segment, path, spec.config, progress=context.report)
+    else:
+        began = time.perf_counter()
+        report = every_few(context.report, segment.frames)
+        frames = engine.run_segment(segment, path, progress=lambda written, _total: report(written))
+        result = SegmentResult.of_file(segment, path, frames, began)
     return SegmentDone(result, os.getpid(), context.pool.builds)
 
 
@@ -115,7 +153,12 @@ def join_segments(context: WorkerContext, spec: JobSpec, plan: JobPlan) -> str:
 def swap_photo(context: WorkerContext, spec: JobSpec) -> str:
     """Swap a still target into its output; returns the output's SHA-256."""
     context.report(0)
-    swapper = context.pool.get(list(spec.sources), spec.config, IMAGE_FPS)
-    run_image(swapper, Path(spec.target), Path(spec.output), spec.config)
+    engine = _engine(context, spec)
+    if engine is None:
+        run_image(_swapper(context, spec, IMAGE_FPS), Path(spec.target), Path(spec.output), spec.config)
+    else:
+        image = engine.swap_image(read_image(spec.target))
+        with atomic_output(Path(spec.output), inputs=[Path(spec.target)]) as temporary:
+            write_image(temporary, image, spec.config.output_image_quality)
     context.report(1)
     return file_sha256(spec.output)

@@ -23,6 +23,8 @@ from steadyswap.io.segments import Segment
 
 SegmentProgress = Callable[[int], None]
 """Called with the number of frames of the segment written so far."""
+REPORT_EVERY = 10
+"""Frames between two progress calls (a batch turns each into a message to its scheduler)."""
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,13 @@ class SegmentResult:
     seconds: float
     sha256: str
 
+    @classmethod
+    def of_file(cls, segment: Segment, path: PathLike, frames: int, began: float) -> SegmentResult:
+        """The result of ``frames`` of ``segment`` written to ``path`` by a run that began at ``began``
+        (``time.perf_counter``); hashes the file."""
+        return cls(segment, Path(path), frames, segment.start - segment.warmup, time.perf_counter() - began,
+                   file_sha256(path))
+
 
 def file_sha256(path: PathLike) -> str:
     """Hex SHA-256 of a file's bytes."""
@@ -44,6 +53,14 @@ def file_sha256(path: PathLike) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def every_few(progress: SegmentProgress, total: int) -> SegmentProgress:
+    """``progress`` called only every ``REPORT_EVERY`` frames and at the ``total``-th."""
+    def report(written: int) -> None:
+        if written % REPORT_EVERY == 0 or written == total:
+            progress(written)
+    return report
 
 
 def run_segment(
@@ -76,6 +93,7 @@ def run_segment(
     swapper.reset_tracking()
     swapper.cuts.reset()
     prepare_references(swapper, Path(segment.target))
+    report = every_few(progress, segment.frames) if progress is not None else None
     written = 0
     with atomic_output(output, inputs=[segment.target]) as temporary:
         with VideoReader(segment.target, segment.warmup, segment.decode_end) as reader, VideoWriter(
@@ -91,12 +109,11 @@ def run_segment(
                 if segment.start <= frame.index < segment.end:
                     writer.write(replace(frame, image=result.image) if result.image is not frame.image else frame)
                     written += 1
-                    if progress is not None and (written % 10 == 0 or written == segment.frames):
-                        progress(written)
+                    if report is not None:
+                        report(written)
             if written != segment.frames:
                 raise MediaDecodeError(
                     f"{segment.target}: decoding stopped after frame {segment.start + written - 1}; "
                     f"frames {segment.start}-{segment.end - 1} are needed (truncated or corrupt file)"
                 )
-    return SegmentResult(segment, Path(output), written, segment.start - segment.warmup,
-                         time.perf_counter() - began, file_sha256(output))
+    return SegmentResult.of_file(segment, output, written, began)
