@@ -2,9 +2,9 @@
 
 Usage:
   python scripts/bench_distributed.py scale [--workers 1,2] [--repeat R] [--gpus] [--clips N --seconds S --size WxH]
-                                            [--option KEY=VALUE ...] [--json OUT.json]
+                                            [--standin-models] [--option KEY=VALUE ...] [--json OUT.json]
   python scripts/bench_distributed.py overhead [--clip VIDEO | --seconds 60 --size 1920x1080] [--gpus]
-                                               [--option KEY=VALUE ...] [--json OUT.json]
+                                               [--standin-models] [--option KEY=VALUE ...] [--json OUT.json]
 
 scale: the same batch (a few clips plus one long clip split into segments) on a local cluster of each
 worker count in turn (--repeat rounds, interleaved; medians), side by side: frames/s, the ratio to the
@@ -17,9 +17,20 @@ at each segment join of the long clip the output's frame-to-frame change, relati
 around it, is divided by the same ratio in the target and set beside that figure's 95th percentile
 over all other frames (a join above it would be a visible seam).
 
-overhead: one clip through a plain ``swap_file`` run and through a batch of one job on a one-worker
-cluster (one segment, and segments of --segment-frames), same options; the overhead is the batch's
-extra wall time, cluster start included.
+overhead: one clip through a plain ``swap_file`` run (what ``steadyswap run`` does) and through a batch
+of one job on a one-worker cluster (one segment, and segments of --segment-frames), same options; the
+overhead is the batch's extra wall time, cluster start and model loading included. Every output's frame
+count, video timestamps and audio packets are checked against the clip. Without --clip the clip is made
+as scripts/bench_gpu.py makes its own (the shared 720p clip scaled and played back and forth, a keyframe
+every 60 frames, an AAC track). With --gpus both paths run the GPU engine (execution providers cuda; the
+batch's worker pinned to the first GPU).
+
+--standin-models (either mode) exports scripts/bench_gpu.py's stand-in models (hyperswap_1a_256, ArcFace,
+the shared YuNet) into the work folder and selects them (--option values win): for the GPU machine, which
+has no model files, and without which the GPU engine would run the classic swapper's CPU path.
+
+On the GPU machine, through scripts/bench_gpu.sh (installs the carried wheels, Dask's among them):
+  bash scripts/bench_gpu.sh --distributed --seconds 60 --size 1920x1080
 """
 
 from __future__ import annotations
@@ -44,6 +55,7 @@ import cv2
 import numpy as np
 import psutil
 
+import bench_gpu
 from steadyswap.api import swap_file
 from steadyswap.config import RunConfig
 from steadyswap.distributed import Batch, BatchSettings, Job
@@ -193,7 +205,7 @@ def options(pairs: list[str]) -> dict[str, Any]:
 
 def scale(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     counts = [int(n) for n in args.workers.split(",")]
-    extra = options(args.option)
+    extra = job_options(args, work)
     if args.clips:
         size = tuple(int(v) for v in args.size.split("x"))
         seed = SHARED / "video" / "liveportrait_s32_1280x720.mp4"
@@ -223,30 +235,57 @@ def scale(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             "checks": checks}
 
 
-def overhead(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+def standin_options(gpus: bool, models: Path) -> dict[str, Any]:
+    """Export scripts/bench_gpu.py's stand-in models into ``models`` (on the GPU with ``gpus``); their run options."""
+    bench_gpu.DEVICE = "cuda" if gpus else "cpu"
+    bench_gpu.export_models(models)
+    return {**bench_gpu.NEURAL_OPTIONS, "models_dir": str(models)}
+
+
+def output_checks(output: Path, target: Path) -> dict[str, Any]:
+    """Frame count of ``output``; whether its video timestamps and audio packets equal the target's."""
+    (ours, our_audio), (theirs, their_audio) = stream_facts(output), stream_facts(target)
+    return {"frames": len(ours), "timestamps_equal": ours == theirs, "audio_packets_equal": our_audio == their_audio,
+            "audio_packets": len(our_audio)}
+
+
+def job_options(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """The --option values, over the stand-in models' options with --standin-models."""
     extra = options(args.option)
+    if args.standin_models:
+        extra = {**standin_options(args.gpus, work / "models"), **extra}
+    return extra
+
+
+def overhead(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    extra = job_options(args, work)
+    made: dict[str, Any] = {}
     if args.clip:
         clip = Path(args.clip)
     else:
         size = tuple(int(v) for v in args.size.split("x"))
-        clip = make_clip(SHARED / "video" / "liveportrait_s32_1280x720.mp4", work / "clip.mp4",
-                         round(args.seconds * 30), size)
+        clip = work / "clip.mp4"
+        made = bench_gpu.make_clip(SHARED / "video" / "liveportrait_s32_1280x720.mp4", clip, round(args.seconds * 30),
+                                   size)
     config = RunConfig.from_dict(extra)
     load = round(os.getloadavg()[0], 2)
-    began = time.perf_counter()
-    plain = swap_file([SOURCE], clip, work / f"plain{clip.suffix}", config)
-    plain_seconds = time.perf_counter() - began
+    plain_output = work / f"plain{clip.suffix}"
+    with Sampler(args.gpus) as sampler:
+        began = time.perf_counter()
+        plain = swap_file([SOURCE], clip, plain_output, config)
+        plain_seconds = time.perf_counter() - began
     rows = [{"path": "plain swap_file", "seconds": round(plain_seconds, 2),
-             "fps": round(plain.frames / plain_seconds, 2), "load_avg_before": load}]
+             "fps": round(plain.frames / plain_seconds, 2), "load_avg_before": load, **sampler.summary(),
+             "checks": output_checks(plain_output, clip)}]
     variants = (("batch, 1 worker, 1 segment", 10**9),
                 (f"batch, 1 worker, segments of {args.segment_frames}", args.segment_frames))
     for label, frames in variants:
-        job = Job((str(SOURCE),), str(clip), str(work / f"batch-{frames}{clip.suffix}"), extra, clip.name)
+        output = work / f"batch-{frames}{clip.suffix}"
+        job = Job((str(SOURCE),), str(clip), str(output), extra, clip.name)
         run = run_batch([job], 1, args.gpus, BatchSettings(segment_frames=frames, work_dir=work / f"w-{frames}"))
-        rows.append({"path": label, "seconds": run["seconds"], "fps": run["fps"],
-                     "overhead_percent": round(100 * (run["seconds"] / plain_seconds - 1), 1),
-                     "load_avg_before": run["load_avg_before"]})
-    return {"clip": str(clip), "frames": plain.frames, "options": extra, "rows": rows}
+        rows.append({"path": label, **run, "overhead_percent": round(100 * (run["seconds"] / plain_seconds - 1), 1),
+                     "checks": output_checks(output, clip)})
+    return {"clip": str(clip), "made_clip": made, "frames": plain.frames, "options": extra, "rows": rows}
 
 
 def main() -> None:
@@ -263,6 +302,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="rounds of every worker count (scale)")
     parser.add_argument("--cores-per-worker", type=int, default=0,
                         help="pin worker i to cores [i*K, (i+1)*K) (scale; default: no pinning)")
+    parser.add_argument("--standin-models", action="store_true",
+                        help="export scripts/bench_gpu.py's stand-in models and run them")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="job option, repeatable")
     parser.add_argument("--json", help="write the figures here")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")

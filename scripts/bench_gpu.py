@@ -230,9 +230,13 @@ def export_models(root: Path) -> dict:
     return {"export_seconds": timings, "files_mib": {p.name: p.stat().st_size / 2**20 for p in root.glob("*.onnx")}}
 
 
+NEURAL_OPTIONS = {"face_swapper_model": "hyperswap_1a_256", "face_detector_model": "yunet",
+                  "face_landmarker_model": "none"}
+"""The models ``export_models`` provides, as run options (also ``bench_distributed.py --standin-models``)."""
+
+
 def neural_config(models: Path, **changes) -> RunConfig:
-    return RunConfig(face_swapper_model="hyperswap_1a_256", face_detector_model="yunet", face_landmarker_model="none",
-                     models_dir=str(models), execution_providers=("cuda",), **changes)
+    return RunConfig(**NEURAL_OPTIONS, models_dir=str(models), execution_providers=("cuda",), **changes)
 
 
 def first_frames(path: Path, count: int) -> list[np.ndarray]:

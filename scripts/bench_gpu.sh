@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
-# The GPU benchmark on the GPU machine: install the carried wheels (.whl), run the GPU tests, run bench_gpu.py.
-# Needs .whl/ (av, onnx2torch, platformdirs for Python 3.12) and .bench/ (media, YuNet, classic landmarks)
-# carried beside the checkout. Usage: bash scripts/bench_gpu.sh [bench_gpu.py options]; results in $OUT.
+# Benchmarks on the GPU machine: install the carried wheels (.whl), run the GPU tests, run the benchmark.
+# Needs .whl/ (av, onnx2torch, platformdirs and the Dask stack for Python 3.12) and .bench/ (media, YuNet,
+# classic landmarks) carried beside the checkout. Results in $OUT.
+#   bash scripts/bench_gpu.sh [bench_gpu.py options]
+#       the GPU engine: pytest -m gpu, then scripts/bench_gpu.py (bench.json)
+#   bash scripts/bench_gpu.sh --distributed [bench_distributed.py overhead options]
+#       steadyswap batch with one GPU worker against a plain run, both on the GPU engine with the stand-in
+#       models: tests/test_distributed_gpu_engine.py, then bench_distributed.py overhead (bench_distributed_gpu.json)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out="${OUT:-$PWD/out}"
@@ -10,7 +15,17 @@ python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upg
 export PYTHONPATH="/tmp/site:$PWD" PYTHONUNBUFFERED=1
 [ -e ../shared ] || ln -s "$PWD/.bench/shared" ../shared
 nvidia-smi > "$out/nvidia-smi.txt" 2>&1
+quiet() { grep -v -e "UserWarning" -e "pos_axes_slices"; }
+if [ "${1:-}" = "--distributed" ]; then
+    shift
+    timeout 300 python3 -m pytest -q -p no:cacheprovider tests/test_distributed_gpu_engine.py \
+        > "$out/pytest_distributed.log" 2>&1
+    tail -n 3 "$out/pytest_distributed.log"
+    python3 scripts/bench_distributed.py overhead --gpus --standin-models --json "$out/bench_distributed_gpu.json" \
+        "$@" 2>&1 | quiet | tee "$out/bench_distributed.log"
+    exit
+fi
 timeout 420 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_gpu_ops.py tests/test_gpu_engine.py \
     > "$out/pytest.log" 2>&1
 tail -n 3 "$out/pytest.log"
-python3 scripts/bench_gpu.py --out "$out" "$@" 2>&1 | grep -v -e "UserWarning" -e "pos_axes_slices" | tee "$out/bench.log"
+python3 scripts/bench_gpu.py --out "$out" "$@" 2>&1 | quiet | tee "$out/bench.log"
