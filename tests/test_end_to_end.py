@@ -24,7 +24,6 @@ SOURCE = "image/fr_obama.jpg"
 
 def stream_facts(path: Path) -> dict:
     with av.open(str(path)) as container:
-        video = container.video_streams[0] if hasattr(container, "video_streams") else container.streams.video[0]
         pts = [frame.pts for frame in container.decode(video=0)]
     with av.open(str(path)) as container:
         audio = [s.codec_context.name for s in container.streams.audio]

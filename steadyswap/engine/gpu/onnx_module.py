@@ -8,6 +8,7 @@ constants allow it; ``batchable`` says whether that worked, checked against sing
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 import types
@@ -33,8 +34,7 @@ def _torchvision_optional() -> Iterator[None]:
     not use. A placeholder stands in during the import only and is removed afterwards.
     """
     try:
-        import torchvision  # noqa: F401
-
+        importlib.import_module("torchvision")
         yield
         return
     except Exception as error:  # ImportError, or RuntimeError from its compiled ops
