@@ -175,7 +175,7 @@ def test_people_grouped_and_mapped(client: TestClient) -> None:
 
 def test_queue_progress_cancel_retry_and_face_map(client: TestClient, engine: FakeEngine, tmp_path: Path) -> None:
     engine.gate.clear()
-    sources = [str(media_path("image/fr_obama.jpg")), str(media_path("image/fr_biden.jpg"))]
+    sources = [str(media_path("image/fr_obama.jpg").resolve()), str(media_path("image/fr_biden.jpg").resolve())]
     people = [{"frame": 3, "box": [10, 20, 110, 140], "source": sources[1]},
               {"frame": 9, "box": [200, 20, 300, 140], "source": None}]
     job = client.post("/api/jobs", json={"sources": sources, "target": "video/liveportrait_d0.mp4",

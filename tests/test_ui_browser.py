@@ -86,7 +86,7 @@ def save(page: Page, name: str, tmp_path: Path) -> None:
 
 def test_preview_people_and_run_in_the_browser(page: Page, out_dir: Path, tmp_path: Path) -> None:
     page.click(".pick[data-role=source] .browse")  # the file browser, limited to the allowed folders
-    page.click(f"#browser-list button:has-text('{media_path('')}')")
+    page.click(f"#browser-list button:has-text('{media_path('').resolve()}')")
     page.click("#browser-list button:has-text('image/')")
     page.click("#browser-list button:has-text('fr_obama.jpg')")
     expect(page.locator("#sources li")).to_have_count(1)
