@@ -40,7 +40,10 @@ import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+ENGINE_ROOT = os.environ.get("BENCH_ENGINE_ROOT", str(ROOT))
+"""Where ``steadyswap`` is imported from: another checkout's package gives a baseline measured beside this one."""
+sys.path.insert(0, ENGINE_ROOT)
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [ENGINE_ROOT, os.environ.get("PYTHONPATH")]))  # children
 
 from steadyswap.analysis.base import FaceAnalyzer  # noqa: E402
 from steadyswap.config import RunConfig, crf_from_quality  # noqa: E402
@@ -624,6 +627,8 @@ def section_compile(out: dict, models: Path, clip: Path, scratch: Path, total: i
 
 STARTED = time.perf_counter()
 CLAIM_RUNS = True
+E2E_RUNS: set[str] | None = None
+"""Labels of the e2e runs to make (``--e2e-runs``; None: all)."""
 """Whether e2e repeats the empty_cache comparison (``--no-claim`` once it has been measured)."""
 
 
@@ -671,6 +676,7 @@ def section_e2e(out: dict, models: Path, clip: Path, scratch: Path, total: int, 
                  ("empty_cache_on", {}, {"release_every": 10}, claim),
                  ("empty_cache_off_again", {}, {"release_every": 0}, claim),
                  ("empty_cache_on_again", {}, {"release_every": 10}, claim)]
+    runs = [run for run in runs if E2E_RUNS is None or run[0] in E2E_RUNS or run[0] == "warm_up"]
     for label, config_changes, option_changes, frames in runs:
         engine.config = replace(base, trim_frame_end=frames if frames < total else None, **config_changes)
         engine.options = replace(GpuOptions(device=DEVICE), **option_changes)
@@ -682,6 +688,8 @@ def section_e2e(out: dict, models: Path, clip: Path, scratch: Path, total: int, 
                 result = engine.run_video(clip, output, progress=lambda done, _: memory_mark(marks, done, frames))
             row = {"frames": result.frames, "seconds": result.seconds, "fps": result.fps,
                    "segments": len(engine.segments(probe(clip), 0, frames))} | sampler.figures()
+            if hasattr(engine, "clock"):
+                row["phases_seconds"] = engine.clock.totals()
             if label == "default_auto":
                 row["verify"] = verify_output(output, clip, engine.segments(probe(clip), 0, frames))
             if label == "memory_1_segment":
@@ -912,9 +920,11 @@ def main() -> None:
     parser.add_argument("--standins", default=",".join(STANDIN_SUBSET))
     parser.add_argument("--tables", metavar="JSON", help="print markdown tables of a bench.json and stop")
     parser.add_argument("--no-claim", action="store_true", help="skip the empty_cache comparison runs")
+    parser.add_argument("--e2e-runs", help="comma-separated labels of the e2e runs to make (default: all)")
     args = parser.parse_args()
-    global CLAIM_RUNS
+    global CLAIM_RUNS, E2E_RUNS
     CLAIM_RUNS = not args.no_claim
+    E2E_RUNS = set(args.e2e_runs.split(",")) if args.e2e_runs else None
     if args.tables:
         print(tables(json.loads(Path(args.tables).read_text())))
         return

@@ -122,3 +122,37 @@ def test_batches_come_from_the_memory_budget() -> None:
     assert MemoryPlan(64, 0, 0, frames_override=3).frames_for(1080, 1920) == 3
     assert [bucket(n, 64) for n in (1, 3, 5, 17, 33, 64)] == [1, 4, 8, 32, 64, 64]
     assert bucket(40, 48) == 48
+
+
+@pytest.mark.gpu
+def test_render_never_waits_for_the_device(models_dir: Path) -> None:
+    """Swap, paste-back and the yuv420p conversion only queue work: the engine's step loop relies on it to
+    decide the next step while the device renders this one."""
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    from steadyswap.blend import torch_ops
+    from steadyswap.engine.gpu.stages import upload
+
+    frames = decode(media_path("video/liveportrait_d3.mp4"), limit=4)
+    with GpuEngine([_source()], _config(models_dir), GpuOptions(device="cuda")) as engine:
+        assert engine.detector is not None and engine.swapper is not None
+        source_image = _source()
+        source = engine.swapper.prepare_source([source_image], engine.detector.analyze([source_image]))
+        batch = upload(frames, engine.device)
+        requests = [[(source, found[:1])] for found in engine.detector.detect(batch)]
+        assert all(len(faces) for pairs in requests for _, faces in pairs)
+
+        def render() -> torch.Tensor:
+            pictures = batch.clone()
+            patches = engine.swapper.swap(pictures, requests)
+            assert patches is not None
+            patches.paste(pictures)
+            return torch_ops.rgb_to_yuv420p(pictures)
+
+        expected = render().cpu()  # the first call may synchronise (cuDNN picks its algorithms)
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            got = render()
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+        assert (got.cpu().int() - expected.int()).abs().max() <= 1

@@ -44,9 +44,7 @@ def test_crop_faces_matches_warp_face(torch_device: str) -> None:
         crop, to_frame = warp_face(frame, points, "arcface_128", 64)
         expected.append(crop)
         matrices.append(np.linalg.inv(np.vstack([to_frame, [0, 0, 1]]))[:2])
-    got = torch_ops.crop_faces(torch.from_numpy(np.stack(frames)).to(torch_device),
-                               torch.tensor(owners, device=torch_device),
-                               torch.from_numpy(np.stack(matrices)).to(torch_device), 64)
+    got = torch_ops.crop_faces(torch.from_numpy(np.stack(frames)).to(torch_device), owners, np.stack(matrices), 64)
     got = got.permute(0, 2, 3, 1).cpu().numpy()
     diff = np.abs(got - np.stack(expected).astype(np.float32))
     assert diff.max() <= 2 and diff.mean() < 0.1
@@ -57,8 +55,8 @@ def test_warp_affine_zero_border_matches_opencv(torch_device: str) -> None:
     mask = rng.random((40, 40)).astype(np.float32)
     matrix = np.array([[1.3, 0.2, 5.5], [-0.15, 1.1, -3.2]])
     expected = cv2.warpAffine(mask, matrix, (60, 50), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-    got = torch_ops.warp_affine(torch.from_numpy(mask)[None, None].to(torch_device),
-                                torch.from_numpy(matrix)[None].to(torch_device), (60, 50), border="zeros")
+    got = torch_ops.warp_affine(torch.from_numpy(mask)[None, None].to(torch_device), matrix[None], (60, 50),
+                                border="zeros")
     assert np.abs(got[0, 0].cpu().numpy() - expected).max() < 0.02  # OpenCV's 1/32-pixel weights
 
 
@@ -80,7 +78,7 @@ def test_paste_back_matches_paste_patches(torch_device: str) -> None:
         got, [f for f, _ in patches],
         torch.from_numpy(np.stack([p.crop for _, p in patches])).permute(0, 3, 1, 2).float().to(torch_device),
         torch.from_numpy(np.stack([p.mask for _, p in patches])).to(torch_device),
-        torch.from_numpy(np.stack([p.matrix for _, p in patches])).to(torch_device))
+        np.stack([p.matrix for _, p in patches]))
     got = got.cpu().numpy().astype(np.int16)
     diff = np.abs(got - np.stack(expected).astype(np.int16))
     assert diff.max() <= 2 and diff.mean() < 0.05

@@ -23,7 +23,9 @@ integer coordinates as in OpenCV, affine matrices (…, 2, 3) in pixels.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -32,32 +34,38 @@ Size = tuple[int, int]
 """(width, height), OpenCV's order."""
 
 
-def invert_affine(matrix: Tensor) -> Tensor:
-    """Inverses of (…, 2, 3) affine matrices."""
-    linear, shift = matrix[..., :2], matrix[..., 2:]
-    inverse = torch.linalg.inv(linear)
-    return torch.cat([inverse, -inverse @ shift], dim=-1)
+def to_device(values: np.ndarray | list, like: Tensor, dtype: torch.dtype | None = None) -> Tensor:
+    """Host values as a tensor on ``like``'s device (``like``'s dtype unless given), without waiting: the copy
+    is queued on the current stream, so launching work never stalls the host on the device."""
+    return torch.as_tensor(values, dtype=dtype or like.dtype).to(like.device, non_blocking=True)
 
 
-def _theta(dst_to_src: Tensor, src_size: Size, dst_size: Size) -> Tensor:
-    """``affine_grid``'s normalised matrix for a pixel map from destination to source (align_corners=False)."""
+def _theta(dst_to_src: np.ndarray, src_size: Size, dst_size: Size) -> np.ndarray:
+    """``affine_grid``'s normalised matrices (n, 2, 3) for pixel maps from destination to source
+    (align_corners=False), computed on the host in float64."""
     (sw, sh), (dw, dh) = src_size, dst_size
-    dtype, device = dst_to_src.dtype, dst_to_src.device
     # destination normalised → pixels: p = g·w/2 + (w − 1)/2; source pixels → normalised: g = (2p + 1)/W − 1
-    unnormalise = torch.tensor([[dw / 2, 0, (dw - 1) / 2], [0, dh / 2, (dh - 1) / 2], [0, 0, 1]],
-                               dtype=dtype, device=device)
-    normalise = torch.tensor([[2 / sw, 0, 1 / sw - 1], [0, 2 / sh, 1 / sh - 1]], dtype=dtype, device=device)
-    full = torch.cat([dst_to_src, dst_to_src.new_tensor([0, 0, 1]).expand(*dst_to_src.shape[:-2], 1, 3)], dim=-2)
+    unnormalise = np.array([[dw / 2, 0, (dw - 1) / 2], [0, dh / 2, (dh - 1) / 2], [0, 0, 1]])
+    normalise = np.array([[2 / sw, 0, 1 / sw - 1], [0, 2 / sh, 1 / sh - 1]])
+    full = np.concatenate([dst_to_src, np.broadcast_to([[0.0, 0.0, 1.0]], (len(dst_to_src), 1, 3))], axis=1)
     return normalise @ full @ unnormalise
 
 
-def warp_affine(images: Tensor, matrices: Tensor, size: Size, border: str = "replicate",
+def invert_affine(matrices: np.ndarray) -> np.ndarray:
+    """Inverses of (n, 2, 3) affine matrices, float64."""
+    linear, shift = matrices[:, :, :2].astype(np.float64), matrices[:, :, 2:].astype(np.float64)
+    inverse = np.linalg.inv(linear)
+    return np.concatenate([inverse, -inverse @ shift], axis=2)
+
+
+def warp_affine(images: Tensor, matrices: np.ndarray, size: Size, border: str = "replicate",
                 inverse_map: bool = False) -> Tensor:
     """Bilinear affine warp of a batch, as ``cv2.warpAffine`` with INTER_LINEAR.
 
     Args:
         images: (n, C, H, W) float.
-        matrices: (n, 2, 3) source→destination pixel maps (OpenCV's default); with ``inverse_map``
+        matrices: (n, 2, 3) source→destination pixel maps (OpenCV's default), on the host: the geometry is
+            small and known there, and keeping it there spares the device round trips; with ``inverse_map``
             destination→source (``cv2.WARP_INVERSE_MAP``).
         size: output (width, height).
         border: "replicate" (BORDER_REPLICATE) or "zeros" (BORDER_CONSTANT with 0).
@@ -65,71 +73,67 @@ def warp_affine(images: Tensor, matrices: Tensor, size: Size, border: str = "rep
     Returns:
         (n, C, height, width) float, same dtype as ``images``.
     """
-    dst_to_src = matrices.to(torch.float64) if inverse_map else invert_affine(matrices.to(torch.float64))
-    theta = _theta(dst_to_src, (images.shape[3], images.shape[2]), size).to(torch.float32)
+    matrices = np.asarray(matrices, np.float64)
+    dst_to_src = matrices if inverse_map else invert_affine(matrices)
+    theta = to_device(_theta(dst_to_src, (images.shape[3], images.shape[2]), size), images, torch.float32)
     grid = F.affine_grid(theta, [images.shape[0], images.shape[1], size[1], size[0]], align_corners=False)
     mode = "border" if border == "replicate" else "zeros"
     warped = F.grid_sample(images.float(), grid, mode="bilinear", padding_mode=mode, align_corners=False)
     return warped.to(images.dtype)
 
 
-def crop_faces(frames: Tensor, frame_index: Tensor, to_crop: Tensor, side: int) -> Tensor:
+def crop_faces(frames: Tensor, frame_index: Sequence[int], to_crop: np.ndarray, side: int) -> Tensor:
     """Aligned square face crops of many faces of many frames, as ``warp_face`` cuts them one by one.
 
     Args:
         frames: (B, H, W, 3) uint8 RGB.
-        frame_index: (n,) long, the frame of each face.
-        to_crop: (n, 2, 3) frame→crop matrices (``blend.align.estimate_matrix``).
+        frame_index: the frame of each face.
+        to_crop: (n, 2, 3) frame→crop matrices (``blend.align.estimate_matrix``), on the host.
         side: crop side.
 
     Returns:
         (n, 3, side, side) float32 0..255, rounded like OpenCV's uint8 output.
     """
     planar = frames.permute(0, 3, 1, 2).float()
-    identity = len(frame_index) == len(frames) and bool(
-        (frame_index == torch.arange(len(frames), device=frame_index.device)).all())
-    source = planar if identity else planar[frame_index]
+    rows = [int(i) for i in frame_index]
+    source = planar if rows == list(range(len(frames))) else planar[to_device(rows, planar, torch.long)]
     return warp_affine(source, to_crop, (side, side)).round_()
 
 
-def paste_back(frames: Tensor, frame_index: list[int], crops: Tensor, masks: Tensor, to_frame: Tensor) -> None:
+def paste_back(frames: Tensor, frame_index: Sequence[int], crops: Tensor, masks: Tensor,
+               to_frame: np.ndarray) -> None:
     """Blend each crop into its frame through its mask, in place, as ``paste_patches`` does.
 
     The crop and mask are resampled onto the axis-aligned frame box that the crop covers (crop edges
     replicated and rounded as OpenCV's uint8 warp does, mask zero outside), then ``frame + mask·(crop − frame)``
     is rounded back to uint8.
     Pixels where the mask is 0 keep their exact value. Faces are pasted in order, so overlaps compose
-    as in the CPU path.
+    as in the CPU path. The boxes come from the host matrices, so nothing waits on the device.
 
     Args:
         frames: (B, H, W, 3) uint8, modified in place.
         frame_index: the frame of each face.
         crops: (n, 3, h, w) float 0..255.
         masks: (n, h, w) float 0..1.
-        to_frame: (n, 2, 3) float64 crop→frame matrices.
+        to_frame: (n, 2, 3) crop→frame matrices, on the host.
     """
     if not len(frame_index):
         return
     height, width = frames.shape[1:3]
     crop_h, crop_w = crops.shape[-2:]
-    corners = torch.tensor([[0, 0, 1], [crop_w, 0, 1], [0, crop_h, 1], [crop_w, crop_h, 1]], dtype=torch.float64,
-                           device=to_frame.device)
-    spans = (corners @ to_frame.to(torch.float64).transpose(1, 2)).cpu()
-    boxes = []
-    for span in spans:
-        x0 = max(math.floor(float(span[:, 0].min())), 0)
-        y0 = max(math.floor(float(span[:, 1].min())), 0)
-        x1 = min(math.ceil(float(span[:, 0].max())) + 1, width)
-        y1 = min(math.ceil(float(span[:, 1].max())) + 1, height)
-        boxes.append((x0, y0, x1, y1))
-    box_w = max(1, max(b[2] - b[0] for b in boxes))
-    box_h = max(1, max(b[3] - b[1] for b in boxes))
-    shifted = to_frame.to(torch.float64).clone()
-    shifted[:, 0, 2] -= torch.tensor([b[0] for b in boxes], dtype=torch.float64, device=to_frame.device)
-    shifted[:, 1, 2] -= torch.tensor([b[1] for b in boxes], dtype=torch.float64, device=to_frame.device)
+    to_frame = np.asarray(to_frame, np.float64)
+    corners = np.array([[0, 0, 1], [crop_w, 0, 1], [0, crop_h, 1], [crop_w, crop_h, 1]], np.float64)
+    spans = corners @ to_frame.transpose(0, 2, 1)
+    low = np.maximum(np.floor(spans.min(axis=1)).astype(int), 0)
+    high = np.minimum(np.ceil(spans.max(axis=1)).astype(int) + 1, (width, height))
+    box_w = max(1, int((high - low)[:, 0].max()))
+    box_h = max(1, int((high - low)[:, 1].max()))
+    shifted = to_frame.copy()
+    shifted[:, :, 2] -= low
     colour = warp_affine(crops.float(), shifted, (box_w, box_h), "replicate").round_()
     alpha = warp_affine(masks[:, None].float(), shifted, (box_w, box_h), "zeros")
-    for i, (frame, (x0, y0, x1, y1)) in enumerate(zip(frame_index, boxes)):
+    for i, frame in enumerate(frame_index):
+        (x0, y0), (x1, y1) = low[i], high[i]
         if x1 <= x0 or y1 <= y0:
             continue
         region = frames[frame, y0:y1, x0:x1]
@@ -145,16 +149,16 @@ _CHAMFER = (1.0, 1.4, 2.1969)
 """OpenCV's 5×5 chamfer weights for DIST_L2 (edge step, diagonal step, knight step)."""
 
 
-def _chamfer_kernel(device: torch.device) -> Tensor:
+def _chamfer_kernel(like: Tensor) -> Tensor:
     a, b, c = _CHAMFER
-    weights = torch.full((5, 5), math.inf, device=device)
+    weights = np.full((5, 5), math.inf, np.float32)
     for dy in range(-2, 3):
         for dx in range(-2, 3):
             step = sorted((abs(dx), abs(dy)))
             cost = {(0, 1): a, (1, 1): b, (1, 2): c}.get((step[0], step[1]))
             if cost is not None:
                 weights[dy + 2, dx + 2] = cost
-    return weights.reshape(25, 1)
+    return to_device(weights.reshape(25, 1), like)
 
 
 def chamfer_distance(region: Tensor, limit: float) -> Tensor:
@@ -172,7 +176,7 @@ def chamfer_distance(region: Tensor, limit: float) -> Tensor:
     far = float(limit) + 4.0
     distance = torch.where(region, torch.full_like(region, far, dtype=torch.float32),
                            torch.zeros_like(region, dtype=torch.float32))[:, None]
-    weights = _chamfer_kernel(region.device)
+    weights = _chamfer_kernel(distance)
     for _ in range(math.ceil(limit) + 1):
         padded = F.pad(distance, (2, 2, 2, 2), value=0.0)
         around = F.unfold(padded, 5).reshape(n, 25, h * w) + weights
@@ -205,9 +209,8 @@ def rgb_to_lab8(rgb: Tensor) -> Tensor:
     """(…, 3, h, w) RGB 0..255 → OpenCV's 8-bit LAB (L·255/100, a + 128, b + 128), unrounded float."""
     c = rgb / 255.0
     linear = torch.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
-    matrix = torch.tensor(_RGB_TO_XYZ, dtype=rgb.dtype, device=rgb.device)
-    xyz = torch.einsum("ij,...jhw->...ihw", matrix, linear)
-    xyz = xyz / torch.tensor(_WHITE, dtype=rgb.dtype, device=rgb.device)[:, None, None]
+    xyz = torch.einsum("ij,...jhw->...ihw", to_device(_RGB_TO_XYZ, linear), linear)
+    xyz = xyz / to_device(_WHITE, xyz)[:, None, None]
     f = torch.where(xyz > 0.008856, xyz.clamp(min=1e-12) ** (1 / 3), 7.787 * xyz + 16 / 116)
     fx, fy, fz = f.unbind(dim=-3)
     y = xyz.select(-3, 1)
@@ -226,8 +229,7 @@ def lab8_to_rgb(lab: Tensor) -> Tensor:
 
     y = torch.where(lightness > 903.3 * 0.008856, fy ** 3, lightness / 903.3)
     xyz = torch.stack([inverse_f(fx) * _WHITE[0], y, inverse_f(fz) * _WHITE[2]], dim=-3)
-    matrix = torch.linalg.inv(torch.tensor(_RGB_TO_XYZ, dtype=torch.float64)).to(lab.dtype).to(lab.device)
-    linear = torch.einsum("ij,...jhw->...ihw", matrix, xyz).clamp(0, 1)
+    linear = torch.einsum("ij,...jhw->...ihw", to_device(np.linalg.inv(_RGB_TO_XYZ), xyz), xyz).clamp(0, 1)
     c = torch.where(linear <= 0.0031308, linear * 12.92, 1.055 * linear.clamp(min=1e-12) ** (1 / 2.4) - 0.055)
     return (c * 255).clamp(0, 255)
 
@@ -250,7 +252,7 @@ def lab_stats(images: Tensor, masks: Tensor) -> Tensor:
     mean = (lab * inside).sum(dim=(2, 3)) / count.clamp(min=1)
     variance = (((lab - mean[..., None, None]) ** 2) * inside).sum(dim=(2, 3)) / count.clamp(min=1)
     stats = torch.stack([mean, variance.sqrt() + 1e-3], dim=1)
-    fallback = torch.tensor([[0.0, 0.0, 0.0], [1.0, 1.0, 1.0]], device=images.device)
+    fallback = to_device([[0.0, 0.0, 0.0], [1.0, 1.0, 1.0]], stats)
     return torch.where((count[:, :1] < 16)[:, :, None], fallback, stats)
 
 

@@ -40,7 +40,8 @@ from steadyswap.engine.frame_swapper import FaceSwapper
 from steadyswap.engine.gpu import memory
 from steadyswap.engine.gpu.onnx_module import TorchOnnx
 from steadyswap.engine.gpu.stages import DeferredSwapper, DetectionFeed, GpuDetector, GpuRecognizer, GpuSwapper
-from steadyswap.engine.gpu.transfer import Downloader, Uploader
+from steadyswap.engine.gpu.transfer import Downloader, Uploader, on, side_stream
+from steadyswap.engine.phases import PhaseClock
 from steadyswap.engine.pipeline import Progress, RunResult
 from steadyswap.engine.segment_runner import run_segment
 from steadyswap.engine.stream import prepare_references
@@ -156,17 +157,23 @@ class _Stream:
         self.written = 0
         self.flushed = False
 
-    def frames(self) -> Iterator[tuple[_Item, np.ndarray]]:
-        """(item, picture) per decoded frame; the picture may be a buffer the reader reuses."""
+    def frames(self, clock: PhaseClock) -> Iterator[tuple[_Item, np.ndarray]]:
+        """(item, picture) per decoded frame; the picture may be a buffer the reader reuses. The time spent
+        waiting on the decoder goes to ``clock``."""
         assert self.reader is not None
         start, end = self.segment.start, self.segment.end
-        if isinstance(self.reader, ProcessReader):
-            for index, pts, image in self.reader:
+        decoded = iter(self.reader)
+        while True:
+            with clock.measure("wait for decoders"):
+                got = next(decoded, None)
+            if got is None:
+                return
+            if isinstance(got, Frame):
+                yield _Item(self.index, got.index, got.pts, start <= got.index < end, got), got.image
+            else:
+                index, pts, image = got
                 kept = Frame(index, pts, image.copy()) if self.full_frames else None
                 yield _Item(self.index, index, pts, start <= index < end, kept), image
-        else:
-            for frame in self.reader:
-                yield _Item(self.index, frame.index, frame.pts, start <= frame.index < end, frame), frame.image
 
     def push(self, item: _Item, picture: torch.Tensor, found: Faces | None, thumbnail: np.ndarray) -> list[Final]:
         """Analyse one frame (its detections given, or by the swapper's own analyser); return the frames now final."""
@@ -222,6 +229,8 @@ class GpuEngine:
         self._load_models()
         self._frames_stream: _Stream | None = None
         self.plan = self._plan_memory()
+        self.clock = PhaseClock()
+        """Seconds per phase of the last video run."""
         self.release = memory.CacheRelease(self.options.release_every, self.device)
 
     # --- set-up -------------------------------------------------------------------------------------
@@ -272,7 +281,7 @@ class GpuEngine:
                 sources = torch.rand((n, 3, size, size), device=self.device)
             else:
                 sources = identity.expand(n, 512)
-            swapper.run(crops, sources)
+            swapper.run(crops, sources, probe=True)
 
         chosen = memory.plan(memory.face_bytes(run, self.device), options.strategy, self.device,
                              options.faces_per_call, options.frames_per_step)
@@ -293,8 +302,10 @@ class GpuEngine:
     def decide(self, frames: torch.Tensor, items: list[_Item], streams: list[_Stream],
                pool: ThreadPoolExecutor | None) -> list[Final]:
         """Detect on the whole step, then let each stream's FaceSwapper decide; the frames now final, in order."""
-        detections: list[Faces | None] = list(self.detector.detect(frames)) if self.detector else [None] * len(items)
-        thumbnails = thumbnail(frames).cpu().numpy()
+        with self.clock.measure("detect"):
+            detections: list[Faces | None] = list(self.detector.detect(frames)) if self.detector \
+                else [None] * len(items)
+            thumbnails = thumbnail(frames).cpu().numpy()
         rows_of: dict[int, list[int]] = {}
         for row, item in enumerate(items):
             rows_of.setdefault(item.stream, []).append(row)
@@ -305,9 +316,10 @@ class GpuEngine:
                     for final in stream.push(items[row], frames[row], detections[row], thumbnails[row])]
 
         groups = list(rows_of.values())
-        if pool is not None and len(groups) > 1:
-            return [final for finals in pool.map(run_stream, groups) for final in finals]
-        return [final for rows in groups for final in run_stream(rows)]
+        with self.clock.measure("decide"):
+            if pool is not None and len(groups) > 1:
+                return [final for finals in pool.map(run_stream, groups) for final in finals]
+            return [final for rows in groups for final in run_stream(rows)]
 
     def render(self, finals: list[Final]) -> torch.Tensor:
         """(n, H, W, 3) uint8 on the device: the final frames with their faces swapped and pasted."""
@@ -496,22 +508,30 @@ class GpuEngine:
     def _pump(self, streams: list[_Stream], info: VideoInfo, progress: Progress | None,
               cancel: threading.Event | None, total: int, planar: bool) -> int:
         """Run every stream to its end: upload, decide, render, download, encode, overlapped; ``planar``:
-        the readers deliver yuv420p planes."""
+        the readers deliver yuv420p planes.
+
+        Analysis (colour conversion, detection, thumbnails) runs on a high-priority CUDA stream and the
+        render on another, and nothing in the render waits for the device: so while the device renders one
+        step, this thread already detects and decides the next, and the device's queue never runs dry
+        while the host works (nor the host while the device does).
+        """
         writer = streams[0].writer
         assert writer is not None
         yuv = writer.pix_fmt == "yuv420p" and writer.size == (info.width, info.height)
         rgb_shape = (info.height, info.width, 3)
+        clock = self.clock = PhaseClock()
         written = 0
 
         def consume(item: _Item, data: np.ndarray) -> None:
             nonlocal written
             stream = streams[item.stream]
             assert stream.writer is not None
-            if yuv:
-                stream.writer.write_yuv420p(item.index, item.pts, data)
-            else:
-                assert isinstance(stream.writer, VideoWriter) and item.frame is not None
-                stream.writer.write(replace(item.frame, image=data))
+            with clock.measure("wait for encoders"):
+                if yuv:
+                    stream.writer.write_yuv420p(item.index, item.pts, data)
+                else:
+                    assert isinstance(stream.writer, VideoWriter) and item.frame is not None
+                    stream.writer.write(replace(item.frame, image=data))
             stream.written += 1
             written += 1
             if progress is not None:
@@ -521,12 +541,15 @@ class GpuEngine:
             kept = [final for final in finals if final[0].write]
             for first in range(0, len(kept), size):  # flushes can finish more frames than a step holds
                 chunk = kept[first:first + size]
-                frames = self.render(chunk)
-                out = torch_ops.rgb_to_yuv420p(frames, info.colorspace, info.color_range) if yuv else frames
-                downloader.submit([item for item, _, _ in chunk], out)
+                with clock.measure("render"):
+                    frames = self.render(chunk)
+                    out = torch_ops.rgb_to_yuv420p(frames, info.colorspace, info.color_range) if yuv else frames
+                with clock.measure("wait for downloads"):
+                    downloader.submit([item for item, _, _ in chunk], out)
 
         size = self.plan.frames_for(info.height, info.width)
-        uploader: Uploader[_Item] = Uploader([s.frames() for s in streams], size,
+        analysis, compute = side_stream(self.device, priority=-1), side_stream(self.device)
+        uploader: Uploader[_Item] = Uploader([s.frames(clock) for s in streams], size,
                                              yuv420p_shape(info) if planar else rgb_shape, self.device)
         downloader: Downloader[_Item] = Downloader(consume, yuv420p_shape(info) if yuv else rgb_shape, size,
                                                    self.device, copies=not isinstance(writer, ProcessWriter))
@@ -534,13 +557,27 @@ class GpuEngine:
         pool = ThreadPoolExecutor(max_workers=len(streams), thread_name_prefix="steadyswap-decide") \
             if cpu_analysis or len(streams) > 1 else None
         try:
-            for step in uploader:
-                if cancel is not None and cancel.is_set():
-                    raise Interrupted("run cancelled")
-                frames = torch_ops.yuv420p_to_rgb(step.frames, info.colorspace, info.color_range) if planar \
-                    else step.frames
-                emit(self.decide(frames, step.items, streams, pool))
-            emit([final for stream in streams for final in stream.flush()])
+            with on(analysis):
+                steps = iter(uploader)
+                while True:
+                    with clock.measure("wait for uploads"):
+                        step = next(steps, None)
+                    if step is None:
+                        break
+                    if cancel is not None and cancel.is_set():
+                        raise Interrupted("run cancelled")
+                    frames = torch_ops.yuv420p_to_rgb(step.frames, info.colorspace, info.color_range) if planar \
+                        else step.frames
+                    finals = self.decide(frames, step.items, streams, pool)
+                    with on(compute):
+                        if compute is not None:
+                            compute.wait_stream(analysis)  # type: ignore[arg-type]
+                            frames.record_stream(compute)
+                        emit(finals)
+                with on(compute):
+                    if compute is not None:
+                        compute.wait_stream(analysis)  # type: ignore[arg-type]
+                    emit([final for stream in streams for final in stream.flush()])
             downloader.close()
         except BaseException:
             uploader.close()
@@ -551,6 +588,7 @@ class GpuEngine:
                 pool.shutdown()
             if self.options.strategy == "strict" and self.device.type == "cuda":
                 torch.cuda.empty_cache()
+        log.debug("GPU engine, time by phase: %s", clock.summary())
         return written
 
     def close(self) -> None:

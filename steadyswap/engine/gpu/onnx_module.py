@@ -111,6 +111,7 @@ class TorchOnnx:
         compile: run the graph through ``torch.compile`` (one compilation per input shape).
 
     Attributes:
+        compiled: ``compile`` was asked.
         input_names, output_names: the graph's, in order.
         batchable: the batch dimension is free (rows are independent and may be stacked).
     """
@@ -137,15 +138,19 @@ class TorchOnnx:
             self.module = convert(onnx.load(str(path))).to(self.device, self.dtype).to(memory_format=self.memory_format)
         if self.device.type == "cuda":
             self._shapes_on_host()
+        self.compiled = compile
         self.run = torch.compile(self.module, dynamic=False) if compile else self.module
 
-    def __call__(self, feeds: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+    def __call__(self, feeds: dict[str, torch.Tensor], eager: bool = False) -> list[torch.Tensor]:
+        """The graph's outputs (float32) for ``feeds``; ``eager``: skip the compiled graph (a probe of a shape
+        that will not recur should not cost a compilation)."""
         args = [self._place(feeds[name]) for name in self.input_names]
+        run = self.module if eager else self.run
         with torch.inference_mode():
             if self.batchable or len(args[0]) == 1:
-                outputs = self.run(*args)
+                outputs = run(*args)
             else:
-                rows = [self.run(*(a[i:i + 1] for a in args)) for i in range(len(args[0]))]
+                rows = [run(*(a[i:i + 1] for a in args)) for i in range(len(args[0]))]
                 outputs = _stack(rows)
         outputs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
         return [o.float() for o in outputs]

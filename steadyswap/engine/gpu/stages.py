@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from steadyswap.analysis.base import FaceAnalyzer
 from steadyswap.analysis.onnx_detectors import decode, nms
 from steadyswap.blend import torch_ops
-from steadyswap.blend.align import estimate_matrix, invert_affine
+from steadyswap.blend.align import estimate_matrix
 from steadyswap.blend.box_mask import box_mask
 from steadyswap.engine.gpu.onnx_module import TorchOnnx
 from steadyswap.errors import ModelError, NoFaceError, UsageError
@@ -37,9 +37,10 @@ def normalise(images: torch.Tensor, spec: ModelSpec) -> torch.Tensor:
     """(n, 3, h, w) RGB 0..255 → the model's input, as ``models.runtime.blob``: (x/255 − mean)/std, BGR if asked."""
     if spec.bgr:
         images = images.flip(1)
-    mean = torch.tensor(spec.mean, device=images.device)[:, None, None]
-    std = torch.tensor(spec.std, device=images.device)[:, None, None]
-    return (images / 255.0 - mean) / std
+    scaled = images / 255.0
+    mean = torch_ops.to_device(spec.mean, scaled)[:, None, None]
+    std = torch_ops.to_device(spec.std, scaled)[:, None, None]
+    return (scaled - mean) / std
 
 
 class GpuDetector(FaceAnalyzer):
@@ -112,8 +113,7 @@ class GpuRecognizer:
     def embed(self, frames: torch.Tensor, frame_index: list[int], kps: np.ndarray) -> torch.Tensor:
         """Embeddings of faces with five points ``kps`` (n, 5, 2) in ``frames[frame_index]``."""
         matrices = np.stack([estimate_matrix(points, self.template, self.size) for points in kps])
-        crops = torch_ops.crop_faces(frames, torch.tensor(frame_index, device=frames.device),
-                                     torch.from_numpy(matrices).to(frames.device), self.size)
+        crops = torch_ops.crop_faces(frames, frame_index, matrices, self.size)
         return self.model({self.model.input_names[0]: normalise(crops, self.spec)})[0].reshape(len(kps), -1)
 
 
@@ -122,13 +122,13 @@ class GpuPatches:
     """Swapped faces of a batch, on the device: what ``paste_back`` needs.
 
     frame_index: batch row of each face. crops: (n, 3, S, S) float 0..255. masks: (n, S, S) float 0..1.
-    to_frame: (n, 2, 3) float64 crop→frame matrices.
+    to_frame: (n, 2, 3) float64 crop→frame matrices, on the host.
     """
 
     frame_index: list[int]
     crops: torch.Tensor
     masks: torch.Tensor
-    to_frame: torch.Tensor
+    to_frame: np.ndarray
 
     def paste(self, frames: torch.Tensor) -> None:
         torch_ops.paste_back(frames, self.frame_index, self.crops, self.masks, self.to_frame)
@@ -166,6 +166,8 @@ class GpuSwapper:
         self.boost = self.crop_size // spec.size
         self.weight = weight
         self.batch_size = batch_size
+        self.compiled_batch: int | None = None
+        """With a compiled model: the one batch every call runs at (the first call's), so it compiles once."""
         self.emap = torch.from_numpy(load_emap(model_path)).to(model.device) if spec.source == "emap" else None
         device = model.device
         self.box = torch.from_numpy(box_mask(self.crop_size, mask_blur, mask_padding)).to(device)
@@ -187,8 +189,7 @@ class GpuSwapper:
             assert self.spec.source_template and self.spec.source_size
             image, face = chosen[0]
             matrix = estimate_matrix(face.kps[0], self.spec.source_template, self.spec.source_size)
-            crop = torch_ops.crop_faces(upload([image], device), torch.zeros(1, dtype=torch.long, device=device),
-                                        torch.from_numpy(matrix[None]).to(device), self.spec.source_size)
+            crop = torch_ops.crop_faces(upload([image], device), [0], matrix[None], self.spec.source_size)
             value = crop[0] / 255.0
         elif kind == "emap":
             assert self.emap is not None
@@ -221,12 +222,9 @@ class GpuSwapper:
                 vectors += [source.data["source"]] * len(faces)
         if not frame_index:
             return None
-        device = frames.device
         points = np.concatenate(kps)
         to_crop = np.stack([estimate_matrix(p, self.spec.template, self.crop_size) for p in points])
-        to_frame = np.stack([invert_affine(m) for m in to_crop])
-        crops = torch_ops.crop_faces(frames, torch.tensor(frame_index, device=device),
-                                     torch.from_numpy(to_crop).to(device), self.crop_size)
+        crops = torch_ops.crop_faces(frames, frame_index, to_crop, self.crop_size)
         sources = torch.stack(vectors)
         share = swapper_weight(self.weight)
         if share != 0 and self.spec.source != "image":
@@ -235,21 +233,27 @@ class GpuSwapper:
                 targets = F.normalize(targets, dim=1)
             sources = sources * (1 - share) + targets * share
         swapped, masks = self.run(crops, sources)
-        return GpuPatches(frame_index, swapped, masks, torch.from_numpy(to_frame).to(device))
+        return GpuPatches(frame_index, swapped, masks, torch_ops.invert_affine(to_crop))
 
-    def run(self, crops: torch.Tensor, sources: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(k, 3, N·S, N·S) crops 0..255 and (k, …) sources → swapped crops 0..255 (rounded) and masks."""
+    def run(self, crops: torch.Tensor, sources: torch.Tensor,
+            probe: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """(k, 3, N·S, N·S) crops 0..255 and (k, …) sources → swapped crops 0..255 (rounded) and masks;
+        ``probe``: a memory probe, run eagerly."""
         k, n, side = len(crops), self.boost, self.spec.size
         tiles = crops.reshape(k, 3, side, n, side, n).permute(0, 3, 5, 1, 2, 4).reshape(k * n * n, 3, side, side)
         tiles = normalise(tiles, self.spec)
         tile_sources = sources.repeat_interleave(n * n, dim=0)
+        fixed = self.model.compiled and not probe
+        if fixed and self.compiled_batch is None:
+            self.compiled_batch = bucket(len(tiles), self.batch_size)
+        limit = self.compiled_batch if fixed and self.compiled_batch else self.batch_size
         images, model_masks = [], []
-        for start in range(0, len(tiles), self.batch_size):
-            chunk = tiles[start:start + self.batch_size]
+        for start in range(0, len(tiles), limit):
+            chunk = tiles[start:start + limit]
             size = len(chunk)
-            padded = bucket(size, self.batch_size)  # few distinct shapes: cuDNN tunes (and compiles) each once
+            padded = limit if fixed else bucket(size, limit)  # few distinct shapes: cuDNN tunes each once
             feeds = {"target": _pad(chunk, padded), "source": _pad(tile_sources[start:start + size], padded)}
-            outputs = [o[:size] for o in self.model(feeds)]
+            outputs = [o[:size] for o in self.model(feeds, eager=probe)]
             images.append(outputs[0])
             if len(outputs) > 1 and "mask" in self.model.output_names:
                 model_masks.append(outputs[self.model.output_names.index("mask")])

@@ -12,6 +12,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -20,6 +21,16 @@ import torch
 
 T = TypeVar("T")
 _END = object()
+
+
+def side_stream(device: torch.device, priority: int = 0) -> torch.cuda.Stream | None:
+    """A CUDA stream of its own on ``device`` (lower ``priority`` runs first); None on the CPU."""
+    return torch.cuda.Stream(device, priority=priority) if device.type == "cuda" else None
+
+
+def on(stream: torch.cuda.Stream | None) -> AbstractContextManager:
+    """Make ``stream`` current inside the ``with`` block; nothing changes for None (the CPU)."""
+    return torch.cuda.stream(stream) if stream is not None else nullcontext()
 
 
 @dataclass
