@@ -698,7 +698,8 @@ def section_e2e(out: dict, models: Path, clip: Path, scratch: Path, total: int, 
         except Exception:
             out[label] = {"error": traceback.format_exc()}
         output.unlink(missing_ok=True)
-        print(f"  e2e {label}: {out[label].get('fps', 'error')}", flush=True)
+        phases = {k: round(v, 1) for k, v in out[label].get("phases_seconds", {}).items()}
+        print(f"  e2e {label}: {out[label].get('fps', 'error')} {phases}", flush=True)
     engine.close()
     del engine
     gc.collect()
