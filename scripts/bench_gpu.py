@@ -97,13 +97,15 @@ def _plain(value: object) -> object:
 
 
 class Sampler:
-    """Samples GPU utilisation and memory (NVML), this process's RSS and the host's CPU use every ``interval`` s."""
+    """Samples GPU utilisation and memory (NVML), the RSS of this process (alone, and with every process it
+    started: codec and engine workers) and the host's CPU use every ``interval`` s."""
 
     def __init__(self, interval: float = 0.1) -> None:
         self.interval = interval
         self.util: list[float] = []
         self.gpu_used: list[float] = []
         self.rss: list[float] = []
+        self.rss_tree: list[float] = []
         self.cpu: list[float] = []
         self._stop = threading.Event()
         self._handle = None
@@ -121,6 +123,11 @@ class Sampler:
         psutil.cpu_percent()
         while not self._stop.is_set():
             self.rss.append(process.memory_info().rss / 2**20)
+            tree = 0
+            for child in process.children(recursive=True):
+                with contextlib.suppress(psutil.Error):
+                    tree += child.memory_info().rss
+            self.rss_tree.append(self.rss[-1] + tree / 2**20)
             self.cpu.append(psutil.cpu_percent())
             if self._handle is not None:
                 self.util.append(self._nvml.nvmlDeviceGetUtilizationRates(self._handle).gpu)
@@ -142,7 +149,7 @@ class Sampler:
 
     def figures(self) -> dict:
         torch = _torch()
-        out = {"rss_peak_mib": max(self.rss, default=0.0),
+        out = {"rss_peak_mib": max(self.rss, default=0.0), "rss_with_children_peak_mib": max(self.rss_tree, default=0.0),
                "host_cpu_percent_mean": statistics.fmean(self.cpu[1:]) if len(self.cpu) > 1 else None}
         if self.util:
             out |= {"gpu_util_mean": statistics.fmean(self.util), "gpu_util_max": max(self.util),
@@ -610,7 +617,7 @@ def section_compile(out: dict, models: Path, clip: Path, scratch: Path, total: i
         return
     source_image = read_image(shared(SOURCE_IMAGE))
     engine = GpuEngine([source_image], neural_config(models), GpuOptions(device=DEVICE, compile=True))
-    for label, preset, frames in (("warm_up", "veryfast", 150), ("default_auto", "veryfast", total),
+    for label, preset, frames in (("warm_up", "veryfast", min(total, 400)), ("default_auto", "veryfast", total),
                                   ("ultrafast_auto", "ultrafast", total)):
         engine.config = replace(neural_config(models), output_video_preset=preset,
                                 trim_frame_end=frames if frames < total else None)
@@ -651,7 +658,6 @@ def section_e2e(out: dict, models: Path, clip: Path, scratch: Path, total: int, 
     """GpuEngine.run_video on the 1080p clip: presets, encoder counts, the empty_cache claim, long-run memory."""
     import torch
 
-    from steadyswap.engine.gpu import memory
     from steadyswap.engine.gpu.engine import GpuEngine, GpuOptions
 
     source = read_image(shared(SOURCE_IMAGE))
@@ -660,9 +666,11 @@ def section_e2e(out: dict, models: Path, clip: Path, scratch: Path, total: int, 
     out["plan"] = asdict(engine.plan)
     claim = 120 if quick else 300
     runs = [
-        ("warm_up", {}, {}, 100),
+        ("warm_up", {}, {}, min(total, 400)),  # long enough for the default segments (and workers) to start
         ("default_auto", {}, {}, total),
         ("ultrafast_auto", {"output_video_preset": "ultrafast"}, {}, total),
+        ("default_one_process", {}, {"workers": 1}, total),
+        ("ultrafast_one_process", {"output_video_preset": "ultrafast"}, {"workers": 1}, total),
         ("default_threads", {}, {"processes": False}, total),
         ("ultrafast_threads", {"output_video_preset": "ultrafast"}, {"processes": False}, total),
         ("default_1_segment", {}, {"segments": 1}, total),
@@ -680,7 +688,6 @@ def section_e2e(out: dict, models: Path, clip: Path, scratch: Path, total: int, 
     for label, config_changes, option_changes, frames in runs:
         engine.config = replace(base, trim_frame_end=frames if frames < total else None, **config_changes)
         engine.options = replace(GpuOptions(device=DEVICE), **option_changes)
-        engine.release = memory.CacheRelease(engine.options.release_every, engine.device)
         output = scratch / f"{label}.mp4"
         marks: dict = {}
         try:

@@ -1,4 +1,5 @@
-"""Small shared helpers for tests: decode a few frames of a clip, load a photo, one analyser per session."""
+"""Small shared helpers for tests: decode a few frames of a clip, load a photo, one analyser per session, a
+truncated clip."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
+
+from tests.conftest import media_path
 
 
 def decode(path: Path, limit: int | None = None) -> list[np.ndarray]:
@@ -30,3 +33,19 @@ def still_analyzer():
     from steadyswap.analysis.mediapipe_mesh import MediaPipeAnalyzer
 
     return MediaPipeAnalyzer(max_faces=8)
+
+
+def faststart_truncated(tmp: Path) -> Path:
+    """d0 remuxed with its index first, then cut to 60%: it opens, but its frames stop at 43 of 78."""
+    whole = tmp / "faststart.mp4"
+    with av.open(str(media_path("video/liveportrait_d0.mp4"))) as src, \
+            av.open(str(whole), "w", options={"movflags": "faststart"}) as out:
+        stream = out.add_stream_from_template(src.streams.video[0])
+        for packet in src.demux(src.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = stream
+                out.mux(packet)
+    data = whole.read_bytes()
+    cut = tmp / "truncated.mp4"
+    cut.write_bytes(data[: len(data) * 6 // 10])
+    return cut

@@ -30,6 +30,7 @@ from steadyswap.engine.segment_runner import file_sha256
 from steadyswap.errors import Interrupted, UsageError
 from steadyswap.io.segments import Segment
 from tests.conftest import media_path
+from tests.helpers import faststart_truncated
 from tests.test_segments import pictures, stream_facts
 
 pytest.importorskip("distributed")
@@ -60,22 +61,6 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 def packets(path: Path) -> list[tuple[int, int, bytes]]:
     with av.open(str(path)) as container:
         return [(p.pts, p.dts, bytes(p)) for p in container.demux(video=0) if p.size]
-
-
-def faststart_truncated(tmp: Path) -> Path:
-    """d0 remuxed with its index first, then cut to 60%: it opens, but its frames stop at 43 of 78."""
-    whole = tmp / "faststart.mp4"
-    with av.open(str(media_path("video/liveportrait_d0.mp4"))) as src, \
-            av.open(str(whole), "w", options={"movflags": "faststart"}) as out:
-        stream = out.add_stream_from_template(src.streams.video[0])
-        for packet in src.demux(src.streams.video[0]):
-            if packet.dts is not None:
-                packet.stream = stream
-                out.mux(packet)
-    data = whole.read_bytes()
-    cut = tmp / "truncated.mp4"
-    cut.write_bytes(data[: len(data) * 6 // 10])
-    return cut
 
 
 @pytest.fixture(scope="module")

@@ -3,9 +3,8 @@
 The GPU engine runs several decoder/encoder pairs beside its own threads. As threads of one process they
 share its GIL (PyAV holds it while it wraps and converts frames) with the device loop; as processes each
 has its own interpreter, and frames cross in ``FrameSlots`` with only slot numbers pickled
-(docs/benchmarks.md: 1.39x faster than threads at ultrafast, level at the default quality). A child is a fresh interpreter running this module (``python -m``), never a fork of a parent
-that holds a CUDA context, and it does not re-run the caller's main script the way multiprocessing's
-spawn does, so scripts need no ``if __name__ == "__main__"`` guard. It talks over a socket pair.
+(docs/benchmarks.md: 1.39x faster than threads at ultrafast, level at the default quality). Each child is
+a fresh interpreter running this module (``steadyswap.children``).
 
 Inside, the child runs the same ``VideoReader``/``VideoWriter`` as a single-process run, so decoding,
 trimming, timestamps, audio, tags and every error message are theirs. A child's failure is raised in the
@@ -14,10 +13,7 @@ parent as the same exception; a child that dies is reported as such, never waite
 
 from __future__ import annotations
 
-import pickle
-import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -26,6 +22,7 @@ from typing import Any
 import av
 import numpy as np
 
+from steadyswap import children
 from steadyswap.errors import OutputError, SteadySwapError, UsageError
 from steadyswap.io.probe import PathLike, probe
 from steadyswap.io.reader import VideoReader
@@ -35,19 +32,6 @@ from steadyswap.types import VideoInfo, check_shape
 
 SLOTS = 8
 """Frames in flight between a child and the parent, each way."""
-POLL_SECONDS = 0.5
-"""How often a waiting side checks that the other process is still alive."""
-
-
-def _start(role: str, *setup: Any) -> tuple[subprocess.Popen, Connection]:
-    """Start this module as a ``role`` child and send it ``setup``; returns the process and its connection."""
-    ours, theirs = socket.socketpair()
-    with theirs:
-        process = subprocess.Popen([sys.executable, "-m", __name__, role, str(theirs.fileno())],
-                                   pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL)
-    conn = Connection(ours.detach())
-    conn.send(setup)
-    return process, conn
 
 
 def yuv420p_shape(info: VideoInfo) -> tuple[int, int]:
@@ -61,40 +45,8 @@ def planar_decoding(info: VideoInfo) -> bool:
             and info.width % 2 == 0 and info.height % 2 == 0)
 
 
-def _portable(error: BaseException) -> BaseException:
-    """``error`` if it survives pickling, else an equivalent SteadySwapError."""
-    try:
-        pickle.loads(pickle.dumps(error))
-        return error
-    except Exception:
-        return SteadySwapError(f"{type(error).__name__}: {error}")
-
-
-def _receive(conn: Connection, process: subprocess.Popen, what: str) -> tuple[Any, ...]:
-    """The child's next message; raises when it died instead, or when it reports an error."""
-    try:
-        while not conn.poll(POLL_SECONDS):
-            if process.poll() is not None and not conn.poll():
-                raise EOFError
-        message = conn.recv()
-    except (EOFError, OSError):
-        try:
-            process.wait(POLL_SECONDS)
-        except subprocess.TimeoutExpired:
-            pass
-        raise SteadySwapError(f"{what} process died (exit code {process.returncode})") from None
-    if message[0] == "error":
-        raise message[1]
-    return message
-
-
 def _stop(process: subprocess.Popen, conn: Connection, slots: FrameSlots) -> None:
-    try:
-        process.wait(5)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-    conn.close()
+    children.stop(process, conn)
     slots.close()
 
 
@@ -128,7 +80,7 @@ def _decode(conn: Connection, path: str, start: int, end: int, planar: bool,
     except (EOFError, BrokenPipeError):
         return
     except BaseException as error:
-        conn.send(("error", _portable(error)))
+        conn.send(("error", children.portable(error)))
     finally:
         slots.close()
 
@@ -157,14 +109,14 @@ class ProcessReader:
         self.end = self.info.frame_count if end is None else min(end, self.info.frame_count)
         shape = yuv420p_shape(self.info) if planar else (self.info.height, self.info.width, 3)
         self._slots = FrameSlots(slots, shape)
-        self._process, self._conn = _start("decode", self.info.path, self.start, self.end, planar,
+        self._process, self._conn = children.start(__name__, "decode", self.info.path, self.start, self.end, planar,
                                            self._slots.path, slots, shape)
         self._closed = False
 
     def __iter__(self) -> Iterator[tuple[int, int | None, np.ndarray]]:
         held: int | None = None
         try:
-            _receive(self._conn, self._process, "decoder")  # "ready": the child has mapped the slots
+            children.receive(self._conn, self._process, "decoder")  # "ready": the child has mapped the slots
             self._slots.unlink()
             while True:
                 if held is not None:
@@ -173,7 +125,7 @@ class ProcessReader:
                     except (BrokenPipeError, OSError):
                         pass  # the child has sent its last frame and left; a death shows in _receive
                     held = None
-                message = _receive(self._conn, self._process, "decoder")
+                message = children.receive(self._conn, self._process, "decoder")
                 if message[0] == "end":
                     return
                 _, held, index, pts = message
@@ -227,7 +179,7 @@ def _encode(conn: Connection, path: str, info: VideoInfo, options: dict[str, Any
     except BaseException as error:
         if writer is not None:
             writer.abort()
-        conn.send(("error", _portable(error)))
+        conn.send(("error", children.portable(error)))
     finally:
         slots.close()
 
@@ -258,7 +210,7 @@ class ProcessWriter:
         shape = yuv420p_shape(info)
         self._slots = FrameSlots(slots, shape)
         self._free = list(range(slots))
-        self._process, self._conn = _start("encode", str(self.path), info, options, self._slots.path, slots, shape)
+        self._process, self._conn = children.start(__name__, "encode", str(self.path), info, options, self._slots.path, slots, shape)
         self._closed = False
         self._ready = False
 
@@ -314,7 +266,7 @@ class ProcessWriter:
     def _expect(self, *kinds: str) -> tuple[Any, ...]:
         """The child's next message, one of ``kinds``; on its failure or death, the child is stopped."""
         try:
-            message = _receive(self._conn, self._process, "encoder")
+            message = children.receive(self._conn, self._process, "encoder")
             if message[0] not in kinds:
                 raise OutputError(f"{self.path}: unexpected message from the encoder process: {message[0]}")
         except BaseException:
@@ -335,5 +287,5 @@ class ProcessWriter:
 
 
 if __name__ == "__main__":
-    _connection = Connection(int(sys.argv[2]))
-    {"decode": _decode, "encode": _encode}[sys.argv[1]](_connection, *_connection.recv())
+    _role, _connection, _setup = children.child_connection()
+    {"decode": _decode, "encode": _encode}[_role](_connection, *_setup)

@@ -41,6 +41,7 @@ from steadyswap.engine.gpu import memory
 from steadyswap.engine.gpu.onnx_module import TorchOnnx
 from steadyswap.engine.gpu.stages import DeferredSwapper, DetectionFeed, GpuDetector, GpuRecognizer, GpuSwapper
 from steadyswap.engine.gpu.transfer import Downloader, Uploader, on, side_stream
+from steadyswap.engine.gpu.workers import EngineWorkers, Job
 from steadyswap.engine.phases import PhaseClock
 from steadyswap.engine.pipeline import Progress, RunResult
 from steadyswap.engine.segment_runner import run_segment
@@ -84,6 +85,8 @@ class GpuOptions:
         release_every: ``torch.cuda.empty_cache`` every N frames (0: never; docs/benchmarks.md).
         strategy: ``--video-memory-strategy``, the share of free memory batches may plan on.
         compile: ``torch.compile`` the swapper graph (fuses its elementwise work; compiling takes a while).
+        workers: engine processes sharing the device, each running its share of the segments with its own
+            step loop (``workers``); None: one per segment on CUDA, none on the CPU.
         processes: decoders and encoders in child processes when the output is 8-bit 4:2:0 at the source
             size (else, and when False, threads of this process).
         planar: with processes, frames reach the device as yuv420p planes where the source allows it and no
@@ -100,6 +103,7 @@ class GpuOptions:
     release_every: int = 0
     strategy: str = "strict"
     compile: bool = False
+    workers: int | None = None
     processes: bool = True
     planar: bool = True
 
@@ -230,7 +234,8 @@ class GpuEngine:
         self._frames_stream: _Stream | None = None
         self.plan = self._plan_memory()
         self.clock = PhaseClock()
-        """Seconds per phase of the last video run."""
+        """Seconds per phase of the last video run (in this process)."""
+        self._workers: EngineWorkers | None = None
         self.release = memory.CacheRelease(self.options.release_every, self.device)
 
     # --- set-up -------------------------------------------------------------------------------------
@@ -403,8 +408,11 @@ class GpuEngine:
         with atomic_output(output, inputs=[target]) as temporary, tempfile.TemporaryDirectory(
                 prefix=".steadyswap-", dir=output.parent) as scratch:
             files = [temporary] if len(plan) == 1 else [Path(scratch) / f"{s.name}{output.suffix}" for s in plan]
+            workers = self._worker_count(len(plan))
             if self.swapper is None:
                 done = self._run_cpu_segments(plan, files, info, progress, cancel)
+            elif workers > 1:
+                done = self._run_in_workers(plan, files, info, workers, progress, cancel)
             else:
                 done = self._run_gpu_segments(plan, files, info, progress, cancel)
             if len(plan) > 1:
@@ -429,6 +437,34 @@ class GpuEngine:
         info = probe(segment.target)
         with atomic_output(output, inputs=[segment.target]) as temporary:
             return self._run_gpu_segments([segment], [temporary], info, progress, cancel, whole=False)
+
+    def run_job(self, plan: list[Segment], files: list[Path], info: VideoInfo,
+                progress: Progress | None = None) -> int:
+        """Segments of ``info``'s video side by side into files for ``join`` (an ``EngineWorkers`` job)."""
+        return self._run_gpu_segments(plan, files, info, progress, None, whole=False)
+
+    def _worker_count(self, segments: int) -> int:
+        wanted = self.options.workers
+        if wanted is None:
+            wanted = segments if self.device.type == "cuda" else 1
+        return max(1, min(wanted, segments))
+
+    def _run_in_workers(self, plan: list[Segment], files: list[Path], info: VideoInfo, count: int,
+                        progress: Progress | None, cancel: threading.Event | None) -> int:
+        """``plan`` shared out in order among ``count`` engine processes (started on first use, then kept)."""
+        if self._workers is None or len(self._workers.children) < count:
+            if self._workers is not None:
+                self._workers.close()
+            self._workers = EngineWorkers(self.sources, self.config, replace(self.options, workers=1), count)
+        cuts = [round(k * len(plan) / count) for k in range(count + 1)]
+        jobs = [Job(plan[a:b], files[a:b]) for a, b in zip(cuts, cuts[1:])]
+        try:
+            self.clock = PhaseClock()
+            return self._workers.run(jobs, info, self.config, replace(self.options, workers=1), self.clock,
+                                     progress, cancel)
+        except BaseException:
+            self._workers = None  # stopped by run(); the next run starts new ones
+            raise
 
     def _run_cpu_segments(self, plan: list[Segment], files: list[Path], info: VideoInfo, progress: Progress | None,
                           cancel: threading.Event | None) -> int:
@@ -520,6 +556,7 @@ class GpuEngine:
         yuv = writer.pix_fmt == "yuv420p" and writer.size == (info.width, info.height)
         rgb_shape = (info.height, info.width, 3)
         clock = self.clock = PhaseClock()
+        self.release = memory.CacheRelease(self.options.release_every, self.device)
         written = 0
 
         def consume(item: _Item, data: np.ndarray) -> None:
@@ -595,6 +632,9 @@ class GpuEngine:
         """Drop the models and, unless the strategy is tolerant, the cached device memory."""
         if self._frames_stream is not None:
             self._frames_stream.swapper.close()
+        if self._workers is not None:
+            self._workers.close()
+            self._workers = None
         self.detector = None
         self.swapper = None
         self._frames_stream = None

@@ -1,0 +1,76 @@
+"""GPU engine workers: segments run by engine processes give what one process gives, and failures surface.
+
+The engines run on the CPU here (torch device "cpu"), the same code as on CUDA; models as in
+tests/test_gpu_engine.py (the shared YuNet, stand-in swapper and recognizer).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from steadyswap.config import RunConfig  # noqa: E402
+from steadyswap.engine.gpu.engine import GpuEngine, GpuOptions  # noqa: E402
+from steadyswap.errors import MediaDecodeError  # noqa: E402
+from tests import onnx_standins  # noqa: E402
+from tests.conftest import media_path  # noqa: E402
+from tests.helpers import decode, faststart_truncated, photo  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory) -> Path:
+    return onnx_standins.gpu_engine_models(tmp_path_factory.mktemp("models"),
+                                           media_path("../models/yunet/yunet_n_640_640.onnx"))
+
+
+def _config(models_dir: Path, **changes) -> RunConfig:
+    return RunConfig(face_swapper_model="hyperswap_1a_256", face_detector_model="yunet",
+                     face_landmarker_model="none", models_dir=str(models_dir), **changes)
+
+
+def _stamps(path: Path) -> list[int]:
+    with av.open(str(path)) as container:
+        return [frame.pts for frame in container.decode(video=0)]
+
+
+def test_workers_give_what_one_process_gives(models_dir: Path, tmp_path: Path) -> None:
+    target = media_path("video/liveportrait_d3.mp4")
+    config = _config(models_dir, trim_frame_start=20, trim_frame_end=80, output_video_quality=100)  # lossless
+    options = GpuOptions(device="cpu", half=False, segments=2, warmup_frames=5, frames_per_step=6)
+    with GpuEngine([photo(media_path("image/liveportrait_s1.jpg"))], config, options) as engine:
+        alone = engine.run_video(target, tmp_path / "alone.mp4")
+        engine.options = GpuOptions(device="cpu", half=False, segments=2, warmup_frames=5, frames_per_step=6,
+                                    workers=2)
+        seen: list[tuple[int, int]] = []
+        shared = engine.run_video(target, tmp_path / "workers.mp4", progress=lambda done, total: seen.append(
+            (done, total)))
+        workers = engine._workers
+        assert workers is not None and len(workers.children) == 2
+        pids = [process.pid for process, _ in workers.children]
+        again = engine.run_video(target, tmp_path / "again.mp4")
+        assert [process.pid for process, _ in engine._workers.children] == pids  # kept between runs
+    assert all(process.poll() is not None for process, _ in workers.children)  # stopped on close
+    assert alone.frames == shared.frames == again.frames == 60
+    assert seen and seen[-1] == (60, 60) and all(a[0] <= b[0] for a, b in zip(seen, seen[1:]))
+    assert _stamps(tmp_path / "workers.mp4") == _stamps(tmp_path / "alone.mp4")
+    one, two = (np.stack(decode(tmp_path / name)).astype(np.int16) for name in ("alone.mp4", "workers.mp4"))
+    diff = np.abs(one - two)
+    assert (one != np.stack(decode(target)[20:80])).mean() > 0.02  # faces were swapped
+    assert diff.mean() < 0.01 and diff.max() <= 3  # batches differ between the layouts: detector rounding
+
+
+def test_a_worker_failure_is_raised_and_the_next_run_starts_new_workers(models_dir: Path, tmp_path: Path) -> None:
+    truncated = faststart_truncated(tmp_path)
+    options = GpuOptions(device="cpu", half=False, segments=2, warmup_frames=5, frames_per_step=6, workers=2)
+    with GpuEngine([photo(media_path("image/liveportrait_s1.jpg"))], _config(models_dir), options) as engine:
+        with pytest.raises(MediaDecodeError, match="truncated or corrupt"):
+            engine.run_video(truncated, tmp_path / "out.mp4")
+        assert engine._workers is None
+        assert not list(tmp_path.glob("out*")) and not list(tmp_path.glob(".steadyswap-*"))
+        result = engine.run_video(media_path("video/liveportrait_d0.mp4"), tmp_path / "d0.mp4")
+    assert result.frames == 78 and len(_stamps(tmp_path / "d0.mp4")) == 78
