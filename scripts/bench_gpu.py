@@ -106,6 +106,8 @@ class Sampler:
         self.gpu_used: list[float] = []
         self.rss: list[float] = []
         self.rss_tree: list[float] = []
+        self.cpu_seconds: dict[int, tuple[str, float]] = {}
+        """Per descendant process: its role and the CPU seconds it had used when last seen."""
         self.cpu: list[float] = []
         self._stop = threading.Event()
         self._handle = None
@@ -127,6 +129,9 @@ class Sampler:
             for child in process.children(recursive=True):
                 with contextlib.suppress(psutil.Error):
                     tree += child.memory_info().rss
+                    times = child.cpu_times()
+                    role = self.cpu_seconds[child.pid][0] if child.pid in self.cpu_seconds else _role(child)
+                    self.cpu_seconds[child.pid] = (role, times.user + times.system)
             self.rss_tree.append(self.rss[-1] + tree / 2**20)
             self.cpu.append(psutil.cpu_percent())
             if self._handle is not None:
@@ -139,17 +144,35 @@ class Sampler:
         if torch is not None and torch.cuda.is_available():
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
+        import psutil
+
+        self._began = time.perf_counter()
+        self._own = psutil.Process().cpu_times()
+        self._before: dict[int, float] = {}  # children alive before the run (engine workers): their earlier time
+        for child in psutil.Process().children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                times = child.cpu_times()
+                self._before[child.pid] = times.user + times.system
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        import psutil
+
         self._stop.set()
         self._thread.join()
+        seconds = time.perf_counter() - self._began
+        own = psutil.Process().cpu_times()
+        cores = {"this process": (own.user + own.system - self._own.user - self._own.system) / seconds}
+        for pid, (role, used) in self.cpu_seconds.items():
+            cores[role] = cores.get(role, 0.0) + (used - self._before.get(pid, 0.0)) / seconds
+        self.cores = cores
 
     def figures(self) -> dict:
         torch = _torch()
         out = {"rss_peak_mib": max(self.rss, default=0.0), "rss_with_children_peak_mib": max(self.rss_tree, default=0.0),
+               "cores_busy_by_process_role": getattr(self, "cores", None),
                "host_cpu_percent_mean": statistics.fmean(self.cpu[1:]) if len(self.cpu) > 1 else None}
         if self.util:
             out |= {"gpu_util_mean": statistics.fmean(self.util), "gpu_util_max": max(self.util),
@@ -158,6 +181,16 @@ class Sampler:
             out |= {"vram_allocated_peak_mib": torch.cuda.max_memory_allocated() / 2**20,
                     "vram_reserved_peak_mib": torch.cuda.max_memory_reserved() / 2**20}
         return out
+
+
+def _role(process) -> str:
+    """What a child process of a run does, from its command line: decode, encode, engine worker, other."""
+    line = " ".join(process.cmdline())
+    for module, role in (("codec_processes decode", "decoders"), ("codec_processes encode", "encoders"),
+                         ("workers serve", "engine workers")):
+        if module in line:
+            return role
+    return "other"
 
 
 def _torch():
@@ -278,6 +311,11 @@ def section_env(out: dict) -> None:
         out["vram_free_mib"], out["vram_total_mib"] = free / 2**20, total / 2**20
     out["av"] = av.__version__
     out["date"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    for name, path in (("cgroup_cpu_max", "/sys/fs/cgroup/cpu.max"), ("cpu_model", "/proc/cpuinfo")):
+        with contextlib.suppress(OSError):
+            text = Path(path).read_text()
+            out[name] = next((line.split(":", 1)[1].strip() for line in text.splitlines()
+                              if line.startswith("model name")), text.strip())
 
 
 def section_correctness(out: dict, models: Path, clip: Path) -> None:
@@ -541,6 +579,21 @@ def section_stages(out: dict, models: Path, clip: Path, scratch: Path, quick: bo
                                                                              scratch, processes)
 
 
+def section_encoders(out: dict, clip: Path, scratch: Path, frames: int) -> None:
+    """The encoders alone in child processes, as the engine runs them, on ``frames`` decoded yuv420p frames:
+    the ceiling the end-to-end runs of the same call can be held against."""
+    from steadyswap.io.codec_processes import ProcessReader
+
+    info = probe(clip)
+    with ProcessReader(clip, 0, frames, planar=True) as reader:
+        planes = [image.copy() for _, _, image in reader]
+    for preset, encoders in (("veryfast", 1), ("veryfast", 2), ("veryfast", 4), ("ultrafast", 4)):
+        with Sampler() as sampler:
+            fps = encode_rate(planes, info, preset, encoders, scratch, processes=True)
+        out[f"{preset}_{encoders}"] = {"fps": fps} | sampler.figures()
+        print(f"  encoders {preset} x{encoders}: {fps:.1f} frames/s", flush=True)
+
+
 def encode_rate(planes: list[np.ndarray], info, preset: str, encoders: int, scratch: Path,
                 processes: bool = False) -> float:
     """Frames/s of ``encoders`` VideoWriters (threads) or ProcessWriters, each encoding an equal share of the
@@ -666,11 +719,11 @@ def section_e2e(out: dict, models: Path, clip: Path, scratch: Path, total: int, 
     out["plan"] = asdict(engine.plan)
     claim = 120 if quick else 300
     runs = [
-        ("warm_up", {}, {}, min(total, 400)),  # long enough for the default segments (and workers) to start
+        ("warm_up", {}, {"workers": 4}, min(total, 400)),  # long enough for 4 segments: starts 4 workers
         ("default_auto", {}, {}, total),
         ("ultrafast_auto", {"output_video_preset": "ultrafast"}, {}, total),
-        ("default_one_process", {}, {"workers": 1}, total),
-        ("ultrafast_one_process", {"output_video_preset": "ultrafast"}, {"workers": 1}, total),
+        ("default_workers", {}, {"workers": 4}, total),
+        ("ultrafast_workers", {"output_video_preset": "ultrafast"}, {"workers": 4}, total),
         ("default_threads", {}, {"processes": False}, total),
         ("ultrafast_threads", {"output_video_preset": "ultrafast"}, {"processes": False}, total),
         ("default_1_segment", {}, {"segments": 1}, total),
@@ -963,6 +1016,8 @@ def main() -> None:
                 section_models(section, models, args.quick)
             elif name == "stages":
                 section_stages(section, models, clip, scratch, args.quick)
+            elif name == "encoders":
+                section_encoders(section, clip, scratch, min(args.frames, 600))
             elif name == "e2e":
                 section_e2e(section, models, clip, scratch, args.frames, args.quick)
             elif name == "compile":

@@ -86,7 +86,10 @@ class GpuOptions:
         strategy: ``--video-memory-strategy``, the share of free memory batches may plan on.
         compile: ``torch.compile`` the swapper graph (fuses its elementwise work; compiling takes a while).
         workers: engine processes sharing the device, each running its share of the segments with its own
-            step loop (``workers``); None: one per segment on CUDA, none on the CPU.
+            step loop and GIL (``workers``); each builds its models at its first run, then serves later runs.
+            1: the segments run in this process (docs/benchmarks.md: 1.2x at ultrafast, level at the default
+            quality, so not worth the start-up by default).
+        encoder_threads: threads of each segment's encoder; None: the cores shared out among the segments.
         processes: decoders and encoders in child processes when the output is 8-bit 4:2:0 at the source
             size (else, and when False, threads of this process).
         planar: with processes, frames reach the device as yuv420p planes where the source allows it and no
@@ -103,7 +106,8 @@ class GpuOptions:
     release_every: int = 0
     strategy: str = "strict"
     compile: bool = False
-    workers: int | None = None
+    workers: int = 1
+    encoder_threads: int | None = None
     processes: bool = True
     planar: bool = True
 
@@ -444,10 +448,7 @@ class GpuEngine:
         return self._run_gpu_segments(plan, files, info, progress, None, whole=False)
 
     def _worker_count(self, segments: int) -> int:
-        wanted = self.options.workers
-        if wanted is None:
-            wanted = segments if self.device.type == "cuda" else 1
-        return max(1, min(wanted, segments))
+        return max(1, min(self.options.workers, segments))
 
     def _run_in_workers(self, plan: list[Segment], files: list[Path], info: VideoInfo, count: int,
                         progress: Progress | None, cancel: threading.Event | None) -> int:
@@ -460,8 +461,9 @@ class GpuEngine:
         jobs = [Job(plan[a:b], files[a:b]) for a, b in zip(cuts, cuts[1:])]
         try:
             self.clock = PhaseClock()
-            return self._workers.run(jobs, info, self.config, replace(self.options, workers=1), self.clock,
-                                     progress, cancel)
+            threads = self.options.encoder_threads or max(2, (os.cpu_count() or 2) // len(plan))
+            return self._workers.run(jobs, info, self.config, replace(self.options, workers=1, encoder_threads=threads),
+                                     self.clock, progress, cancel)
         except BaseException:
             self._workers = None  # stopped by run(); the next run starts new ones
             raise
@@ -508,7 +510,7 @@ class GpuEngine:
             crf=crf_from_quality(config.output_video_quality, config.output_video_encoder),
             preset=config.output_video_preset, audio_source=... if single else None,
             trim=(config.trim_frame_start, config.trim_frame_end) if single else (None, None),
-            threads=0 if single else max(2, (os.cpu_count() or 2) // len(plan)))
+            threads=0 if single else self.options.encoder_threads or max(2, (os.cpu_count() or 2) // len(plan)))
         try:
             for stream, path in zip(streams, files):
                 prepare_references(stream.swapper, Path(info.path))
@@ -590,9 +592,10 @@ class GpuEngine:
                                              yuv420p_shape(info) if planar else rgb_shape, self.device)
         downloader: Downloader[_Item] = Downloader(consume, yuv420p_shape(info) if yuv else rgb_shape, size,
                                                    self.device, copies=not isinstance(writer, ProcessWriter))
-        cpu_analysis = self.detector is None
+        # decisions are pure Python: threads only pay where the analyser itself runs on the CPU (and lets go of
+        # the GIL while it does); otherwise they just take turns on it (docs/benchmarks.md, call 2)
         pool = ThreadPoolExecutor(max_workers=len(streams), thread_name_prefix="steadyswap-decide") \
-            if cpu_analysis or len(streams) > 1 else None
+            if self.detector is None else None
         try:
             with on(analysis):
                 steps = iter(uploader)
