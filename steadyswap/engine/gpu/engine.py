@@ -65,6 +65,10 @@ MAX_SEGMENTS = 4
 QUEUE_FRAMES = 24
 """Frames each segment's decoder and encoder may run ahead: enough that one busy encoder (or decoder) does
 not stall the others while the engine waits on it in turn."""
+WORKER_MIN_FRAMES = 9000
+"""Runs this long (5 minutes at 30 fps) start engine workers by default. On the H100 machine (docs/benchmarks.md,
+call 10) 4 workers ran 1080p at 78.6 frames/s against 56.4 in one process (5 ms less per frame) and took
+about 40 s to start: they pay for themselves after about 8,000 frames."""
 CUT_THUMBNAIL = (48, 27)
 """(width, height) of ``analysis.cuts.frame_signature``'s thumbnail."""
 
@@ -87,8 +91,8 @@ class GpuOptions:
         compile: ``torch.compile`` the swapper graph (fuses its elementwise work; compiling takes a while).
         workers: engine processes sharing the device, each running its share of the segments with its own
             step loop and GIL (``workers``); each builds its models at its first run, then serves later runs.
-            1: the segments run in this process (docs/benchmarks.md: 1.2x at ultrafast, level at the default
-            quality, so not worth the start-up by default).
+            1: the segments run in this process. None: one per segment on CUDA for runs of at least
+            ``WORKER_MIN_FRAMES`` frames, else 1.
         encoder_threads: threads of each segment's encoder; None: the cores shared out among the segments.
         processes: decoders and encoders in child processes when the output is 8-bit 4:2:0 at the source
             size (else, and when False, threads of this process).
@@ -106,7 +110,7 @@ class GpuOptions:
     release_every: int = 0
     strategy: str = "strict"
     compile: bool = False
-    workers: int = 1
+    workers: int | None = None
     encoder_threads: int | None = None
     processes: bool = True
     planar: bool = True
@@ -412,7 +416,7 @@ class GpuEngine:
         with atomic_output(output, inputs=[target]) as temporary, tempfile.TemporaryDirectory(
                 prefix=".steadyswap-", dir=output.parent) as scratch:
             files = [temporary] if len(plan) == 1 else [Path(scratch) / f"{s.name}{output.suffix}" for s in plan]
-            workers = self._worker_count(len(plan))
+            workers = self._worker_count(len(plan), end - start)
             if self.swapper is None:
                 done = self._run_cpu_segments(plan, files, info, progress, cancel)
             elif workers > 1:
@@ -447,8 +451,11 @@ class GpuEngine:
         """Segments of ``info``'s video side by side into files for ``join`` (an ``EngineWorkers`` job)."""
         return self._run_gpu_segments(plan, files, info, progress, None, whole=False)
 
-    def _worker_count(self, segments: int) -> int:
-        return max(1, min(self.options.workers, segments))
+    def _worker_count(self, segments: int, frames: int) -> int:
+        wanted = self.options.workers
+        if wanted is None:
+            wanted = segments if self.device.type == "cuda" and frames >= WORKER_MIN_FRAMES else 1
+        return max(1, min(wanted, segments))
 
     def _run_in_workers(self, plan: list[Segment], files: list[Path], info: VideoInfo, count: int,
                         progress: Progress | None, cancel: threading.Event | None) -> int:
