@@ -724,6 +724,10 @@ def section_e2e(out: dict, models: Path, clip: Path, scratch: Path, total: int, 
         ("ultrafast_auto", {"output_video_preset": "ultrafast"}, {}, total),
         ("default_workers", {}, {"workers": 4}, total),
         ("ultrafast_workers", {"output_video_preset": "ultrafast"}, {"workers": 4}, total),
+        ("default_workers_ffmpeg_decoders", {}, {"workers": 4, "decoder_threads": 0}, total),
+        ("ultrafast_workers_ffmpeg_decoders", {"output_video_preset": "ultrafast"},
+         {"workers": 4, "decoder_threads": 0}, total),
+        ("default_workers_8_segments", {}, {"workers": 4, "segments": 8}, total),
         ("default_threads", {}, {"processes": False}, total),
         ("ultrafast_threads", {"output_video_preset": "ultrafast"}, {"processes": False}, total),
         ("default_1_segment", {}, {"segments": 1}, total),
@@ -750,7 +754,7 @@ def section_e2e(out: dict, models: Path, clip: Path, scratch: Path, total: int, 
                    "segments": len(engine.segments(probe(clip), 0, frames))} | sampler.figures()
             if hasattr(engine, "clock"):
                 row["phases_seconds"] = engine.clock.totals()
-            if label == "default_auto":
+            if label in ("default_auto", "default_workers"):
                 row["verify"] = verify_output(output, clip, engine.segments(probe(clip), 0, frames))
             if label == "memory_1_segment":
                 row["memory_marks"] = marks

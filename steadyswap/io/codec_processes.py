@@ -57,7 +57,7 @@ class _PlanarReader(VideoReader):
         return index, frame.pts, frame.to_ndarray(format="yuv420p")
 
 
-def _decode(conn: Connection, path: str, start: int, end: int, planar: bool,
+def _decode(conn: Connection, path: str, start: int, end: int, planar: bool, threads: int,
             slots_path: str, count: int, shape: tuple[int, ...]) -> None:
     """Child: decode frames [start, end) into the slots the parent hands back."""
     slots = FrameSlots(count, shape, slots_path)
@@ -65,7 +65,7 @@ def _decode(conn: Connection, path: str, start: int, end: int, planar: bool,
     try:
         conn.send(("ready",))
         kind = _PlanarReader if planar else VideoReader
-        with kind(path, start, end, queue_size=2, high_bit_depth=False) as reader:
+        with kind(path, start, end, queue_size=2, high_bit_depth=False, threads=threads) as reader:
             for item in reader:
                 index, pts, image = item if planar else (item.index, item.pts, item.image)
                 while not free or conn.poll():
@@ -93,6 +93,7 @@ class ProcessReader:
         start, end: the frame range (end exclusive; None: to the end).
         planar: deliver yuv420p planes ((H·3/2)×W, see ``planar_decoding``) instead of H×W×3 RGB.
         slots: frames decoded ahead.
+        threads: decoder threads (0: FFmpeg's choice, one per core).
 
     Each array is a view into shared memory, valid until the next frame is asked for: copy what you keep.
 
@@ -101,7 +102,7 @@ class ProcessReader:
     """
 
     def __init__(self, path: PathLike, start: int | None = None, end: int | None = None, planar: bool = False,
-                 slots: int = SLOTS) -> None:
+                 slots: int = SLOTS, threads: int = 0) -> None:
         self.info = probe(path)
         if planar and not planar_decoding(self.info):
             raise UsageError(f"{path}: {self.info.pix_fmt} frames cannot be delivered as yuv420p planes")
@@ -110,7 +111,7 @@ class ProcessReader:
         shape = yuv420p_shape(self.info) if planar else (self.info.height, self.info.width, 3)
         self._slots = FrameSlots(slots, shape)
         self._process, self._conn = children.start(__name__, "decode", self.info.path, self.start, self.end, planar,
-                                           self._slots.path, slots, shape)
+                                                   threads, self._slots.path, slots, shape)
         self._closed = False
 
     def __iter__(self) -> Iterator[tuple[int, int | None, np.ndarray]]:

@@ -61,6 +61,8 @@ class VideoReader:
         queue_size: decoded frames buffered ahead of the consumer.
         high_bit_depth: for sources deeper than 8 bits, yield ``DeepFrame`` (image plus rgb48 ``deep``)
             so that ``VideoWriter`` can write 10-bit output; no effect on 8-bit sources.
+        threads: decoder threads; 0 lets FFmpeg choose (one per core). Several readers side by side (the GPU
+            engine's segments) each take a share instead.
 
     Images are H×W×3 uint8 RGB with the display matrix applied (a phone clip tagged "rotate 90"
     yields portrait frames); ``pts`` is in ``info.time_base``. Use as a context manager so the
@@ -79,8 +81,10 @@ class VideoReader:
         end: int | None = None,
         queue_size: int = 8,
         high_bit_depth: bool = True,
+        threads: int = 0,
     ) -> None:
         self.info = probe(path)
+        self.threads = threads
         if start is not None and start < 0:
             raise UsageError(f"trim start {start} must be 0 or more")
         if end is not None and start is not None and end <= start:
@@ -148,6 +152,8 @@ class VideoReader:
             with open_input(self.info.path) as container:
                 stream = container.streams.video[0]
                 stream.thread_type = "AUTO"
+                if self.threads:
+                    stream.codec_context.thread_count = self.threads
                 for index, frame in self._indexed(container, stream):
                     if index >= self.end or not self._put(self._convert(index, frame)):
                         break

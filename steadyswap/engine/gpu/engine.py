@@ -93,7 +93,9 @@ class GpuOptions:
             step loop and GIL (``workers``); each builds its models at its first run, then serves later runs.
             1: the segments run in this process. None: one per segment on CUDA for runs of at least
             ``WORKER_MIN_FRAMES`` frames, else 1.
-        encoder_threads: threads of each segment's encoder; None: the cores shared out among the segments.
+        encoder_threads, decoder_threads: threads of each segment's encoder and decoder; None: the cores
+            shared out among the segments (a run of one segment leaves it to x264 and FFmpeg, one per core);
+            0 for the decoder: FFmpeg's choice.
         processes: decoders and encoders in child processes when the output is 8-bit 4:2:0 at the source
             size (else, and when False, threads of this process).
         planar: with processes, frames reach the device as yuv420p planes where the source allows it and no
@@ -112,6 +114,7 @@ class GpuOptions:
     compile: bool = False
     workers: int | None = None
     encoder_threads: int | None = None
+    decoder_threads: int | None = None
     processes: bool = True
     planar: bool = True
 
@@ -451,6 +454,14 @@ class GpuEngine:
         """Segments of ``info``'s video side by side into files for ``join`` (an ``EngineWorkers`` job)."""
         return self._run_gpu_segments(plan, files, info, progress, None, whole=False)
 
+    def _codec_threads(self, segments: int) -> tuple[int, int]:
+        """(encoder, decoder) threads per segment of a run of ``segments``: the options', else a share of the
+        cores (docs/benchmarks.md, call 9: encoders that each took every core ran no faster than one process)."""
+        share = max(2, (os.cpu_count() or 2) // segments)
+        encoders = self.options.encoder_threads or share
+        decoders = share if self.options.decoder_threads is None else self.options.decoder_threads
+        return encoders, decoders
+
     def _worker_count(self, segments: int, frames: int) -> int:
         wanted = self.options.workers
         if wanted is None:
@@ -468,9 +479,9 @@ class GpuEngine:
         jobs = [Job(plan[a:b], files[a:b]) for a, b in zip(cuts, cuts[1:])]
         try:
             self.clock = PhaseClock()
-            threads = self.options.encoder_threads or max(2, (os.cpu_count() or 2) // len(plan))
-            return self._workers.run(jobs, info, self.config, replace(self.options, workers=1, encoder_threads=threads),
-                                     self.clock, progress, cancel)
+            encoders, decoders = self._codec_threads(len(plan))
+            options = replace(self.options, workers=1, encoder_threads=encoders, decoder_threads=decoders)
+            return self._workers.run(jobs, info, self.config, options, self.clock, progress, cancel)
         except BaseException:
             self._workers = None  # stopped by run(); the next run starts new ones
             raise
@@ -508,6 +519,7 @@ class GpuEngine:
         trim shift), else files for ``join`` (source timestamps, no audio)."""
         config = self.config
         single = whole and len(plan) == 1
+        encoder_threads, decoder_threads = self._codec_threads(len(plan))
         streams = [self._stream(i, segment, info.fps or 30.0) for i, segment in enumerate(plan)]
         processes = self.options.processes and yuv420p_output(config.output_video_encoder, info)
         planar = processes and self.options.planar and planar_decoding(info) and not any(
@@ -517,18 +529,19 @@ class GpuEngine:
             crf=crf_from_quality(config.output_video_quality, config.output_video_encoder),
             preset=config.output_video_preset, audio_source=... if single else None,
             trim=(config.trim_frame_start, config.trim_frame_end) if single else (None, None),
-            threads=0 if single else self.options.encoder_threads or max(2, (os.cpu_count() or 2) // len(plan)))
+            threads=0 if single else encoder_threads)
         try:
             for stream, path in zip(streams, files):
                 prepare_references(stream.swapper, Path(info.path))
                 segment = stream.segment
                 if processes:
                     stream.reader = ProcessReader(info.path, segment.warmup, segment.decode_end, planar=planar,
+                                                  threads=0 if single else decoder_threads,
                                                   slots=QUEUE_FRAMES)
                     stream.writer = ProcessWriter(path, info, slots=QUEUE_FRAMES, **writer_options)
                 else:
                     stream.reader = VideoReader(info.path, segment.warmup, segment.decode_end,
-                                                queue_size=QUEUE_FRAMES)
+                                                queue_size=QUEUE_FRAMES, threads=0 if single else decoder_threads)
                     stream.writer = VideoWriter(path, info, queue_size=QUEUE_FRAMES, **writer_options)
             done = self._pump(streams, info, progress, cancel, sum(s.frames for s in plan), planar)
             for stream in streams:
