@@ -93,9 +93,10 @@ class GpuOptions:
             step loop and GIL (``workers``); each builds its models at its first run, then serves later runs.
             1: the segments run in this process. None: one per segment on CUDA for runs of at least
             ``WORKER_MIN_FRAMES`` frames, else 1.
-        encoder_threads, decoder_threads: threads of each segment's encoder and decoder; None: the cores
-            shared out among the segments (a run of one segment leaves it to x264 and FFmpeg, one per core);
-            0 for the decoder: FFmpeg's choice.
+        encoder_threads: threads of each segment's encoder; None: the cores shared out among the segments
+            (a run of one segment leaves it to x264).
+        decoder_threads: threads of each segment's decoder; 0: FFmpeg's choice, one per core, which ran
+            faster than a share of the cores (docs/benchmarks.md, call 11).
         processes: decoders and encoders in child processes when the output is 8-bit 4:2:0 at the source
             size (else, and when False, threads of this process).
         planar: with processes, frames reach the device as yuv420p planes where the source allows it and no
@@ -114,7 +115,7 @@ class GpuOptions:
     compile: bool = False
     workers: int | None = None
     encoder_threads: int | None = None
-    decoder_threads: int | None = None
+    decoder_threads: int = 0
     processes: bool = True
     planar: bool = True
 
@@ -455,12 +456,10 @@ class GpuEngine:
         return self._run_gpu_segments(plan, files, info, progress, None, whole=False)
 
     def _codec_threads(self, segments: int) -> tuple[int, int]:
-        """(encoder, decoder) threads per segment of a run of ``segments``: the options', else a share of the
-        cores (docs/benchmarks.md, call 9: encoders that each took every core ran no faster than one process)."""
-        share = max(2, (os.cpu_count() or 2) // segments)
-        encoders = self.options.encoder_threads or share
-        decoders = share if self.options.decoder_threads is None else self.options.decoder_threads
-        return encoders, decoders
+        """(encoder, decoder) threads per segment of a run of ``segments``: encoders share the cores
+        (docs/benchmarks.md, call 9: workers whose encoders each took every core ran no faster than one
+        process), decoders as the options say."""
+        return self.options.encoder_threads or max(2, (os.cpu_count() or 2) // segments), self.options.decoder_threads
 
     def _worker_count(self, segments: int, frames: int) -> int:
         wanted = self.options.workers
