@@ -6,6 +6,7 @@ tests/test_gpu_engine.py (the shared YuNet, stand-in swapper and recognizer).
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import av
@@ -16,7 +17,7 @@ torch = pytest.importorskip("torch")
 
 from steadyswap.config import RunConfig  # noqa: E402
 from steadyswap.engine.gpu.engine import GpuEngine, GpuOptions  # noqa: E402
-from steadyswap.errors import MediaDecodeError  # noqa: E402
+from steadyswap.errors import Interrupted, MediaDecodeError  # noqa: E402
 from tests import onnx_standins  # noqa: E402
 from tests.conftest import media_path  # noqa: E402
 from tests.helpers import decode, faststart_truncated, photo  # noqa: E402
@@ -64,7 +65,7 @@ def test_workers_give_what_one_process_gives(models_dir: Path, tmp_path: Path) -
     assert diff.mean() < 0.01 and diff.max() <= 3  # batches differ between the layouts: detector rounding
 
 
-def test_a_worker_failure_is_raised_and_the_next_run_starts_new_workers(models_dir: Path, tmp_path: Path) -> None:
+def test_failures_and_cancels_stop_the_workers_and_the_next_run_starts_new_ones(models_dir: Path, tmp_path: Path) -> None:
     truncated = faststart_truncated(tmp_path)
     options = GpuOptions(device="cpu", half=False, segments=2, warmup_frames=5, frames_per_step=6, workers=2)
     with GpuEngine([photo(media_path("image/liveportrait_s1.jpg"))], _config(models_dir), options) as engine:
@@ -72,5 +73,10 @@ def test_a_worker_failure_is_raised_and_the_next_run_starts_new_workers(models_d
             engine.run_video(truncated, tmp_path / "out.mp4")
         assert engine._workers is None
         assert not list(tmp_path.glob("out*")) and not list(tmp_path.glob(".steadyswap-*"))
+        cancel = threading.Event()
+        with pytest.raises(Interrupted):
+            engine.run_video(media_path("video/liveportrait_d0.mp4"), tmp_path / "cancelled.mp4",
+                             progress=lambda done, total: cancel.set(), cancel=cancel)
+        assert engine._workers is None and not list(tmp_path.glob("cancelled*"))
         result = engine.run_video(media_path("video/liveportrait_d0.mp4"), tmp_path / "d0.mp4")
     assert result.frames == 78 and len(_stamps(tmp_path / "d0.mp4")) == 78

@@ -12,6 +12,7 @@ import importlib
 import logging
 import sys
 import types
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +25,11 @@ from onnx import numpy_helper
 from steadyswap.errors import ModelError
 
 log = logging.getLogger(__name__)
+
+# onnx2torch's Slice indexes with a list, which torch 2.x deprecates with a warning on the first call of every
+# converted graph: noise for the user (in every engine process), nothing they can act on
+warnings.filterwarnings("ignore", message="Using a non-tuple sequence for multidimensional indexing",
+                        category=UserWarning)
 
 
 @contextmanager

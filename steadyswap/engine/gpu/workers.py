@@ -10,6 +10,7 @@ one run after another, so their start-up (imports, model conversion, the memory 
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import threading
 from dataclasses import dataclass
@@ -121,9 +122,11 @@ class EngineWorkers:
 
 
 def _serve(conn: Connection, sources: list[np.ndarray], config: RunConfig, options: GpuOptions) -> None:
-    """Child: build one engine, then run the jobs the parent sends until it says stop."""
+    """Child: build one engine, then run the jobs the parent sends until it says stop. Ctrl-C in a terminal
+    reaches the whole process group: the parent alone decides, and stops the workers."""
     from steadyswap.engine.gpu.engine import GpuEngine
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         engine = GpuEngine(sources, config, options)
         conn.send(("ready",))
