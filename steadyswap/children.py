@@ -10,7 +10,9 @@ dies is reported as such, never waited on forever.
 
 from __future__ import annotations
 
+import os
 import pickle
+import signal
 import socket
 import subprocess
 import sys
@@ -23,13 +25,15 @@ POLL_SECONDS = 0.5
 """How often a waiting side checks that the other process is still alive."""
 
 
-def start(module: str, role: str, *setup: Any) -> tuple[subprocess.Popen, Connection]:
+def start(module: str, role: str, *setup: Any, group: bool = False) -> tuple[subprocess.Popen, Connection]:
     """Start ``python -m module role FD`` and send it ``setup``; returns the process and its connection.
-    The module reads its end with ``child_connection()``."""
+    The module reads its end with ``child_connection()``. ``group``: the child leads a process group of
+    its own (with the children it starts), which ``kill_group`` ends at once and a terminal's Ctrl-C does
+    not reach: its parent decides when it stops."""
     ours, theirs = socket.socketpair()
     with theirs:
         process = subprocess.Popen([sys.executable, "-m", module, role, str(theirs.fileno())],
-                                   pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL)
+                                   pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, start_new_session=group)
     conn = Connection(ours.detach())
     conn.send(setup)
     return process, conn
@@ -67,6 +71,15 @@ def stop(process: subprocess.Popen, conn: Connection, grace: float = 5.0) -> Non
         process.kill()
         process.wait()
     conn.close()
+
+
+def kill_group(process: subprocess.Popen, conn: Connection) -> None:
+    """Kill a child started with ``group`` and every process it started; close the connection."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    stop(process, conn, grace=0)
 
 
 def portable(error: BaseException) -> BaseException:

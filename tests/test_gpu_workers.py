@@ -7,6 +7,7 @@ tests/test_gpu_engine.py (the shared YuNet, stand-in swapper and recognizer).
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import av
@@ -32,6 +33,27 @@ def models_dir(tmp_path_factory) -> Path:
 def _config(models_dir: Path, **changes) -> RunConfig:
     return RunConfig(face_swapper_model="hyperswap_1a_256", face_detector_model="yunet",
                      face_landmarker_model="none", models_dir=str(models_dir), **changes)
+
+
+def _codec_processes() -> set[int]:
+    """Process ids of running decoder/encoder children (``io.codec_processes``), from /proc."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if b"steadyswap.io.codec_processes" in (entry / "cmdline").read_bytes():
+                    found.add(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def _left_behind(before: set[int], seconds: float = 5.0) -> set[int]:
+    """Codec children started since ``before`` still running after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while _codec_processes() - before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return _codec_processes() - before
 
 
 def _stamps(path: Path) -> list[int]:
@@ -67,6 +89,7 @@ def test_workers_give_what_one_process_gives(models_dir: Path, tmp_path: Path) -
 
 def test_failures_and_cancels_stop_the_workers_and_the_next_run_starts_new_ones(models_dir: Path, tmp_path: Path) -> None:
     truncated = faststart_truncated(tmp_path)
+    before = _codec_processes()
     options = GpuOptions(device="cpu", half=False, segments=2, warmup_frames=5, frames_per_step=6, workers=2)
     with GpuEngine([photo(media_path("image/liveportrait_s1.jpg"))], _config(models_dir), options) as engine:
         with pytest.raises(MediaDecodeError, match="truncated or corrupt"):
@@ -78,5 +101,6 @@ def test_failures_and_cancels_stop_the_workers_and_the_next_run_starts_new_ones(
             engine.run_video(media_path("video/liveportrait_d0.mp4"), tmp_path / "cancelled.mp4",
                              progress=lambda done, total: cancel.set(), cancel=cancel)
         assert engine._workers is None and not list(tmp_path.glob("cancelled*"))
+        assert not _left_behind(before)  # the workers' decoders and encoders were stopped with them
         result = engine.run_video(media_path("video/liveportrait_d0.mp4"), tmp_path / "d0.mp4")
     assert result.frames == 78 and len(_stamps(tmp_path / "d0.mp4")) == 78

@@ -10,7 +10,6 @@ one run after another, so their start-up (imports, model conversion, the memory 
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import threading
 from dataclasses import dataclass
@@ -54,7 +53,8 @@ class EngineWorkers:
     """
 
     def __init__(self, sources: list[np.ndarray], config: RunConfig, options: GpuOptions, count: int) -> None:
-        self.children = [children.start(__name__, "serve", sources, config, options) for _ in range(count)]
+        self.children = [children.start(__name__, "serve", sources, config, options, group=True)
+                         for _ in range(count)]
         self._ready = False
 
     def run(self, jobs: list[Job], info: VideoInfo, config: RunConfig, options: GpuOptions, clock: PhaseClock,
@@ -107,26 +107,24 @@ class EngineWorkers:
         return done
 
     def close(self, kill: bool = False) -> None:
-        """Stop the workers (at once with ``kill``); safe to call twice."""
+        """Stop the workers (at once with ``kill``, their decoders and encoders too); safe to call twice."""
         for process, conn in self.children:
             if conn.closed:
                 continue
             if kill:
-                process.kill()
-            else:
-                try:
-                    conn.send(("stop",))
-                except OSError:
-                    pass
-            children.stop(process, conn, grace=0 if kill else 10)
+                children.kill_group(process, conn)
+                continue
+            try:
+                conn.send(("stop",))
+            except OSError:
+                pass
+            children.stop(process, conn, grace=10)
 
 
 def _serve(conn: Connection, sources: list[np.ndarray], config: RunConfig, options: GpuOptions) -> None:
-    """Child: build one engine, then run the jobs the parent sends until it says stop. Ctrl-C in a terminal
-    reaches the whole process group: the parent alone decides, and stops the workers."""
+    """Child: build one engine, then run the jobs the parent sends until it says stop."""
     from steadyswap.engine.gpu.engine import GpuEngine
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         engine = GpuEngine(sources, config, options)
         conn.send(("ready",))
