@@ -120,6 +120,8 @@ def test_batches_come_from_the_memory_budget() -> None:
     assert plan.frames_for(360, 640) == 32  # at most MAX_FRAMES_PER_STEP
     assert MemoryPlan(8, 0, 0).frames_for(1080, 1920) == 8  # no probe: as many frames as faces per call
     assert MemoryPlan(64, 0, 0, frames_override=3).frames_for(1080, 1920) == 3
+    # a run holds a full model call and two steps of frames: what decides how many engine workers fit
+    assert plan.run_bytes(1080, 1920) == 64 * (50 << 20) + 2 * 10 * frame_bytes(1080, 1920)
     assert [bucket(n, 64) for n in (1, 3, 5, 17, 33, 64)] == [1, 4, 8, 32, 64, 64]
     assert bucket(40, 48) == 48
 

@@ -92,7 +92,7 @@ class GpuOptions:
         workers: engine processes sharing the device, each running its share of the segments with its own
             step loop and GIL (``workers``); each builds its models at its first run, then serves later runs.
             1: the segments run in this process. None: one per segment on CUDA for runs of at least
-            ``WORKER_MIN_FRAMES`` frames, else 1.
+            ``WORKER_MIN_FRAMES`` frames, as many as the strategy's share of free device memory holds; else 1.
         encoder_threads: threads of each segment's encoder; None: the cores shared out among the segments
             (a run of one segment leaves it to x264).
         decoder_threads: threads of each segment's decoder; 0: FFmpeg's choice, one per core, which ran
@@ -420,7 +420,7 @@ class GpuEngine:
         with atomic_output(output, inputs=[target]) as temporary, tempfile.TemporaryDirectory(
                 prefix=".steadyswap-", dir=output.parent) as scratch:
             files = [temporary] if len(plan) == 1 else [Path(scratch) / f"{s.name}{output.suffix}" for s in plan]
-            workers = self._worker_count(len(plan), end - start)
+            workers = self._worker_count(len(plan), end - start, info)
             if self.swapper is None:
                 done = self._run_cpu_segments(plan, files, info, progress, cancel)
             elif workers > 1:
@@ -461,11 +461,21 @@ class GpuEngine:
         process), decoders as the options say."""
         return self.options.encoder_threads or max(2, (os.cpu_count() or 2) // segments), self.options.decoder_threads
 
-    def _worker_count(self, segments: int, frames: int) -> int:
+    def _worker_count(self, segments: int, frames: int, info: VideoInfo) -> int:
         wanted = self.options.workers
         if wanted is None:
             wanted = segments if self.device.type == "cuda" and frames >= WORKER_MIN_FRAMES else 1
+            if wanted > 1:
+                wanted = min(wanted, self._engines_that_fit(info))
         return max(1, min(wanted, segments))
+
+    def _engines_that_fit(self, info: VideoInfo) -> int:
+        """How many engines like this one the strategy's share of the free device memory holds: each worker
+        loads the models again and runs steps of its own."""
+        free, _ = torch.cuda.mem_get_info(self.device)
+        share = memory.STRATEGY_SHARE.get(self.options.strategy, memory.STRATEGY_SHARE["strict"])
+        each = torch.cuda.memory_allocated(self.device) + self.plan.run_bytes(info.height, info.width)
+        return int(free * share // max(1, each))
 
     def _run_in_workers(self, plan: list[Segment], files: list[Path], info: VideoInfo, count: int,
                         progress: Progress | None, cancel: threading.Event | None) -> int:
@@ -480,7 +490,9 @@ class GpuEngine:
             self.clock = PhaseClock()
             encoders, decoders = self._codec_threads(len(plan))
             options = replace(self.options, workers=1, encoder_threads=encoders, decoder_threads=decoders)
-            return self._workers.run(jobs, info, self.config, options, self.clock, progress, cancel)
+            done = self._workers.run(jobs, info, self.config, options, self.clock, progress, cancel)
+            log.debug("GPU engine workers, time by phase (all workers): %s", self.clock.summary())
+            return done
         except BaseException:
             self._workers = None  # stopped by run(); the next run starts new ones
             raise

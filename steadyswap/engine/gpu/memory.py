@@ -46,6 +46,11 @@ class MemoryPlan:
         fit = self.budget_bytes // 4 // frame_bytes(height, width) if self.budget_bytes else self.faces_per_call
         return int(max(1, min(MAX_FRAMES_PER_STEP, self.faces_per_call, fit)))
 
+    def run_bytes(self, height: int, width: int) -> int:
+        """About what a run at this frame size holds beyond the models: a full model call, and a step of
+        frames twice over (the step on the device and the frames waiting for lookahead)."""
+        return self.faces_per_call * self.face_bytes + 2 * self.frames_for(height, width) * frame_bytes(height, width)
+
 
 def peak_bytes(run: Callable[[], object], device: torch.device) -> int:
     """Peak memory allocated on ``device`` while ``run()`` runs, above what was allocated before."""
