@@ -57,7 +57,7 @@ CLASSIC_FACES = ROOT / ".bench" / "classic_faces.npz"
 SOURCE_IMAGE = "media/image/liveportrait_s1.jpg"
 CLIP_720 = "media/video/liveportrait_s32_1280x720.mp4"
 CLIP_512 = "media/video/liveportrait_d3.mp4"
-GPU_SECTIONS = ("env", "prepare", "correctness", "models", "stages", "e2e", "classic", "compile")
+GPU_SECTIONS = ("env", "prepare", "correctness", "models", "stages", "encoders", "e2e", "classic", "compile")
 DEVICE = "cuda"
 STANDIN_SUBSET = ["hyperswap_1a_256", "inswapper_128", "2dfan4", "arcface_w600k_r50", "yoloface_8n"]
 """Stand-ins the correctness and models sections cover (``--standins``)."""
