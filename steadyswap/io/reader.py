@@ -61,8 +61,7 @@ class VideoReader:
         queue_size: decoded frames buffered ahead of the consumer.
         high_bit_depth: for sources deeper than 8 bits, yield ``DeepFrame`` (image plus rgb48 ``deep``)
             so that ``VideoWriter`` can write 10-bit output; no effect on 8-bit sources.
-        threads: decoder threads; 0 lets FFmpeg choose (one per core). Several readers side by side (the GPU
-            engine's segments) each take a share instead.
+        threads: decoder threads; 0 lets FFmpeg choose (one per core).
 
     Images are H×W×3 uint8 RGB with the display matrix applied (a phone clip tagged "rotate 90"
     yields portrait frames); ``pts`` is in ``info.time_base``. Use as a context manager so the

@@ -420,10 +420,9 @@ class GpuEngine:
         with atomic_output(output, inputs=[target]) as temporary, tempfile.TemporaryDirectory(
                 prefix=".steadyswap-", dir=output.parent) as scratch:
             files = [temporary] if len(plan) == 1 else [Path(scratch) / f"{s.name}{output.suffix}" for s in plan]
-            workers = self._worker_count(len(plan), end - start, info)
             if self.swapper is None:
                 done = self._run_cpu_segments(plan, files, info, progress, cancel)
-            elif workers > 1:
+            elif (workers := self._worker_count(len(plan), end - start, info)) > 1:
                 done = self._run_in_workers(plan, files, info, workers, progress, cancel)
             else:
                 done = self._run_gpu_segments(plan, files, info, progress, cancel)
@@ -455,11 +454,11 @@ class GpuEngine:
         """Segments of ``info``'s video side by side into files for ``join`` (an ``EngineWorkers`` job)."""
         return self._run_gpu_segments(plan, files, info, progress, None, whole=False)
 
-    def _codec_threads(self, segments: int) -> tuple[int, int]:
-        """(encoder, decoder) threads per segment of a run of ``segments``: encoders share the cores
+    def _encoder_threads(self, segments: int) -> int:
+        """Threads of each encoder in a run of ``segments``: the option, else a share of the cores
         (docs/benchmarks.md, call 9: workers whose encoders each took every core ran no faster than one
-        process), decoders as the options say."""
-        return self.options.encoder_threads or max(2, (os.cpu_count() or 2) // segments), self.options.decoder_threads
+        process)."""
+        return self.options.encoder_threads or max(2, (os.cpu_count() or 2) // segments)
 
     def _worker_count(self, segments: int, frames: int, info: VideoInfo) -> int:
         wanted = self.options.workers
@@ -488,8 +487,7 @@ class GpuEngine:
         jobs = [Job(plan[a:b], files[a:b]) for a, b in zip(cuts, cuts[1:])]
         try:
             self.clock = PhaseClock()
-            encoders, decoders = self._codec_threads(len(plan))
-            options = replace(self.options, workers=1, encoder_threads=encoders, decoder_threads=decoders)
+            options = replace(self.options, workers=1, encoder_threads=self._encoder_threads(len(plan)))
             done = self._workers.run(jobs, info, self.config, options, self.clock, progress, cancel)
             log.debug("GPU engine workers, time by phase (all workers): %s", self.clock.summary())
             return done
@@ -530,7 +528,6 @@ class GpuEngine:
         trim shift), else files for ``join`` (source timestamps, no audio)."""
         config = self.config
         single = whole and len(plan) == 1
-        encoder_threads, decoder_threads = self._codec_threads(len(plan))
         streams = [self._stream(i, segment, info.fps or 30.0) for i, segment in enumerate(plan)]
         processes = self.options.processes and yuv420p_output(config.output_video_encoder, info)
         planar = processes and self.options.planar and planar_decoding(info) and not any(
@@ -540,19 +537,19 @@ class GpuEngine:
             crf=crf_from_quality(config.output_video_quality, config.output_video_encoder),
             preset=config.output_video_preset, audio_source=... if single else None,
             trim=(config.trim_frame_start, config.trim_frame_end) if single else (None, None),
-            threads=0 if single else encoder_threads)
+            threads=0 if single else self._encoder_threads(len(plan)))
         try:
             for stream, path in zip(streams, files):
                 prepare_references(stream.swapper, Path(info.path))
                 segment = stream.segment
                 if processes:
                     stream.reader = ProcessReader(info.path, segment.warmup, segment.decode_end, planar=planar,
-                                                  threads=0 if single else decoder_threads,
+                                                  threads=self.options.decoder_threads,
                                                   slots=QUEUE_FRAMES)
                     stream.writer = ProcessWriter(path, info, slots=QUEUE_FRAMES, **writer_options)
                 else:
                     stream.reader = VideoReader(info.path, segment.warmup, segment.decode_end,
-                                                queue_size=QUEUE_FRAMES, threads=0 if single else decoder_threads)
+                                                queue_size=QUEUE_FRAMES, threads=self.options.decoder_threads)
                     stream.writer = VideoWriter(path, info, queue_size=QUEUE_FRAMES, **writer_options)
             done = self._pump(streams, info, progress, cancel, sum(s.frames for s in plan), planar)
             for stream in streams:
@@ -607,15 +604,22 @@ class GpuEngine:
             if progress is not None:
                 progress(written, total)
 
-        def emit(finals: list[Final]) -> None:
-            kept = [final for final in finals if final[0].write]
-            for first in range(0, len(kept), size):  # flushes can finish more frames than a step holds
-                chunk = kept[first:first + size]
-                with clock.measure("render"):
-                    frames = self.render(chunk)
-                    out = torch_ops.rgb_to_yuv420p(frames, info.colorspace, info.color_range) if yuv else frames
-                with clock.measure("wait for downloads"):
-                    downloader.submit([item for item, _, _ in chunk], out)
+        def emit(finals: list[Final], fresh: torch.Tensor | None = None) -> None:
+            """Render and hand over ``finals`` on the render stream, after the analysis so far; ``fresh``: the
+            step just analysed, whose frames the render stream now uses too."""
+            with on(compute):
+                if compute is not None:
+                    compute.wait_stream(analysis)  # type: ignore[arg-type]
+                    if fresh is not None:
+                        fresh.record_stream(compute)
+                kept = [final for final in finals if final[0].write]
+                for first in range(0, len(kept), size):  # flushes can finish more frames than a step holds
+                    chunk = kept[first:first + size]
+                    with clock.measure("render"):
+                        frames = self.render(chunk)
+                        out = torch_ops.rgb_to_yuv420p(frames, info.colorspace, info.color_range) if yuv else frames
+                    with clock.measure("wait for downloads"):
+                        downloader.submit([item for item, _, _ in chunk], out)
 
         size = self.plan.frames_for(info.height, info.width)
         analysis, compute = side_stream(self.device, priority=-1), side_stream(self.device)
@@ -624,7 +628,7 @@ class GpuEngine:
         downloader: Downloader[_Item] = Downloader(consume, yuv420p_shape(info) if yuv else rgb_shape, size,
                                                    self.device, copies=not isinstance(writer, ProcessWriter))
         # decisions are pure Python: threads only pay where the analyser itself runs on the CPU (and lets go of
-        # the GIL while it does); otherwise they just take turns on it (docs/benchmarks.md, call 2)
+        # the GIL while it does); otherwise they just take turns on it (docs/benchmarks.md, calls 8-9)
         pool = ThreadPoolExecutor(max_workers=len(streams), thread_name_prefix="steadyswap-decide") \
             if self.detector is None else None
         try:
@@ -639,16 +643,8 @@ class GpuEngine:
                         raise Interrupted("run cancelled")
                     frames = torch_ops.yuv420p_to_rgb(step.frames, info.colorspace, info.color_range) if planar \
                         else step.frames
-                    finals = self.decide(frames, step.items, streams, pool)
-                    with on(compute):
-                        if compute is not None:
-                            compute.wait_stream(analysis)  # type: ignore[arg-type]
-                            frames.record_stream(compute)
-                        emit(finals)
-                with on(compute):
-                    if compute is not None:
-                        compute.wait_stream(analysis)  # type: ignore[arg-type]
-                    emit([final for stream in streams for final in stream.flush()])
+                    emit(self.decide(frames, step.items, streams, pool), frames)
+                emit([final for stream in streams for final in stream.flush()])
             downloader.close()
         except BaseException:
             uploader.close()

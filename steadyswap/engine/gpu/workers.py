@@ -101,9 +101,6 @@ class EngineWorkers:
                     del waiting[conn]  # type: ignore[arg-type]
                 if progress is not None:
                     progress(sum(written), total)
-            for conn, k in list(waiting.items()):  # a worker that died without a word
-                if busy[k][0].poll() is not None and not conn.poll():
-                    children.receive(conn, busy[k][0], "GPU engine worker")
         return done
 
     def close(self, kill: bool = False) -> None:
