@@ -41,3 +41,21 @@ def torch_device(request) -> str:
     if request.param == "cuda" and not torch.cuda.is_available():
         pytest.skip("needs CUDA")
     return request.param
+
+
+@pytest.fixture(scope="session")
+def gpu_models_dir(tmp_path_factory) -> Path:
+    """Models for GPU engine runs: hyperswap_1a_256 (target + first source values, mask 0.25), an ArcFace
+    stand-in and the shared YuNet (``tests/onnx_standins.gpu_engine_models``)."""
+    from tests import onnx_standins
+
+    return onnx_standins.gpu_engine_models(tmp_path_factory.mktemp("gpu-models"),
+                                           media_path("../models/yunet/yunet_n_640_640.onnx"))
+
+
+def gpu_engine_config(models_dir: Path, **changes):
+    """Run options that select ``gpu_models_dir``'s models (YuNet's five points, no landmarker)."""
+    from steadyswap.config import RunConfig
+
+    return RunConfig(face_swapper_model="hyperswap_1a_256", face_detector_model="yunet",
+                     face_landmarker_model="none", models_dir=str(models_dir), **changes)

@@ -28,19 +28,12 @@ from steadyswap.distributed import Batch, BatchSettings, load_job_file  # noqa: 
 from steadyswap.distributed.dask_executor import DaskExecutor, local_worker_envs  # noqa: E402
 from steadyswap.distributed.manifest import Manifest  # noqa: E402
 from steadyswap.engine.gpu.engine import GpuEngine, run_file  # noqa: E402
-from tests import onnx_standins  # noqa: E402
 from tests.conftest import media_path  # noqa: E402
 from tests.test_segments import pictures, stream_facts  # noqa: E402
 
 FRAMES = 20
 SETTINGS = BatchSettings(segment_frames=10, warmup_frames=10)
 """2 segments of 10 frames; the second one's warm-up starts at frame 0."""
-
-
-@pytest.fixture(scope="module")
-def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return onnx_standins.gpu_engine_models(tmp_path_factory.mktemp("models"),
-                                           media_path("../models/yunet/yunet_n_640_640.onnx"))
 
 
 def job_options(models_dir: Path) -> dict:
@@ -51,18 +44,18 @@ def job_options(models_dir: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def runs(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+def runs(gpu_models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """One batch (a trimmed video in 2 segments, a photo) and the plain engine runs of the same settings."""
     tmp = tmp_path_factory.mktemp("gpu-batch")
     source, video, image = (str(media_path(p)) for p in
                             ("image/liveportrait_s1.jpg", "video/liveportrait_d3.mp4", "image/liveportrait_s42.jpg"))
     entries = [{"source": source, "target": video, "output": "out/video.mp4", "options": {"trim-frame-end": FRAMES}},
                {"source": source, "target": image, "output": "out/photo.jpg"}]
-    (tmp / "jobs.json").write_text(json.dumps({"options": job_options(models_dir), "jobs": entries}))
+    (tmp / "jobs.json").write_text(json.dumps({"options": job_options(gpu_models_dir), "jobs": entries}))
     jobs = load_job_file(tmp / "jobs.json")
     with DaskExecutor(local_worker_envs(2, gpus=False), dashboard=False) as executor:
         result = Batch(jobs, executor, SETTINGS).run()
-    config = RunConfig.from_dict({**job_options(models_dir), "trim-frame-end": FRAMES})
+    config = RunConfig.from_dict({**job_options(gpu_models_dir), "trim-frame-end": FRAMES})
     with GpuEngine([source], config) as engine:
         engine.run_video(video, tmp / "plain.mp4")
     run_file([Path(source)], Path(image), tmp / "plain.jpg", config, "image")

@@ -15,35 +15,21 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from steadyswap.config import RunConfig  # noqa: E402
 from steadyswap.engine.frame_swapper import FaceSwapper  # noqa: E402
 from steadyswap.engine.gpu.engine import GpuEngine, GpuOptions  # noqa: E402
 from steadyswap.engine.pipeline import run_video  # noqa: E402
 from steadyswap.io import probe  # noqa: E402
-from tests import onnx_standins  # noqa: E402
-from tests.conftest import media_path  # noqa: E402
+from tests.conftest import gpu_engine_config, media_path  # noqa: E402
 from tests.helpers import decode, photo  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def models_dir(tmp_path_factory) -> Path:
-    """hyperswap_1a_256 (target + first source values, mask 0.25), ArcFace stand-in, the shared YuNet."""
-    return onnx_standins.gpu_engine_models(tmp_path_factory.mktemp("models"),
-                                           media_path("../models/yunet/yunet_n_640_640.onnx"))
-
-
-def _config(models_dir: Path, **changes) -> RunConfig:
-    return RunConfig(face_swapper_model="hyperswap_1a_256", face_detector_model="yunet",
-                     face_landmarker_model="none", models_dir=str(models_dir), **changes)
 
 
 def _source() -> np.ndarray:
     return photo(media_path("image/liveportrait_s1.jpg"))
 
 
-def test_swap_frames_matches_the_cpu_path(models_dir: Path, torch_device: str) -> None:
+def test_swap_frames_matches_the_cpu_path(gpu_models_dir: Path, torch_device: str) -> None:
     frames = decode(media_path("video/liveportrait_d3.mp4"), limit=6)
-    config = _config(models_dir)
+    config = gpu_engine_config(gpu_models_dir)
     with FaceSwapper([_source()], config) as cpu:
         expected = np.stack([cpu.swap_frame(frame) for frame in frames]).astype(np.int16)
     with GpuEngine([_source()], config, GpuOptions(device=torch_device, half=False)) as engine:
@@ -54,9 +40,10 @@ def test_swap_frames_matches_the_cpu_path(models_dir: Path, torch_device: str) -
     assert diff.mean() < 0.1 and np.percentile(diff[changed], 99.9) <= 3
 
 
-def test_run_video_in_segments_matches_the_cpu_path(models_dir: Path, torch_device: str, tmp_path: Path) -> None:
+def test_run_video_in_segments_matches_the_cpu_path(gpu_models_dir: Path, torch_device: str, tmp_path: Path) -> None:
     target = media_path("video/liveportrait_d3.mp4")
-    config = _config(models_dir, trim_frame_start=20, trim_frame_end=60, output_video_quality=100)  # lossless
+    config = gpu_engine_config(gpu_models_dir, trim_frame_start=20, trim_frame_end=60,
+                               output_video_quality=100)  # lossless
     expected_path, got_path = tmp_path / "cpu.mp4", tmp_path / "gpu.mp4"
     run_video(lambda fps: FaceSwapper([_source()], config, fps), [], target, expected_path, config)
     # RGB decoded as the CPU path decodes it (planar=False); decoders and encoders in child processes
@@ -76,9 +63,9 @@ def test_run_video_in_segments_matches_the_cpu_path(models_dir: Path, torch_devi
     assert diff.mean() < 0.3  # yuv420p from the torch_device differs by one level here and there
 
 
-def test_planar_frames_come_back_as_they_were_decoded(models_dir: Path, torch_device: str, tmp_path: Path) -> None:
+def test_planar_frames_come_back_as_they_were_decoded(gpu_models_dir: Path, torch_device: str, tmp_path: Path) -> None:
     target = media_path("video/liveportrait_d3.mp4")
-    config = _config(models_dir, trim_frame_end=24, output_video_quality=100)  # lossless
+    config = gpu_engine_config(gpu_models_dir, trim_frame_end=24, output_video_quality=100)  # lossless
     cpu_path, gpu_path = tmp_path / "cpu.mp4", tmp_path / "gpu.mp4"
     run_video(lambda fps: FaceSwapper([_source()], config, fps), [], target, cpu_path, config)
     with GpuEngine([_source()], config, GpuOptions(device=torch_device, half=False, segments=1)) as engine:
@@ -95,12 +82,13 @@ def test_planar_frames_come_back_as_they_were_decoded(models_dir: Path, torch_de
     assert diff.mean() < 1.5 and np.percentile(diff, 99.9) <= 4
 
 
-def test_run_segment_writes_a_file_for_join(models_dir: Path, torch_device: str, tmp_path: Path) -> None:
+def test_run_segment_writes_a_file_for_join(gpu_models_dir: Path, torch_device: str, tmp_path: Path) -> None:
     from steadyswap.io.segments import Segment
 
     target = media_path("video/liveportrait_d3.mp4")
     segment = Segment(str(target), start=30, end=45, warmup=24)
-    with GpuEngine([_source()], _config(models_dir), GpuOptions(device=torch_device, half=False)) as engine:
+    options = GpuOptions(device=torch_device, half=False)
+    with GpuEngine([_source()], gpu_engine_config(gpu_models_dir), options) as engine:
         written = engine.run_segment(segment, tmp_path / "seg.mp4")
     assert written == 15
     with av.open(str(tmp_path / "seg.mp4")) as out, av.open(str(target)) as source:
@@ -127,7 +115,7 @@ def test_batches_come_from_the_memory_budget() -> None:
 
 
 @pytest.mark.gpu
-def test_render_never_waits_for_the_device(models_dir: Path) -> None:
+def test_render_never_waits_for_the_device(gpu_models_dir: Path) -> None:
     """Swap, paste-back and the yuv420p conversion only queue work: the engine's step loop relies on it to
     decide the next step while the device renders this one."""
     if not torch.cuda.is_available():
@@ -136,7 +124,7 @@ def test_render_never_waits_for_the_device(models_dir: Path) -> None:
     from steadyswap.engine.gpu.stages import upload
 
     frames = decode(media_path("video/liveportrait_d3.mp4"), limit=4)
-    with GpuEngine([_source()], _config(models_dir), GpuOptions(device="cuda")) as engine:
+    with GpuEngine([_source()], gpu_engine_config(gpu_models_dir), GpuOptions(device="cuda")) as engine:
         assert engine.detector is not None and engine.swapper is not None
         source_image = _source()
         source = engine.swapper.prepare_source([source_image], engine.detector.analyze([source_image]))

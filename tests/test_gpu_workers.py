@@ -6,6 +6,8 @@ tests/test_gpu_engine.py (the shared YuNet, stand-in swapper and recognizer).
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 from pathlib import Path
@@ -16,23 +18,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from steadyswap.config import RunConfig  # noqa: E402
 from steadyswap.engine.gpu.engine import GpuEngine, GpuOptions  # noqa: E402
-from steadyswap.errors import Interrupted, MediaDecodeError  # noqa: E402
-from tests import onnx_standins  # noqa: E402
-from tests.conftest import media_path  # noqa: E402
+from steadyswap.errors import Interrupted, MediaDecodeError, SteadySwapError  # noqa: E402
+from tests.conftest import gpu_engine_config, media_path  # noqa: E402
 from tests.helpers import decode, faststart_truncated, photo  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def models_dir(tmp_path_factory) -> Path:
-    return onnx_standins.gpu_engine_models(tmp_path_factory.mktemp("models"),
-                                           media_path("../models/yunet/yunet_n_640_640.onnx"))
-
-
-def _config(models_dir: Path, **changes) -> RunConfig:
-    return RunConfig(face_swapper_model="hyperswap_1a_256", face_detector_model="yunet",
-                     face_landmarker_model="none", models_dir=str(models_dir), **changes)
 
 
 def _codec_processes() -> set[int]:
@@ -61,9 +50,10 @@ def _stamps(path: Path) -> list[int]:
         return [frame.pts for frame in container.decode(video=0)]
 
 
-def test_workers_give_what_one_process_gives(models_dir: Path, tmp_path: Path) -> None:
+def test_workers_give_what_one_process_gives(gpu_models_dir: Path, tmp_path: Path) -> None:
     target = media_path("video/liveportrait_d3.mp4")
-    config = _config(models_dir, trim_frame_start=20, trim_frame_end=80, output_video_quality=100)  # lossless
+    config = gpu_engine_config(gpu_models_dir, trim_frame_start=20, trim_frame_end=80,
+                               output_video_quality=100)  # lossless
     options = GpuOptions(device="cpu", half=False, segments=2, warmup_frames=5, frames_per_step=6)
     with GpuEngine([photo(media_path("image/liveportrait_s1.jpg"))], config, options) as engine:
         alone = engine.run_video(target, tmp_path / "alone.mp4")
@@ -87,11 +77,13 @@ def test_workers_give_what_one_process_gives(models_dir: Path, tmp_path: Path) -
     assert diff.mean() < 0.01 and diff.max() <= 3  # batches differ between the layouts: detector rounding
 
 
-def test_failures_and_cancels_stop_the_workers_and_the_next_run_starts_new_ones(models_dir: Path, tmp_path: Path) -> None:
+def test_failures_cancels_and_deaths_stop_the_workers_and_the_next_run_starts_new_ones(
+        gpu_models_dir: Path, tmp_path: Path) -> None:
     truncated = faststart_truncated(tmp_path)
     before = _codec_processes()
     options = GpuOptions(device="cpu", half=False, segments=2, warmup_frames=5, frames_per_step=6, workers=2)
-    with GpuEngine([photo(media_path("image/liveportrait_s1.jpg"))], _config(models_dir), options) as engine:
+    source = photo(media_path("image/liveportrait_s1.jpg"))
+    with GpuEngine([source], gpu_engine_config(gpu_models_dir), options) as engine:
         with pytest.raises(MediaDecodeError, match="truncated or corrupt"):
             engine.run_video(truncated, tmp_path / "out.mp4")
         assert engine._workers is None
@@ -102,5 +94,14 @@ def test_failures_and_cancels_stop_the_workers_and_the_next_run_starts_new_ones(
                              progress=lambda done, total: cancel.set(), cancel=cancel)
         assert engine._workers is None and not list(tmp_path.glob("cancelled*"))
         assert not _left_behind(before)  # the workers' decoders and encoders were stopped with them
+
+        def kill_a_worker(done: int, total: int) -> None:
+            if engine._workers is not None and engine._workers.children[0][0].poll() is None:
+                os.kill(engine._workers.children[0][0].pid, signal.SIGKILL)
+
+        with pytest.raises(SteadySwapError, match="GPU engine worker process died"):
+            engine.run_video(media_path("video/liveportrait_d0.mp4"), tmp_path / "killed.mp4", progress=kill_a_worker)
+        assert engine._workers is None and not list(tmp_path.glob("killed*"))
+        assert not _left_behind(before)
         result = engine.run_video(media_path("video/liveportrait_d0.mp4"), tmp_path / "d0.mp4")
     assert result.frames == 78 and len(_stamps(tmp_path / "d0.mp4")) == 78
