@@ -831,7 +831,7 @@ def section_classic(out: dict, clip: Path, scratch: Path, frames: int) -> None:
         engine.close()
         cpu_config = replace(config, execution_providers=("cpu",))
         with Sampler() as sampler:
-            result = run_video(lambda fps: frame_swapper.FaceSwapper([source], cpu_config, fps), [], clip,
+            result = run_video(lambda fps: frame_swapper.FaceSwapper([source], cpu_config, fps), clip,
                                scratch / "classic_cpu.mp4", cpu_config)
         out["cpu_path"] = {"frames": result.frames, "fps": result.fps} | sampler.figures()
     finally:
@@ -875,7 +875,7 @@ def section_cpu_path(out: dict, scratch: Path) -> None:
     config = RunConfig(output_video_preset="veryfast", output_video_quality=80)
     info = probe(clip)
     with Sampler() as sampler:
-        result = run_video(lambda fps: FaceSwapper([source], config, fps), [], clip, scratch / "pipelined.mp4", config)
+        result = run_video(lambda fps: FaceSwapper([source], config, fps), clip, scratch / "pipelined.mp4", config)
     out["pipelined"] = {"frames": result.frames, "fps": result.fps} | sampler.figures()
 
     def naive() -> int:

@@ -14,9 +14,7 @@ from pathlib import Path
 from steadyswap.config import RunConfig
 from steadyswap.engine.frame_swapper import FaceSwapper
 from steadyswap.engine.gpu import cpu_fallback, engine_module, use_gpu_engine
-from steadyswap.engine.pipeline import Progress, RunResult, run_image, run_video
-from steadyswap.errors import InputError, OutputError
-from steadyswap.io import media_kind
+from steadyswap.engine.pipeline import Progress, RunResult, check_run, run_image, run_video
 
 log = logging.getLogger(__name__)
 
@@ -40,15 +38,8 @@ def swap_file(sources: list[str | Path] | str | Path, target: str | Path, output
     """
     config = (config or RunConfig()).validate()
     source_paths = [Path(s) for s in ([sources] if isinstance(sources, (str, Path)) else sources)]
-    if not source_paths:
-        raise InputError("no source image given")
     target_path, output_path = Path(target), Path(output)
-    for source in source_paths:
-        if media_kind(source) != "image":
-            raise InputError(f"source {source} is a video; sources must be photos")
-    kind = media_kind(target_path)
-    if output_path.exists() and output_path.is_dir():
-        raise OutputError(f"output {output_path} is a folder; give a file name")
+    kind = check_run(source_paths, target_path, output_path, config)
     if use_gpu_engine(config):
         run_file = engine_module().run_file
         return run_file(source_paths, target_path, output_path, config, kind, progress, cancel)
@@ -65,7 +56,7 @@ def swap_file(sources: list[str | Path] | str | Path, target: str | Path, output
         return built[-1]
 
     try:
-        return run_video(factory, source_paths, target_path, output_path, config, progress, cancel)
+        return run_video(factory, target_path, output_path, config, progress, cancel)
     finally:
         for swapper in built:
             swapper.close()

@@ -10,7 +10,7 @@ Exit codes:
     4  no usable face in the source
     5  output problem (same path as an input, folder not writable, encoder failure)
     6  model problem (missing file, bad checksum, download failed, provider unavailable)
-    130 interrupted (Ctrl-C)
+    130 interrupted (Ctrl-C); 143 and 129: ended by SIGTERM or SIGHUP (128 + the signal)
 """
 
 from __future__ import annotations
@@ -76,3 +76,12 @@ class Interrupted(SteadySwapError):
     """The run was cancelled (Ctrl-C or a cancel request); no partial output is left."""
 
     exit_code = 130
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP arrived. A KeyboardInterrupt, so that every path cleans up exactly as on Ctrl-C
+    (temporary output removed, child processes stopped); the CLI exits with 128 + the signal number."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"terminated by signal {signum}")
+        self.signum = signum

@@ -45,7 +45,7 @@ def test_run_video_in_segments_matches_the_cpu_path(gpu_models_dir: Path, torch_
     config = gpu_engine_config(gpu_models_dir, trim_frame_start=20, trim_frame_end=60,
                                output_video_quality=100)  # lossless
     expected_path, got_path = tmp_path / "cpu.mp4", tmp_path / "gpu.mp4"
-    run_video(lambda fps: FaceSwapper([_source()], config, fps), [], target, expected_path, config)
+    run_video(lambda fps: FaceSwapper([_source()], config, fps), target, expected_path, config)
     # RGB decoded as the CPU path decodes it (planar=False); decoders and encoders in child processes
     options = GpuOptions(device=torch_device, half=False, segments=2, warmup_frames=5, frames_per_step=7,
                          planar=False)
@@ -67,7 +67,7 @@ def test_planar_frames_come_back_as_they_were_decoded(gpu_models_dir: Path, torc
     target = media_path("video/liveportrait_d3.mp4")
     config = gpu_engine_config(gpu_models_dir, trim_frame_end=24, output_video_quality=100)  # lossless
     cpu_path, gpu_path = tmp_path / "cpu.mp4", tmp_path / "gpu.mp4"
-    run_video(lambda fps: FaceSwapper([_source()], config, fps), [], target, cpu_path, config)
+    run_video(lambda fps: FaceSwapper([_source()], config, fps), target, cpu_path, config)
     with GpuEngine([_source()], config, GpuOptions(device=torch_device, half=False, segments=1)) as engine:
         assert engine.run_video(target, gpu_path).frames == 24
 

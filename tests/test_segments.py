@@ -79,6 +79,7 @@ class CountingSwapper:
     """Stands in for FaceSwapper: inverts frames, answering two frames late as a lookahead smoother does."""
 
     needs_references = False
+    inputs: list[Path] = []
 
     def __init__(self) -> None:
         self.seen: list[np.ndarray] = []

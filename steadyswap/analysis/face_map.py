@@ -15,6 +15,7 @@ unchanged.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +45,22 @@ class FaceMap:
             "sources": {name: str(path) for name, path in self.sources.items()},
             "people": [{"frame": p.frame, "box": list(p.box), "source": p.source} for p in self.people],
         }, indent=2)
+
+
+def run_inputs(sources: Iterable[str | Path | object], target: str | Path | None,
+               face_map: str | Path | None) -> list[Path]:
+    """Every file a run reads, which its output must never replace: the source photos given as paths, the
+    target, and a face map with the photos it names.
+
+    Raises:
+        InputNotFoundError, UsageError: the face map cannot be read (as ``load_face_map``).
+    """
+    files = [Path(s) for s in sources if isinstance(s, (str, Path))]
+    if target is not None:
+        files.append(Path(target))
+    if face_map:
+        files += [Path(face_map), *load_face_map(face_map).sources.values()]
+    return files
 
 
 def load_face_map(path: str | Path) -> FaceMap:

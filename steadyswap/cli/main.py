@@ -5,15 +5,20 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import signal
 import sys
+import threading
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from importlib import metadata
 
 from steadyswap.cli.flags import LOG_LEVELS
 from steadyswap.cli.native_log import filtered_native_stderr
 from steadyswap.cli.run import add_run_parser, run_command
-from steadyswap.errors import SteadySwapError, UnsupportedOptionError, UsageError
+from steadyswap.errors import SteadySwapError, Terminated, UnsupportedOptionError, UsageError
+
+HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 OPTIONAL_COMMANDS = ("quality", "models", "batch", "ui")
 """Commands of modules ``steadyswap.cli.<name>`` (``add_<name>_parser``, ``run_<name>``), added when present."""
@@ -27,7 +32,8 @@ exit codes:
   4    no usable face in the source
   5    output problem (same path as an input, folder not writable, encoder failure)
   6    model problem (missing file, bad checksum, download failed, provider unavailable)
-  130  interrupted (Ctrl-C)"""
+  130  interrupted (Ctrl-C)
+  143  ended by SIGTERM (129: SIGHUP); like Ctrl-C, no partial output is left"""
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -98,10 +104,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         debug = level == "debug"
         configure_logging(level)
         handler: Handler = args.handler
-        if debug:
-            return handler(args)
-        with filtered_native_stderr():
-            return handler(args)
+        with signals_as_interrupts():
+            if debug:
+                return handler(args)
+            with filtered_native_stderr():
+                return handler(args)
     except SystemExit as exc:  # --help and --version end through argparse's exit
         return exc.code if isinstance(exc.code, int) else int(exc.code is not None)
     except UnsupportedOptionError as exc:
@@ -110,6 +117,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SteadySwapError as exc:
         _say(f"error: {exc}")
         return exc.exit_code
+    except Terminated as exc:
+        _say(f"terminated by {signal.Signals(exc.signum).name}; no partial output is left")
+        return 128 + exc.signum
     except KeyboardInterrupt:
         _say("interrupted")
         return 130
@@ -118,6 +128,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             traceback.print_exc()
         return 1
+
+
+@contextmanager
+def signals_as_interrupts() -> Iterator[None]:
+    """Within the block, SIGTERM and SIGHUP (what ``kill``, Docker, systemd, job schedulers and a closed
+    terminal send) raise ``Terminated``, so a run cleans up as it does on Ctrl-C. A second such signal during
+    that clean-up is ignored rather than cutting it short. Outside the main thread it changes nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum: int, _frame: object) -> None:
+        for name in HANDLED_SIGNALS:
+            signal.signal(name, signal.SIG_IGN)
+        raise Terminated(signum)
+
+    previous = {name: signal.signal(name, terminate) for name in HANDLED_SIGNALS}
+    try:
+        yield
+    finally:
+        for name, handler in previous.items():
+            signal.signal(name, handler)
 
 
 def _say(message: str) -> None:

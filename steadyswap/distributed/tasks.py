@@ -19,10 +19,10 @@ from steadyswap.config import RunConfig
 from steadyswap.distributed.executor import WorkerContext
 from steadyswap.engine.frame_swapper import FaceSwapper
 from steadyswap.engine.gpu import cpu_fallback, use_gpu_engine
-from steadyswap.engine.pipeline import run_image
+from steadyswap.engine.pipeline import check_run, run_image
 from steadyswap.engine.segment_runner import SegmentResult, every_few, file_sha256, run_segment
-from steadyswap.errors import InputError, OutputError, UsageError
-from steadyswap.io import atomic_output, media_kind, probe, read_image, write_image
+from steadyswap.errors import UsageError
+from steadyswap.io import atomic_output, probe, read_image, write_image
 from steadyswap.io.segments import Segment, join, plan_segments
 from steadyswap.types import VideoInfo
 
@@ -104,13 +104,7 @@ def prepare(context: WorkerContext, spec: JobSpec, segment_frames: int, warmup_f
     """
     if spec.config.quality_report:
         raise UsageError("--quality-report is not supported in batches; use 'steadyswap run'")
-    for source in spec.sources:
-        if media_kind(source) != "image":
-            raise InputError(f"source {source} is a video; sources must be photos")
-    output = Path(spec.output).resolve()
-    if any(output == Path(p).resolve() for p in (*spec.sources, spec.target)):
-        raise OutputError(f"{spec.output}: output would overwrite an input")
-    if media_kind(spec.target) == "image":
+    if check_run([Path(s) for s in spec.sources], Path(spec.target), Path(spec.output), spec.config) == "image":
         _models(context, spec, IMAGE_FPS)
         return JobPlan("image")
     info = probe(spec.target)
@@ -158,7 +152,7 @@ def swap_photo(context: WorkerContext, spec: JobSpec) -> str:
         run_image(_swapper(context, spec, IMAGE_FPS), Path(spec.target), Path(spec.output), spec.config)
     else:
         image = engine.swap_image(read_image(spec.target))
-        with atomic_output(Path(spec.output), inputs=[Path(spec.target)]) as temporary:
+        with atomic_output(Path(spec.output), inputs=[Path(spec.target), *engine.inputs]) as temporary:
             write_image(temporary, image, spec.config.output_image_quality)
     context.report(1)
     return file_sha256(spec.output)

@@ -15,7 +15,7 @@ import numpy as np
 
 from steadyswap.analysis.base import FaceAnalyzer
 from steadyswap.analysis.cuts import SceneCutDetector
-from steadyswap.analysis.face_map import DEFAULT_SOURCE, FaceMap, Person, load_face_map
+from steadyswap.analysis.face_map import DEFAULT_SOURCE, FaceMap, Person, load_face_map, run_inputs
 from steadyswap.analysis.selection import FaceSelector, descriptors, pick_face
 from steadyswap.blend.paste import paste_patches
 from steadyswap.config import RunConfig
@@ -113,6 +113,8 @@ class FaceSwapper:
         self.analyzer = analyzer or build_analyzer(cfg)
         self.swapper = swapper or build_swapper(cfg)
         self.face_map: FaceMap | None = load_face_map(cfg.face_map) if cfg.face_map else None
+        self.inputs = run_inputs(sources, None, cfg.face_map)
+        """The files this swapper reads (source photos, face map and its photos): never an output."""
         named = {DEFAULT_SOURCE: list(sources)}
         if self.face_map is not None:
             named.update({name: [path] for name, path in self.face_map.sources.items()})

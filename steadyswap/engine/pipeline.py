@@ -12,8 +12,18 @@ from pathlib import Path
 from steadyswap.config import RunConfig, crf_from_quality
 from steadyswap.engine.frame_swapper import FaceSwapper
 from steadyswap.engine.stream import prepare_references, swap_stream
-from steadyswap.errors import UsageError
-from steadyswap.io import VideoReader, VideoWriter, atomic_output, read_image, write_image
+from steadyswap.analysis.face_map import run_inputs
+from steadyswap.errors import InputError, OutputError, UsageError
+from steadyswap.io import (
+    MediaKind,
+    VideoReader,
+    VideoWriter,
+    atomic_output,
+    check_output,
+    media_kind,
+    read_image,
+    write_image,
+)
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +41,26 @@ class RunResult:
     summary: str | None = None
 
 
+def check_run(sources: list[Path], target: Path, output: Path, config: RunConfig) -> MediaKind:
+    """Check a run's files before any work and return the target's kind: at least one source, every source a
+    photo, and an output that is neither a folder nor any input (target, sources, face map and its photos).
+
+    Raises:
+        InputError: no source, or a source that is a video (or unreadable). OutputError: the output is a folder
+            or one of the inputs.
+    """
+    if not sources:
+        raise InputError("no source image given")
+    for source in sources:
+        if media_kind(source) != "image":
+            raise InputError(f"source {source} is a video; sources must be photos")
+    kind = media_kind(target)
+    if output.is_dir():
+        raise OutputError(f"output {output} is a folder; give a file name")
+    check_output(output, run_inputs(sources, target, config.face_map))
+    return kind
+
+
 def run_image(swapper: FaceSwapper, target: Path, output: Path, config: RunConfig) -> RunResult:
     """Swap a still photo into ``output`` (written to a temporary file, then renamed)."""
     began = time.perf_counter()
@@ -40,13 +70,13 @@ def run_image(swapper: FaceSwapper, target: Path, output: Path, config: RunConfi
             raise UsageError("a photo target has only frame 0: reference frames must be 0")
         swapper.set_references([image] * len(swapper.reference_frames))
     result = swapper.swap_image(image)
-    with atomic_output(output, inputs=[target]) as temporary:
+    with atomic_output(output, inputs=[target, *swapper.inputs]) as temporary:
         write_image(temporary, result.image, config.output_image_quality)
     seconds = time.perf_counter() - began
     return RunResult(output, 1, seconds, 1 / seconds if seconds else 0.0)
 
 
-def run_video(swapper_factory: Callable[[float], FaceSwapper], sources: list[Path], target: Path, output: Path,
+def run_video(swapper_factory: Callable[[float], FaceSwapper], target: Path, output: Path,
               config: RunConfig, progress: Progress | None = None,
               cancel: threading.Event | None = None) -> RunResult:
     """Swap every frame of ``target`` (or the trimmed range) into ``output``.
@@ -65,7 +95,7 @@ def run_video(swapper_factory: Callable[[float], FaceSwapper], sources: list[Pat
     monitor = _monitor(config)
     total = len(reader)
     done = 0
-    with atomic_output(output, inputs=[target, *sources]) as temporary:
+    with atomic_output(output, inputs=[target, *swapper.inputs]) as temporary:
         with reader, VideoWriter(
             temporary,
             info,

@@ -95,7 +95,7 @@ def run_segment(
     prepare_references(swapper, Path(segment.target))
     report = every_few(progress, segment.frames) if progress is not None else None
     written = 0
-    with atomic_output(output, inputs=[segment.target]) as temporary:
+    with atomic_output(output, inputs=[segment.target, *swapper.inputs]) as temporary:
         with VideoReader(segment.target, segment.warmup, segment.decode_end) as reader, VideoWriter(
             temporary,
             reader.info,

@@ -1,6 +1,6 @@
 """Video and image I/O: tell images from videos, probe, read upright RGB frames, encode, write atomically."""
 
-from steadyswap.io.atomic import atomic_output
+from steadyswap.io.atomic import atomic_output, check_output, scratch_folder, sweep_dead
 from steadyswap.io.image import IMAGE_EXTENSIONS, read_image, write_image
 from steadyswap.io.probe import MediaKind, media_kind, probe
 from steadyswap.io.reader import DeepFrame, VideoReader
@@ -17,8 +17,11 @@ __all__ = [
     "VideoReader",
     "VideoWriter",
     "atomic_output",
+    "check_output",
     "media_kind",
     "probe",
     "read_image",
+    "scratch_folder",
+    "sweep_dead",
     "write_image",
 ]

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 import threading
 import time
 from collections import deque
@@ -34,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from steadyswap.analysis.face_map import run_inputs
 from steadyswap.blend import torch_ops
 from steadyswap.config import RunConfig, crf_from_quality
 from steadyswap.engine.frame_swapper import FaceSwapper
@@ -47,7 +47,7 @@ from steadyswap.engine.pipeline import Progress, RunResult
 from steadyswap.engine.segment_runner import run_segment
 from steadyswap.engine.stream import prepare_references
 from steadyswap.errors import Interrupted, MediaDecodeError, ModelError, UsageError
-from steadyswap.io import VideoReader, VideoWriter, atomic_output, probe, read_image, write_image
+from steadyswap.io import VideoReader, VideoWriter, atomic_output, probe, read_image, scratch_folder, write_image
 from steadyswap.io.codec_processes import ProcessReader, ProcessWriter, planar_decoding, yuv420p_shape
 from steadyswap.io.segments import Segment, join, plan_segments
 from steadyswap.io.writer import yuv420p_output
@@ -240,6 +240,8 @@ class GpuEngine:
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
         self.sources = [s if isinstance(s, np.ndarray) else read_image(s) for s in sources]
+        self.inputs = run_inputs(sources, None, self.config.face_map)
+        """The files this engine reads (source photos, face map and its photos): never an output."""
         self.detector: GpuDetector | None = None
         self.swapper: GpuSwapper | None = None
         self._load_models()
@@ -417,8 +419,7 @@ class GpuEngine:
         info, start, end = whole.info, whole.start, whole.end
         plan = self.segments(info, start, end)
         trim = (config.trim_frame_start, config.trim_frame_end)
-        with atomic_output(output, inputs=[target]) as temporary, tempfile.TemporaryDirectory(
-                prefix=".steadyswap-", dir=output.parent) as scratch:
+        with atomic_output(output, inputs=[target, *self.inputs]) as temporary, scratch_folder(output) as scratch:
             files = [temporary] if len(plan) == 1 else [Path(scratch) / f"{s.name}{output.suffix}" for s in plan]
             if self.swapper is None:
                 done = self._run_cpu_segments(plan, files, info, progress, cancel)
@@ -446,7 +447,7 @@ class GpuEngine:
                                    lambda written: progress(written, segment.frames) if progress else None,
                                    cancel).frames
         info = probe(segment.target)
-        with atomic_output(output, inputs=[segment.target]) as temporary:
+        with atomic_output(output, inputs=[segment.target, *self.inputs]) as temporary:
             return self._run_gpu_segments([segment], [temporary], info, progress, cancel, whole=False)
 
     def run_job(self, plan: list[Segment], files: list[Path], info: VideoInfo,
@@ -501,7 +502,7 @@ class GpuEngine:
         if len(plan) == 1:
             from steadyswap.engine.pipeline import run_video
 
-            result = run_video(lambda fps: FaceSwapper(self.sources, self.config, fps), [], Path(info.path),
+            result = run_video(lambda fps: FaceSwapper(self.sources, self.config, fps), Path(info.path),
                                files[0], self.config, progress, cancel)
             return result.frames
         counts = [0] * len(plan)
@@ -697,7 +698,7 @@ def run_file(sources: list[Path], target: Path, output: Path, config: RunConfig,
         if kind == "image":
             began = time.perf_counter()
             image = engine.swap_image(read_image(target))
-            with atomic_output(output, inputs=[target]) as temporary:
+            with atomic_output(output, inputs=[target, *engine.inputs]) as temporary:
                 write_image(temporary, image, config.output_image_quality)
             seconds = time.perf_counter() - began
             return RunResult(output, 1, seconds, 1 / seconds if seconds else 0.0)
