@@ -86,7 +86,7 @@ def test_good_file_is_downloaded_verified_and_not_fetched_twice(tmp_path, server
     _publish(server, "yunet", PAYLOAD)
     store = ModelStore(tmp_path)
     seen = []
-    paths = download_model(get_model("yunet"), store, pattern=server.pattern,
+    paths = download_model(get_model("yunet"), store, patterns=[server.pattern],
                            progress=lambda name, done, total: seen.append((name, done, total)))
     assert paths == [tmp_path / "yunet_2023_mar.onnx"]
     assert paths[0].read_bytes() == PAYLOAD
@@ -94,28 +94,28 @@ def test_good_file_is_downloaded_verified_and_not_fetched_twice(tmp_path, server
     assert seen[-1] == ("yunet_2023_mar.onnx", len(PAYLOAD), len(PAYLOAD))
     assert not list(tmp_path.glob("*.part"))
     count = len(server.requests)
-    download_model(get_model("yunet"), ModelStore(tmp_path), pattern=server.pattern)
+    download_model(get_model("yunet"), ModelStore(tmp_path), patterns=[server.pattern])
     assert len(server.requests) == count
 
 
 def test_converter_is_downloaded_with_its_swapper(tmp_path, server):
     _publish(server, "simswap_256", b"swapper")
     _publish(server, "crossface_simswap", b"converter")
-    paths = download_model(get_model("simswap_256"), ModelStore(tmp_path), pattern=server.pattern)
+    paths = download_model(get_model("simswap_256"), ModelStore(tmp_path), patterns=[server.pattern])
     assert [p.name for p in paths] == ["simswap_256.onnx", "crossface_simswap.onnx"]
 
 
 def test_wrong_hash_is_rejected_and_removed(tmp_path, server):
     _publish(server, "yunet", PAYLOAD, crc="00000000")
     with pytest.raises(DownloadError, match="does not match the expected 00000000; file removed"):
-        download_model(get_model("yunet"), ModelStore(tmp_path), pattern=server.pattern, backoff=0)
+        download_model(get_model("yunet"), ModelStore(tmp_path), patterns=[server.pattern], backoff=0)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_interrupted_transfer_resumes_with_range(tmp_path, server):
     _publish(server, "yunet", PAYLOAD)
     server.cut_after = 300_000
-    path = download_model(get_model("yunet"), ModelStore(tmp_path), pattern=server.pattern, backoff=0)[0]
+    path = download_model(get_model("yunet"), ModelStore(tmp_path), patterns=[server.pattern], backoff=0)[0]
     assert path.read_bytes() == PAYLOAD
     model_requests = [r for r in server.requests if r[0].endswith(".onnx")]
     assert model_requests[0][1] is None
@@ -131,18 +131,18 @@ def test_part_file_left_by_an_earlier_run_is_resumed(tmp_path, server):
         download_file(server.pattern.format(tag=spec.tag, file=spec.file_name), target,
                       format(zlib.crc32(PAYLOAD), "08x"), retries=0)
     assert not target.exists() and (tmp_path / f"{spec.file_name}.part").stat().st_size == 500_000
-    download_model(spec, ModelStore(tmp_path), pattern=server.pattern)
+    download_model(spec, ModelStore(tmp_path), patterns=[server.pattern])
     assert target.read_bytes() == PAYLOAD
     assert server.requests[-1] == (f"/{spec.tag}/{spec.file_name}", "bytes=500000-")
 
 
 def test_missing_asset_is_an_http_error(tmp_path, server):
     with pytest.raises(DownloadError, match="scrfd_2.5g.hash: HTTP Error 404"):
-        download_model(get_model("scrfd"), ModelStore(tmp_path), pattern=server.pattern)
+        download_model(get_model("scrfd"), ModelStore(tmp_path), patterns=[server.pattern])
     _publish(server, "scrfd", b"scrfd")
     del server.files["/models-3.0.0/scrfd_2.5g.onnx"]
     with pytest.raises(DownloadError, match="scrfd_2.5g.onnx: HTTP 404"):
-        download_model(get_model("scrfd"), ModelStore(tmp_path), pattern=server.pattern)
+        download_model(get_model("scrfd"), ModelStore(tmp_path), patterns=[server.pattern])
     assert list(tmp_path.iterdir()) == []
 
 
@@ -152,7 +152,7 @@ def test_server_down_is_a_clear_download_error(tmp_path):
         port = probe.getsockname()[1]
     pattern = f"http://127.0.0.1:{port}/{{tag}}/{{file}}"
     with pytest.raises(DownloadError, match="cannot fetch .*yunet_2023_mar.hash.*offline"):
-        download_model(get_model("yunet"), ModelStore(tmp_path), pattern=pattern, timeout=2)
+        download_model(get_model("yunet"), ModelStore(tmp_path), patterns=[pattern], timeout=2)
     with pytest.raises(DownloadError, match="offline.*after 2 attempts"):
         download_file(pattern.format(tag="t", file="f.onnx"), tmp_path / "f.onnx", "00000000", retries=1, backoff=0)
     assert list(tmp_path.iterdir()) == []
@@ -168,3 +168,31 @@ def test_models_download_command(tmp_path, server):
     assert out.getvalue() == f"yunet: verified {tmp_path / 'yunet_2023_mar.onnx'}\n"
     assert "yunet_2023_mar.onnx: 1.0/1.0 MB\n" in err.getvalue()
     assert "error: scrfd: cannot fetch" in err.getvalue() and "404" in err.getvalue()
+
+
+def test_second_host_serves_what_the_first_cannot(tmp_path, server):
+    """FaceFusion's two hosts: a dead or incomplete first host falls through to the second, with one warning."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}/{{tag}}/{{file}}"
+    _publish(server, "yunet", PAYLOAD)
+    path = download_model(get_model("yunet"), ModelStore(tmp_path), patterns=[dead, server.pattern], timeout=2,
+                          backoff=0)[0]
+    assert path.read_bytes() == PAYLOAD
+    with pytest.raises(DownloadError, match="offline.*; .*scrfd_2.5g.hash: HTTP Error 404"):
+        download_model(get_model("scrfd"), ModelStore(tmp_path), patterns=[dead, server.pattern], timeout=2,
+                       backoff=0)
+
+
+def test_download_lands_in_the_store_not_in_a_facefusion_install(tmp_path, server):
+    own, install = tmp_path / "own", tmp_path / "facefusion" / ".assets" / "models"
+    install.mkdir(parents=True)
+    own.mkdir()
+    spec = get_model("yunet")
+    (install / spec.file_name).write_bytes(b"damaged")
+    (install / spec.hash_name).write_text(format(zlib.crc32(PAYLOAD), "08x"))
+    store = ModelStore(own, [install])
+    assert store.status(spec) == "corrupt" and store.path(spec) == install / spec.file_name
+    _publish(server, "yunet", PAYLOAD)
+    assert download_model(spec, store, patterns=[server.pattern]) == [own / spec.file_name]
+    assert store.status(spec) == "verified" and (install / spec.file_name).read_bytes() == b"damaged"

@@ -240,3 +240,26 @@ def test_models_download_unknown_name_is_usage_error(tmp_path):
     err = io.StringIO()
     args = _parse(["models", "download", "nope", "--models-dir", str(tmp_path)])
     assert run_models(args, io.StringIO(), err) == 2 and "unknown model 'nope'" in err.getvalue()
+
+
+def test_facefusion_installs_are_found_and_read_in_place(tmp_path, monkeypatch):
+    """An existing FaceFusion install's models are used without copying when the user named no folder."""
+    home, project = tmp_path / "home", tmp_path / "project"
+    pinokio = home / "pinokio/api/facefusion-pinokio.git/facefusion/.assets/models"
+    clone = home / "facefusion/.assets/models"
+    for folder in (pinokio, clone, project):
+        folder.mkdir(parents=True)
+    assert store_module.facefusion_installs(project, home) == [clone, pinokio]
+    (project / ".assets" / "models").mkdir(parents=True)  # run from inside a FaceFusion checkout: first
+    assert store_module.facefusion_installs(project, home)[0] == project / ".assets" / "models"
+
+    _write_model(pinokio, "yunet", b"yunet from pinokio")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(store_module.Path, "home", lambda: home)
+    monkeypatch.setattr(store_module, "default_models_dir", lambda: tmp_path / "cache")
+    store = store_module.open_store(None, {})
+    assert store.root == tmp_path / "cache" and store.fallbacks == [clone, pinokio]
+    assert store.require(get_model("yunet")) == pinokio / "yunet_2023_mar.onnx"
+    assert store.status(get_model("yunet")) == "verified"
+    assert store_module.open_store(tmp_path / "named", {}).fallbacks == []  # a named folder is used alone
+    assert store_module.open_store(None, {"STEADYSWAP_MODELS_DIR": str(tmp_path)}).fallbacks == []

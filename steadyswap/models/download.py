@@ -8,20 +8,23 @@ matches, and removed when it does not: a half or corrupt file never sits under t
 from __future__ import annotations
 
 import http.client
+import logging
 import os
 import re
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from steadyswap.errors import DownloadError
-from steadyswap.models.registry import ASSETS_URL, ModelSpec, requirements
+from steadyswap.models.registry import ASSET_HOSTS, ModelSpec, requirements
 from steadyswap.models.store import ModelStore, file_crc32
 
 Progress = Callable[[str, int, int | None], None]
 """Called as (file name, bytes so far, total bytes or None) while a file downloads."""
+
+log = logging.getLogger(__name__)
 
 _HEADERS = {"User-Agent": "steadyswap"}
 _CRC32 = re.compile(r"[0-9a-f]{8}")
@@ -78,22 +81,39 @@ def download_file(url: str, target: Path, expected_crc32: str, *, retries: int =
     return actual
 
 
-def download_model(spec: ModelSpec, store: ModelStore, *, pattern: str = ASSETS_URL, retries: int = 3,
+def download_model(spec: ModelSpec, store: ModelStore, *, patterns: Sequence[str] = ASSET_HOSTS, retries: int = 3,
                    timeout: float = 30.0, backoff: float = 1.0, progress: Progress | None = None) -> list[Path]:
     """Make ``spec`` and the models it needs (its converter) verified in ``store``; skip files already verified.
 
-    ``pattern`` is the URL pattern with ``{tag}`` and ``{file}`` (FaceFusion's GitHub assets by default).
+    ``patterns`` are URL patterns with ``{tag}`` and ``{file}``, tried in order for each file (FaceFusion's
+    GitHub assets, then its Hugging Face mirror, by default); a host that fails is logged and the next one
+    tried. Files go to the store's own folder, never into a FaceFusion install it falls back on.
     Returns the paths of the model files.
+
+    Raises:
+        DownloadError: every host failed (the message gives each host's reason).
     """
     paths = []
     for needed in requirements(spec):
-        path = store.path(needed)
-        if store.status(needed) != "verified":
-            expected = needed.crc32 or fetch_crc32(needed.hash_url(pattern), timeout)
-            crc = download_file(needed.url(pattern), path, expected, retries=retries, timeout=timeout,
-                                backoff=backoff, progress=progress)
-            store.remember(path, crc)
-            _write_atomic(store.hash_path(needed), expected)
+        if store.status(needed) == "verified":
+            paths.append(store.path(needed))
+            continue
+        path = store.root / needed.file_name
+        failures = []
+        for pattern in patterns:
+            try:
+                expected = needed.crc32 or fetch_crc32(needed.hash_url(pattern), timeout)
+                crc = download_file(needed.url(pattern), path, expected, retries=retries, timeout=timeout,
+                                    backoff=backoff, progress=progress)
+                break
+            except DownloadError as error:
+                failures.append(str(error))
+                if pattern != patterns[-1]:
+                    log.warning("%s; trying the next host", error)
+        else:
+            raise DownloadError("; ".join(failures))
+        store.remember(path, crc)
+        _write_atomic(store.root / needed.hash_name, expected)
         paths.append(path)
     return paths
 

@@ -17,7 +17,7 @@ from steadyswap.config import RunConfig
 from steadyswap.errors import ModelError, UsageError
 from steadyswap.models import runtime
 from steadyswap.models.registry import EMBEDDED, ModelSpec, get_model, requirements
-from steadyswap.models.store import ModelStore, resolve_models_dir
+from steadyswap.models.store import ModelStore, open_store
 from steadyswap.swap.base import Swapper
 from steadyswap.swap.onnx_swapper import OnnxSwapper, load_emap
 from steadyswap.swap.recognizer import ArcFaceRecognizer
@@ -27,8 +27,8 @@ NO_LANDMARKER = ("mediapipe", "none")
 
 
 def model_store(config: RunConfig) -> ModelStore:
-    """The models folder of ``config`` (``--models-dir``, env var, or the user cache dir)."""
-    return ModelStore(resolve_models_dir(config.models_dir))
+    """The models of ``config``: ``--models-dir``, the env var or the user cache dir (with FaceFusion installs)."""
+    return open_store(config.models_dir)
 
 
 def build_analyzer(config: RunConfig, store: ModelStore | None = None) -> FaceAnalyzer | None:

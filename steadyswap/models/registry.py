@@ -30,6 +30,10 @@ image: an aligned RGB crop of the source photo in [0, 1] instead of an embedding
 TAGS = ("models-3.0.0", "models-3.1.0", "models-3.2.0", "models-3.3.0", "models-3.4.0")
 ASSETS_URL = "https://github.com/facefusion/facefusion-assets/releases/download/{tag}/{file}"
 """Where FaceFusion's release assets live; ``{tag}`` is one of TAGS, ``{file}`` a file name."""
+MIRROR_URL = "https://huggingface.co/facefusion/{tag}/resolve/main/{file}"
+"""FaceFusion's second download host: the same files under the same tags."""
+ASSET_HOSTS = (ASSETS_URL, MIRROR_URL)
+"""Hosts tried in order for each file, as FaceFusion's download providers are."""
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -1,8 +1,11 @@
 """The models folder: where model files live, whether each is present and intact.
 
-Resolution order: ``--models-dir``, then ``$STEADYSWAP_MODELS_DIR``, then the user cache dir. A FaceFusion
-checkout (or its ``.assets`` folder) is accepted too: its ``.assets/models`` is used in place.
-The CRC32 of each file is computed once and cached by (size, mtime) in a small JSON beside the models.
+The models folder is ``--models-dir``, else ``$STEADYSWAP_MODELS_DIR``, else the user cache dir; downloads go
+there. A FaceFusion checkout (or its ``.assets`` folder) is accepted too: its ``.assets/models`` is used in
+place. Without ``--models-dir`` or the variable, a model missing from the cache is also looked for in a
+FaceFusion install where its users keep one (``facefusion_installs``), so an existing install's files are
+used without copying. The CRC32 of each file is computed once and cached by (size, mtime) in a small JSON
+beside the models.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -29,6 +32,31 @@ Status = Literal["verified", "present", "missing", "corrupt"]
 def default_models_dir() -> Path:
     """The per-user cache folder for downloaded models."""
     return Path(platformdirs.user_cache_dir("steadyswap")) / "models"
+
+
+FACEFUSION_PLACES = ("facefusion", "FaceFusion", "pinokio/api/facefusion-pinokio.git/facefusion")
+"""Where FaceFusion users keep a checkout, relative to the home folder (a clone, Pinokio's install)."""
+
+
+def facefusion_installs(cwd: Path | None = None, home: Path | None = None) -> list[Path]:
+    """The ``.assets/models`` folders of FaceFusion installs found, in search order: the current folder (when it
+    is a FaceFusion checkout), then each of ``FACEFUSION_PLACES`` under the home folder."""
+    places = [cwd or Path.cwd()] + [(home or Path.home()) / place for place in FACEFUSION_PLACES]
+    found: list[Path] = []
+    for place in places:
+        models = place / ".assets" / "models"
+        if models.is_dir() and models.resolve() not in found:
+            found.append(models.resolve())
+    return found
+
+
+def open_store(models_dir: str | os.PathLike[str] | None = None,
+               environ: Mapping[str, str] = os.environ) -> ModelStore:
+    """The store of a run: ``resolve_models_dir``'s folder, with FaceFusion installs to fall back on when the
+    user named no folder."""
+    root = resolve_models_dir(models_dir, environ)
+    named = bool(models_dir or environ.get(ENV_VAR))
+    return ModelStore(root, () if named else [p for p in facefusion_installs() if p != root])
 
 
 def resolve_models_dir(models_dir: str | os.PathLike[str] | None = None,
@@ -53,17 +81,23 @@ def file_crc32(path: Path, chunk: int = 1 << 20) -> str:
 
 
 class ModelStore:
-    """One models folder. Cheap to create; the CRC cache is read lazily."""
+    """One models folder (where downloads go), and read-only folders searched after it for a file it lacks
+    (an existing FaceFusion install). Cheap to create; the CRC caches are read lazily."""
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], fallbacks: Sequence[str | os.PathLike[str]] = ()) -> None:
         self.root = Path(root)
-        self._cache: dict[str, dict[str, object]] | None = None
+        self.fallbacks = [Path(f) for f in fallbacks]
+        self._caches: dict[Path, dict[str, dict[str, object]]] = {}
+
+    def folder(self, spec: ModelSpec) -> Path:
+        """The folder that holds ``spec``'s file: the root, else the first fallback that has it, else the root."""
+        return next((f for f in (self.root, *self.fallbacks) if (f / spec.file_name).is_file()), self.root)
 
     def path(self, spec: ModelSpec) -> Path:
-        return self.root / spec.file_name
+        return self.folder(spec) / spec.file_name
 
     def hash_path(self, spec: ModelSpec) -> Path:
-        return self.root / spec.hash_name
+        return self.folder(spec) / spec.hash_name
 
     def expected_crc32(self, spec: ModelSpec) -> str | None:
         """The published CRC32, else the content of the sibling .hash file, else None."""
@@ -78,7 +112,7 @@ class ModelStore:
         """CRC32 of ``path``, from the cache when its size and mtime are unchanged."""
         stat = path.stat()
         key = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-        entry = self._load_cache().get(path.name)
+        entry = self._load_cache(path.parent).get(path.name)
         if entry and all(entry.get(k) == v for k, v in key.items()):
             return str(entry["crc32"])
         value = file_crc32(path)
@@ -88,8 +122,9 @@ class ModelStore:
     def remember(self, path: Path, crc32: str) -> None:
         """Cache a CRC32 already known for ``path`` (e.g. just computed by a download)."""
         stat = path.stat()
-        self._load_cache()[path.name] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "crc32": crc32}
-        self._save_cache()
+        self._load_cache(path.parent)[path.name] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+                                                    "crc32": crc32}
+        self._save_cache(path.parent)
 
     def status(self, spec: ModelSpec) -> Status:
         path = self.path(spec)
@@ -111,21 +146,21 @@ class ModelStore:
                              f"{spec.hash_source}; delete it and run `steadyswap models download {spec.name}`")
         return self.path(spec)
 
-    def _load_cache(self) -> dict[str, dict[str, object]]:
-        if self._cache is None:
+    def _load_cache(self, folder: Path) -> dict[str, dict[str, object]]:
+        if folder not in self._caches:
             try:
-                loaded = json.loads((self.root / CACHE_FILE).read_text())
-                self._cache = loaded if isinstance(loaded, dict) else {}
+                loaded = json.loads((folder / CACHE_FILE).read_text())
+                self._caches[folder] = loaded if isinstance(loaded, dict) else {}
             except (OSError, ValueError):
-                self._cache = {}
-        return self._cache
+                self._caches[folder] = {}
+        return self._caches[folder]
 
-    def _save_cache(self) -> None:
+    def _save_cache(self, folder: Path) -> None:
         """Write the cache atomically; a read-only folder (a shared FaceFusion install) just goes uncached."""
-        target = self.root / CACHE_FILE
+        target = folder / CACHE_FILE
         temporary = target.with_name(f"{CACHE_FILE}.{os.getpid()}.tmp")
         try:
-            temporary.write_text(json.dumps(self._cache, indent=1, sort_keys=True))
+            temporary.write_text(json.dumps(self._caches[folder], indent=1, sort_keys=True))
             os.replace(temporary, target)
         except OSError:
             temporary.unlink(missing_ok=True)
