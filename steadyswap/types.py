@@ -16,9 +16,6 @@ from steadyswap.errors import ShapeError
 Image = np.ndarray
 """H×W×3 uint8 RGB, upright."""
 
-Points = np.ndarray
-"""(k, 2) float32 pixel coordinates (x, y)."""
-
 
 def check_shape(name: str, array: np.ndarray, dims: tuple[int | None, ...], dtype: type | None = None) -> None:
     """Raise ShapeError naming the expected dims when ``array`` does not match (None = any size)."""

@@ -40,7 +40,6 @@ class SceneCutDetector:
         self._history: deque[float] = deque(maxlen=window)
         self._previous: np.ndarray | None = None
         self._since_cut = 0
-        self.last_score = 0.0
 
     def update(self, image: np.ndarray) -> bool:
         """True when ``image`` starts a new shot (never for the first frame)."""
@@ -50,7 +49,6 @@ class SceneCutDetector:
         if previous is None:
             return False
         score = signature_distance(previous, signature)
-        self.last_score = score
         baseline = float(np.median(self._history)) if self._history else 0.0
         cut = score > self.min_score and score > self.ratio * baseline and self._since_cut > self.min_gap
         if cut:

@@ -40,12 +40,6 @@ class FaceMap:
     people: list[Person]
     sources: dict[str, Path] = field(default_factory=dict)
 
-    def to_json(self) -> str:
-        return json.dumps({
-            "sources": {name: str(path) for name, path in self.sources.items()},
-            "people": [{"frame": p.frame, "box": list(p.box), "source": p.source} for p in self.people],
-        }, indent=2)
-
 
 def run_inputs(sources: Iterable[str | Path | object], target: str | Path | None,
                face_map: str | Path | None) -> list[Path]:
