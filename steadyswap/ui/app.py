@@ -1,7 +1,9 @@
 """The FastAPI app: the page, its JSON API, uploads, previews, people, the run queue and its event stream.
 
 Every path a request names goes through ``PathGuard``; errors become one-line JSON messages
-(``{"error": ...}``) that the page shows, and the server keeps running.
+(``{"error": ...}``, with ``"field"`` when an option's value is the cause) that the page shows beside what
+caused them, and the server keeps running. An existing output is replaced only when the job says
+``overwrite`` (else 409, and the page asks the user).
 """
 
 from __future__ import annotations
@@ -31,8 +33,8 @@ from steadyswap.errors import InputNotFoundError, SteadySwapError, UsageError
 from steadyswap.io import media_kind
 from steadyswap.ui.faces import PersonChoice, find_people
 from steadyswap.ui.frames import FrameStores, encode_jpeg, fit
-from steadyswap.ui.jobs import JobQueue, JobSpec, StateError, UnknownJob
-from steadyswap.ui.options import config_from_options, schema
+from steadyswap.ui.jobs import JobQueue, JobSpec, OutputExists, StateError, UnknownJob
+from steadyswap.ui.options import config_from_options, field_of, option_errors, schema
 from steadyswap.ui.paths import MEDIA_EXTENSIONS, PathGuard, PathRefused
 from steadyswap.ui.preview import MODES, PreviewRequest, PreviewService
 
@@ -84,6 +86,15 @@ class PreviewBody(InputsBody):
 
 class JobBody(InputsBody):
     output: str | None = None
+    overwrite: bool = False
+
+
+class RetryBody(BaseModel):
+    overwrite: bool = False
+
+
+class OptionsBody(BaseModel):
+    options: dict[str, Any] = Field(default_factory=dict)
 
 
 class PeopleBody(BaseModel):
@@ -126,8 +137,13 @@ def create_app(settings: UiSettings) -> FastAPI:
 
     @app.exception_handler(SteadySwapError)
     async def steadyswap_error(_: Request, error: SteadySwapError) -> JSONResponse:
+        message = " ".join(str(error).split())
+        if isinstance(error, OutputExists):
+            return JSONResponse({"error": f"{message}: send overwrite to replace it", "exists": message},
+                                status_code=409)
         status = 403 if isinstance(error, PathRefused) else 404 if isinstance(error, InputNotFoundError | UnknownJob) else 422
-        return JSONResponse({"error": " ".join(str(error).split())}, status_code=status)
+        field = field_of(message)
+        return JSONResponse({"error": message, **({"field": field} if field else {})}, status_code=status)
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(_: Request, error: RequestValidationError) -> JSONResponse:
@@ -161,18 +177,27 @@ def create_app(settings: UiSettings) -> FastAPI:
         return {"path": str(guard.input_file(path)), **vars(stores.get(guard.input_file(path)).info)}
 
     @app.get("/api/thumb")
-    def thumb(path: str, size: int = 160) -> Response:
-        image = fit(stores.get(guard.input_file(path)).get(0), min(max(size, 16), 640))
-        return Response(encode_jpeg(image, 85), media_type="image/jpeg")
+    def thumb(path: str, size: int = 160, frame: int = 0, box: str | None = None) -> Response:
+        """A frame of ``path``, or with ``box`` (x0,y0,x1,y1 in its pixels) a person's face from it."""
+        store = stores.get(guard.input_file(path))
+        image = store.get(frame)
+        if box is not None:
+            x0, y0, x1, y1 = (round(float(v) * store.scale) for v in box.split(","))
+            image = image[max(y0, 0):max(y1, 0), max(x0, 0):max(x1, 0)]
+            if not image.size:
+                raise UsageError(f"box {box} is outside frame {frame}")
+        return Response(encode_jpeg(fit(image, min(max(size, 16), 640)), 85), media_type="image/jpeg")
 
     @app.post("/api/upload")
     async def upload(request: Request, name: str = "upload") -> JSONResponse:
+        """Store the body under a random name; errors name the user's file (``name``), never the stored one."""
+        name = Path(name).name
         extension = Path(name).suffix.lower()
         if extension not in MEDIA_EXTENSIONS:
-            raise UsageError(f"uploads must be photos or videos ({', '.join(MEDIA_EXTENSIONS)})")
+            raise UsageError(f"{name}: uploads must be photos or videos ({', '.join(MEDIA_EXTENSIONS)})")
         declared = int(request.headers.get("content-length") or 0)
         if declared > settings.max_upload:
-            return _too_large(settings.max_upload)
+            return _too_large(name, settings.max_upload)
         destination = uploads / f"{secrets.token_hex(8)}{extension}"
         size = 0
         try:
@@ -185,12 +210,17 @@ def create_app(settings: UiSettings) -> FastAPI:
         except (OverflowError, ClientDisconnect) as error:
             destination.unlink(missing_ok=True)
             if isinstance(error, OverflowError):
-                return _too_large(settings.max_upload)
-            raise UsageError("the upload was interrupted") from None
+                return _too_large(name, settings.max_upload)
+            raise UsageError(f"{name}: the upload was interrupted") from None
         if size == 0:
             destination.unlink()
-            raise UsageError("the uploaded file is empty")
-        return JSONResponse({"path": str(destination), "name": Path(name).name, "size": size})
+            raise UsageError(f"{name}: the file is empty")
+        try:
+            await asyncio.to_thread(stores.get, destination)
+        except SteadySwapError as error:
+            destination.unlink()
+            raise type(error)(str(error).replace(str(destination), name)) from None
+        return JSONResponse({"path": str(destination), "name": name, "size": size})
 
     @app.post("/api/preview")
     def preview(body: PreviewBody) -> Response:
@@ -218,14 +248,18 @@ def create_app(settings: UiSettings) -> FastAPI:
             people_cache[key] = find_people(store, config)
         return {"people": people_cache[key], "width": store.info.width, "height": store.info.height}
 
+    @app.post("/api/options/check")
+    def check_options(body: OptionsBody) -> dict[str, Any]:
+        return {"errors": option_errors(body.options)}
+
     @app.post("/api/jobs")
     def add_job(body: JobBody) -> dict[str, Any]:
         sources, target = _inputs(guard, body)
         taken = {job.spec.output for job in queue.jobs.values()}
         output = guard.output_file(body.output) if body.output else _free_output(guard, target, taken)
         config = config_from_options(body.options)
-        job = queue.submit(JobSpec(sources, target, output, config, _people(guard, body.people, sources)))
-        return job.public()
+        spec = JobSpec(sources, target, output, config, _people(guard, body.people, sources), body.overwrite)
+        return queue.submit(spec).public()
 
     @app.get("/api/jobs")
     def jobs() -> dict[str, Any]:
@@ -236,8 +270,8 @@ def create_app(settings: UiSettings) -> FastAPI:
         return queue.cancel(number).public()
 
     @app.post("/api/jobs/{number}/retry")
-    def retry(number: int) -> dict[str, Any]:
-        return queue.retry(number).public()
+    def retry(number: int, body: RetryBody | None = None) -> dict[str, Any]:
+        return queue.retry(number, body is not None and body.overwrite).public()
 
     @app.get("/api/jobs/{number}/output")
     def output(number: int, download: bool = False) -> FileResponse:
@@ -293,8 +327,8 @@ def _refusal(request: Request, token: str | None) -> Response | None:
     return None
 
 
-def _too_large(limit: int) -> JSONResponse:
-    return JSONResponse({"error": f"the upload is larger than the limit of {limit / 1024**2:.0f} MB "
+def _too_large(name: str, limit: int) -> JSONResponse:
+    return JSONResponse({"error": f"{name} is larger than the upload limit of {limit / 1024**2:.0f} MB "
                                   "(--max-upload-mb)"}, status_code=413)
 
 

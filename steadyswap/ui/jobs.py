@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from steadyswap.config import RunConfig
-from steadyswap.errors import Interrupted, SteadySwapError
+from steadyswap.errors import Interrupted, OutputError, SteadySwapError
 from steadyswap.io import media_kind
 from steadyswap.ui.faces import PersonChoice, face_map_json
 from steadyswap.ui.options import cli_command
@@ -28,13 +29,15 @@ STATES = ("queued", "running", "done", "failed", "cancelled")
 
 @dataclass
 class JobSpec:
-    """What to run: inputs, output, options, and the people map (None: the options' face selection)."""
+    """What to run: inputs, output, options, the people map (None: the options' face selection), and whether
+    an existing output may be replaced."""
 
     sources: list[Path]
     target: Path
     output: Path
     config: RunConfig
     people: list[PersonChoice] | None = None
+    overwrite: bool = False
 
 
 @dataclass
@@ -98,8 +101,14 @@ class JobQueue:
         self._worker.start()
 
     def submit(self, spec: JobSpec) -> Job:
-        """Queue a run: write its face map, build its config and equivalent command line."""
+        """Queue a run: check its output, write its face map, build its config and equivalent command line.
+
+        Raises:
+            OutputError: the output is one of the run's inputs (whatever ``spec.overwrite`` says).
+            OutputExists: the output exists, or a queued or running job writes it, and ``spec.overwrite`` is off.
+        """
         with self._lock:
+            self._check_output(spec)
             number = max(self.jobs, default=0) + 1
             folder = self.work_dir / "jobs" / str(number)
             folder.mkdir(parents=True, exist_ok=True)
@@ -115,12 +124,13 @@ class JobQueue:
             self._changed()
             return job
 
-    def retry(self, number: int) -> Job:
-        """Queue the run of a finished, failed or cancelled job again, as a new job."""
+    def retry(self, number: int, overwrite: bool = False) -> Job:
+        """Queue the run of a finished, failed or cancelled job again, as a new job (its output is replaced
+        only with ``overwrite``)."""
         job = self.get(number)
         if job.state in ("queued", "running"):
             raise StateError(f"job {number} is {job.state}; only finished jobs can be retried")
-        return self.submit(job.spec)
+        return self.submit(replace(job.spec, overwrite=overwrite))
 
     def cancel(self, number: int) -> Job:
         """Cancel a queued job at once, or ask a running one to stop (it leaves no output)."""
@@ -158,6 +168,20 @@ class JobQueue:
             self._lock.notify_all()
         self._worker.join(timeout=10)
 
+    def _check_output(self, spec: JobSpec) -> None:
+        output = spec.output
+        for path in (*spec.sources, spec.target):
+            if output == path or (output.exists() and os.path.samefile(output, path)):
+                raise OutputError(f"{output}: the output would overwrite the input {path.name}; choose another name")
+        if spec.overwrite:
+            return
+        if output.exists():
+            raise OutputExists(f"{output} already exists")
+        writer = next((job for job in self.jobs.values() if job.spec.output == output
+                       and job.state in ("queued", "running")), None)
+        if writer is not None:
+            raise OutputExists(f"{output} is also the output of job {writer.id} ({writer.state})")
+
     def _changed(self) -> None:
         self.version += 1
         self._lock.notify_all()
@@ -191,6 +215,8 @@ class JobQueue:
 
         spec = job.spec
         try:
+            if not spec.overwrite and spec.output.exists():
+                raise OutputExists(f"{spec.output} appeared after the job was queued; retry to replace it")
             result = self._run(list(dict.fromkeys(spec.sources)), spec.target, spec.output, job.config,
                                progress, job.cancel)
             outcome = {"state": "done", "done": result.frames, "total": result.frames, "fps": result.fps,
@@ -229,6 +255,10 @@ class StateError(SteadySwapError):
     """An action the job's state does not allow (retrying a running job)."""
 
     exit_code = 2
+
+
+class OutputExists(OutputError, FileExistsError):
+    """An output that exists (or that a queued run writes), for a job not allowed to replace it."""
 
 
 class UnknownJob(SteadySwapError, LookupError):

@@ -31,13 +31,14 @@ CLASSIC = EMBEDDED["swapper"]
 
 @dataclass(frozen=True)
 class Option:
-    """One control of the options panel.
+    """One control of the options panel, with its label in words (the flag is shown beside it).
 
     ``when`` shows the control only while each named option has one of the listed values; a name
     ending in ``!`` inverts that (any value but those). ``target`` limits it to a video or image target.
     """
 
     field: str
+    label: str
     kind: str  # "select", "number", "integer", "text"
     group: str
     when: tuple[tuple[str, tuple[str, ...]], ...] = ()
@@ -46,31 +47,35 @@ class Option:
 
 
 ONNX_ONLY = (("face_swapper_model!", (CLASSIC,)),)
+REFERENCE = (("face_selector_mode", ("reference",)),)
+ONE_EURO = (("face_smoothing", ("one-euro",)),)
 OPTIONS: tuple[Option, ...] = (
-    Option("face_swapper_model", "select", "swapper"),
-    Option("face_swapper_pixel_boost", "select", "swapper", ONNX_ONLY),
-    Option("face_swapper_weight", "number", "swapper", ONNX_ONLY, step=0.05),
-    Option("face_selector_mode", "select", "faces"),
-    Option("reference_face_position", "integer", "faces", (("face_selector_mode", ("reference",)),)),
-    Option("reference_frame_number", "integer", "faces", (("face_selector_mode", ("reference",)),)),
-    Option("reference_face_distance", "number", "faces", (("face_selector_mode", ("reference",)),), step=0.05),
-    Option("face_mask_blur", "number", "mask & colour", step=0.05),
-    Option("face_mask_padding", "text", "mask & colour"),
-    Option("color_strength", "number", "mask & colour", (("face_swapper_model", (CLASSIC,)),), step=0.05),
-    Option("face_smoothing", "select", "smoothing", target="video"),
-    Option("smoothing_min_cutoff", "number", "smoothing", (("face_smoothing", ("one-euro",)),), "video", 0.1),
-    Option("smoothing_beta", "number", "smoothing", (("face_smoothing", ("one-euro",)),), "video", 0.1),
-    Option("smoothing_d_cutoff", "number", "smoothing", (("face_smoothing", ("one-euro",)),), "video", 0.1),
-    Option("smoothing_lookahead", "integer", "smoothing", (("face_smoothing", ("one-euro",)),), "video"),
-    Option("smoothing_ema_alpha", "number", "smoothing", (("face_smoothing", ("ema",)),), "video", 0.05),
-    Option("trim_frame_start", "integer", "output", target="video"),
-    Option("trim_frame_end", "integer", "output", target="video"),
-    Option("output_video_encoder", "select", "output", target="video"),
-    Option("output_video_quality", "integer", "output", target="video"),
-    Option("output_video_preset", "select", "output", target="video"),
-    Option("output_image_quality", "integer", "output", target="image"),
-    Option("execution_providers", "select", "execution"),
-    Option("video_memory_strategy", "select", "execution", (("execution_providers", ("cuda", "tensorrt")),)),
+    Option("face_swapper_model", "Swapper model", "select", "Swapper"),
+    Option("face_swapper_pixel_boost", "Swap resolution", "select", "Swapper", ONNX_ONLY),
+    Option("face_swapper_weight", "Source identity strength", "number", "Swapper", ONNX_ONLY, step=0.05),
+    Option("face_selector_mode", "Faces to swap", "select", "Which faces"),
+    Option("reference_face_position", "Reference face number", "integer", "Which faces", REFERENCE),
+    Option("reference_frame_number", "Reference frame", "integer", "Which faces", REFERENCE),
+    Option("reference_face_distance", "Likeness distance", "number", "Which faces", REFERENCE, step=0.05),
+    Option("face_mask_blur", "Mask edge blur", "number", "Mask and colour", step=0.05),
+    Option("face_mask_padding", "Mask padding (%)", "text", "Mask and colour"),
+    Option("color_strength", "Colour matching", "number", "Mask and colour", (("face_swapper_model", (CLASSIC,)),),
+           step=0.05),
+    Option("face_smoothing", "Landmark smoothing", "select", "Smoothing", target="video"),
+    Option("smoothing_min_cutoff", "Minimum cutoff (Hz)", "number", "Smoothing", ONE_EURO, "video", 0.1),
+    Option("smoothing_beta", "Speed coefficient", "number", "Smoothing", ONE_EURO, "video", 0.1),
+    Option("smoothing_d_cutoff", "Speed cutoff (Hz)", "number", "Smoothing", ONE_EURO, "video", 0.1),
+    Option("smoothing_lookahead", "Look-ahead frames", "integer", "Smoothing", ONE_EURO, "video"),
+    Option("smoothing_ema_alpha", "Current frame weight", "number", "Smoothing", (("face_smoothing", ("ema",)),),
+           "video", 0.05),
+    Option("trim_frame_start", "First frame", "integer", "Output", target="video"),
+    Option("trim_frame_end", "Stop before frame", "integer", "Output", target="video"),
+    Option("output_video_encoder", "Video encoder", "select", "Output", target="video"),
+    Option("output_video_quality", "Video quality", "integer", "Output", target="video"),
+    Option("output_video_preset", "Encoder speed", "select", "Output", target="video"),
+    Option("output_image_quality", "Image quality", "integer", "Output", target="image"),
+    Option("execution_providers", "Run on", "select", "Hardware"),
+    Option("video_memory_strategy", "GPU memory use", "select", "Hardware", (("execution_providers", ("cuda", "tensorrt")),)),
 )
 _BY_FIELD = {option.field: option for option in OPTIONS}
 
@@ -108,6 +113,7 @@ def schema() -> dict[str, Any]:
         default = getattr(defaults, option.field)
         controls.append({
             "field": option.field,
+            "label": option.label,
             "flag": _long_name(flag.names),
             "kind": option.kind,
             "group": option.group,
@@ -140,6 +146,37 @@ def config_from_options(values: dict[str, Any], **fixed: Any) -> RunConfig:
         except (TypeError, ValueError):
             raise UsageError(f"{flag}: '{value}' is not a valid value") from None
     return RunConfig(**clean, **fixed).validate()
+
+
+def option_errors(values: dict[str, Any]) -> dict[str, str]:
+    """What is wrong with the page's option values, by field: each value checked alone, then together
+    (e.g. a trim end before its start); empty when ``config_from_options`` accepts them.
+
+    >>> option_errors({"color_strength": "2", "face_mask_blur": "0.5"})
+    {'color_strength': '--color-strength: 2.0 is outside 0.0..1.0'}
+    """
+    errors: dict[str, str] = {}
+    for field, value in values.items():
+        try:
+            config_from_options({field: value})
+        except UsageError as error:
+            errors[field] = str(error)
+    if not errors:
+        try:
+            config_from_options(values)
+        except UsageError as error:
+            errors[field_of(str(error)) or ""] = str(error)
+    return errors
+
+
+def field_of(message: str) -> str | None:
+    """The option an error message is about (it starts with the option's flag), or None.
+
+    >>> field_of("--trim-frame-end: must be greater than --trim-frame-start")
+    'trim_frame_end'
+    """
+    flag = message.split(":", 1)[0].split(" ", 1)[0]
+    return next((o.field for o in OPTIONS if _long_name(_FLAG_OF[o.field].names) == flag), None)
 
 
 def _parse(field: str, kind: str, value: Any) -> Any:

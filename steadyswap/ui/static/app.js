@@ -1,25 +1,60 @@
 "use strict";
 // steadyswap's page: inputs, people map, options, a preview that follows the slider, and the run queue.
+// The setup (inputs, people map, options, output, preview mode and frame) is kept in local storage and in
+// the address (#setup=...), so a reload keeps it and the address can be shared.
 
 const $ = (selector, root = document) => root.querySelector(selector);
+const SETUP_KEY = "steadyswap.setup";
 const state = {
   schema: null, sources: [], target: null, people: null, options: {},
   frame: 0, mode: "side", client: Math.random().toString(36).slice(2), seq: 0,
-  previewBusy: false, previewWanted: false, jobs: new Map(),
+  previewBusy: false, previewWanted: false, jobs: new Map(), restoring: false, toastOwner: null,
 };
 
-function showError(message) {
-  $("#error-text").textContent = message;
-  $("#error").hidden = false;
+// ---------- errors: beside what caused them, and in a toast that stays in view ----------
+// The user's own file names replace the random names uploads are stored under.
+function friendly(message) {
+  let text = message;
+  for (const file of [...state.sources, ...(state.target ? [state.target] : [])]) {
+    if (file.name === baseName(file.path)) continue;
+    text = text.split(file.path).join(file.name).split(baseName(file.path)).join(file.name);
+  }
+  return text;
 }
-function clearError() { $("#error").hidden = true; }
+
+function showError(message, place) {
+  const text = friendly(message);
+  if (place) {
+    place.textContent = text;
+    place.hidden = false;
+    place.closest("details")?.setAttribute("open", "");
+  }
+  $("#toast-text").textContent = text;
+  $("#toast").hidden = false;
+  state.toastOwner = place || null;
+}
+
+function clearError(place) {
+  place.hidden = true;
+  place.textContent = "";
+  if (state.toastOwner === place) $("#toast").hidden = true;
+}
+
+// Where an error from the API belongs: the option it names, else ``fallback``.
+function placeOf(error, fallback) {
+  const field = error.body?.field;
+  return (field && $(`.option[data-field="${field}"] .inline-error`)) || fallback;
+}
 
 async function api(path, options = {}) {
   const response = await fetch(path, options);
   if (!response.ok) {
-    let message = `${response.status} ${response.statusText}`;
-    try { message = (await response.json()).error || message; } catch (_) { /* not JSON */ }
-    throw new Error(message);
+    let body = {};
+    try { body = await response.json(); } catch (_) { /* not JSON */ }
+    const error = new Error(body.error || `${response.status} ${response.statusText}`);
+    error.status = response.status;
+    error.body = body;
+    throw error;
   }
   return response;
 }
@@ -36,33 +71,96 @@ const element = (tag, attributes = {}, ...children) => {
   return node;
 };
 
+// ---------- the setup: saved on every change, restored on load ----------
+function setup() {
+  const file = (f) => ({ path: f.path, name: f.name });
+  return {
+    sources: state.sources.map(file), target: state.target && file(state.target),
+    people: state.people && state.people.map(({ id, frame, box, seen, source }) => ({ id, frame, box, seen, source })),
+    options: state.options, output: $("#output").value, mode: state.mode, frame: state.frame,
+  };
+}
+
+function saveSetup() {
+  if (state.restoring) return;
+  const text = JSON.stringify(setup());
+  try { localStorage.setItem(SETUP_KEY, text); } catch (_) { /* storage full or off: the address still has it */ }
+  history.replaceState(null, "", `${location.pathname}${location.search}#setup=${encodeURIComponent(text)}`);
+}
+
+function savedSetup() {
+  const fromAddress = new URLSearchParams(location.hash.slice(1)).get("setup");
+  for (const text of [fromAddress, localStorage.getItem(SETUP_KEY)]) {
+    try { if (text) return JSON.parse(text); } catch (_) { /* not ours: try the next */ }
+  }
+  return null;
+}
+
+async function restoreSetup() {
+  const saved = savedSetup();
+  if (!saved) return;
+  state.restoring = true;
+  const gone = [];
+  for (const source of saved.sources || []) {
+    try { state.sources.push(await loadInput("source", source.path, source.name)); } catch (_) { gone.push(source.name); }
+  }
+  if (saved.target) {
+    try { state.target = await loadInput("target", saved.target.path, saved.target.name); } catch (_) { gone.push(saved.target.name); }
+  }
+  const known = new Set(state.schema.options.map((o) => o.field));
+  state.options = Object.fromEntries(Object.entries(saved.options || {}).filter(([field]) => known.has(field)));
+  const paths = new Set(state.sources.map((s) => s.path));
+  if (state.target && Array.isArray(saved.people)) {
+    state.people = saved.people.map((p) => ({ ...p, source: paths.has(p.source) ? p.source : null }));
+  }
+  state.frame = Math.max(0, Math.min(Number(saved.frame) || 0, (state.target?.info.frames || 1) - 1));
+  $("#output").value = saved.output || "";
+  setMode(saved.mode || "side");
+  for (const option of state.schema.options) {
+    $(`#option-${option.field}`).value = String(state.options[option.field] ?? option.default);
+  }
+  refreshPixelBoosts();
+  state.restoring = false;
+  renderInputs();
+  checkOptions();
+  requestPreview();
+  saveSetup();
+  if (gone.length) showError(`no longer available, left out: ${gone.join(", ")}`, $("#source-error"));
+}
+
 // ---------- inputs ----------
+async function loadInput(role, path, name) {
+  const info = await (await api(`/api/media?path=${encodeURIComponent(path)}`)).json();
+  const file = { path: info.path, name: name || baseName(info.path), info };
+  if (role === "source" && info.kind !== "image") throw new Error(`${file.name} is a video; source faces come from photos`);
+  return file;
+}
+
 async function addInput(role, path, name) {
+  const place = $(`#${role}-error`);
   try {
-    const info = await (await api(`/api/media?path=${encodeURIComponent(path)}`)).json();
-    const file = { path: info.path, name: name || baseName(info.path), info };
+    const file = await loadInput(role, path, name);
     if (role === "source") {
-      if (info.kind !== "image") throw new Error(`${file.name} is a video; source faces come from photos`);
       if (!state.sources.some((s) => s.path === file.path)) state.sources.push(file);
     } else {
       state.target = file;
       state.people = null;
       state.frame = 0;
     }
-    clearError();
+    clearError(place);
     renderInputs();
+    saveSetup();
     requestPreview();
-  } catch (error) { showError(error.message); }
+  } catch (error) { showError(error.message, place); }
 }
 
 function renderInputs() {
-  const list = $("#sources");
-  list.replaceChildren(...state.sources.map((file, index) => {
-    const remove = element("button", { title: "remove", text: "×" });
+  $("#sources").replaceChildren(...state.sources.map((file, index) => {
+    const remove = element("button", { type: "button", "aria-label": `remove ${file.name}`, text: "×" });
     remove.onclick = () => {
       state.sources.splice(index, 1);
       if (state.people) state.people.forEach((p) => { if (p.source === file.path) p.source = null; });
-      renderInputs(); renderPeople(); requestPreview();
+      renderInputs(); saveSetup(); requestPreview();
     };
     return element("li", {}, element("img", { src: thumbUrl(file.path), alt: "" }),
       element("span", { class: "name", title: file.path, text: file.name }), remove);
@@ -87,9 +185,11 @@ const describeMedia = (info) => info.kind === "image" ? `photo ${info.width}×${
   : `${info.width}×${info.height}, ${info.frames} frames, ${info.fps.toFixed(2)} fps${info.audio ? ", audio" : ""}`;
 
 function upload(role, file) {
-  const box = $("#upload-progress");
+  const card = $(`.pick[data-role=${role}]`).closest(".card");
+  const box = $(".upload-progress", card);
   const bar = $("progress", box);
   const label = $("span", box);
+  const place = $(`#${role}-error`);
   box.hidden = false;
   bar.value = 0;
   label.textContent = `uploading ${file.name}…`;
@@ -104,10 +204,10 @@ function upload(role, file) {
     box.hidden = true;
     let body = {};
     try { body = JSON.parse(request.responseText); } catch (_) { /* not JSON */ }
-    if (request.status !== 200) { showError(body.error || `upload failed (${request.status})`); return; }
+    if (request.status !== 200) { showError(body.error || `${file.name}: upload failed (${request.status})`, place); return; }
     addInput(role, body.path, body.name);
   };
-  request.onerror = () => { box.hidden = true; showError("the upload was interrupted"); };
+  request.onerror = () => { box.hidden = true; showError(`${file.name}: the upload was interrupted`, place); };
   request.send(file);
 }
 
@@ -130,7 +230,7 @@ async function browse(path) {
     }
     $("#browser-list").replaceChildren(...rows);
     if (!$("#browser").open) $("#browser").showModal();
-  } catch (error) { showError(error.message); }
+  } catch (error) { showError(error.message, $(`#${browsingFor}-error`)); }
 }
 function browserRow(label, action) {
   const button = element("button", { type: "button", text: label });
@@ -138,7 +238,7 @@ function browserRow(label, action) {
   return element("li", {}, button);
 }
 
-// ---------- options ----------
+// ---------- options: in groups, words first and the flag beside them, checked as typed ----------
 function visibleOption(option) {
   if (option.target && state.target && option.target !== state.target.info.kind) return false;
   return option.when.every(([name, values]) => {
@@ -153,35 +253,46 @@ const defaultOf = (field) => state.schema.options.find((o) => o.field === field)
 function buildOptions() {
   const groups = new Map();
   for (const option of state.schema.options) {
-    if (!groups.has(option.group)) groups.set(option.group, element("fieldset", {}, element("legend", { text: option.group })));
+    if (!groups.has(option.group)) {
+      groups.set(option.group, element("details", { open: "", "data-group": option.group },
+        element("summary", {}, option.group, element("span", { class: "changed" }))));
+    }
     let control;
     if (option.kind === "select") {
       control = element("select", {});
       for (const choice of option.choices) {
-        control.append(element("option", { value: choice, text: choice === "" ? "(model's own)" : choice }));
+        control.append(element("option", { value: choice, text: choice === "" ? "the model's own" : choice }));
       }
     } else {
       control = element("input", option.kind === "text" ? { type: "text" }
         : { type: "number", step: option.step ?? 1 });
     }
-    control.id = `option-${option.field}`;
+    const id = `option-${option.field}`;
+    control.id = id;
     control.name = option.field;
     control.value = String(option.default);
+    control.setAttribute("aria-describedby", `${id}-help ${id}-error`);
     control.onchange = () => {
       state.options[option.field] = control.value;
       if (option.field === "face_swapper_model") refreshPixelBoosts();
       renderOptions();
+      saveSetup();
+      checkOptions();
       requestPreview();
     };
-    const label = element("label", { for: control.id, title: option.help, text: option.flag });
-    groups.get(option.group).append(element("div", { class: "option", "data-field": option.field }, label, control));
+    if (control.tagName === "INPUT") control.oninput = () => { state.options[option.field] = control.value; checkSoon(); };
+    const label = element("label", { for: id }, element("span", { text: option.label }),
+      element("span", { class: "flag", text: option.flag }));
+    groups.get(option.group).append(element("div", { class: "option", "data-field": option.field }, label, control,
+      element("p", { class: "help", id: `${id}-help`, text: option.help }),
+      element("p", { class: "inline-error", id: `${id}-error`, hidden: "" })));
   }
   $("#options").replaceChildren(...groups.values());
   renderOptions();
 }
 
 function refreshPixelBoosts() {
-  const model = state.options.face_swapper_model;
+  const model = state.options.face_swapper_model ?? defaultOf("face_swapper_model");
   const allowed = state.schema.pixel_boosts[model] || [];
   const select = $("#option-face_swapper_pixel_boost");
   for (const option of select.options) option.hidden = option.value !== "" && !allowed.includes(option.value);
@@ -193,8 +304,12 @@ function renderOptions() {
   for (const option of state.schema.options) {
     $(`.option[data-field="${option.field}"]`).hidden = !visibleOption(option);
   }
-  for (const fieldset of document.querySelectorAll("#options fieldset")) {
-    fieldset.hidden = ![...fieldset.querySelectorAll(".option")].some((row) => !row.hidden);
+  for (const group of document.querySelectorAll("#options details")) {
+    const rows = [...group.querySelectorAll(".option")].filter((row) => !row.hidden);
+    group.hidden = !rows.length;
+    const changed = rows.filter((row) => String(state.options[row.dataset.field] ?? defaultOf(row.dataset.field))
+      !== String(defaultOf(row.dataset.field))).length;
+    $(".changed", group).textContent = changed ? `${changed} changed` : "";
   }
 }
 
@@ -206,9 +321,30 @@ function chosenOptions() {
   return chosen;
 }
 
+let checkTimer = null;
+function checkSoon() {
+  clearTimeout(checkTimer);
+  checkTimer = setTimeout(checkOptions, 250);
+}
+
+// Each shown option against the CLI's own checks (the server's RunConfig.validate); the message under the field.
+async function checkOptions() {
+  clearTimeout(checkTimer);
+  try {
+    const { errors } = await (await postJSON("/api/options/check", { options: chosenOptions() })).json();
+    for (const row of document.querySelectorAll("#options .option")) {
+      const message = errors[row.dataset.field];
+      const place = $(".inline-error", row);
+      $("input, select", row).setAttribute("aria-invalid", message ? "true" : "false");
+      if (message) { place.textContent = message; place.hidden = false; } else clearError(place);
+    }
+  } catch (error) { showError(error.message); }
+}
+
 // ---------- people ----------
 async function findPeople() {
-  if (!state.target) { showError("choose a target first"); return; }
+  const place = $("#people-error");
+  if (!state.target) { showError("choose a target first", place); return; }
   const button = $("#find-people");
   button.disabled = true;
   button.textContent = "Finding people…";
@@ -217,10 +353,11 @@ async function findPeople() {
     if (!found.people.length) throw new Error("no face found on the sampled frames of the target");
     const first = state.sources[0]?.path ?? null;
     state.people = found.people.map((person, index) => ({ ...person, source: index === 0 ? first : null }));
-    clearError();
+    clearError(place);
     renderPeople();
+    saveSetup();
     requestPreview();
-  } catch (error) { showError(error.message); }
+  } catch (error) { showError(error.message, placeOf(error, place)); }
   finally { button.disabled = false; button.textContent = "Find people"; }
 }
 
@@ -228,14 +365,15 @@ function renderPeople() {
   $("#clear-people").hidden = !state.people;
   if (!state.people) { $("#people").replaceChildren(); return; }
   $("#people").replaceChildren(...state.people.map((person) => {
-    const select = element("select", { "aria-label": `source for person ${person.id}` });
+    const select = element("select", { "aria-label": `source photo for person ${person.id}` });
     select.append(element("option", { value: "", text: "leave unchanged" }));
     for (const source of state.sources) select.append(element("option", { value: source.path, text: source.name }));
     select.value = person.source ?? "";
-    select.onchange = () => { person.source = select.value || null; requestPreview(); };
+    select.onchange = () => { person.source = select.value || null; saveSetup(); requestPreview(); };
+    const face = person.thumbnail || `${thumbUrl(state.target.path)}&frame=${person.frame}&box=${person.box.join(",")}`;
     return element("div", { class: "person", "data-person": person.id },
-      element("img", { src: person.thumbnail, alt: `person ${person.id}` }),
-      element("div", { class: "meta", text: `person ${person.id} · seen on ${person.seen} sampled frame(s)` }), select);
+      element("img", { src: face, alt: `person ${person.id}` }),
+      element("div", { class: "meta", text: `person ${person.id} · on ${person.seen} sampled frame(s)` }), select);
   }));
 }
 
@@ -243,12 +381,21 @@ const peopleMap = () => state.people
   ? state.people.map((p) => ({ frame: p.frame, box: p.box, source: p.source })) : null;
 
 // ---------- preview ----------
+function setMode(mode) {
+  state.mode = mode;
+  for (const button of document.querySelectorAll("#modes button")) {
+    button.classList.toggle("on", button.dataset.mode === mode);
+    button.setAttribute("aria-pressed", String(button.dataset.mode === mode));
+  }
+}
+
 function requestPreview() {
   state.previewWanted = true;
   if (!state.previewBusy) sendPreview();
 }
 
 async function sendPreview() {
+  const place = $("#preview-error");
   if (!state.target || !state.sources.length) {
     $("#preview").hidden = true;
     $("#preview-empty").hidden = false;
@@ -277,10 +424,10 @@ async function sendPreview() {
       const faces = Number(response.headers.get("X-Faces"));
       $("#preview-status").textContent = `frame ${response.headers.get("X-Frame")} · ${faces} face(s) swapped · `
         + `${response.headers.get("X-Ms")} ms server, ${Math.round(performance.now() - started)} ms total`;
-      clearError();
+      clearError(place);
     }
   } catch (error) {
-    showError(error.message);
+    showError(error.message, placeOf(error, place));
   } finally {
     state.previewBusy = false;
     if (state.previewWanted) sendPreview();
@@ -288,17 +435,40 @@ async function sendPreview() {
 }
 
 // ---------- queue ----------
-async function startRun() {
-  if (!state.target || !state.sources.length) { showError("choose a source photo and a target first"); return; }
+// Ask before replacing a file: resolves true when the user chose Replace.
+function confirmReplace(message) {
+  const dialog = $("#overwrite");
+  $("#overwrite-text").textContent = friendly(message);
+  dialog.returnValue = "";
+  dialog.showModal();
+  return new Promise((resolve) => dialog.addEventListener("close", () => resolve(dialog.returnValue === "replace"), { once: true }));
+}
+
+// POST ``body`` to ``path``; on 409 (the output exists) ask, and send again with overwrite when allowed.
+async function postAsking(path, body) {
   try {
-    const body = { sources: state.sources.map((s) => s.path), target: state.target.path,
-      options: chosenOptions(), people: peopleMap() };
-    const output = $("#output").value.trim();
-    if (output) body.output = output;
-    const job = await (await postJSON("/api/jobs", body)).json();
-    clearError();
+    return await (await postJSON(path, body)).json();
+  } catch (error) {
+    if (error.status !== 409 || !(await confirmReplace(error.body.exists))) throw error;
+    return (await postJSON(path, { ...body, overwrite: true })).json();
+  }
+}
+
+async function startRun() {
+  const place = $("#run-error");
+  if (!state.target || !state.sources.length) { showError("choose a source photo and a target first", place); return; }
+  const body = { sources: state.sources.map((s) => s.path), target: state.target.path,
+    options: chosenOptions(), people: peopleMap() };
+  const output = $("#output").value.trim();
+  if (output) body.output = output;
+  try {
+    const job = await postAsking("/api/jobs", body);
+    clearError(place);
     renderJobs([job, ...[...state.jobs.values()].map((card) => card.job).filter((j) => j.id !== job.id)]);
-  } catch (error) { showError(error.message); }
+  } catch (error) {
+    if (error.status === 409) { clearError(place); return; }  // the user kept the existing file
+    showError(error.message, placeOf(error, place));
+  }
 }
 
 const clock = (seconds) => seconds == null ? "–"
@@ -306,7 +476,6 @@ const clock = (seconds) => seconds == null ? "–"
 
 function renderJobs(jobs) {
   $("#queue-empty").hidden = jobs.length > 0;
-  const list = $("#queue");
   for (const job of [...jobs].sort((a, b) => b.id - a.id)) {
     let card = state.jobs.get(job.id);
     if (!card) {
@@ -315,17 +484,21 @@ function renderJobs(jobs) {
     }
     updateJob(card, job);
   }
-  list.replaceChildren(...[...state.jobs.values()].sort((a, b) => b.job.id - a.job.id).map((card) => card.node));
+  $("#queue").replaceChildren(...[...state.jobs.values()].sort((a, b) => b.job.id - a.job.id).map((card) => card.node));
 }
 
 function jobNode(job) {
   const node = element("li", { class: "job", "data-job": job.id });
   node.innerHTML = `<div class="head"><span class="state"></span><span class="title"></span>
-    <button class="cancel">Cancel</button><button class="retry">Retry</button></div>
-    <progress max="1" value="0"></progress><div class="stats mono"></div><div class="job-error"></div>
+    <button type="button" class="cancel">Cancel</button><button type="button" class="retry">Retry</button></div>
+    <progress max="1" value="0" aria-label="frames done"></progress><div class="stats mono"></div>
+    <div class="job-error"></div><p class="action-error inline-error" hidden></p>
     <details><summary>Command line</summary><pre class="command"></pre></details><div class="result"></div>`;
-  $(".cancel", node).onclick = () => postJSON(`/api/jobs/${job.id}/cancel`, {}).catch((e) => showError(e.message));
-  $(".retry", node).onclick = () => postJSON(`/api/jobs/${job.id}/retry`, {}).catch((e) => showError(e.message));
+  const place = $(".action-error", node);
+  $(".cancel", node).onclick = () => postJSON(`/api/jobs/${job.id}/cancel`, {})
+    .then(() => clearError(place), (e) => showError(e.message, place));
+  $(".retry", node).onclick = () => postAsking(`/api/jobs/${job.id}/retry`, {})
+    .then(() => clearError(place), (e) => (e.status === 409 ? clearError(place) : showError(e.message, place)));
   return node;
 }
 
@@ -345,7 +518,7 @@ function updateJob(card, job) {
   $(".stats", node).textContent = job.state === "queued" ? "waiting"
     : `${job.done}${job.total ? ` / ${job.total}` : ""} frames · ${job.fps.toFixed(1)} frames/s · `
       + (job.state === "running" ? `ETA ${clock(job.eta)}` : `${clock(job.seconds)} in all`);
-  $(".job-error", node).textContent = job.error || "";
+  $(".job-error", node).textContent = job.error ? friendly(job.error) : "";
   $(".command", node).textContent = job.command;
   if (job.state === "done" && (!previous || previous.state !== "done")) $(".result", node).replaceChildren(...resultNodes(job));
   if (job.state !== "done") $(".result", node).replaceChildren();
@@ -354,9 +527,9 @@ function updateJob(card, job) {
 function resultNodes(job) {
   const url = `/api/jobs/${job.id}/output`;
   const media = job.kind === "image"
-    ? element("img", { class: "result-image", src: `${url}?t=${Date.now()}`, alt: "output" })
-    : element("video", { src: `${url}?t=${Date.now()}`, controls: "", preload: "auto" });
-  const nodes = [media, element("div", { class: "row" },
+    ? element("img", { class: "result-image", src: `${url}?t=${Date.now()}`, alt: `output of job ${job.id}` })
+    : element("video", { src: `${url}?t=${Date.now()}`, controls: "", preload: "auto", "aria-label": `output of job ${job.id}` });
+  const nodes = [media, element("div", { class: "row wrap" },
     element("a", { href: `${url}?download=true`, download: baseName(job.output), class: "button download", text: "Download" }),
     element("span", { class: "hint mono", text: job.output }))];
   if (job.quality) nodes.push(qualityTable(job.quality));
@@ -382,7 +555,7 @@ function qualityTable(quality) {
     ["jitter / IOD, tracked / raw", `${number(quality.jitter, 4)} / ${number(quality.jitter_raw, 4)}`],
   ];
   return element("table", { class: "quality" }, ...rows.map(([label, value]) =>
-    element("tr", {}, element("th", { text: label }), element("td", { class: "mono", text: value }))));
+    element("tr", {}, element("th", { scope: "row", text: label }), element("td", { class: "mono", text: value }))));
 }
 
 function listenToQueue() {
@@ -392,7 +565,7 @@ function listenToQueue() {
 
 // ---------- start ----------
 async function start() {
-  $("#error-close").onclick = clearError;
+  $("#toast-close").onclick = () => { $("#toast").hidden = true; };
   try {
     state.schema = await (await api("/api/state")).json();
   } catch (error) { showError(error.message); return; }
@@ -404,6 +577,7 @@ async function start() {
     $(".add", pick).onclick = add;
     field.onkeydown = (event) => { if (event.key === "Enter") add(); };
     $(".browse", pick).onclick = () => { browsingFor = role; browse(null); };
+    $(".upload-button", pick).onclick = () => $(".upload", pick).click();
     $(".upload", pick).onchange = (event) => { if (event.target.files[0]) upload(role, event.target.files[0]); event.target.value = ""; };
   }
   $("#frame").oninput = (event) => {
@@ -411,16 +585,21 @@ async function start() {
     $("#frame-label").textContent = `frame ${state.frame}`;
     requestPreview();
   };
+  $("#frame").onchange = saveSetup;
   for (const button of document.querySelectorAll("#modes button")) {
-    button.onclick = () => {
-      state.mode = button.dataset.mode;
-      document.querySelectorAll("#modes button").forEach((b) => b.classList.toggle("on", b === button));
-      requestPreview();
-    };
+    button.onclick = () => { setMode(button.dataset.mode); saveSetup(); requestPreview(); };
   }
   $("#find-people").onclick = findPeople;
-  $("#clear-people").onclick = () => { state.people = null; renderPeople(); requestPreview(); };
+  $("#clear-people").onclick = () => { state.people = null; renderPeople(); saveSetup(); requestPreview(); };
+  $("#reset-options").onclick = () => {
+    state.options = {};
+    for (const option of state.schema.options) $(`#option-${option.field}`).value = String(option.default);
+    refreshPixelBoosts(); renderOptions(); saveSetup(); checkOptions(); requestPreview();
+  };
+  $("#output").oninput = saveSetup;
+  $("#output").onkeydown = (event) => { if (event.key === "Enter") startRun(); };
   $("#start").onclick = startRun;
+  await restoreSetup();
   listenToQueue();
   document.body.dataset.ready = "true";
 }
