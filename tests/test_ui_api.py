@@ -156,6 +156,12 @@ def test_errors_are_one_line_messages(client: TestClient) -> None:
 def test_people_grouped_and_mapped(client: TestClient) -> None:
     two = client.post("/api/people", json={"target": "image/fr_two_people.jpg"}).json()["people"]
     assert len(two) == 2 and all(p["thumbnail"].startswith("data:image/jpeg;base64,") for p in two)
+    x0, y0, x1, y1 = two[0]["box"]
+    face = decode(client.get("/api/thumb", params={"path": "image/fr_two_people.jpg", "size": 640,
+                                                   "box": ",".join(map(str, two[0]["box"]))}).content)
+    assert abs(face.shape[1] / face.shape[0] - (x1 - x0) / (y1 - y0)) < 0.05  # the person's face, as the page shows it
+    outside = client.get("/api/thumb", params={"path": "image/fr_two_people.jpg", "box": "5000,5000,5100,5100"})
+    assert outside.status_code == 422 and "outside frame 0" in outside.json()["error"]
     video = client.post("/api/people", json={"target": "video/liveportrait_d0.mp4"}).json()["people"]
     assert len(video) == 1 and video[0]["seen"] >= 30
     x0, y0, x1, y1 = video[0]["box"]
@@ -207,10 +213,69 @@ def test_queue_progress_cancel_retry_and_face_map(client: TestClient, engine: Fa
     download = client.get(f"/api/jobs/{retried['id']}/output", params={"download": "true"})
     assert 'filename="a.mp4"' in download.headers["content-disposition"]
     assert client.get(f"/api/jobs/{retried['id']}/report.png").content == b"png"
-    assert client.post(f"/api/jobs/{retried['id']}/retry").status_code == 200
+    asked = client.post(f"/api/jobs/{retried['id']}/retry")  # its output exists now: replaced only when told
+    assert asked.status_code == 409 and asked.json()["exists"] == f"{tmp_path / 'out' / 'a.mp4'} already exists"
+    assert client.post(f"/api/jobs/{retried['id']}/retry", json={"overwrite": True}).status_code == 200
     assert Path(queued["output"]) == tmp_path / "out" / "liveportrait_d0.swapped.mp4"  # the first allowed folder
     again = client.post("/api/jobs", json={"sources": sources[:1], "target": "video/liveportrait_d0.mp4"}).json()
     assert Path(again["output"]).name == "liveportrait_d0.swapped-2.mp4"  # queued outputs are not reused
+
+
+def test_an_existing_output_is_replaced_only_with_overwrite(client: TestClient, engine: FakeEngine,
+                                                           tmp_path: Path) -> None:
+    kept = tmp_path / "out" / "kept.jpg"
+    kept.write_bytes(b"the user's photo")
+    body = {"sources": ["image/fr_obama.jpg"], "target": "image/fr_two_people.jpg", "output": str(kept)}
+    refused = client.post("/api/jobs", json=body)
+    assert refused.status_code == 409, refused.text
+    assert refused.json() == {"error": f"{kept} already exists: send overwrite to replace it",
+                              "exists": f"{kept} already exists"}
+    assert client.get("/api/jobs").json()["jobs"] == [] and not engine.calls
+    done = wait_for(client, client.post("/api/jobs", json={**body, "overwrite": True}).json()["id"], ("done",))
+    assert kept.read_bytes() == b"video" and done["output"] == str(kept)
+
+    engine.gate.clear()  # a queued or running job's output is taken too
+    first = client.post("/api/jobs", json={**body, "output": str(tmp_path / "out" / "a.mp4")}).json()
+    wait_for(client, first["id"], ("running",))
+    again = client.post("/api/jobs", json={**body, "output": str(tmp_path / "out" / "a.mp4")})
+    assert again.status_code == 409 and f"is also the output of job {first['id']} (running)" in again.json()["error"]
+    late = client.post("/api/jobs", json={**body, "output": str(tmp_path / "out" / "late.jpg")}).json()
+    (tmp_path / "out" / "late.jpg").write_bytes(b"written meanwhile")  # appears while the job waits
+    engine.gate.set()
+    failed = wait_for(client, late["id"], ("done", "failed"))
+    assert failed["state"] == "failed" and "appeared after the job was queued" in failed["error"]
+    assert (tmp_path / "out" / "late.jpg").read_bytes() == b"written meanwhile"
+
+
+def test_an_input_as_output_is_refused_when_the_job_is_submitted(client: TestClient, engine: FakeEngine,
+                                                                 tmp_path: Path) -> None:
+    source, target = media_path("image/fr_obama.jpg").resolve(), media_path("image/fr_two_people.jpg").resolve()
+    before = source.read_bytes(), target.read_bytes()
+    two = client.post("/api/people", json={"target": str(target)}).json()["people"]
+    people = [{"frame": p["frame"], "box": p["box"], "source": str(source)} for p in two]  # a face-map photo
+    (tmp_path / "out" / "photos").symlink_to(target.parent)  # the same file through a linked folder
+    for output, name in ((target, target.name), (source, source.name), (tmp_path / "out" / "photos" / target.name,
+                                                                      target.name)):
+        for overwrite in (False, True):
+            response = client.post("/api/jobs", json={"sources": [str(source)], "target": str(target), "people": people,
+                                                      "output": str(output), "overwrite": overwrite})
+            assert response.status_code == 422, response.text
+            assert response.json()["error"].endswith(f"would overwrite the input {name}; choose another name")
+    assert client.get("/api/jobs").json()["jobs"] == [] and not engine.calls
+    assert (source.read_bytes(), target.read_bytes()) == before
+
+
+def test_option_values_are_checked_as_typed(client: TestClient) -> None:
+    errors = client.post("/api/options/check", json={"options": {"color_strength": "7", "face_mask_blur": "0.2",
+                                                                 "output_video_quality": "x"}}).json()["errors"]
+    assert errors == {"color_strength": "--color-strength: 7.0 is outside 0.0..1.0",
+                      "output_video_quality": "--output-video-quality: 'x' is not a valid value"}
+    together = client.post("/api/options/check", json={"options": {"trim_frame_start": "9", "trim_frame_end": "3"}})
+    assert together.json()["errors"] == {"trim_frame_end": "--trim-frame-end: must be greater than --trim-frame-start"}
+    assert client.post("/api/options/check", json={"options": {"color_strength": "0.2"}}).json() == {"errors": {}}
+    preview = client.post("/api/preview", json={"sources": ["image/fr_obama.jpg"], "target": "image/fr_two_people.jpg",
+                                                "options": {"face_mask_blur": "3"}})
+    assert preview.status_code == 422 and preview.json()["field"] == "face_mask_blur"
 
 
 def test_failed_runs_say_why_and_the_queue_goes_on(client: TestClient, engine: FakeEngine) -> None:
@@ -278,7 +343,11 @@ def test_uploads_stream_to_random_names_within_a_limit(tmp_path: Path, engine: F
             yield b"more"
 
         assert client.post("/api/upload", params={"name": "big.jpg"}, content=chunks()).status_code == 413
-        assert client.post("/api/upload", params={"name": "run.sh"}, content=b"x").status_code == 422
+        script = client.post("/api/upload", params={"name": "run.sh"}, content=b"x")
+        assert script.status_code == 422 and script.json()["error"].startswith("run.sh: uploads must be photos")
+        broken = client.post("/api/upload", params={"name": "C:\\Users\\me\\holiday.jpg"}, content=b"not a photo")
+        assert broken.status_code == 422 and broken.json()["error"].startswith("holiday.jpg")  # the user's name
+        assert "uploads" not in broken.json()["error"]
         assert len(list((tmp_path / "work" / "uploads").iterdir())) == 1
 
 

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from importlib import resources
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -191,7 +191,7 @@ def create_app(settings: UiSettings) -> FastAPI:
     @app.post("/api/upload")
     async def upload(request: Request, name: str = "upload") -> JSONResponse:
         """Store the body under a random name; errors name the user's file (``name``), never the stored one."""
-        name = Path(name).name
+        name = PureWindowsPath(name).name  # a bare file name, whichever separators a client sent
         extension = Path(name).suffix.lower()
         if extension not in MEDIA_EXTENSIONS:
             raise UsageError(f"{name}: uploads must be photos or videos ({', '.join(MEDIA_EXTENSIONS)})")
