@@ -1,7 +1,7 @@
 """The web UI end to end in a real headless Chromium (Debian's /usr/bin/chromium) driven by Playwright.
 
-The server runs on 127.0.0.1 in a thread. Set STEADYSWAP_UPDATE_SCREENSHOTS=1 to rewrite
-docs/ui_main.png and docs/ui_finished.png from this run.
+The server runs on 127.0.0.1 in a thread; pages open at 1280x720. Set STEADYSWAP_UPDATE_SCREENSHOTS=1 to
+rewrite docs/ui_main.png, docs/ui_narrow.png and docs/ui_finished.png from this run.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import cv2
 import pytest
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -65,7 +66,7 @@ def browser():
 
 @pytest.fixture
 def page(browser, server: str) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    context = browser.new_context(viewport={"width": 1280, "height": 720})
     page = context.new_page()
     page.goto(server)
     page.wait_for_selector("body[data-ready=true]")
@@ -74,8 +75,11 @@ def page(browser, server: str) -> Iterator[Page]:
 
 
 def pick(page: Page, role: str, path: str) -> None:
+    """Type ``path`` into a role's path field, add it, and wait until the page lists it."""
     page.fill(f".pick[data-role={role}] .path", path)
     page.click(f".pick[data-role={role}] .add")
+    listed = page.locator(f"#{'sources' if role == 'source' else 'target'} li .name")
+    expect(listed.filter(has_text=Path(path).name)).to_have_count(1, timeout=30_000)
 
 
 def save(page: Page, name: str, tmp_path: Path) -> None:
@@ -144,9 +148,207 @@ def test_uploaded_no_face_source_shows_one_clear_error(page: Page) -> None:
     page.set_input_files(".pick[data-role=source] .upload", str(dog))  # the upload fallback
     expect(page.locator("#sources li .name")).to_have_text(dog.name, timeout=30_000)
     pick(page, "target", "image/fr_two_people.jpg")
-    error = page.locator("#error")
-    expect(error).to_be_visible(timeout=30_000)
-    expect(error).to_contain_text("no face")
-    assert "Traceback" not in error.text_content()
-    page.click("#error-close")
-    expect(error).to_be_hidden()
+    inline, toast = page.locator("#preview-error"), page.locator("#toast")
+    expect(inline).to_contain_text("no face", timeout=30_000)
+    expect(toast).to_contain_text("no face")
+    assert "Traceback" not in toast.text_content()
+    page.click("#toast-close")
+    expect(toast).to_be_hidden()
+    expect(inline).to_be_visible()  # stays beside the preview until the preview works
+
+
+def test_existing_output_is_replaced_only_after_asking(page: Page, out_dir: Path) -> None:
+    kept = out_dir / "kept.jpg"
+    kept.write_bytes(media_path("image/fr_biden.jpg").read_bytes())
+    before = kept.read_bytes()
+    pick(page, "source", "image/fr_obama.jpg")
+    pick(page, "target", "image/fr_two_people.jpg")
+    expect(page.locator("#target li")).to_have_count(1)
+    page.fill("#output", str(kept))
+    jobs = page.locator(".job").count()
+    page.click("#start")
+    dialog = page.locator("#overwrite")
+    expect(dialog).to_be_visible()
+    expect(dialog).to_contain_text(f"{kept} already exists")
+    page.click("#overwrite button[value=keep]")
+    expect(dialog).to_be_hidden()
+    page.wait_for_timeout(500)
+    assert page.locator(".job").count() == jobs and kept.read_bytes() == before
+    expect(page.locator("#run-error")).to_be_hidden()
+
+    page.click("#start")
+    page.click("#overwrite button[value=replace]")
+    job = page.locator(f".job[data-job='{jobs + 1}']")
+    expect(job).to_have_attribute("data-state", "done", timeout=90_000)
+    replaced = cv2.imread(str(kept))
+    assert kept.read_bytes() != before and replaced.shape[:2] == (661, 1126)  # now the swapped target
+
+    job.locator(".retry").click()  # a retry would replace the output it made: asked too
+    expect(dialog).to_be_visible()
+    page.click("#overwrite button[value=keep]")
+    page.wait_for_timeout(500)
+    assert page.locator(".job").count() == jobs + 1
+
+
+def test_input_as_output_is_refused_at_submit(page: Page) -> None:
+    target = media_path("image/fr_two_people.jpg").resolve()
+    before = target.read_bytes()
+    pick(page, "source", "image/fr_obama.jpg")
+    pick(page, "target", str(target))
+    expect(page.locator("#target li")).to_have_count(1)
+    page.fill("#output", str(target))
+    jobs = page.locator(".job").count()
+    page.click("#start")
+    error = page.locator("#run-error")
+    expect(error).to_have_text(f"{target}: the output would overwrite the input {target.name}; choose another name")
+    expect(error).to_be_in_viewport()
+    expect(page.locator("#toast")).to_be_in_viewport()
+    expect(page.locator("#overwrite")).to_be_hidden()  # refused outright: nothing to confirm
+    assert page.locator(".job").count() == jobs and target.read_bytes() == before
+
+
+def test_errors_show_beside_their_cause_and_in_view(page: Page) -> None:
+    pick(page, "source", "image/fr_obama.jpg")
+    pick(page, "target", "video/liveportrait_d0.mp4")
+    expect(page.locator("#preview")).to_have_attribute("data-frame", "0", timeout=30_000)
+    field = page.locator("#option-color_strength")
+    field.scroll_into_view_if_needed()
+    field.fill("7")  # checked as typed, against the CLI's own limits
+    message = page.locator(".option[data-field=color_strength] .inline-error")
+    expect(message).to_have_text("--color-strength: 7.0 is outside 0.0..1.0")
+    expect(message).to_be_in_viewport()
+    expect(field).to_have_attribute("aria-invalid", "true")
+    field.fill("0.5")
+    expect(message).to_be_hidden()
+    expect(field).to_have_attribute("aria-invalid", "false")
+
+    page.evaluate("window.scrollTo(0, document.body.scrollHeight)")  # the inputs are out of sight
+    page.set_input_files(".pick[data-role=source] .upload",
+                         files=[{"name": "holiday.jpg", "mimeType": "image/jpeg", "buffer": b"not a photo"}])
+    toast = page.locator("#toast")
+    expect(toast).to_contain_text("holiday.jpg", timeout=30_000)  # the user's file name, not the stored one
+    expect(toast).to_be_in_viewport()
+    inline = page.locator("#source-error")
+    expect(inline).to_have_text(toast.locator("#toast-text").text_content())
+    assert "uploads" not in inline.text_content()
+    expect(page.locator("#sources li")).to_have_count(1)
+
+
+def test_reload_and_the_address_keep_the_setup(page: Page, browser) -> None:
+    pick(page, "source", "image/fr_obama.jpg")
+    pick(page, "source", "image/fr_biden.jpg")
+    pick(page, "target", "image/fr_two_people.jpg")
+    expect(page.locator("#sources li")).to_have_count(2)
+    page.click("#find-people")
+    expect(page.locator(".person")).to_have_count(2, timeout=30_000)
+    page.locator(".person select").nth(1).select_option(label="fr_biden.jpg")
+    page.fill("#option-color_strength", "0.4")
+    page.locator("#option-color_strength").dispatch_event("change")
+    page.fill("#output", "two_swapped.jpg")
+    page.click("#modes button[data-mode=crops]")
+    obama, biden = (str(media_path(f"image/fr_{name}.jpg").resolve()) for name in ("obama", "biden"))
+
+    def same_setup(view: Page) -> None:
+        expect(view.locator("#sources li .name")).to_have_text(["fr_obama.jpg", "fr_biden.jpg"])
+        expect(view.locator("#target li .name")).to_have_text("fr_two_people.jpg")
+        expect(view.locator(".person select").nth(0)).to_have_value(obama)
+        expect(view.locator(".person select").nth(1)).to_have_value(biden)
+        expect(view.locator(".person img").nth(1)).not_to_have_js_property("naturalWidth", 0)
+        expect(view.locator("#option-color_strength")).to_have_value("0.4")
+        expect(view.locator("#output")).to_have_value("two_swapped.jpg")
+        expect(view.locator("#modes button.on")).to_have_text("Face crops")
+        expect(view.locator("#preview-status")).to_contain_text("2 face(s) swapped", timeout=30_000)
+
+    page.reload()
+    page.wait_for_selector("body[data-ready=true]")
+    same_setup(page)
+    other = browser.new_context(viewport={"width": 1280, "height": 720})  # nothing stored: the address alone
+    shared = other.new_page()
+    shared.goto(page.url)
+    shared.wait_for_selector("body[data-ready=true]")
+    same_setup(shared)
+    other.close()
+
+
+def test_keyboard_reaches_upload_and_the_preview_modes_early(page: Page) -> None:
+    order = []
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        order.append(page.evaluate("""() => { const e = document.activeElement;
+            return e.dataset.mode ? `mode:${e.dataset.mode}` : e.closest('#options') ? 'option'
+              : `${e.closest('.pick')?.dataset.role || ''}:${e.id || e.className}`; }"""))
+    assert order[:4] == ["source:path", "source:add", "source:browse", "source:upload-button"]
+    assert order.index("mode:side") < order.index("option")  # the preview before the options
+    assert order.index("target:upload-button") < order.index("mode:side") < order.index(":start")
+    page.focus(".pick[data-role=target] .upload-button")
+    with page.expect_file_chooser() as chooser:
+        page.keyboard.press("Enter")
+    chooser.value.set_files(str(media_path("image/fr_two_people.jpg")))
+    expect(page.locator("#target li .name")).to_have_text("fr_two_people.jpg", timeout=30_000)
+
+
+def test_layout_keeps_the_run_in_view_and_fits_narrow_screens(page: Page, tmp_path: Path) -> None:
+    expect(page.locator("#preview")).to_be_hidden()  # no broken-image icon before there is a preview
+    assert page.locator("#preview").evaluate("node => getComputedStyle(node).display") == "none"
+    page.set_input_files(".pick[data-role=source] .upload", str(media_path("image/fr_obama.jpg")))
+    expect(page.locator("#sources li")).to_have_count(1, timeout=30_000)
+    pick(page, "target", "video/liveportrait_d0.mp4")
+    page.select_option("#option-face_selector_mode", "reference")
+    page.click("#find-people")
+    expect(page.locator(".person")).to_have_count(1, timeout=30_000)
+    rows = page.locator(".option:visible")
+    assert rows.count() >= 18
+    for label in rows.locator("label").all():  # words first, the flag beside them
+        words, flag = label.locator("span").all_text_contents()
+        assert not words.startswith("-") and flag.startswith("--")
+    for element in ("#start", "#output", "#queue-title", "#modes", "#frame"):
+        expect(page.locator(element)).to_be_in_viewport()
+    page.focus("#option-smoothing_beta")
+    expect(page.locator("#option-smoothing_beta-help")).to_contain_text("One-Euro speed coefficient")
+    page.mouse.wheel(0, 2000)  # scrolling the options keeps preview and Run in view
+    page.wait_for_timeout(300)
+    assert page.evaluate("window.scrollY") > 300
+    for element in ("#start", "#modes"):
+        expect(page.locator(element)).to_be_in_viewport()
+    page.evaluate("window.scrollTo(0, 0)")
+    untruncated = """select => { const font = getComputedStyle(select).font, canvas = document.createElement('canvas');
+        const context = canvas.getContext('2d'); context.font = font;
+        return [...select.options].every(o => context.measureText(o.text).width + 34 <= select.clientWidth); }"""
+    assert page.locator(".person select").evaluate(untruncated)
+
+    page.set_viewport_size({"width": 400, "height": 800})
+    page.wait_for_timeout(300)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 400
+    assert page.locator(".person select").evaluate(untruncated)
+    page.fill("#output", str(media_path("video/liveportrait_d0.mp4").resolve()))
+    page.click("#start")  # a long error in the toast still fits
+    expect(page.locator("#toast")).to_be_in_viewport()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 400
+    page.click("#toast-close")
+    page.evaluate("window.scrollTo(0, 0)")
+    save(page, "ui_narrow.png", tmp_path)
+
+
+def axe_script() -> Path | None:
+    """axe-core's axe.min.js: $STEADYSWAP_AXE_JS, else ./node_modules (``npm install --no-save axe-core``)."""
+    given = os.environ.get("STEADYSWAP_AXE_JS")
+    found = Path(given) if given else DOCS.parent / "node_modules" / "axe-core" / "axe.min.js"
+    return found if found.is_file() else None
+
+
+@pytest.mark.skipif(axe_script() is None, reason="axe-core is not installed (npm install --no-save axe-core, "
+                                                  "or set STEADYSWAP_AXE_JS to its axe.min.js)")
+def test_accessibility_check_finds_no_serious_violations(page: Page) -> None:
+    pick(page, "source", "image/fr_obama.jpg")
+    pick(page, "target", "image/fr_two_people.jpg")
+    page.click("#find-people")
+    expect(page.locator(".person")).to_have_count(2, timeout=30_000)
+    page.fill("#option-color_strength", "3")
+    expect(page.locator(".option[data-field=color_strength] .inline-error")).to_be_visible()
+    page.add_script_tag(path=str(axe_script()))  # served from disk: the page loads nothing from outside
+    for width in (1280, 400):
+        page.set_viewport_size({"width": width, "height": 720})
+        violations = page.evaluate("async () => (await axe.run(document)).violations"
+                                   ".map(v => ({id: v.id, impact: v.impact, nodes: v.nodes.map(n => n.target)}))")
+        serious = [v for v in violations if v["impact"] in ("serious", "critical")]
+        assert not serious, serious

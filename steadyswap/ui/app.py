@@ -22,6 +22,9 @@ from pathlib import Path, PureWindowsPath
 from typing import Any
 from urllib.parse import urlsplit
 
+# Imported once here, on one thread: requests run on several threads, and two of them importing MediaPipe's
+# face mesh for the first time at once (a preview and Find people) deadlock in Python's import locks.
+import mediapipe.python.solutions.face_mesh  # noqa: F401
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse

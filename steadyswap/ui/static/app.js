@@ -163,13 +163,13 @@ function renderInputs() {
       renderInputs(); saveSetup(); requestPreview();
     };
     return element("li", {}, element("img", { src: thumbUrl(file.path), alt: "" }),
-      element("span", { class: "name", title: file.path, text: file.name }), remove);
+      element("div", { class: "text" }, element("span", { class: "name", title: file.path, text: file.name })), remove);
   }));
   const target = state.target;
   $("#target").replaceChildren(...(target ? [element("li", {},
     element("img", { src: thumbUrl(target.path), alt: "" }),
-    element("span", { class: "name", title: target.path, text: target.name }),
-    element("span", { class: "meta", text: describeMedia(target.info) }))] : []));
+    element("div", { class: "text" }, element("span", { class: "name", title: target.path, text: target.name }),
+      element("span", { class: "meta", text: describeMedia(target.info) })))] : []));
   const slider = $("#frame");
   const frames = target ? target.info.frames : 1;
   slider.max = String(Math.max(frames - 1, 0));
