@@ -254,13 +254,12 @@ def test_an_input_as_output_is_refused_when_the_job_is_submitted(client: TestCli
     two = client.post("/api/people", json={"target": str(target)}).json()["people"]
     people = [{"frame": p["frame"], "box": p["box"], "source": str(source)} for p in two]  # a face-map photo
     (tmp_path / "out" / "photos").symlink_to(target.parent)  # the same file through a linked folder
-    for output, name in ((target, target.name), (source, source.name), (tmp_path / "out" / "photos" / target.name,
-                                                                      target.name)):
+    for output, given in ((target, target), (source, source), (tmp_path / "out" / "photos" / target.name, target)):
         for overwrite in (False, True):
             response = client.post("/api/jobs", json={"sources": [str(source)], "target": str(target), "people": people,
                                                       "output": str(output), "overwrite": overwrite})
             assert response.status_code == 422, response.text
-            assert response.json()["error"].endswith(f"would overwrite the input {name}; choose another name")
+            assert response.json()["error"] == f"{output.parent.resolve() / output.name}: output would overwrite the input {given}"
     assert client.get("/api/jobs").json()["jobs"] == [] and not engine.calls
     assert (source.read_bytes(), target.read_bytes()) == before
 

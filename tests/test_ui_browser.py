@@ -200,7 +200,7 @@ def test_input_as_output_is_refused_at_submit(page: Page) -> None:
     jobs = page.locator(".job").count()
     page.click("#start")
     error = page.locator("#run-error")
-    expect(error).to_have_text(f"{target}: the output would overwrite the input {target.name}; choose another name")
+    expect(error).to_have_text(f"{target}: output would overwrite the input {target}")
     expect(error).to_be_in_viewport()
     expect(page.locator("#toast")).to_be_in_viewport()
     expect(page.locator("#overwrite")).to_be_hidden()  # refused outright: nothing to confirm

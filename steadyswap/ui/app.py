@@ -9,6 +9,7 @@ caused them, and the server keeps running. An existing output is replaced only w
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import logging
 import os
@@ -22,9 +23,6 @@ from pathlib import Path, PureWindowsPath
 from typing import Any
 from urllib.parse import urlsplit
 
-# Imported once here, on one thread: requests run on several threads, and two of them importing MediaPipe's
-# face mesh for the first time at once (a preview and Find people) deadlock in Python's import locks.
-import mediapipe.python.solutions.face_mesh  # noqa: F401
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
@@ -107,6 +105,9 @@ class PeopleBody(BaseModel):
 
 def create_app(settings: UiSettings) -> FastAPI:
     """The UI's app for ``settings`` (its work folder is created if missing)."""
+    # Requests run on several threads; two of them importing MediaPipe's face mesh for the first time at once
+    # (a preview and Find people) deadlock in Python's import locks, so it is imported here, on one thread.
+    importlib.import_module("mediapipe.python.solutions.face_mesh")
     work_dir = settings.work_dir or Path(tempfile.mkdtemp(prefix="steadyswap-ui-"))
     uploads = work_dir / "uploads"
     uploads.mkdir(parents=True, exist_ok=True)
@@ -185,7 +186,10 @@ def create_app(settings: UiSettings) -> FastAPI:
         store = stores.get(guard.input_file(path))
         image = store.get(frame)
         if box is not None:
-            x0, y0, x1, y1 = (round(float(v) * store.scale) for v in box.split(","))
+            try:
+                x0, y0, x1, y1 = (round(float(v) * store.scale) for v in box.split(","))
+            except ValueError:
+                raise UsageError(f"box {box}: expected x0,y0,x1,y1") from None
             image = image[max(y0, 0):max(y1, 0), max(x0, 0):max(x1, 0)]
             if not image.size:
                 raise UsageError(f"box {box} is outside frame {frame}")

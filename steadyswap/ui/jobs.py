@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -18,7 +17,7 @@ from typing import Any
 
 from steadyswap.config import RunConfig
 from steadyswap.errors import Interrupted, OutputError, SteadySwapError
-from steadyswap.io import media_kind
+from steadyswap.io import check_output, media_kind
 from steadyswap.ui.faces import PersonChoice, face_map_json
 from steadyswap.ui.options import cli_command
 
@@ -170,9 +169,7 @@ class JobQueue:
 
     def _check_output(self, spec: JobSpec) -> None:
         output = spec.output
-        for path in (*spec.sources, spec.target):
-            if output == path or (output.exists() and os.path.samefile(output, path)):
-                raise OutputError(f"{output}: the output would overwrite the input {path.name}; choose another name")
+        check_output(output, [*spec.sources, spec.target, *(p.source for p in spec.people or () if p.source)])
         if spec.overwrite:
             return
         if output.exists():
