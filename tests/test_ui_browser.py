@@ -68,6 +68,7 @@ def browser():
 def page(browser, server: str) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1280, "height": 720})
     page = context.new_page()
+    page.bring_to_front()  # the focused tab: a page another test opened would keep the file chooser from showing
     page.goto(server)
     page.wait_for_selector("body[data-ready=true]")
     yield page

@@ -29,7 +29,8 @@ function showError(message, place) {
     place.hidden = false;
     place.closest("details")?.setAttribute("open", "");
   }
-  $("#toast-text").textContent = text;
+  const option = place?.closest(".option");  // the toast names the option in words too
+  $("#toast-text").textContent = option ? `${$("label span", option).textContent}: ${text}` : text;
   $("#toast").hidden = false;
   state.toastOwner = place || null;
 }
