@@ -22,6 +22,7 @@ from steadyswap.config import RunConfig
 from steadyswap.errors import NoFaceError
 from steadyswap.io import read_image
 from steadyswap.swap.base import SourceFace, Swapper
+from steadyswap.swap.sources import check_faces, source_names
 from steadyswap.tracking.smoothing import LandmarkSmoother
 from steadyswap.tracking.tracker import FaceTracker
 from steadyswap.types import Faces, check_shape
@@ -92,14 +93,16 @@ class FaceSwapper:
     the frames that became final, in order, and ``flush`` returns the rest at the end of a stream.
 
     Args:
-        sources: source photos (paths or H×W×3 uint8 RGB arrays); the largest face of each is used.
+        sources: source photos (paths or H×W×3 uint8 RGB arrays); the largest face of each is used, and
+            several combine into one identity (``steadyswap.swap.sources``); a photo without a face is left
+            out with a warning.
         config: run options (defaults: embedded analyser, classic swapper, One-Euro smoothing).
         fps: frame rate of the frames to come (sets the smoothing time step).
         analyzer, swapper: use these instead of building the ones ``config`` names (the GPU engine
             passes its device-side detector and a swapper that leaves the pixel work to the device).
 
     Raises:
-        NoFaceError: no face in any source photo.
+        NoFaceError: no face in any source photo (naming them).
 
     Example:
         >>> swapper = FaceSwapper(["face.jpg"])                     # doctest: +SKIP
@@ -130,6 +133,9 @@ class FaceSwapper:
                                          cfg.smoothing_d_cutoff, cfg.smoothing_ema_alpha, cfg.smoothing_lookahead)
         mode = "reference" if self.face_map is not None else cfg.face_selector_mode
         self.selector = FaceSelector(mode, max_distance=cfg.reference_face_distance, recognizer=build_recognizer(cfg))
+        log.debug("analyser %s, swapper %s, recognizer %s, selector %s, smoothing %s (lookahead %d)",
+                  self.analyzer.name, self.swapper.name, getattr(self.selector.recognizer, "name", "none"), mode,
+                  cfg.face_smoothing, cfg.smoothing_lookahead)
         self._waiting: deque[tuple[np.ndarray, Faces, bool]] = deque()
 
     def _prepare(self, sources: list[str | Path | np.ndarray]) -> SourceFace:
@@ -138,7 +144,11 @@ class FaceSwapper:
         images = [s if isinstance(s, np.ndarray) else read_image(s) for s in sources]
         for image in images:
             check_shape("source image", image, (None, None, 3), np.uint8)
-        return self.swapper.prepare_source(images, self.analyzer.analyze(images, video=False))
+        faces = self.analyzer.analyze(images, video=False)
+        names = source_names(sources)
+        kept = check_faces(names, faces)
+        log.debug("source identity from %s", ", ".join(names[i] for i in kept))
+        return self.swapper.prepare_source([images[i] for i in kept], [faces[i] for i in kept])
 
     @property
     def needs_references(self) -> bool:
@@ -180,15 +190,18 @@ class FaceSwapper:
             rows.append(descriptors(image, chosen, self.selector.recognizer)[0])
         self.selector.references = np.stack(rows)
 
-    def push(self, image: np.ndarray) -> list[FrameResult]:
-        """Analyse the next frame; return the frames that are now final (in order, possibly none)."""
-        return self.accept(self.analyse(image))
+    def push(self, image: np.ndarray, index: int | None = None) -> list[FrameResult]:
+        """Analyse the next frame; return the frames that are now final (in order, possibly none).
+        ``index``: the frame's number in its video, for the debug log."""
+        return self.accept(self.analyse(image, index))
 
-    def analyse(self, image: np.ndarray) -> Analysed:
+    def analyse(self, image: np.ndarray, index: int | None = None) -> Analysed:
         """The first half of ``push``: scene cut, faces, tracks. Touches only analysis state, so a
         thread can analyse frame t+1 while another runs ``accept`` on frame t."""
         check_shape("frame", image, (None, None, 3), np.uint8)
         cut = self.cuts.update(image)
+        if cut and index is not None:
+            log.debug("scene cut at frame %d: tracks reset", index)
         if cut:
             self.analyzer.reset()
             self.tracker.reset()

@@ -19,11 +19,12 @@ from onnx import numpy_helper
 
 from steadyswap.blend.align import warp_face
 from steadyswap.blend.box_mask import box_mask
-from steadyswap.errors import ModelError, NoFaceError, UsageError
+from steadyswap.errors import ModelError, UsageError
 from steadyswap.models import runtime
 from steadyswap.models.registry import ModelSpec
 from steadyswap.swap.base import SourceFace, Swapper
 from steadyswap.swap.recognizer import ArcFaceRecognizer, l2_normalise
+from steadyswap.swap.sources import average_embeddings, largest_faces
 from steadyswap.types import Faces, SwapPatch
 
 
@@ -97,17 +98,14 @@ class OnnxSwapper(Swapper):
         self.mask = box_mask(self.crop_size, mask_blur, mask_padding)
 
     def prepare_source(self, images: list[np.ndarray], faces: list[Faces]) -> SourceFace:
-        """Average the largest face of each photo into the model's ``source`` input."""
-        chosen = [(image, f[int(np.argmax(f.areas))]) for image, f in zip(images, faces) if len(f)]
-        if not chosen:
-            raise NoFaceError("no face found in the source image(s)")
+        """Average the largest face of each photo into the model's ``source`` input (``swap.sources``)."""
+        chosen = largest_faces(images, faces)
         embeddings = np.concatenate([self.recognizer.embed(image, face.kps) for image, face in chosen])
         return self.source_from_embeddings(embeddings, chosen[0][0], Faces.concat([f for _, f in chosen]))
 
     def source_from_embeddings(self, embeddings: np.ndarray, image: np.ndarray, faces: Faces) -> SourceFace:
         """A source from raw ArcFace embeddings (m, 512); ``image`` and ``faces[0]`` give image-type sources."""
-        raw = embeddings.mean(0)
-        normed = l2_normalise(embeddings).mean(0)
+        raw, normed = average_embeddings(embeddings)
         kind = self.spec.source
         if kind == "image":
             assert self.spec.source_template and self.spec.source_size

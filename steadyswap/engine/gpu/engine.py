@@ -36,7 +36,7 @@ import torch
 from steadyswap.analysis.face_map import run_inputs
 from steadyswap.blend import torch_ops
 from steadyswap.config import RunConfig, crf_from_quality
-from steadyswap.engine.frame_swapper import FaceSwapper
+from steadyswap.engine.frame_swapper import FaceSwapper, build_analyzer
 from steadyswap.engine.gpu import memory
 from steadyswap.engine.gpu.onnx_module import TorchOnnx
 from steadyswap.engine.gpu.stages import DeferredSwapper, DetectionFeed, GpuDetector, GpuRecognizer, GpuSwapper
@@ -47,13 +47,15 @@ from steadyswap.engine.pipeline import Progress, RunResult
 from steadyswap.engine.segment_runner import run_segment
 from steadyswap.engine.stream import prepare_references
 from steadyswap.errors import Interrupted, MediaDecodeError, ModelError, UsageError
-from steadyswap.io import VideoReader, VideoWriter, atomic_output, probe, read_image, scratch_folder, write_image
+from steadyswap.io import (VideoReader, VideoWriter, atomic_output, check_output_extension, probe, read_image,
+                           scratch_folder, write_image)
 from steadyswap.io.codec_processes import ProcessReader, ProcessWriter, planar_decoding, yuv420p_shape
 from steadyswap.io.segments import Segment, join, plan_segments
 from steadyswap.io.writer import yuv420p_output
 from steadyswap.models.factory import DEFAULT_RECOGNIZER, model_store, parse_pixel_boost
 from steadyswap.models.registry import EMBEDDED, get_model
 from steadyswap.swap.base import SourceFace
+from steadyswap.swap.sources import check_faces, source_names
 from steadyswap.types import Faces, Frame, VideoInfo
 
 log = logging.getLogger(__name__)
@@ -198,7 +200,7 @@ class _Stream:
             self.feed.give(found)
         seen = item.frame.image if self.full_frames and item.frame is not None else thumbnail
         self.pending.append((item, picture, seen))
-        finals = self._pair(self.swapper.push(seen))
+        finals = self._pair(self.swapper.push(seen, item.index if item.write else None))
         if item.index == self.segment.decode_end - 1:
             finals += self.flush()
         return finals
@@ -239,14 +241,20 @@ class GpuEngine:
         self.device = cuda_device(self.options.device)
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
-        self.sources = [s if isinstance(s, np.ndarray) else read_image(s) for s in sources]
+        images = [s if isinstance(s, np.ndarray) else read_image(s) for s in sources]
         self.inputs = run_inputs(sources, None, self.config.face_map)
         """The files this engine reads (source photos, face map and its photos): never an output."""
         self.detector: GpuDetector | None = None
         self.swapper: GpuSwapper | None = None
         self._load_models()
+        self.sources = self._with_faces(source_names(sources), images)
+        """The source photos that have a face: checked once here, so each segment's FaceSwapper does not warn again."""
         self._frames_stream: _Stream | None = None
         self.plan = self._plan_memory()
+        log.debug("GPU engine on %s: detector %s, swapper %s, %d faces per swapper call (%s)", self.device,
+                  self.detector.name if self.detector else config.face_detector_model,
+                  self.swapper.name if self.swapper else config.face_swapper_model, self.plan.faces_per_call,
+                  "memory probe" if self.plan.budget_bytes else "no probe")
         self.clock = PhaseClock()
         """Seconds per phase of the last video run (in this process)."""
         self._workers: EngineWorkers | None = None
@@ -282,6 +290,15 @@ class GpuEngine:
                                   pixel_boost=parse_pixel_boost(config.face_swapper_pixel_boost),
                                   weight=config.face_swapper_weight, mask_blur=config.face_mask_blur,
                                   mask_padding=config.face_mask_padding)
+
+    def _with_faces(self, names: list[str], images: list[np.ndarray]) -> list[np.ndarray]:
+        analyzer = self.detector or build_analyzer(self.config)
+        try:
+            faces = analyzer.analyze(images, video=False)
+        finally:
+            if analyzer is not self.detector:
+                analyzer.close()
+        return [images[i] for i in check_faces(names, faces)]
 
     def _plan_memory(self) -> memory.MemoryPlan:
         options = self.options
@@ -412,12 +429,16 @@ class GpuEngine:
             Interrupted: ``cancel`` was set; no output is left.
             MediaDecodeError: the target yields fewer frames than a segment needs.
         """
+        check_output_extension(output, "video")
         began = time.perf_counter()
         config = self.config
         target, output = Path(target), Path(output)
         whole = VideoReader(target, config.trim_frame_start, config.trim_frame_end)
         info, start, end = whole.info, whole.start, whole.end
         plan = self.segments(info, start, end)
+        log.debug("%s: %d segment(s) %s, %d frames per step", target, len(plan),
+                  ", ".join(f"{s.start}-{s.end} (warm-up from {s.warmup})" for s in plan),
+                  self.plan.frames_for(info.height, info.width))
         trim = (config.trim_frame_start, config.trim_frame_end)
         with atomic_output(output, inputs=[target, *self.inputs]) as temporary, scratch_folder(output) as scratch:
             files = [temporary] if len(plan) == 1 else [Path(scratch) / f"{s.name}{output.suffix}" for s in plan]
@@ -689,6 +710,7 @@ def thumbnail(frames: torch.Tensor, size: tuple[int, int] = CUT_THUMBNAIL) -> to
 def run_file(sources: list[Path], target: Path, output: Path, config: RunConfig, kind: str,
              progress: Progress | None = None, cancel: threading.Event | None = None) -> RunResult:
     """``api.swap_file``'s GPU branch: an image or a video through a ``GpuEngine``."""
+    check_output_extension(output, kind)
     with GpuEngine(list(sources), config) as engine:
         if kind == "image" and engine.swapper is None:
             from steadyswap.engine.pipeline import run_image

@@ -21,10 +21,11 @@ from steadyswap.blend import torch_ops
 from steadyswap.blend.align import estimate_matrix
 from steadyswap.blend.box_mask import box_mask
 from steadyswap.engine.gpu.onnx_module import TorchOnnx
-from steadyswap.errors import ModelError, NoFaceError, UsageError
+from steadyswap.errors import ModelError, UsageError
 from steadyswap.models.registry import ModelSpec
 from steadyswap.swap.base import SourceFace, Swapper
 from steadyswap.swap.onnx_swapper import load_emap, swapper_weight
+from steadyswap.swap.sources import average_embeddings, largest_faces
 from steadyswap.types import Faces, SwapPatch
 
 
@@ -175,15 +176,13 @@ class GpuSwapper:
         self.std = torch.tensor(spec.std, device=device)[:, None, None]
 
     def prepare_source(self, images: list[np.ndarray], faces: list[Faces]) -> SourceFace:
-        """The model's ``source`` input from the largest face of each photo, as ``OnnxSwapper.prepare_source``."""
-        chosen = [(image, f[int(np.argmax(f.areas))]) for image, f in zip(images, faces) if len(f)]
-        if not chosen:
-            raise NoFaceError("no face found in the source image(s)")
+        """The model's ``source`` input from the largest face of each photo, as ``OnnxSwapper.prepare_source``
+        (the same photos and the same average: ``swap.sources``)."""
+        chosen = largest_faces(images, faces)
         device = self.model.device
         embeddings = torch.cat([self.recognizer.embed(upload([image], device), [0], face.kps)
                                 for image, face in chosen])
-        raw = embeddings.mean(0)
-        normed = F.normalize(embeddings, dim=1).mean(0)
+        raw, normed = (torch.from_numpy(v).to(device) for v in average_embeddings(embeddings.float().cpu().numpy()))
         kind = self.spec.source
         if kind == "image":
             assert self.spec.source_template and self.spec.source_size
