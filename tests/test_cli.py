@@ -222,7 +222,7 @@ def test_unsupported_flag_is_one_line_and_exit_2(flag, api: FakeApi, capsys: pyt
     assert main(run(flag.name, "42")) == 2
     lines = stderr_lines(capsys)
     assert len(lines) == 1
-    assert lines[0].startswith(f"steadyswap: {flag.name}")
+    assert lines[0].startswith(f"steadyswap: error: {flag.name}")  # the prefix every other error carries
     assert "is not supported yet" in lines[0]
     assert "Traceback" not in lines[0]
     assert api.calls == []
@@ -250,7 +250,7 @@ def test_box_mask_type_notes_the_landmark_mask(api: FakeApi, capsys: pytest.Capt
 def test_other_processor_names_the_processor(api: FakeApi, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(run("--processors", "face_swapper", "face_enhancer")) == 2
     (line,) = stderr_lines(capsys)
-    assert line.startswith("steadyswap: --processors face_enhancer is not supported yet")
+    assert line.startswith("steadyswap: error: --processors face_enhancer is not supported yet")
 
 
 def test_unsupported_flag_wins_over_notes(api: FakeApi, capsys: pytest.CaptureFixture[str]) -> None:

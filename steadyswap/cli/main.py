@@ -16,7 +16,7 @@ from importlib import metadata
 from steadyswap.cli.flags import LOG_LEVELS
 from steadyswap.cli.native_log import filtered_native_stderr
 from steadyswap.cli.run import add_run_parser, run_command
-from steadyswap.errors import SteadySwapError, Terminated, UnsupportedOptionError, UsageError
+from steadyswap.errors import SteadySwapError, Terminated, UsageError
 
 HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
@@ -111,9 +111,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return handler(args)
     except SystemExit as exc:  # --help and --version end through argparse's exit
         return exc.code if isinstance(exc.code, int) else int(exc.code is not None)
-    except UnsupportedOptionError as exc:
-        _say(str(exc))
-        return exc.exit_code
     except SteadySwapError as exc:
         _say(f"error: {exc}")
         return exc.exit_code

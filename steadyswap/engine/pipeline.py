@@ -11,6 +11,7 @@ from pathlib import Path
 
 from steadyswap.config import RunConfig, crf_from_quality
 from steadyswap.engine.frame_swapper import FaceSwapper
+from steadyswap.engine.phases import PhaseClock
 from steadyswap.engine.stream import prepare_references, swap_stream
 from steadyswap.analysis.face_map import run_inputs
 from steadyswap.errors import InputError, OutputError, UsageError
@@ -20,6 +21,7 @@ from steadyswap.io import (
     VideoWriter,
     atomic_output,
     check_output,
+    check_output_extension,
     media_kind,
     read_image,
     write_image,
@@ -63,6 +65,7 @@ def check_run(sources: list[Path], target: Path, output: Path, config: RunConfig
 
 def run_image(swapper: FaceSwapper, target: Path, output: Path, config: RunConfig) -> RunResult:
     """Swap a still photo into ``output`` (written to a temporary file, then renamed)."""
+    check_output_extension(output, "image")
     began = time.perf_counter()
     image = read_image(target)
     if swapper.needs_references:
@@ -87,6 +90,7 @@ def run_video(swapper_factory: Callable[[float], FaceSwapper], target: Path, out
     Raises:
         Interrupted: ``cancel`` was set; no output is left.
     """
+    check_output_extension(output, "video")
     began = time.perf_counter()
     reader = VideoReader(target, config.trim_frame_start, config.trim_frame_end)
     info = reader.info
@@ -95,24 +99,31 @@ def run_video(swapper_factory: Callable[[float], FaceSwapper], target: Path, out
     monitor = _monitor(config)
     total = len(reader)
     done = 0
+    clock = PhaseClock()
+    crf = crf_from_quality(config.output_video_quality, config.output_video_encoder)
+    log.debug("%s: frames %d-%d of %s at %.3f fps; encoder %s, crf %d, preset %s", target, reader.start, reader.end,
+              info.frame_count, info.fps, config.output_video_encoder, crf, config.output_video_preset)
     with atomic_output(output, inputs=[target, *swapper.inputs]) as temporary:
         with reader, VideoWriter(
             temporary,
             info,
             encoder=config.output_video_encoder,
-            crf=crf_from_quality(config.output_video_quality, config.output_video_encoder),
+            crf=crf,
             preset=config.output_video_preset,
             trim=(config.trim_frame_start, config.trim_frame_end),
         ) as writer:
-            for frame, result in swap_stream(swapper, reader, cancel):
+            for frame, result in swap_stream(swapper, reader, cancel, clock=clock):
                 if monitor is not None:
-                    monitor.update(frame.image, result.image, result.faces, result.scene_cut,
-                                   raw_landmarks=result.raw_faces)
-                writer.write(replace(frame, image=result.image) if result.image is not frame.image else frame)
+                    with clock.measure("quality"):
+                        monitor.update(frame.image, result.image, result.faces, result.scene_cut,
+                                       raw_landmarks=result.raw_faces)
+                with clock.measure("encode"):
+                    writer.write(replace(frame, image=result.image) if result.image is not frame.image else frame)
                 done += 1
                 if progress is not None:
                     progress(done, total)
     seconds = time.perf_counter() - began
+    log.debug("time by stage (decode and analyse on one thread, swap and encode on another): %s", clock.summary())
     summary = None
     if monitor is not None and config.quality_report:
         summary = _write_report(monitor, Path(config.quality_report))

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from steadyswap.engine.frame_swapper import FaceSwapper, FrameResult
+from steadyswap.engine.phases import PhaseClock
 from steadyswap.errors import Interrupted, UsageError
 from steadyswap.io import VideoReader
 from steadyswap.threads import drain, put_unless_stopped
@@ -20,24 +21,31 @@ _END = object()
 
 
 def swap_stream(swapper: FaceSwapper, frames: Iterable[Frame], cancel: threading.Event | None = None,
-                queue_size: int = 4) -> Iterator[tuple[Frame, FrameResult]]:
+                queue_size: int = 4, clock: PhaseClock | None = None) -> Iterator[tuple[Frame, FrameResult]]:
     """Yield ``(frame, result)`` for every frame, in order, lookahead flushed at the end.
 
     Analysis and tracking of frame t+1 run on a worker thread while this thread smooths, swaps and
-    pastes frame t; a bounded queue keeps the two at most ``queue_size`` frames apart.
+    pastes frame t; a bounded queue keeps the two at most ``queue_size`` frames apart. ``clock`` gets
+    the seconds spent waiting for decoded frames ("decode"), analysing ("analyse") and swapping ("swap").
 
     Raises:
         Interrupted: ``cancel`` was set.
     """
     handoff: queue.Queue = queue.Queue(maxsize=queue_size)
     stop = threading.Event()
+    clock = clock or PhaseClock()
 
     def analyse() -> None:
         try:
-            for frame in frames:
-                if stop.is_set() or (cancel is not None and cancel.is_set()):
+            decoded = iter(frames)
+            while True:
+                with clock.measure("decode"):
+                    frame = next(decoded, None)
+                if frame is None or stop.is_set() or (cancel is not None and cancel.is_set()):
                     break
-                put_unless_stopped(handoff, (frame, swapper.analyse(frame.image)), stop)
+                with clock.measure("analyse"):
+                    analysed = swapper.analyse(frame.image, frame.index)
+                put_unless_stopped(handoff, (frame, analysed), stop)
             put_unless_stopped(handoff, _END, stop)
         except BaseException as error:  # handed to the consumer, which re-raises it
             put_unless_stopped(handoff, error, stop)
@@ -53,11 +61,15 @@ def swap_stream(swapper: FaceSwapper, frames: Iterable[Frame], cancel: threading
                 raise Interrupted("run cancelled")
             frame, analysed = item
             waiting.append(frame)
-            for result in swapper.accept(analysed):
+            with clock.measure("swap"):
+                results = swapper.accept(analysed)
+            for result in results:
                 yield waiting.popleft(), result
         if cancel is not None and cancel.is_set():
             raise Interrupted("run cancelled")
-        for result in swapper.flush():
+        with clock.measure("swap"):
+            results = swapper.flush()
+        for result in results:
             yield waiting.popleft(), result
     finally:
         stop.set()

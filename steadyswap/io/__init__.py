@@ -4,7 +4,7 @@ from steadyswap.io.atomic import atomic_output, check_output, scratch_folder, sw
 from steadyswap.io.image import IMAGE_EXTENSIONS, read_image, write_image
 from steadyswap.io.probe import MediaKind, media_kind, probe
 from steadyswap.io.reader import DeepFrame, VideoReader
-from steadyswap.io.writer import CONTAINERS, ENCODERS, VideoWriter
+from steadyswap.io.writer import CONTAINERS, ENCODERS, VideoWriter, check_output_extension
 
 VIDEO_EXTENSIONS = tuple(CONTAINERS)
 

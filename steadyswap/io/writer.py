@@ -35,11 +35,21 @@ import numpy as np
 
 from steadyswap.errors import OutputError, SteadySwapError, UsageError
 from steadyswap.io.audio import AudioTracks
+from steadyswap.io.image import IMAGE_EXTENSIONS
 from steadyswap.io.probe import PathLike, open_input
 from steadyswap.threads import drain
 from steadyswap.types import Frame, VideoInfo, check_shape
 
 CONTAINERS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm"}
+
+
+def check_output_extension(output: PathLike, kind: str) -> None:
+    """Raise UsageError naming ``output`` (the user's path, before any temporary file) when its extension
+    cannot hold a ``kind`` ("image" or "video") result."""
+    extensions = IMAGE_EXTENSIONS if kind == "image" else tuple(CONTAINERS)
+    if Path(output).suffix.lower() not in extensions:
+        raise UsageError(f"{output}: {kind} extension must be one of {', '.join(extensions)}")
+
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 _VP9_CPU_USED = dict(zip(PRESETS, (8, 7, 6, 5, 4, 3, 2, 1, 0)))
 _SVT_AV1_PRESET = dict(zip(PRESETS, (12, 11, 10, 9, 8, 7, 5, 4, 2)))

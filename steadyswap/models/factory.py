@@ -6,6 +6,7 @@ back to it. Every file needed is checked first (all missing ones named in one Mo
 
 from __future__ import annotations
 
+import logging
 import re
 
 import onnxruntime as ort
@@ -22,6 +23,7 @@ from steadyswap.swap.base import Swapper
 from steadyswap.swap.onnx_swapper import OnnxSwapper, load_emap
 from steadyswap.swap.recognizer import ArcFaceRecognizer
 
+log = logging.getLogger(__name__)
 DEFAULT_RECOGNIZER = "arcface_w600k_r50"
 NO_LANDMARKER = ("mediapipe", "none")
 
@@ -82,10 +84,14 @@ def build_swapper(config: RunConfig, store: ModelStore | None = None) -> Swapper
     assert recognizer is not None
     converter = _session(store, get_model(spec.converter), config) if spec.converter else None
     emap = load_emap(store.path(spec)) if spec.source == "emap" else None
-    return OnnxSwapper(spec, _session(store, spec, config), recognizer, converter=converter, emap=emap,
-                       pixel_boost=parse_pixel_boost(config.face_swapper_pixel_boost),
-                       weight=config.face_swapper_weight, mask_blur=config.face_mask_blur,
-                       mask_padding=config.face_mask_padding, batch_size=config.execution_batch_size)
+    swapper = OnnxSwapper(spec, _session(store, spec, config), recognizer, converter=converter, emap=emap,
+                          pixel_boost=parse_pixel_boost(config.face_swapper_pixel_boost),
+                          weight=config.face_swapper_weight, mask_blur=config.face_mask_blur,
+                          mask_padding=config.face_mask_padding, batch_size=config.execution_batch_size)
+    log.debug("swapper %s: %d-px crops in %d tile(s), source from %s (%s), %s tiles per call", spec.name,
+              swapper.crop_size, swapper.boost ** 2, recognizer.name, spec.source,
+              config.execution_batch_size or "as many as the graph takes")
+    return swapper
 
 
 def parse_pixel_boost(value: str | None) -> int | None:

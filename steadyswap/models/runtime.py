@@ -6,6 +6,7 @@ installed onnxruntime does not offer is a ModelError naming what is available.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +21,7 @@ PROVIDERS = {
     "cuda": "CUDAExecutionProvider",
     "tensorrt": "TensorrtExecutionProvider",
 }
+log = logging.getLogger(__name__)
 _DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
 
 
@@ -53,9 +55,11 @@ def create_session(path: str | os.PathLike[str], providers: Sequence[str] = ("cp
         options.intra_op_num_threads = threads
     ort_providers = session_providers(providers)
     try:
-        return ort.InferenceSession(str(Path(path)), sess_options=options, providers=ort_providers)
+        session = ort.InferenceSession(str(Path(path)), sess_options=options, providers=ort_providers)
     except Exception as error:  # onnxruntime raises its own untyped errors
         raise ModelError(f"cannot load model {path}: {error}") from error
+    log.debug("model %s on %s", Path(path).name, ", ".join(session.get_providers()))
+    return session
 
 
 def fixed_batch(session: ort.InferenceSession) -> int | None:
