@@ -2,7 +2,7 @@
 
 ``FLAGS`` lists the flags that work; their ``dest`` is a RunConfig field (or a CLI-only setting such as
 ``sources``). ``FACEFUSION_FLAGS`` lists the FaceFusion flags that do not map: accepted without effect (one
-info line each) or not supported yet (a usage error), sometimes depending on the value given.
+warning line each) or not supported yet (a usage error), sometimes depending on the value given.
 """
 
 from __future__ import annotations
@@ -75,7 +75,8 @@ class Flag:
 FLAGS: tuple[Flag, ...] = (
     # paths
     Flag(("-s", "--source-paths", "--source"), "sources", "paths",
-         "source face image(s); several paths, or the flag repeated", nargs="+", action="extend",
+         "source face photo(s); several (paths, or the flag repeated) combine into one identity",
+         nargs="+", action="extend",
          metavar="PATH", required=True),
     Flag(("-t", "--target-path", "--target"), "target", "paths", "target video or image", metavar="PATH",
          required=True),
@@ -94,14 +95,17 @@ FLAGS: tuple[Flag, ...] = (
     Flag(("--face-landmarker-model",), "face_landmarker_model", "face detection & selection",
          "face landmarker (default: {default})", metavar="NAME"),
     Flag(("--face-recognizer-model",), "face_recognizer_model", "face detection & selection",
-         "face recognizer for reference selection; 'none' compares landmark geometry (default: {default})",
+         "ArcFace model that tells people apart for reference selection and face maps; 'none' compares "
+         "their appearance (a colour histogram of the face box). Neural swappers embed the sources with it "
+         "(arcface_w600k_r50 when 'none') (default: {default})",
          metavar="NAME"),
     Flag(("--analysis-size",), "analysis_size", "face detection & selection",
          "longest side, in pixels, of the frame copy faces are analysed on (default: {default})",
          type=int, metavar="PIXELS"),
     Flag(("--face-selector-mode",), "face_selector_mode", "face detection & selection",
-         "which target faces to swap: one (the largest), many (all), reference (those like the reference "
-         "face) (default: {default})", choices=SELECTOR_MODES),
+         "which target faces to swap: one (one face, followed while its track lives: the largest when it "
+         "is picked; the embedded analyser finds only the face its detector is most confident of), many "
+         "(all), reference (those like the reference face) (default: {default})", choices=SELECTOR_MODES),
     Flag(("--face-map",), "face_map", "face detection & selection",
          "JSON file mapping people of the target (frame + box) to source photos or to none; "
          "see docs/face-map.md (overrides --face-selector-mode)", metavar="FILE"),
@@ -186,7 +190,7 @@ FLAGS: tuple[Flag, ...] = (
 class FaceFusionFlag:
     """A FaceFusion flag that does not map onto a RunConfig field.
 
-    ``effect`` "none": accepted, one info line. "unsupported": a usage error, except for the values in
+    ``effect`` "none": accepted, one warning line. "unsupported": a usage error, except for the values in
     ``honoured`` (what steadyswap does anyway), which are accepted quietly, or with ``honoured_note``.
     ``family`` names the flag's group in the help's summary, e.g. ``--face-editor-*``.
     """
@@ -287,7 +291,7 @@ FACEFUSION_BY_NAME = {flag.name: flag for flag in FACEFUSION_FLAGS}
 
 
 def check_facefusion_flag(name: str, values: Sequence[str]) -> str | None:
-    """Judge one FaceFusion flag as given: the info line to print, or None when there is nothing to say.
+    """Judge one FaceFusion flag as given: the warning line to print, or None when there is nothing to say.
 
     Raises:
         UnsupportedOptionError: the flag (or one of its values) is not supported yet.

@@ -66,7 +66,7 @@ def add_run_parser(subparsers: Any) -> argparse.ArgumentParser:
                 options[key] = value
         groups[flag.group].add_argument(*flag.names, **options)
 
-    ignored = parser.add_argument_group("FaceFusion flags accepted without effect (one info line each)")
+    ignored = parser.add_argument_group("FaceFusion flags accepted without effect (one warning line each)")
     for ff in FACEFUSION_FLAGS:
         ignored.add_argument(
             ff.name,
