@@ -60,6 +60,42 @@ def test_no_face_in_any_source_names_them() -> None:
         FaceSwapper([dog, photo(dog)])
 
 
+def test_classic_merges_every_photo_into_one_texture() -> None:
+    """Two people's photos give a face unlike either alone; outside the face, the merged source is the most
+    frontal photo unchanged."""
+    frames = decode(media_path("video/liveportrait_d3.mp4"), limit=4)
+    first, second = photo(media_path(FIRST)), photo(media_path(SECOND))
+    runs, prepared = {}, {}
+    for name, sources in (("both", [first, second]), ("first", [first]), ("second", [second])):
+        with FaceSwapper(sources) as swapper:
+            runs[name] = np.stack([swapper.swap_frame(frame) for frame in frames]).astype(np.int16)
+            prepared[name] = swapper.source
+    changed = (runs["first"] != np.stack(frames)).any(axis=3)
+    assert changed.mean() > 0.02  # the face was swapped
+    for alone in ("first", "second"):
+        assert np.abs(runs["both"] - runs[alone])[changed].mean() > 2  # a visible difference on the face
+    source = prepared["both"]
+    assert source is not None
+    base = next(i for i, image in enumerate((first, second)) if image.shape == source.image.shape)
+    points = source.data["pyramid"][0][1]
+    outside = np.ones(source.image.shape[:2], bool)
+    outside[int(points[:, 1].min()) - 2:int(points[:, 1].max()) + 3, int(points[:, 0].min()) - 2:
+            int(points[:, 0].max()) + 3] = False
+    np.testing.assert_array_equal(source.image[outside], (first, second)[base][outside])
+    assert (source.image != (first, second)[base]).any()
+
+
+def test_head_pose_reads_the_turn_of_the_head() -> None:
+    """Frames of one clip where the head faces the camera, turns to the image's left, then to its right."""
+    from steadyswap.analysis import mesh_topology
+    from tests.helpers import still_analyzer
+
+    frames = decode(media_path("video/liveportrait_d3.mp4"), limit=163)
+    found = still_analyzer().analyze([frames[i] for i in (0, 21, 162)], video=False)
+    yaw = mesh_topology.head_pose(np.stack([f.landmarks[0] for f in found]))[:, 0]
+    assert abs(yaw[0]) < 5 and yaw[1] < -15 and yaw[2] > 15
+
+
 def test_gpu_engine_builds_the_source_as_the_cpu_path(gpu_models_dir: Path, torch_device: str,
                                                       caplog: pytest.LogCaptureFixture) -> None:
     """Parity: the same photos give the same source vector and embedding on both paths, and the engine warns

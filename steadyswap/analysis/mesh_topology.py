@@ -16,6 +16,9 @@ LEFT_EYE_IMAGE = (33, 133)
 """Outer and inner corner of the eye on the image's left side (the subject's right eye)."""
 RIGHT_EYE_IMAGE = (362, 263)
 NOSE_TIP = 1
+CHEEK_LEFT_IMAGE, CHEEK_RIGHT_IMAGE = 234, 454
+"""Outermost face-outline points at cheek height, on the image's left and right."""
+FOREHEAD_TOP, CHIN = 10, 152
 MOUTH_LEFT_IMAGE = 61
 MOUTH_RIGHT_IMAGE = 291
 INNER_LIP_UPPER = 13
@@ -60,6 +63,23 @@ def five_points(landmarks: np.ndarray) -> np.ndarray:
     return np.stack(
         [left, right, landmarks[:, NOSE_TIP], landmarks[:, MOUTH_LEFT_IMAGE], landmarks[:, MOUTH_RIGHT_IMAGE]], axis=1
     ).astype(np.float32)
+
+
+def head_pose(landmarks: np.ndarray) -> np.ndarray:
+    """(n, 2) yaw and pitch in degrees, estimated from (n, ≥468, 2) mesh landmarks, 0 facing the camera.
+
+    Where the nose tip lies between the cheeks (yaw) and between the forehead top and the chin (pitch),
+    read as the sine of the turn; pitch carries an offset (the nose sits below the middle), which
+    cancels when two poses are compared.
+    """
+    points = np.asarray(landmarks, np.float64)
+    nose = points[:, NOSE_TIP]
+    angles = []
+    for first, last in ((CHEEK_LEFT_IMAGE, CHEEK_RIGHT_IMAGE), (FOREHEAD_TOP, CHIN)):
+        axis = points[:, last] - points[:, first]
+        t = np.sum((nose - points[:, first]) * axis, axis=1) / np.maximum(np.sum(axis * axis, axis=1), 1e-9)
+        angles.append(np.degrees(np.arcsin(np.clip(2 * t - 1, -1, 1))))
+    return np.stack(angles, axis=1)
 
 
 def mouth_opening(landmarks: np.ndarray) -> np.ndarray:

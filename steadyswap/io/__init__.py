@@ -18,6 +18,7 @@ __all__ = [
     "VideoWriter",
     "atomic_output",
     "check_output",
+    "check_output_extension",
     "media_kind",
     "probe",
     "read_image",

@@ -1,7 +1,7 @@
 """The embedded ``classic`` swapper: no learned swap weights, only geometry and colour.
 
 The source face is warped onto each target face triangle by triangle over the face mesh, so its
-skin follows the target's expression. The mesh has holes at the eye openings and the inner mouth:
+skin follows the target's expression. Several source photos are merged into one texture first. The mesh has holes at the eye openings and the inner mouth:
 those pixels stay the target's (open mouth, teeth, tongue, blinking eyes). A feathered hull mask
 and LAB colour matching hide the seam.
 """
@@ -17,14 +17,26 @@ from steadyswap.analysis import mesh_topology
 from steadyswap.blend.colour import ColourMatcher
 from steadyswap.blend.mask import feather, feather_radius, padding_mask
 from steadyswap.blend.warp import piecewise_affine_maps
-from steadyswap.errors import NoFaceError, UsageError
+from steadyswap.errors import UsageError
 from steadyswap.swap.base import SourceFace, Swapper
+from steadyswap.swap.sources import largest_faces
+from steadyswap.swap.texture import merge_faces
 from steadyswap.types import Faces, SwapPatch
 
 _HOLE_FEATHER = 0.02
 """Feather at the eye and mouth openings, as a fraction of face size."""
 _WARP_GRID = 128
 """Warp maps are computed on a grid of about this many points across the face, then upsampled."""
+
+
+def source_pyramid(image: np.ndarray, points: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(image, mesh points) halved level by level down to 64 px, so a small target face samples a small source."""
+    pyramid = [(image, points.astype(np.float64))]
+    while min(pyramid[-1][0].shape[:2]) > 64:
+        smaller = cv2.pyrDown(pyramid[-1][0])
+        scale = smaller.shape[1] / pyramid[-1][0].shape[1]
+        pyramid.append((smaller, (pyramid[-1][1] + 0.5) * scale - 0.5))
+    return pyramid
 
 
 class ClassicSwapper(Swapper):
@@ -47,20 +59,18 @@ class ClassicSwapper(Swapper):
         self.oval = mesh_topology.face_oval()
 
     def prepare_source(self, images: list[np.ndarray], faces: list[Faces]) -> SourceFace:
-        """Use the largest mesh face of the first photo that has one; keep a pyramid for sampling."""
-        for image, found in zip(images, faces):
-            if len(found) == 0:
-                continue
-            if found.landmarks.shape[1] < mesh_topology.MESH_POINTS:
-                raise UsageError("the classic swapper needs dense face-mesh landmarks (--face-landmarker-model mediapipe)")
-            face = found[int(np.argmax(found.areas))]
-            pyramid = [(image, face.landmarks[0, : mesh_topology.MESH_POINTS].astype(np.float64))]
-            while min(pyramid[-1][0].shape[:2]) > 64:
-                smaller = cv2.pyrDown(pyramid[-1][0])
-                scale = smaller.shape[1] / pyramid[-1][0].shape[1]
-                pyramid.append((smaller, (pyramid[-1][1] + 0.5) * scale - 0.5))
-            return SourceFace(image=image, faces=face, data={"pyramid": pyramid})
-        raise NoFaceError("no face found in the source image(s)")
+        """The largest mesh face of each photo; several merge into one texture (``swap.texture``). Keeps a
+        pyramid of the source for sampling."""
+        chosen = largest_faces(images, faces)
+        if chosen[0][1].landmarks.shape[1] < mesh_topology.MESH_POINTS:
+            raise UsageError("the classic swapper needs dense face-mesh landmarks (--face-landmarker-model mediapipe)")
+        points = [face.landmarks[0, : mesh_topology.MESH_POINTS].astype(np.float64) for _, face in chosen]
+        if len(chosen) == 1:
+            image, face, mesh = chosen[0][0], chosen[0][1], points[0]
+        else:
+            image, base = merge_faces([image for image, _ in chosen], points, self.triangles, self.oval)
+            face, mesh = chosen[base][1], points[base]
+        return SourceFace(image=image, faces=face, data={"pyramid": source_pyramid(image, mesh)})
 
     def swap(self, source: SourceFace, frames: list[np.ndarray], faces: list[Faces]) -> list[list[SwapPatch]]:
         return [[self._swap_face(source, frame, found[i]) for i in range(len(found))]
