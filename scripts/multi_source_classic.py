@@ -125,7 +125,7 @@ def swap(sources: list[np.ndarray], swapper: ClassicSwapper, clip: Path, out: Pa
     """Run the clip's first ``frames`` frames; the flicker the swap adds (dB)."""
     report = out.with_suffix(".json")
     config = RunConfig(trim_frame_end=frames, quality_report=str(report), output_video_quality=90)
-    run_video(lambda fps: FaceSwapper(sources, config, fps, swapper=swapper), [], clip, out, config)
+    run_video(lambda fps: FaceSwapper(sources, config, fps, swapper=swapper), clip, out, config)
     return float(json.loads(report.read_text())["summary"]["flicker_added_face"])
 
 

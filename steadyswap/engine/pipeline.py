@@ -45,11 +45,12 @@ class RunResult:
 
 def check_run(sources: list[Path], target: Path, output: Path, config: RunConfig) -> MediaKind:
     """Check a run's files before any work and return the target's kind: at least one source, every source a
-    photo, and an output that is neither a folder nor any input (target, sources, face map and its photos).
+    photo, and an output that is neither a folder nor any input (target, sources, face map and its photos),
+    with an extension that can hold the target's kind.
 
     Raises:
         InputError: no source, or a source that is a video (or unreadable). OutputError: the output is a folder
-            or one of the inputs.
+            or one of the inputs. UsageError: the output's extension does not fit the target's kind.
     """
     if not sources:
         raise InputError("no source image given")
@@ -60,6 +61,7 @@ def check_run(sources: list[Path], target: Path, output: Path, config: RunConfig
     if output.is_dir():
         raise OutputError(f"output {output} is a folder; give a file name")
     check_output(output, run_inputs(sources, target, config.face_map))
+    check_output_extension(output, kind)
     return kind
 
 
