@@ -93,13 +93,13 @@ class CountingSwapper:
     def reset(self) -> None:
         self.resets += 1
 
-    def analyse(self, image: np.ndarray) -> np.ndarray:
+    def analyse(self, image: np.ndarray, index: int | None = None) -> np.ndarray:
         return image
 
     def accept(self, image: np.ndarray) -> list[_Result]:
         return self.push(image)
 
-    def push(self, image: np.ndarray) -> list[_Result]:
+    def push(self, image: np.ndarray, index: int | None = None) -> list[_Result]:
         self.seen.append(image)
         return self._answer(len(self.seen) - 2)
 
