@@ -18,6 +18,7 @@ from steadyswap.cli.flags import (
     FACEFUSION_FLAGS,
     FLAGS,
     GROUPS,
+    Flag,
     check_facefusion_flag,
     unsupported_summary,
 )
@@ -51,20 +52,7 @@ def add_run_parser(subparsers: Any) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False,
     )
-    defaults = RunConfig()
-    groups = {name: parser.add_argument_group(name) for name in GROUPS}
-    for flag in FLAGS:
-        options: dict[str, Any] = {"dest": flag.dest}
-        if flag.dest in _CONFIG_FIELDS:
-            options["default"] = argparse.SUPPRESS
-            options["help"] = flag.help.format(default=_shown(getattr(defaults, flag.dest)))
-        else:
-            options["help"] = flag.help.format(default=_shown(flag.default))
-        for key in ("type", "nargs", "choices", "metavar", "action", "required", "default"):
-            value = getattr(flag, key)
-            if value:
-                options[key] = value
-        groups[flag.group].add_argument(*flag.names, **options)
+    add_flags(parser, FLAGS)
 
     ignored = parser.add_argument_group("FaceFusion flags accepted without effect (one warning line each)")
     for ff in FACEFUSION_FLAGS:
@@ -78,6 +66,25 @@ def add_run_parser(subparsers: Any) -> argparse.ArgumentParser:
             help=ff.reason if ff.effect == "none" else argparse.SUPPRESS,
         )
     return parser
+
+
+def add_flags(parser: argparse.ArgumentParser, flags: Sequence[Flag]) -> None:
+    """Add ``flags`` to ``parser`` in their groups; RunConfig fields not given stay out of the namespace, so that
+    ``build_config`` keeps RunConfig's defaults for them."""
+    defaults = RunConfig()
+    groups = {name: parser.add_argument_group(name) for name in GROUPS if any(f.group == name for f in flags)}
+    for flag in flags:
+        options: dict[str, Any] = {"dest": flag.dest}
+        if flag.dest in _CONFIG_FIELDS:
+            options["default"] = argparse.SUPPRESS
+            options["help"] = flag.help.format(default=_shown(getattr(defaults, flag.dest)))
+        else:
+            options["help"] = flag.help.format(default=_shown(flag.default))
+        for key in ("type", "nargs", "choices", "metavar", "action", "required", "default"):
+            value = getattr(flag, key)
+            if value:
+                options[key] = value
+        groups[flag.group].add_argument(*flag.names, **options)
 
 
 def run_command(args: argparse.Namespace) -> int:

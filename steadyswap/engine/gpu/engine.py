@@ -389,6 +389,12 @@ class GpuEngine:
             finals.append((item, frames[row], stream.deferred.take(image)))
         return list(self.render(finals).cpu().numpy())
 
+    def reset_tracking(self) -> None:
+        """Forget the tracks and smoothing state ``swap_frames`` kept (after a seek, or for another video)."""
+        if self._frames_stream is not None:
+            self._frames_stream.swapper.close()
+            self._frames_stream = None
+
     def swap_image(self, image: np.ndarray) -> np.ndarray:
         """One still photo (no temporal state); returned unchanged when no face is selected."""
         self._need_gpu_swapper()

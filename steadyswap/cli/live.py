@@ -1,0 +1,140 @@
+"""``steadyswap live``: swap a camera, stream or file as it plays, into a window, a virtual camera, a file or a URL."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import logging
+from pathlib import Path
+
+from steadyswap.cli.flags import FLAGS, pixel_size
+from steadyswap.cli.run import add_flags, build_config
+from steadyswap.config import RunConfig, crf_from_quality
+from steadyswap.errors import InputError, OutputError, UsageError
+from steadyswap.io import check_output, media_kind
+from steadyswap.io.capture import Capture, open_capture
+from steadyswap.io.live_outputs import (
+    STREAM_FORMATS,
+    FileOutput,
+    LiveOutput,
+    StreamOutput,
+    VirtualCameraOutput,
+    WindowOutput,
+    output_kind,
+)
+
+log = logging.getLogger("steadyswap.cli")
+
+LIVE_OPTIONS = (
+    "sources", "models_dir", "face_detector_model", "face_detector_score", "face_landmarker_model", "analysis_size",
+    "face_selector_mode", "face_swapper_model", "face_swapper_pixel_boost", "face_swapper_weight", "face_mask_blur",
+    "face_mask_padding", "face_smoothing", "smoothing_min_cutoff", "smoothing_beta", "smoothing_d_cutoff",
+    "smoothing_ema_alpha", "color_strength", "output_video_encoder", "output_video_quality", "output_video_preset",
+    "execution_providers", "execution_batch_size", "log_level", "quiet",
+)
+"""The ``run`` flags that mean something live (same names, same meaning). Not here: the target, trims and
+reference/face-map selection (they need a file's frames), the smoothing lookahead (live has no future frames)."""
+
+DESCRIPTION = """\
+Swap the source face into a live picture: a camera (--camera), or a stream, capture device or file (--input),
+shown in a window, sent to a virtual camera or a URL, or recorded to a file. Frames are dropped, never queued,
+when swapping is slower than the input; frames/s and latency are logged every 2 s. Smoothing is causal.
+Ctrl-C (or SIGTERM) ends the stream: a file output is then completed."""
+
+
+def add_live_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add the ``live`` command to a CLI's subparsers."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "live", help="swap a camera or stream in real time", description=DESCRIPTION,
+        usage="%(prog)s -s SOURCE [--camera N | --input URL/FILE] -o window|virtual-camera|FILE|URL [options]",
+        formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
+    where = parser.add_argument_group("input and output")
+    picked = where.add_mutually_exclusive_group()
+    picked.add_argument("--camera", type=int, metavar="N", help="camera number (default: 0, when no --input)")
+    picked.add_argument("--input", metavar="URL/FILE",
+                        help="a video file (played at its frame rate), a stream URL (rtsp, rtmp, udp, http...) or, "
+                        "with --input-format, a capture device (/dev/video0; '0' for avfoundation; "
+                        "'video=NAME' for dshow)")
+    where.add_argument("--input-format", metavar="FORMAT", help="PyAV/FFmpeg input format of --input: v4l2, "
+                       "avfoundation, dshow... (default: guessed)")
+    where.add_argument("--size", type=pixel_size, metavar="WxH", help="capture size to ask the camera for")
+    where.add_argument("--fps", type=float, metavar="RATE", help="frame rate to ask the camera for")
+    where.add_argument("--realtime", action=argparse.BooleanOptionalAction, default=True,
+                       help="play a file --input at its frame rate, as a camera would deliver it (default); "
+                       "--no-realtime reads it as fast as it decodes")
+    where.add_argument("-o", "--output", required=True, metavar="window|virtual-camera|FILE|URL",
+                       help="'window' (needs a display), 'virtual-camera' (needs the live extra), a video file "
+                       f"(.mp4, .mkv...), or a URL: {', '.join(s + '://' for s in STREAM_FORMATS)}")
+    where.add_argument("--batch-frames", type=int, choices=(1, 2), default=1,
+                       help="frames swapped per step; 2 lets the GPU engine batch, for a frame more of latency "
+                       "(default: %(default)s)")
+    where.add_argument("--overlay", action="store_true", help="draw frames/s and latency into the frames")
+    add_flags(parser, [flag for flag in FLAGS if flag.dest in LIVE_OPTIONS])
+    return parser
+
+
+def run_live(args: argparse.Namespace) -> int:
+    """Run one live stream to its end (the input's end, the window closed, Ctrl-C or SIGTERM); exit code 0 for
+    each of these, as each is a normal end of a stream."""
+    from steadyswap.engine.live import LiveSwapper, run_live as run_stream
+
+    config = build_config(args)
+    sources = [Path(s).expanduser() for s in args.sources]
+    for source in sources:
+        if media_kind(source) != "image":
+            raise InputError(f"source {source} is a video; sources must be photos")
+    kind = output_kind(args.output)
+    window = WindowOutput() if kind == "window" else None
+    if kind == "virtual-camera" and importlib.util.find_spec("pyvirtualcam") is None:
+        raise UsageError("--output virtual-camera needs pyvirtualcam: pip install 'steadyswap[live]'")
+    file = _file_output(args, sources) if kind == "file" else None
+    size = tuple(int(side) for side in args.size.split("x")) if args.size else None
+    capture = open_capture(args.camera, args.input, args.input_format, size, args.fps, args.realtime)  # type: ignore[arg-type]
+    try:
+        swapper = LiveSwapper(sources, config, capture.fps)
+    except BaseException:
+        capture.close()
+        raise
+    try:
+        log.info("live: %s → %s, swapping on %s (Ctrl-C ends)", capture.name, args.output, swapper.device)
+
+        def open_output(width: int, height: int) -> LiveOutput:
+            if window is not None:
+                return window
+            if kind == "virtual-camera":
+                return VirtualCameraOutput(width, height, capture.fps)
+            if kind == "stream":
+                scheme = args.output.split("://", 1)[0].lower()
+                return StreamOutput(args.output, STREAM_FORMATS[scheme], width, height, capture.fps,
+                                    capture.time_base, _crf(config), config.output_video_preset)
+            assert file is not None
+            return FileOutput(file, [*sources, *_local_input(args)], width, height, capture.fps, capture.time_base,
+                              capture.name, config.output_video_encoder, _crf(config), config.output_video_preset)
+
+        result = run_stream(capture, swapper, open_output, batch=args.batch_frames, overlay=args.overlay,
+                            report=lambda line: log.info("live: %s", line))
+    finally:
+        swapper.close()
+    if result.frames == 0 and result.ended == "end of input":
+        raise InputError(f"{capture.name}: no frame arrived")
+    log.info("live: ended by %s; %d frames in %.1f s (%.1f frames/s), %d dropped; latency %.0f ms mean, "
+             "%.0f ms 95th percentile%s", result.ended, result.frames, result.seconds, result.fps, result.dropped,
+             result.latency * 1000, result.latency_p95 * 1000, f"; wrote {file}" if file and result.frames else "")
+    return 0
+
+
+def _file_output(args: argparse.Namespace, sources: list[Path]) -> Path:
+    """The output file, checked before anything starts: not a folder, not an input."""
+    path = Path(args.output).expanduser()
+    if path.is_dir():
+        raise OutputError(f"output {path} is a folder; give a file name")
+    check_output(path, [*sources, *_local_input(args)])
+    return path
+
+
+def _local_input(args: argparse.Namespace) -> list[Path]:
+    return [Path(args.input).expanduser()] if args.input and not args.input_format and "://" not in args.input else []
+
+
+def _crf(config: RunConfig) -> int:
+    return crf_from_quality(config.output_video_quality, config.output_video_encoder)

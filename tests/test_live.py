@@ -1,0 +1,322 @@
+"""``steadyswap live`` and its engine on a real clip played as a live input (at its frame rate, as a camera).
+
+The counts depend on how fast this machine swaps, so the assertions hold for any speed: every frame is either
+sent or dropped, never queued beyond the hand-off's room; sent frames keep their capture timestamps, in order.
+"""
+
+from __future__ import annotations
+
+import io
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from steadyswap.cli.main import main
+from steadyswap.config import RunConfig
+from steadyswap.engine.live import LatestFrames, LiveSwapper, run_live
+from steadyswap.errors import MediaDecodeError, UsageError
+from steadyswap.io.capture import MILLISECONDS, Capture, Captured, StreamCapture
+from steadyswap.io.live_outputs import FileOutput, LiveOutput, StreamOutput
+from tests.conftest import gpu_engine_config, media_path
+from tests.helpers import decode, still_analyzer
+
+CLIP = "video/liveportrait_d0.mp4"  # 78 frames, 512×512, 25 frames/s
+SOURCE = "image/fr_obama.jpg"
+
+
+def frames_by_pts(path: Path) -> dict[int, np.ndarray]:
+    with av.open(str(path)) as container:
+        return {frame.pts: frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)}
+
+
+class Collect(LiveOutput):
+    """An output that keeps what it was sent."""
+
+    def __init__(self, width: int, height: int) -> None:
+        self.size = (width, height)
+        self.sent: list[tuple[int, np.ndarray]] = []
+        self.closed = False
+
+    def send(self, image: np.ndarray, pts: int) -> bool:
+        self.sent.append((pts, image))
+        return True
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class Slow:
+    """A swapper slower than the clip's 25 frames/s: it inverts each frame after 0.12 s."""
+
+    def __init__(self, stop_after: int | None = None) -> None:
+        self.steps: list[int] = []
+        self.stop_after = stop_after
+
+    def swap(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        if self.stop_after is not None and len(self.steps) == self.stop_after:
+            raise KeyboardInterrupt
+        self.steps.append(len(images))
+        time.sleep(0.12)
+        return [255 - image for image in images]
+
+    def close(self) -> None:
+        pass
+
+
+def test_latest_frame_wins() -> None:
+    slot = LatestFrames(2)
+    for frame in range(5):
+        slot.put(frame)
+    assert (slot.take(1, timeout=0), slot.take(5, timeout=0), slot.take(5, timeout=0)) == ([3], [4], [])
+    assert slot.dropped == 3 and slot.most_held == 2
+    slot.put(5)
+    slot.end(MediaDecodeError("broken"))
+    assert slot.take(5, timeout=0) == [5]
+    with pytest.raises(MediaDecodeError):
+        slot.take(5, timeout=0)
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+def test_a_slow_swapper_drops_frames_instead_of_queueing_them(batch: int) -> None:
+    clip = media_path(CLIP)
+    outputs: list[Collect] = []
+
+    def open_output(width: int, height: int) -> Collect:
+        outputs.append(Collect(width, height))
+        return outputs[-1]
+
+    swapper = Slow()
+    result = run_live(StreamCapture(str(clip)), swapper, open_output, batch=batch)
+    assert result.ended == "end of input"
+    assert result.dropped > 0 and result.frames + result.dropped == 78
+    assert 1 <= result.held <= batch and max(swapper.steps) <= batch
+    (output,) = outputs
+    assert output.closed and output.size == (512, 512) and len(output.sent) == result.frames
+    expected = frames_by_pts(clip)
+    stamps = [pts for pts, _ in output.sent]
+    assert stamps == sorted(set(stamps)) and set(stamps) <= set(expected)
+    pts, image = output.sent[-1]
+    assert np.array_equal(image, 255 - expected[pts]), "each frame went out with its own timestamp"
+
+
+def test_ctrl_c_finishes_the_file(tmp_path: Path) -> None:
+    """Ctrl-C is how a camera stream ends: the frames sent so far become a complete file."""
+    clip, output = media_path(CLIP), tmp_path / "live.mp4"
+    capture = StreamCapture(str(clip))
+    result = run_live(capture, Slow(stop_after=4), lambda w, h: FileOutput(
+        output, [clip], w, h, 25.0, capture.time_base, str(clip), "libx264", 10, "ultrafast"))
+    assert result.ended == "Ctrl-C" and result.frames == 4
+    assert len(frames_by_pts(output)) == 4
+    assert [p.name for p in tmp_path.iterdir()] == ["live.mp4"]
+
+
+def test_a_failing_input_leaves_no_file(tmp_path: Path) -> None:
+    class Breaks(Capture):
+        name, time_base, fps = "breaks", MILLISECONDS, 25.0
+
+        def __init__(self) -> None:
+            self.count = 0
+
+        def read(self) -> Captured | None:
+            self.count += 1
+            if self.count > 3:
+                raise MediaDecodeError("breaks: decoding stopped")
+            time.sleep(0.05)
+            return Captured(self.count, self.count, np.zeros((64, 64, 3), np.uint8), time.monotonic())
+
+        def close(self) -> None:
+            pass
+
+    output = tmp_path / "live.mp4"
+    with pytest.raises(MediaDecodeError):
+        run_live(Breaks(), Slow(), lambda w, h: FileOutput(output, [], w, h, 25.0, MILLISECONDS, "breaks",
+                                                             "libx264", 10, "ultrafast"))
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_live_command_file_to_file(tmp_path: Path) -> None:
+    clip, output = media_path(CLIP), tmp_path / "live.mp4"
+    code = main(["live", "-s", str(media_path(SOURCE)), "--input", str(clip), "-o", str(output), "--quiet"])
+    assert code == 0
+    expected, got = frames_by_pts(clip), frames_by_pts(output)
+    assert 10 <= len(got) <= 78 and set(got) <= set(expected)
+    with av.open(str(output)) as container:
+        assert "steadyswap" in container.metadata.get("comment", "")
+    pts = sorted(got)[len(got) // 2]
+    before, after = expected[pts], got[pts]
+    assert after.shape == before.shape == (512, 512, 3)
+    faces = still_analyzer().analyze([before])[0]
+    assert len(faces) == 1
+    x0, y0, x1, y1 = faces.boxes[0].astype(int)
+    face = np.abs(after[y0:y1, x0:x1].astype(int) - before[y0:y1, x0:x1]).mean()
+    corner = np.abs(after[:60, :60].astype(int) - before[:60, :60]).mean()
+    assert face > 6, "the face was swapped"
+    assert corner < 2.5, "far from the face only codec noise remains"
+
+
+@pytest.mark.slow
+def test_sigterm_ends_the_stream_and_completes_the_file(tmp_path: Path) -> None:
+    output = tmp_path / "live.mp4"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "steadyswap", "live", "-s", str(media_path(SOURCE)),
+         "--input", str(media_path("video/liveportrait_d6.mp4")), "-o", str(output)],
+        stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert list(tmp_path.iterdir()), "the stream started writing its temporary file"
+    time.sleep(1.0)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    assert "ended by SIGTERM" in stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["live.mp4"]
+    assert 0 < len(decode(output)) < 1008
+
+
+@pytest.mark.parametrize("fmt", ["flv", "mpegts"])
+def test_stream_output_muxes_playable_h264(tmp_path: Path, fmt: str) -> None:
+    sink = tmp_path / f"out.{fmt}"
+    frames = decode(media_path(CLIP), limit=10)
+    output = StreamOutput(str(sink), fmt, 511, 511, 25.0, MILLISECONDS, 23, "ultrafast")
+    for k, frame in enumerate(frames):
+        output.send(np.ascontiguousarray(frame[:511, :511]), k * 40)
+    output.close()
+    got = decode(sink)
+    assert len(got) == 10 and got[0].shape == (512, 512, 3)  # padded to even sides for 4:2:0
+    assert np.abs(got[5][:511, :511].astype(int) - frames[5][:511, :511]).mean() < 4
+
+
+def test_live_command_sends_mpegts_over_udp() -> None:
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receiver.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+    receiver.bind(("127.0.0.1", 0))
+    receiver.settimeout(0.5)
+    received = bytearray()
+    done = threading.Event()
+
+    def listen() -> None:
+        while not done.is_set():
+            try:
+                received.extend(receiver.recv(65536))
+            except TimeoutError:
+                continue
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    url = f"udp://127.0.0.1:{receiver.getsockname()[1]}"
+    try:
+        code = main(["live", "-s", str(media_path(SOURCE)), "--input", str(media_path("video/tpsmm_driving.mp4")),
+                     "--no-realtime", "-o", url, "--quiet"])
+        time.sleep(0.5)
+    finally:
+        done.set()
+        listener.join()
+        receiver.close()
+    assert code == 0
+    with av.open(io.BytesIO(bytes(received)), format="mpegts") as container:
+        frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    assert frames and frames[0].shape == (412, 410, 3)
+
+
+@pytest.mark.parametrize(("words", "code", "says"), [
+    (["-o", "window"], 5, "--output window: no display here"),
+    (["-o", "virtual-camera"], 2, "needs pyvirtualcam: pip install 'steadyswap[live]'"),
+    (["-o", "ftp://host/x"], 2, "cannot send to ftp://"),
+    (["-o", "OUT", "--face-selector-mode", "reference"], 2, "reference selection and face maps are for files"),
+    (["-o", "CLIP"], 5, "output would overwrite the input"),
+    (["--input", "MISSING", "-o", "OUT"], 3, "no such file"),
+    (["--camera", "7", "-o", "OUT"], 3, "camera 7: cannot be opened"),
+])
+def test_bad_live_commands_say_one_line(words: list[str], code: int, says: str, tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    pytest.importorskip("cv2")
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    if "--camera" not in words and "--input" not in words:
+        words = ["--input", "CLIP", *words]
+    names = {"CLIP": str(media_path(CLIP)), "OUT": str(tmp_path / "out.mp4"), "MISSING": str(tmp_path / "no.mp4")}
+    if "virtual-camera" in words and __import__("importlib").util.find_spec("pyvirtualcam"):
+        pytest.skip("pyvirtualcam is installed")
+    assert main(["live", "-s", str(media_path(SOURCE)), *(names.get(w, w) for w in words)]) == code
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and says in lines[0], lines
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_live_swapper_refuses_lookahead_it_cannot_have() -> None:
+    """Live smoothing is causal whatever the config says; selection that needs a target's frames is refused."""
+    source = media_path(SOURCE)
+    with pytest.raises(UsageError):
+        LiveSwapper([source], RunConfig(face_selector_mode="reference"))
+    swapper = LiveSwapper([source], RunConfig(smoothing_lookahead=5))
+    try:
+        assert swapper._frames is not None and swapper._frames.smoother.lookahead == 0
+    finally:
+        swapper.close()
+
+
+def test_gpu_engine_swaps_live_frames_as_the_cpu_path(gpu_models_dir: Path) -> None:
+    """``--execution-providers cuda`` runs the same loop on the GPU engine (torch on the CPU here)."""
+    pytest.importorskip("torch")
+    source = media_path("image/liveportrait_s1.jpg")
+    frames = decode(media_path("video/liveportrait_d3.mp4"), limit=4)
+    cpu_config = gpu_engine_config(gpu_models_dir)
+    gpu_config = gpu_engine_config(gpu_models_dir, execution_providers=("cuda",),
+                                   extra={"gpu": {"device": "cpu", "half": False}})
+    cpu, gpu = LiveSwapper([source], cpu_config), LiveSwapper([source], gpu_config)
+    try:
+        assert (cpu.device, gpu.device) == ("cpu", "cpu") and gpu._engine is not None
+        expected = np.stack(cpu.swap(frames[:1]) + cpu.swap(frames[1:2]) + cpu.swap(frames[2:])).astype(np.int16)
+        got = np.stack(gpu.swap(frames[:1]) + gpu.swap(frames[1:2]) + gpu.swap(frames[2:])).astype(np.int16)
+    finally:
+        cpu.close()
+        gpu.close()
+    changed = expected != np.stack(frames)
+    assert changed.mean() > 0.05  # a face was found and swapped
+    diff = np.abs(got - expected)
+    assert diff.mean() < 0.1 and np.percentile(diff[changed], 99.9) <= 3
+
+
+def test_gpu_engine_in_the_live_loop(gpu_models_dir: Path) -> None:
+    pytest.importorskip("torch")
+    clip = media_path("video/liveportrait_d3.mp4")
+    config = gpu_engine_config(gpu_models_dir, execution_providers=("cuda",),
+                               extra={"gpu": {"device": "cpu", "half": False}})
+    swapper = LiveSwapper([media_path("image/liveportrait_s1.jpg")], config)
+    outputs: list[Collect] = []
+
+    def open_output(width: int, height: int) -> Collect:
+        outputs.append(Collect(width, height))
+        return outputs[-1]
+
+    stop = threading.Event()
+
+    class TwoSteps:
+        def swap(self, images: list[np.ndarray]) -> list[np.ndarray]:
+            steps.append(len(images))
+            if len(steps) == 2:
+                stop.set()
+            return swapper.swap(images)
+
+        def close(self) -> None:
+            swapper.close()
+
+    steps: list[int] = []
+    try:
+        result = run_live(StreamCapture(str(clip)), TwoSteps(), open_output, batch=2, stop=stop)
+    finally:
+        swapper.close()
+    assert result.ended == "stop" and result.frames == sum(steps) >= 2 and result.held <= 2
+    expected = frames_by_pts(clip)
+    changed = [np.abs(image.astype(int) - expected[pts]).mean() for pts, image in outputs[0].sent]
+    assert min(changed) > 0.5, "every frame sent had its face swapped"
