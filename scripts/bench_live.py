@@ -1,0 +1,128 @@
+"""Measure ``steadyswap live`` on a file played as a camera: frames/s, frames dropped, capture→output latency.
+
+Usage:
+    python scripts/bench_live.py [--size 640x480 --size 1280x720] [--output file|none] [--providers cpu]
+                                 [--swapper classic] [--detector mediapipe] [--models-dir DIR] [--batch-frames 1]
+
+The input is media/video/liveportrait_s32_1280x720.mp4 (180 frames, 30 frames/s, one face) cropped to the wanted
+aspect and scaled to each size (libx264 crf 18, made once per size in a temporary folder), then played at its
+frame rate through the live loop (``run_live``): frames that arrive while a frame is being swapped replace the
+one waiting, so the rate printed is what the machine keeps up with and the latency is what a viewer would see
+added, from a frame's arrival to its hand-over to the output (``file``: encoded by libx264 with the run's
+default settings; ``none``: dropped, to see the swap alone). Swapper warm-up is done before the clock starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from steadyswap.config import RunConfig, crf_from_quality  # noqa: E402
+from steadyswap.engine.live import LiveSwapper, run_live  # noqa: E402
+from steadyswap.io.capture import StreamCapture  # noqa: E402
+from steadyswap.io.live_outputs import FileOutput, LiveOutput  # noqa: E402
+
+MEDIA = ROOT.parent / "shared" / "media"
+CLIP = MEDIA / "video" / "liveportrait_s32_1280x720.mp4"
+SOURCE = MEDIA / "image" / "liveportrait_s1.jpg"
+
+
+class Discard(LiveOutput):
+    """An output that takes frames and keeps nothing."""
+
+    def send(self, image: np.ndarray, pts: int) -> bool:
+        return True
+
+    def close(self) -> None:
+        pass
+
+
+def make_clip(size: tuple[int, int], folder: Path) -> Path:
+    """``CLIP`` centre-cropped to the aspect of ``size`` and scaled to it."""
+    width, height = size
+    path = folder / f"clip_{width}x{height}.mp4"
+    with av.open(str(CLIP)) as source, av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=source.streams.video[0].average_rate,
+                                options={"crf": "18", "preset": "veryfast"})
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for frame in source.decode(video=0):
+            image = frame.to_ndarray(format="rgb24")
+            h, w = image.shape[:2]
+            crop_w, crop_h = min(w, round(h * width / height)), min(h, round(w * height / width))
+            x0, y0 = (w - crop_w) // 2, (h - crop_h) // 2
+            cropped = av.VideoFrame.from_ndarray(np.ascontiguousarray(image[y0:y0 + crop_h, x0:x0 + crop_w]),
+                                                 format="rgb24")
+            scaled = cropped.reformat(width=width, height=height, format="yuv420p", interpolation="AREA")
+            scaled.pts, scaled.time_base = frame.pts, frame.time_base
+            out.mux(stream.encode(scaled))
+        out.mux(stream.encode(None))
+    return path
+
+
+def measure(clip: Path, config: RunConfig, output: str, batch: int, folder: Path) -> dict:
+    capture = StreamCapture(str(clip))
+    swapper = LiveSwapper([SOURCE], config, capture.fps)
+
+    def open_output(width: int, height: int) -> LiveOutput:
+        if output == "none":
+            return Discard()
+        return FileOutput(folder / f"live_{clip.name}", [clip, SOURCE], width, height, capture.fps,
+                          capture.time_base, str(clip), config.output_video_encoder,
+                          crf_from_quality(config.output_video_quality, config.output_video_encoder),
+                          config.output_video_preset)
+
+    try:
+        result = run_live(capture, swapper, open_output, batch=batch)
+    finally:
+        swapper.close()
+    return {"input_fps": round(capture.fps, 2), "frames_out": result.frames, "dropped": result.dropped,
+            "fps": round(result.fps, 1), "latency_ms_mean": round(result.latency * 1000, 1),
+            "latency_ms_p95": round(result.latency_p95 * 1000, 1), "device": swapper.device}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", action="append", help="WxH (repeatable; default 640x480 and 1280x720)")
+    parser.add_argument("--output", choices=("file", "none"), default="file")
+    parser.add_argument("--providers", nargs="+", default=["cpu"])
+    parser.add_argument("--swapper", default="classic")
+    parser.add_argument("--detector", default="mediapipe")
+    parser.add_argument("--models-dir")
+    parser.add_argument("--batch-frames", type=int, default=1)
+    parser.add_argument("--gpu-device", help="GpuOptions.device (e.g. cpu to run the engine's code on torch-CPU)")
+    parser.add_argument("--json", help="also write the figures here")
+    args = parser.parse_args()
+    sizes = [tuple(int(v) for v in s.split("x")) for s in (args.size or ["640x480", "1280x720"])]
+    extra = {"gpu": {"device": args.gpu_device, "half": False}} if args.gpu_device else {}
+    config = RunConfig(face_swapper_model=args.swapper, face_detector_model=args.detector,
+                       face_landmarker_model="mediapipe" if args.detector == "mediapipe" else "none",
+                       models_dir=args.models_dir, execution_providers=tuple(args.providers), extra=extra)
+    figures = {"machine": f"{platform.node()} {os.cpu_count()} cores", "output": args.output,
+               "swapper": args.swapper, "detector": args.detector, "providers": args.providers, "runs": {}}
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        for size in sizes:
+            name = f"{size[0]}x{size[1]}"
+            figures["runs"][name] = row = measure(make_clip(size, folder), config, args.output, args.batch_frames,
+                                                  folder)
+            print(f"{name}: {row['fps']} frames/s of {row['input_fps']} ({row['frames_out']} out, {row['dropped']} "
+                  f"dropped), latency {row['latency_ms_mean']} ms mean, {row['latency_ms_p95']} ms p95 "
+                  f"[{row['device']}]", flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
