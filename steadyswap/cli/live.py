@@ -25,15 +25,17 @@ from steadyswap.io.live_outputs import (
 
 log = logging.getLogger("steadyswap.cli")
 
-LIVE_OPTIONS = (
-    "sources", "models_dir", "face_detector_model", "face_detector_score", "face_landmarker_model", "analysis_size",
+LIVE_FIELDS = (
+    "models_dir", "face_detector_model", "face_detector_score", "face_landmarker_model", "analysis_size",
     "face_selector_mode", "face_swapper_model", "face_swapper_pixel_boost", "face_swapper_weight", "face_mask_blur",
     "face_mask_padding", "face_smoothing", "smoothing_min_cutoff", "smoothing_beta", "smoothing_d_cutoff",
     "smoothing_ema_alpha", "color_strength", "output_video_encoder", "output_video_quality", "output_video_preset",
-    "execution_providers", "execution_batch_size", "log_level", "quiet",
+    "execution_providers", "execution_batch_size",
 )
-"""The ``run`` flags that mean something live (same names, same meaning). Not here: the target, trims and
-reference/face-map selection (they need a file's frames), the smoothing lookahead (live has no future frames)."""
+"""The RunConfig fields that mean something live, as in a file run. Not here: the target, trims and reference or
+face-map selection (they need a file's frames) and the smoothing lookahead (live has no future frames)."""
+LIVE_OPTIONS = ("sources", *LIVE_FIELDS, "log_level", "quiet")
+"""The ``run`` flags of ``live``: same names, same meaning."""
 
 DESCRIPTION = """\
 Swap the source face into a live picture: a camera (--camera), or a stream, capture device or file (--input),
@@ -76,7 +78,8 @@ def add_live_parser(subparsers: argparse._SubParsersAction) -> argparse.Argument
 def run_live(args: argparse.Namespace) -> int:
     """Run one live stream to its end (the input's end, the window closed, Ctrl-C or SIGTERM); exit code 0 for
     each of these, as each is a normal end of a stream."""
-    from steadyswap.engine.live import LiveSwapper, run_live as run_stream
+    from steadyswap.engine.live import LiveSwapper
+    from steadyswap.engine.live import run_live as run_stream
 
     config = build_config(args)
     sources = [Path(s).expanduser() for s in args.sources]

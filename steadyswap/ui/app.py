@@ -35,6 +35,7 @@ from steadyswap.io import media_kind
 from steadyswap.ui.faces import PersonChoice, find_people
 from steadyswap.ui.frames import FrameStores, encode_jpeg, fit
 from steadyswap.ui.jobs import JobQueue, JobSpec, OutputExists, StateError, UnknownJob
+from steadyswap.ui.live import add_live_routes
 from steadyswap.ui.options import config_from_options, field_of, option_errors, schema
 from steadyswap.ui.paths import MEDIA_EXTENSIONS, PathGuard, PathRefused
 from steadyswap.ui.preview import MODES, PreviewRequest, PreviewService
@@ -128,6 +129,7 @@ def create_app(settings: UiSettings) -> FastAPI:
     app.state.work_dir = work_dir
     static = resources.files("steadyswap.ui") / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
+    add_live_routes(app, guard, settings.token, TOKEN_COOKIE)
 
     @app.middleware("http")
     async def guard_requests(request: Request, call_next: Any) -> Response:
