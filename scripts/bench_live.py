@@ -20,7 +20,6 @@ import os
 import platform
 import sys
 import tempfile
-from fractions import Fraction
 from pathlib import Path
 
 import av

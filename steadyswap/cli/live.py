@@ -12,7 +12,7 @@ from steadyswap.cli.run import add_flags, build_config
 from steadyswap.config import RunConfig, crf_from_quality
 from steadyswap.errors import InputError, OutputError, UsageError
 from steadyswap.io import check_output, media_kind
-from steadyswap.io.capture import Capture, open_capture
+from steadyswap.io.capture import open_capture
 from steadyswap.io.live_outputs import (
     STREAM_FORMATS,
     FileOutput,

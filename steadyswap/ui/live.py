@@ -178,6 +178,8 @@ class _Session:
                     self.dropped += 1
                 self._waiting = data
                 self._arrived.set()
+        except (WebSocketDisconnect, RuntimeError, OSError) as error:  # the connection went away
+            log.debug("live session: receiving stopped: %s", error)
         finally:
             self._ended = True
             self._arrived.set()
