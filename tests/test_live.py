@@ -236,6 +236,8 @@ def test_live_command_sends_mpegts_over_udp() -> None:
     (["-o", "CLIP"], 5, "output would overwrite the input"),
     (["--input", "MISSING", "-o", "OUT"], 3, "no such file"),
     (["--camera", "7", "-o", "OUT"], 3, "camera 7: cannot be opened"),
+    (["-o", "OUT", "--size", "640x480"], 2, "a file plays at its own"),
+    (["--camera", "0", "-o", "OUT", "--no-realtime"], 2, "--no-realtime is for a file --input"),
 ])
 def test_bad_live_commands_say_one_line(words: list[str], code: int, says: str, tmp_path: Path,
                                         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:

@@ -91,6 +91,10 @@ def run_live(args: argparse.Namespace) -> int:
     if kind == "virtual-camera" and importlib.util.find_spec("pyvirtualcam") is None:
         raise UsageError("--output virtual-camera needs pyvirtualcam: pip install 'steadyswap[live]'")
     file = _file_output(args, sources) if kind == "file" else None
+    if (args.size or args.fps) and _local_input(args):
+        raise UsageError("--size and --fps ask a camera or capture device for a mode; a file plays at its own")
+    if not args.realtime and not _local_input(args):
+        raise UsageError("--no-realtime is for a file --input; a camera or stream arrives at its own pace")
     size = tuple(int(side) for side in args.size.split("x")) if args.size else None
     capture = open_capture(args.camera, args.input, args.input_format, size, args.fps, args.realtime)  # type: ignore[arg-type]
     try:
