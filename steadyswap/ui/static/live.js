@@ -16,34 +16,36 @@
   }
 
   function fail(message) {
-    if (typeof showError === "function") showError(message); else console.error(message);
+    const place = document.querySelector("#live-error");
+    if (typeof showError === "function") showError(message, place);
+    else { place.textContent = message; place.hidden = false; }
     stop(message);
   }
 
   // ---------- the tab and its card ----------
-  const stylesheet = make("link", { rel: "stylesheet", href: "/static/live.css" });
-  document.head.append(stylesheet);
-  const pane = document.querySelector("#preview-pane") || document.body;
-  const tabs = make("div", { id: "pane-tabs", class: "segmented", role: "tablist" },
-    make("button", { "data-tab": "preview", class: "on", text: "Preview" }),
-    make("button", { "data-tab": "live", text: "Live" }));
-  const card = make("div", { id: "live-card", class: "card", hidden: "" },
-    make("h2", { text: "Live camera" }),
-    make("p", { class: "hint", text: "Your camera, swapped with the source photos and options on the left " +
+  document.head.append(make("link", { rel: "stylesheet", href: "/static/live.css" }));
+  const preview = document.querySelector("#preview-box").closest(".card");
+  const tabs = make("div", { id: "pane-tabs", class: "segmented", role: "group", "aria-label": "preview or live camera" },
+    make("button", { type: "button", "data-tab": "preview", class: "on", "aria-pressed": "true", text: "Preview" }),
+    make("button", { type: "button", "data-tab": "live", "aria-pressed": "false", text: "Live camera" }));
+  const card = make("section", { id: "live-card", class: "card", "aria-labelledby": "live-title", hidden: "" },
+    make("h2", { id: "live-title", text: "Live camera" }),
+    make("p", { class: "hint", text: "Your camera, swapped with the source photos and options of this page " +
       "(options that need a file are not used). Frames that the server cannot keep up with are dropped." }),
     make("div", { class: "row" },
       make("select", { id: "live-size", "aria-label": "camera size" }),
-      make("button", { id: "live-start", class: "primary", text: "Start camera" }),
-      make("button", { id: "live-stop", text: "Stop", disabled: "" })),
+      make("button", { type: "button", id: "live-start", class: "primary", text: "Start camera" }),
+      make("button", { type: "button", id: "live-stop", text: "Stop", disabled: "" })),
     make("div", { class: "live-views" },
       make("figure", {}, make("canvas", { id: "live-input", width: "640", height: "480" }),
         make("figcaption", { text: "camera" })),
       make("figure", {}, make("canvas", { id: "live-output", width: "640", height: "480", "data-frames": "0" }),
         make("figcaption", { text: "swapped" }))),
-    make("p", { id: "live-status", class: "hint mono", text: "stopped" }),
-    make("p", { id: "live-note", class: "hint" }));
-  pane.prepend(tabs);
-  tabs.after(card);
+    make("p", { id: "live-status", class: "hint mono", role: "status", text: "stopped" }),
+    make("p", { id: "live-note", class: "hint" }),
+    make("p", { id: "live-error", class: "inline-error", hidden: "" }));
+  preview.before(tabs);
+  preview.after(card);
   for (const size of SIZES) document.querySelector("#live-size").append(make("option", { value: size, text: size }));
   const video = make("video", { muted: "", playsinline: "", hidden: "" });
   const grab = make("canvas");
@@ -52,14 +54,19 @@
   tabs.addEventListener("click", (event) => {
     const tab = event.target.closest("button")?.dataset.tab;
     if (!tab) return;
-    for (const button of tabs.querySelectorAll("button")) button.classList.toggle("on", button.dataset.tab === tab);
+    for (const button of tabs.querySelectorAll("button")) {
+      button.classList.toggle("on", button.dataset.tab === tab);
+      button.setAttribute("aria-pressed", String(button.dataset.tab === tab));
+    }
     card.hidden = tab !== "live";
-    for (const other of pane.querySelectorAll(":scope > .card:not(#live-card)")) other.hidden = tab === "live";
+    preview.hidden = tab === "live";
     if (tab !== "live") stop("stopped");
   });
 
   // ---------- streaming ----------
   async function start() {
+    const error = document.querySelector("#live-error");
+    if (typeof clearError === "function") clearError(error); else error.hidden = true;
     const sources = typeof state !== "undefined" ? state.sources.map((s) => s.path) : [];
     if (!sources.length) { fail("choose a source photo first"); return; }
     const options = typeof chosenOptions === "function" ? chosenOptions() : {};
@@ -87,6 +94,8 @@
       status(`streaming on ${message.device}`);
       document.querySelector("#live-note").textContent = message.unused.length
         ? `Not used live: ${message.unused.join(", ")}.` : "";
+      live.shown = performance.now();
+      live.latencies = [];
       live.timer = setInterval(sendFrame, 1000 / 30);
       return;
     }
@@ -143,7 +152,7 @@
   }
 
   function showStats() {
-    const seconds = (performance.now() - (live.shown || performance.now())) / 1000;
+    const seconds = (performance.now() - live.shown) / 1000;
     const latency = live.latencies.length ? live.latencies.reduce((a, b) => a + b, 0) / live.latencies.length : 0;
     const fps = seconds > 0 ? live.latencies.length / seconds : 0;
     const server = live.server ? `; server ${live.server.fps} frames/s, swap ${live.server.ms} ms, ` +
