@@ -322,3 +322,46 @@ def test_gpu_engine_in_the_live_loop(gpu_models_dir: Path) -> None:
     expected = frames_by_pts(clip)
     changed = [np.abs(image.astype(int) - expected[pts]).mean() for pts, image in outputs[0].sent]
     assert min(changed) > 0.5, "every frame sent had its face swapped"
+
+
+def test_virtual_camera_gets_rgb_frames_of_the_stream(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pyvirtualcam adapter, with a stand-in module (the real one needs a v4l2loopback or OBS device)."""
+    sent: list[np.ndarray] = []
+    opened: list[tuple] = []
+
+    class Camera:
+        def __init__(self, width: int, height: int, fps: float, fmt: str) -> None:
+            opened.append((width, height, fps, fmt))
+
+        def send(self, image: np.ndarray) -> None:
+            sent.append(image)
+
+        def close(self) -> None:
+            opened.append("closed")
+
+    fake = type(sys)("pyvirtualcam")
+    fake.Camera, fake.PixelFormat = Camera, type("PixelFormat", (), {"RGB": "rgb"})
+    monkeypatch.setitem(sys.modules, "pyvirtualcam", fake)
+    monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: object() if name == "pyvirtualcam" else None)
+    clip = media_path("video/tpsmm_driving.mp4")  # 410×412, 25 frames/s
+    assert main(["live", "-s", str(media_path(SOURCE)), "--input", str(clip), "-o", "virtual-camera",
+                 "--quiet"]) == 0
+    assert opened[0] == (410, 412, 25.0, "rgb") and opened[-1] == "closed"
+    assert 10 <= len(sent) <= 169 and all(image.shape == (412, 410, 3) for image in sent)
+
+
+def test_the_window_ends_the_stream_when_the_viewer_presses_q(monkeypatch: pytest.MonkeyPatch) -> None:
+    import cv2
+
+    shown: list[np.ndarray] = []
+    monkeypatch.setenv("DISPLAY", ":0")
+    monkeypatch.setattr(cv2, "namedWindow", lambda *a: None)
+    monkeypatch.setattr(cv2, "imshow", lambda title, bgr: shown.append(bgr))
+    monkeypatch.setattr(cv2, "waitKey", lambda delay: ord("q") if len(shown) == 3 else -1)
+    monkeypatch.setattr(cv2, "getWindowProperty", lambda *a: 1.0)
+    monkeypatch.setattr(cv2, "destroyWindow", lambda *a: None)
+    from steadyswap.io.live_outputs import WindowOutput
+
+    window = WindowOutput()
+    result = run_live(StreamCapture(str(media_path(CLIP))), Slow(), lambda w, h: window)
+    assert result.ended == "window closed" and result.frames == 3 and len(shown) == 3
