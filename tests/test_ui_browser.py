@@ -10,6 +10,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
@@ -39,10 +40,9 @@ def out_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("ui_out")
 
 
-@pytest.fixture(scope="module")
-def server(out_dir: Path) -> Iterator[str]:
-    """The UI on a free port of 127.0.0.1; inputs from the shared media, outputs into ``out_dir``."""
-    app = create_app(UiSettings(allow_dirs=[out_dir, media_path("")], work_dir=out_dir.parent / "ui_work"))
+@contextmanager
+def serving(app) -> Iterator[tuple[str, threading.Thread]]:
+    """``app`` served by uvicorn on a free port of 127.0.0.1 in a thread: its address, and the thread."""
     sock = _bind("127.0.0.1", 0)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=1))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
@@ -50,10 +50,20 @@ def server(out_dir: Path) -> Iterator[str]:
     end = time.monotonic() + 20
     while not server.started and time.monotonic() < end:
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}/"
-    server.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}/", thread
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+@pytest.fixture(scope="module")
+def server(out_dir: Path) -> Iterator[str]:
+    """The UI on a free port of 127.0.0.1; inputs from the shared media, outputs into ``out_dir``."""
+    app = create_app(UiSettings(allow_dirs=[out_dir, media_path("")], work_dir=out_dir.parent / "ui_work"))
+    with serving(app) as (url, _thread):
+        yield url
 
 
 @pytest.fixture(scope="module")

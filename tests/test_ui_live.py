@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import struct
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -131,33 +129,22 @@ def live_page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple]:
     if not CHROMIUM.exists():
         pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
     pytest.importorskip("playwright.sync_api", reason="playwright for Python is not installed")
-    uvicorn = pytest.importorskip("uvicorn", reason="the ui extra is not installed")
+    pytest.importorskip("uvicorn", reason="the ui extra is not installed")
     if not any(__import__("importlib").util.find_spec(name) for name in ("websockets", "wsproto")):
         pytest.skip("uvicorn has no WebSocket implementation (pip install websockets: the ui extra)")
     from playwright.sync_api import sync_playwright
 
-    from steadyswap.cli.ui import _bind
-    from tests.test_ui_browser import CHROMIUM_ARGS
+    from tests.test_ui_browser import CHROMIUM_ARGS, serving
 
     folder = tmp_path_factory.mktemp("ui_live")
     clip = y4m_clip(folder / "camera.y4m")
     app = create_app(UiSettings(allow_dirs=[media_path("")], work_dir=folder / "work"))
-    sock = _bind("127.0.0.1", 0)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=1))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    end = time.monotonic() + 20
-    while not server.started and time.monotonic() < end:
-        time.sleep(0.05)
     args = [*CHROMIUM_ARGS, "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
             f"--use-file-for-fake-video-capture={clip}"]
-    with sync_playwright() as playwright:
+    with serving(app) as (url, thread), sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=args)
-        yield browser, f"http://127.0.0.1:{sock.getsockname()[1]}/", thread
+        yield browser, url, thread
         browser.close()
-    server.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
 
 
 def canvas_pixels(page, selector: str) -> np.ndarray:
