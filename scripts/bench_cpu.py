@@ -26,8 +26,8 @@ from pathlib import Path
 from steadyswap import RunConfig
 from steadyswap.api import swap_file
 from steadyswap.blend.paste import paste_patches
-from steadyswap.config import crf_from_quality
 from steadyswap.engine.frame_swapper import FaceSwapper, build_analyzer
+from steadyswap.engine.output import output_settings
 from steadyswap.io import VideoReader, VideoWriter
 from steadyswap.tracking.smoothing import LandmarkSmoother
 from steadyswap.tracking.tracker import FaceTracker
@@ -59,11 +59,10 @@ def measure_once(args: argparse.Namespace, config: RunConfig, folder: Path, resu
                 for f, fc in zip(frames, faces)]
 
     outputs = timed("swap + paste", n, results, swap_all)
-    crf = crf_from_quality(config.output_video_quality, config.output_video_encoder)
+    settings = output_settings(config, info, folder / "e.mp4")
 
     def encode():
-        with VideoWriter(folder / "e.mp4", info, config.output_video_encoder, crf,
-                         config.output_video_preset, audio_source=None) as writer:
+        with VideoWriter(folder / "e.mp4", info, settings, audio_source=None) as writer:
             for frame, image in zip(frames, outputs):
                 writer.write(type(frame)(frame.index, frame.pts, image))
 

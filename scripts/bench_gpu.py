@@ -49,6 +49,7 @@ from steadyswap.analysis.base import FaceAnalyzer  # noqa: E402
 from steadyswap.config import RunConfig, crf_from_quality  # noqa: E402
 from steadyswap.io import VideoReader, VideoWriter, probe, read_image  # noqa: E402
 from steadyswap.io.segments import Segment  # noqa: E402
+from steadyswap.io.writer import OutputSettings  # noqa: E402
 from steadyswap.types import Faces  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
@@ -607,7 +608,7 @@ def encode_rate(planes: list[np.ndarray], info, preset: str, encoders: int, scra
     def one(k: int) -> None:
         path = scratch / f"encode-{k}.mp4"
         kind = ProcessWriter if processes else VideoWriter
-        with kind(path, info, encoder="libx264", crf=crf, preset=preset, audio_source=None,
+        with kind(path, info, settings=OutputSettings("libx264", crf, preset), audio_source=None,
                   threads=threads) as writer:
             for i in range(share):
                 writer.write_yuv420p(k * share + i, k * share + i, planes[k * share + i])

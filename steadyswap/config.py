@@ -17,6 +17,8 @@ Smoothing = Literal["one-euro", "ema", "off"]
 SELECTOR_MODES = ("one", "many", "reference")
 SMOOTHING_MODES = ("one-euro", "ema", "off")
 VIDEO_ENCODERS = ("libx264", "libx265", "libvpx-vp9", "libsvtav1")
+AUDIO_ENCODERS = ("flac", "aac", "libmp3lame", "libopus", "libvorbis", "pcm_s16le", "pcm_s32le")
+"""FaceFusion 3.5's audio encoders; a run refuses one this PyAV build lacks (libvorbis in the wheel)."""
 VIDEO_PRESETS = (
     "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
 )
@@ -50,9 +52,14 @@ class RunConfig:
     smoothing_ema_alpha: float = 0.25
     trim_frame_start: int | None = None
     trim_frame_end: int | None = None
-    output_video_encoder: str = "libx264"
+    output_video_encoder: str | None = None
     output_video_quality: int = 80
     output_video_preset: str = "veryfast"
+    output_video_scale: float = 1.0
+    output_video_fps: float | None = None
+    output_audio_encoder: str | None = None
+    output_audio_quality: int | None = None
+    output_audio_volume: int = 100
     output_image_quality: int = 95
     execution_providers: tuple[str, ...] = ("cpu",)
     execution_batch_size: int | None = None
@@ -67,11 +74,20 @@ class RunConfig:
         _choice("--face-selector-mode", self.face_selector_mode, SELECTOR_MODES)
         _choice("--face-smoothing", self.face_smoothing, SMOOTHING_MODES)
         _choice("--output-video-preset", self.output_video_preset, VIDEO_PRESETS)
-        _choice("--output-video-encoder", self.output_video_encoder, VIDEO_ENCODERS)
+        if self.output_video_encoder is not None:
+            _choice("--output-video-encoder", self.output_video_encoder, VIDEO_ENCODERS)
+        if self.output_audio_encoder is not None:
+            _choice("--output-audio-encoder", self.output_audio_encoder, AUDIO_ENCODERS)
         for provider in self.execution_providers:
             _choice("--execution-providers", provider, EXECUTION_PROVIDERS)
         _between("--output-video-quality", self.output_video_quality, 0, 100)
         _between("--output-image-quality", self.output_image_quality, 0, 100)
+        _between("--output-video-scale", self.output_video_scale, 0.25, 8.0)
+        if self.output_video_fps is not None:
+            _between("--output-video-fps", self.output_video_fps, 1.0, 60.0)
+        if self.output_audio_quality is not None:
+            _between("--output-audio-quality", self.output_audio_quality, 0, 100)
+        _between("--output-audio-volume", self.output_audio_volume, 0, 400)
         _between("--face-mask-blur", self.face_mask_blur, 0.0, 1.0)
         _between("--face-swapper-weight", self.face_swapper_weight, 0.0, 1.0)
         _between("--color-strength", self.color_strength, 0.0, 1.0)

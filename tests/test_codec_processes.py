@@ -12,6 +12,7 @@ import pytest
 from steadyswap.errors import InputNotFoundError, MediaDecodeError, SteadySwapError, UsageError
 from steadyswap.io import VideoReader, VideoWriter, probe
 from steadyswap.io.codec_processes import ProcessReader, ProcessWriter, planar_decoding
+from steadyswap.io.writer import OutputSettings
 from tests.conftest import media_path
 
 
@@ -41,7 +42,7 @@ def test_process_writer_writes_the_file_video_writer_writes(tmp_path: Path) -> N
     info = probe(_clip())
     with ProcessReader(_clip(), 0, 40, planar=True) as reader:
         frames = [(index, pts, image.copy()) for index, pts, image in reader]
-    options = dict(crf=18, preset="veryfast", audio_source=None, threads=2)
+    options = dict(settings=OutputSettings(crf=18), audio_source=None, threads=2)
     with ProcessWriter(tmp_path / "child.mp4", info, slots=2, **options) as writer:
         for frame in frames:
             writer.write_yuv420p(*frame)
@@ -66,7 +67,7 @@ def test_errors_of_the_child_reach_the_parent(tmp_path: Path) -> None:
         for _ in reader:
             pass
     with pytest.raises(UsageError, match="webm"):  # the child's VideoWriter refuses; reported at the first call
-        ProcessWriter(tmp_path / "out.webm", probe(_clip()), encoder="libx264").close()
+        ProcessWriter(tmp_path / "out.webm", probe(_clip()), settings=OutputSettings(encoder="libx264")).close()
     with pytest.raises(UsageError, match="4:2:0"):  # odd sizes get padded: not for planes made elsewhere
         ProcessWriter(tmp_path / "odd.mp4", replace(probe(_clip()), width=511))
     assert not (tmp_path / "out.webm").exists()

@@ -24,7 +24,7 @@ from steadyswap.io import (
     write_image,
 )
 from steadyswap.io.reader import SEEK_AFTER
-from steadyswap.io.writer import encoder_options, even_padding, merge_deep, output_pix_fmt
+from steadyswap.io.writer import OutputSettings, encoder_options, even_padding, merge_deep, output_pix_fmt
 from steadyswap.types import Frame, VideoInfo
 from tests.conftest import media_path
 
@@ -123,9 +123,11 @@ def read_all(path: Path, **kwargs: object) -> list[Frame]:
 
 def transcode(source: Path, target: Path, **kwargs: object) -> Path:
     reader_keys = {k: kwargs.pop(k) for k in ("start", "end") if k in kwargs}
+    chosen = {k: kwargs.pop(k) for k in ("encoder", "crf", "preset") if k in kwargs}
+    settings = OutputSettings(**chosen)  # type: ignore[arg-type]
     with VideoReader(source, **reader_keys) as reader:  # type: ignore[arg-type]
         trim = (reader_keys.get("start"), reader_keys.get("end"))
-        with VideoWriter(target, reader.info, trim=trim, **kwargs) as writer:  # type: ignore[arg-type]
+        with VideoWriter(target, reader.info, settings, trim=trim, **kwargs) as writer:  # type: ignore[arg-type]
             for frame in reader:
                 writer.write(frame)
     return target
@@ -428,7 +430,7 @@ def test_deep_frames_keep_detail_outside_edits(tmp_path: Path) -> None:
     errors = {}
     for name, keep_deep in (("deep", True), ("plain", False)):
         target = tmp_path / f"{name}.mkv"
-        with VideoWriter(target, probe(clip), crf=0) as writer:
+        with VideoWriter(target, probe(clip), OutputSettings(crf=0)) as writer:
             for f in frames:
                 image = f.image.copy()
                 image[4:12, 4:12] = (0, 255, 0)  # a "swap" paints the 8-bit view
@@ -472,11 +474,11 @@ def test_containers(tmp_path: Path, ext: str, encoder: str, audio_codec: str) ->
 def test_encoder_that_cannot_go_in_the_container_is_a_usage_error(tmp_path: Path) -> None:
     info = probe(make_clip(tmp_path / "clip.mp4", frames=2))
     with pytest.raises(UsageError, match="libvpx-vp9 or libsvtav1"):
-        VideoWriter(tmp_path / "out.webm", info, encoder="libx264")
+        VideoWriter(tmp_path / "out.webm", info, OutputSettings(encoder="libx264"))
     with pytest.raises(UsageError):
         VideoWriter(tmp_path / "out.avi", info)
     with pytest.raises(UsageError):
-        VideoWriter(tmp_path / "out.mp4", info, crf=60)
+        VideoWriter(tmp_path / "out.mp4", info, OutputSettings(crf=60))
     assert not (tmp_path / "out.webm").exists()
 
 
@@ -509,7 +511,8 @@ def test_rgb_source_gets_a_yuv_matrix_tag(tmp_path: Path) -> None:
 def test_write_yuv420p_frames(tmp_path: Path) -> None:
     clip = make_clip(tmp_path / "clip.mp4", frames=6)
     out = tmp_path / "yuv.mp4"
-    with VideoReader(clip) as reader, VideoWriter(out, reader.info, crf=12, audio_source=None) as writer:
+    with VideoReader(clip) as reader, \
+            VideoWriter(out, reader.info, OutputSettings(crf=12), audio_source=None) as writer:
         for f in reader:
             writer.write_yuv420p(f.index, f.pts, cv2.cvtColor(f.image, cv2.COLOR_RGB2YUV_I420))
     assert [marker(f.image) for f in read_all(out)] == list(range(6))

@@ -13,12 +13,15 @@ import av
 import numpy as np
 import pytest
 
+from steadyswap.config import RunConfig
 from steadyswap.engine.segment_runner import file_sha256, run_segment
 from steadyswap.errors import MediaDecodeError, OutputError, UsageError
 from steadyswap.io import VideoReader, VideoWriter, probe
 from steadyswap.io.segments import Segment, join, keyframe_indices, plan_segments
+from steadyswap.io.writer import OutputSettings
 
 FRAMES, GOP, START_PTS = 96, 24, 10214
+LOSSLESS = OutputSettings(crf=0)
 TIME_BASE, RATE = Fraction(1, 11988), Fraction(2997, 100)
 
 
@@ -112,9 +115,7 @@ class CountingSwapper:
         return results
 
 
-class Config:
-    face_selector_mode = "one"
-    output_video_encoder, output_video_quality, output_video_preset = "libx264", 100, "veryfast"
+CONFIG = RunConfig(output_video_quality=100)
 
 
 def test_keyframes_are_found_in_display_order(clip: Path) -> None:
@@ -149,7 +150,7 @@ def test_plan_of_a_trimmed_range_and_bad_arguments() -> None:
 def test_run_segment_warms_up_then_writes_only_its_frames(clip: Path, tmp_path: Path) -> None:
     swapper = CountingSwapper()
     segment = Segment(str(clip), 30, 50, 24, lookahead_end=53)
-    result = run_segment(swapper, segment, tmp_path / "seg.mp4", Config())  # type: ignore[arg-type]
+    result = run_segment(swapper, segment, tmp_path / "seg.mp4", CONFIG)  # type: ignore[arg-type]
     assert swapper.resets == 2 and len(swapper.seen) == 53 - 24
     assert result.frames == 20 and result.warmup_frames == 6 and result.sha256 == file_sha256(result.path)
     reds = [int(picture[0, 0, 0]) for picture in pictures(result.path)]
@@ -161,7 +162,7 @@ def test_run_segment_warms_up_then_writes_only_its_frames(clip: Path, tmp_path: 
 def test_run_segment_of_a_truncated_video_fails_clearly(clip: Path, tmp_path: Path) -> None:
     segment = Segment(str(clip), 90, 120, 90)
     with pytest.raises(MediaDecodeError, match="truncated or corrupt"):
-        run_segment(CountingSwapper(), segment, tmp_path / "seg.mp4", Config())  # type: ignore[arg-type]
+        run_segment(CountingSwapper(), segment, tmp_path / "seg.mp4", CONFIG)  # type: ignore[arg-type]
     assert not list(tmp_path.iterdir())
 
 
@@ -171,7 +172,7 @@ def _write_segments(clip: Path, folder: Path, segments: list[Segment]) -> list[P
     files = []
     for s in segments:
         path = folder / f"{s.name}.mp4"
-        with VideoReader(clip, s.start, s.end) as reader, VideoWriter(path, info, crf=0, audio_source=None) as w:
+        with VideoReader(clip, s.start, s.end) as reader, VideoWriter(path, info, LOSSLESS, audio_source=None) as w:
             for frame in reader:
                 w.write(frame)
         files.append(path)
@@ -182,7 +183,7 @@ def _write_segments(clip: Path, folder: Path, segments: list[Segment]) -> list[P
 def test_join_equals_one_writer_run(clip: Path, tmp_path: Path, trim: tuple[int | None, int | None]) -> None:
     info = probe(clip)
     whole = tmp_path / "whole.mp4"
-    with VideoReader(clip, *trim) as reader, VideoWriter(whole, info, crf=0, trim=trim) as writer:
+    with VideoReader(clip, *trim) as reader, VideoWriter(whole, info, LOSSLESS, trim=trim) as writer:
         for frame in reader:
             writer.write(frame)
     segments = plan_segments(info, 3, warmup_frames=4, start=trim[0] or 0, end=trim[1])
@@ -202,7 +203,7 @@ def test_join_refuses_segments_with_a_gap(clip: Path, tmp_path: Path) -> None:
     info = probe(clip)
     segments = plan_segments(info, 3, warmup_frames=0)
     files = _write_segments(clip, tmp_path, segments)
-    with pytest.raises(OutputError, match="segments end at frame"):
+    with pytest.raises(OutputError, match="segments end after"):
         join([files[0], files[2]], tmp_path / "joined.mp4", clip, info)
     assert not (tmp_path / "joined.mp4").exists()
 
@@ -213,7 +214,7 @@ def test_join_puts_segments_starting_at_zero_on_the_source_timestamps(clip: Path
     for s in plan_segments(info, 3, warmup_frames=0):
         path = tmp_path / f"{s.name}.mp4"
         with VideoReader(clip, s.start, s.end) as reader, \
-                VideoWriter(path, info, crf=0, audio_source=None, trim=(s.start, s.end)) as writer:
+                VideoWriter(path, info, LOSSLESS, audio_source=None, trim=(s.start, s.end)) as writer:
             for frame in reader:
                 writer.write(frame)
         assert s.start == 0 or stream_facts(path)[0][0] == 0

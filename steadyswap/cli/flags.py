@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from steadyswap.config import (
+    AUDIO_ENCODERS,
     EXECUTION_PROVIDERS,
     SELECTOR_MODES,
     SMOOTHING_MODES,
@@ -160,12 +161,27 @@ FLAGS: tuple[Flag, ...] = (
     Flag(("--trim-frame-end",), "trim_frame_end", "output video/image",
          "frame to stop at, not included, as in FaceFusion (default: the end)", type=int, metavar="FRAME"),
     Flag(("--output-video-encoder",), "output_video_encoder", "output video/image",
-         "video encoder (default: {default})", choices=VIDEO_ENCODERS),
+         "video encoder (default: from the output's extension: libvpx-vp9 for .webm, else libx264)",
+         choices=VIDEO_ENCODERS),
     Flag(("--output-video-quality",), "output_video_quality", "output video/image",
          "video quality 0-100, mapped to the encoder's CRF (default: {default})", type=int,
          metavar="QUALITY"),
     Flag(("--output-video-preset",), "output_video_preset", "output video/image",
          "encoder speed preset (default: {default})", choices=VIDEO_PRESETS),
+    Flag(("--output-video-scale",), "output_video_scale", "output video/image",
+         "scale factor of the output video's size, 0.25-8; sides rounded to even numbers (default: {default})",
+         type=float, metavar="SCALE"),
+    Flag(("--output-video-fps",), "output_video_fps", "output video/image",
+         "frame rate of the output video, 1-60: frames dropped or repeated by timestamp as FFmpeg's fps filter "
+         "does, duration and audio unchanged (default: the target's timestamps)", type=float, metavar="FPS"),
+    Flag(("--output-audio-encoder",), "output_audio_encoder", "output video/image",
+         "re-encode the audio with this encoder (default: copy the target's audio)", choices=AUDIO_ENCODERS),
+    Flag(("--output-audio-quality",), "output_audio_quality", "output video/image",
+         "audio quality 0-100, mapped to 64-256 kbit/s for lossy encoders; re-encodes the audio "
+         "(default: copy; 80 when re-encoding)", type=int, metavar="QUALITY"),
+    Flag(("--output-audio-volume",), "output_audio_volume", "output video/image",
+         "audio volume in percent, 0-400; other than 100 re-encodes the audio (default: {default})", type=int,
+         metavar="PERCENT"),
     Flag(("--output-image-quality",), "output_image_quality", "output video/image",
          "image quality 0-100 for lossy formats (default: {default})", type=int, metavar="QUALITY"),
     # execution
@@ -248,11 +264,6 @@ FACEFUSION_FLAGS: tuple[FaceFusionFlag, ...] = (
     _none("--keep-temp", "steadyswap writes no temporary frames"),
     # output creation
     _unsupported("--output-image-scale", "the output keeps the target's size", honoured=("1",)),
-    _unsupported("--output-video-scale", "the output keeps the target's size", honoured=("1",)),
-    _unsupported("--output-video-fps", "the output keeps the target's frame rate and timestamps"),
-    _none("--output-audio-encoder", "steadyswap copies the target's audio streams without re-encoding"),
-    _none("--output-audio-quality", "steadyswap copies the target's audio streams without re-encoding"),
-    _unsupported("--output-audio-volume", "the target's audio is copied unchanged", honoured=("100",)),
     # processors
     _unsupported("--processors", "steadyswap has the face_swapper processor only", honoured=("face_swapper",)),
     *_processor("age_modifier", "model", "direction"),

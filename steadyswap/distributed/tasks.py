@@ -19,6 +19,7 @@ from steadyswap.config import RunConfig
 from steadyswap.distributed.executor import WorkerContext
 from steadyswap.engine.frame_swapper import FaceSwapper
 from steadyswap.engine.gpu import cpu_fallback, use_gpu_engine
+from steadyswap.engine.output import output_settings
 from steadyswap.engine.pipeline import check_run, run_image
 from steadyswap.engine.segment_runner import SegmentResult, every_few, file_sha256, run_segment
 from steadyswap.errors import UsageError
@@ -100,7 +101,8 @@ def prepare(context: WorkerContext, spec: JobSpec, segment_frames: int, warmup_f
     Raises:
         InputNotFoundError, MediaDecodeError, InputError: a missing or unreadable input, a video source.
         NoFaceError: no face in the sources. OutputError: the output is one of the inputs.
-        UsageError: a trim range outside the video, or an option batches do not support.
+        UsageError: a trim range outside the video, output options the output's container cannot take, or an
+            option batches do not support.
     """
     if spec.config.quality_report:
         raise UsageError("--quality-report is not supported in batches; use 'steadyswap run'")
@@ -140,7 +142,8 @@ def join_segments(context: WorkerContext, spec: JobSpec, plan: JobPlan) -> str:
     assert plan.info is not None
     config = spec.config
     files = [spec.segment_path(s) for s in plan.segments]
-    join(files, spec.output, spec.target, plan.info, (config.trim_frame_start, config.trim_frame_end))
+    join(files, spec.output, spec.target, plan.info, (config.trim_frame_start, config.trim_frame_end),
+         output_settings(config, plan.info, spec.output))
     return file_sha256(spec.output)
 
 

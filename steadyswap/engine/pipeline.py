@@ -9,8 +9,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from steadyswap.config import RunConfig, crf_from_quality
+from steadyswap.config import RunConfig
 from steadyswap.engine.frame_swapper import FaceSwapper
+from steadyswap.engine.output import output_settings
 from steadyswap.engine.phases import PhaseClock
 from steadyswap.engine.stream import prepare_references, swap_stream
 from steadyswap.analysis.face_map import run_inputs
@@ -23,6 +24,7 @@ from steadyswap.io import (
     check_output,
     check_output_extension,
     media_kind,
+    probe,
     read_image,
     write_image,
 )
@@ -46,11 +48,13 @@ class RunResult:
 def check_run(sources: list[Path], target: Path, output: Path, config: RunConfig) -> MediaKind:
     """Check a run's files before any work and return the target's kind: at least one source, every source a
     photo, and an output that is neither a folder nor any input (target, sources, face map and its photos),
-    with an extension that can hold the target's kind.
+    with an extension that can hold the target's kind and, for a video, its container and this build can take
+    the output options (``engine.output``).
 
     Raises:
         InputError: no source, or a source that is a video (or unreadable). OutputError: the output is a folder
-            or one of the inputs. UsageError: the output's extension does not fit the target's kind.
+            or one of the inputs. UsageError: the output's extension does not fit the target's kind, or the
+            output options do not fit its container.
     """
     if not sources:
         raise InputError("no source image given")
@@ -62,6 +66,8 @@ def check_run(sources: list[Path], target: Path, output: Path, config: RunConfig
         raise OutputError(f"output {output} is a folder; give a file name")
     check_output(output, run_inputs(sources, target, config.face_map))
     check_output_extension(output, kind)
+    if kind == "video":
+        output_settings(config, probe(target), output)
     return kind
 
 
@@ -96,23 +102,18 @@ def run_video(swapper_factory: Callable[[float], FaceSwapper], target: Path, out
     began = time.perf_counter()
     reader = VideoReader(target, config.trim_frame_start, config.trim_frame_end)
     info = reader.info
+    settings = output_settings(config, info, output)
     swapper = swapper_factory(info.fps)
     prepare_references(swapper, target)
     monitor = _monitor(config)
     total = len(reader)
     done = 0
     clock = PhaseClock()
-    crf = crf_from_quality(config.output_video_quality, config.output_video_encoder)
-    log.debug("%s: frames %d-%d of %s at %.3f fps; encoder %s, crf %d, preset %s", target, reader.start, reader.end,
-              info.frame_count, info.fps, config.output_video_encoder, crf, config.output_video_preset)
+    log.debug("%s: frames %d-%d of %s at %.3f fps; %s", target, reader.start, reader.end, info.frame_count, info.fps,
+              settings)
     with atomic_output(output, inputs=[target, *swapper.inputs]) as temporary:
         with reader, VideoWriter(
-            temporary,
-            info,
-            encoder=config.output_video_encoder,
-            crf=crf,
-            preset=config.output_video_preset,
-            trim=(config.trim_frame_start, config.trim_frame_end),
+            temporary, info, settings, trim=(config.trim_frame_start, config.trim_frame_end)
         ) as writer:
             for frame, result in swap_stream(swapper, reader, cancel, clock=clock):
                 if monitor is not None:

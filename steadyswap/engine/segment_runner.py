@@ -1,7 +1,8 @@
 """Swap one segment of a video into its own file: warm up on the frames before it, write only its own.
 
-The file keeps the source's timestamps and has no audio, so ``steadyswap.io.segments.join`` can
-concatenate segments by copying packets. Every segment uses the same encoder settings as a plain run.
+The file keeps the source's timestamps (or the output frame rate's) and has no audio, so
+``steadyswap.io.segments.join`` can concatenate segments by copying packets. Every segment uses the same
+writer settings as a plain run (``engine.output``).
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from steadyswap.config import RunConfig, crf_from_quality
+from steadyswap.config import RunConfig
 from steadyswap.engine.frame_swapper import FaceSwapper
+from steadyswap.engine.output import output_settings
 from steadyswap.engine.stream import prepare_references, swap_stream
 from steadyswap.errors import MediaDecodeError
 from steadyswap.io import VideoReader, VideoWriter, atomic_output
@@ -80,7 +82,7 @@ def run_segment(
         swapper: a FaceSwapper built for the run's sources and options (reused across segments).
         segment: the frames to decode (from ``warmup``) and to write (from ``start``).
         output: the segment file (.mp4, .mkv...); it appears only when complete.
-        config: the run's options (encoder, quality, preset, reference frame).
+        config: the run's options (output settings, reference frame).
         progress: called every few written frames with the count written so far.
         cancel: set it to stop; no file is left.
 
@@ -97,12 +99,7 @@ def run_segment(
     written = 0
     with atomic_output(output, inputs=[segment.target, *swapper.inputs]) as temporary:
         with VideoReader(segment.target, segment.warmup, segment.decode_end) as reader, VideoWriter(
-            temporary,
-            reader.info,
-            encoder=config.output_video_encoder,
-            crf=crf_from_quality(config.output_video_quality, config.output_video_encoder),
-            preset=config.output_video_preset,
-            audio_source=None,
+            temporary, reader.info, output_settings(config, reader.info, output), audio_source=None
         ) as writer:
 
             for frame, result in swap_stream(swapper, reader, cancel):

@@ -22,12 +22,15 @@ from steadyswap.engine.gpu import engine_module
 if TYPE_CHECKING:
     from steadyswap.engine.gpu.engine import GpuEngine
 
+AUDIO_FIELDS = frozenset({"output_audio_encoder", "output_audio_quality", "output_audio_volume"})
+"""RunConfig fields only the final output's audio depends on (segments have none)."""
 OUTPUT_ONLY_FIELDS = frozenset({
     "trim_frame_start", "trim_frame_end", "output_video_encoder", "output_video_quality",
-    "output_video_preset", "output_image_quality", "quality_report",
-})
+    "output_video_preset", "output_video_scale", "output_video_fps", "output_image_quality", "quality_report",
+}) | AUDIO_FIELDS
 """RunConfig fields that do not change a FaceSwapper: jobs differing only in them share one."""
-ENGINE_UNUSED_FIELDS = frozenset({"trim_frame_start", "trim_frame_end", "output_image_quality", "quality_report"})
+ENGINE_UNUSED_FIELDS = frozenset({"trim_frame_start", "trim_frame_end", "output_image_quality",
+                                  "quality_report"}) | AUDIO_FIELDS
 """RunConfig fields a GpuEngine's ``run_segment`` and ``swap_image`` do not read (it encodes segments with its
 own config's encoder settings, so those stay in its key): jobs differing only in them share one."""
 

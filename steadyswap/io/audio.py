@@ -1,9 +1,10 @@
 """Carry every audio stream of a source into an output container, interleaved with the video.
 
-Streams are copied packet by packet (no re-encode) when the output container can hold their codec;
-otherwise they are decoded and re-encoded to the container's fallback codec (AAC for MP4/MOV, Opus
-for WebM/MKV). A trimmed run keeps only the packets that start inside the kept time range and
-shifts them by the same offset as the video.
+Streams are copied packet by packet (no re-encode) when the output container can hold their codec and
+``AudioSettings`` asks for no change; otherwise they are decoded, scaled by the volume, and encoded with
+the encoder asked for, else their own codec where this build encodes it and the container holds it, else
+the container's fallback (AAC for MP4/MOV, Opus for WebM/MKV). A trimmed run keeps only the packets that
+start inside the kept time range and shifts them by the same offset as the video.
 """
 
 from __future__ import annotations
@@ -12,12 +13,68 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 import av
+import numpy as np
 
 from steadyswap.io.probe import PathLike, open_input
 
 FALLBACK_AUDIO = {"mp4": "aac", "mov": "aac", "matroska": "libopus", "webm": "libopus"}
 """Codec an audio stream is re-encoded to when the output container cannot hold its own codec."""
+AUDIO_ENCODERS = ("flac", "aac", "libmp3lame", "libopus", "libvorbis", "pcm_s16le", "pcm_s32le")
+"""FaceFusion 3.5's audio encoders (``--output-audio-encoder``); ``encoder_codec`` tells which this build has."""
 _STREAM_TAGS = ("language", "title", "handler_name")
+
+
+@dataclass(frozen=True)
+class AudioSettings:
+    """What happens to the source's audio streams.
+
+    Attributes:
+        encoder: re-encode every stream with this encoder; None: copy it where the container holds its codec.
+        bit_rate: bits per second of a lossy re-encode; None: the encoder's default.
+        volume: factor the samples are multiplied by (1.0 keeps them).
+        reencode: re-encode even when nothing else asks for it (a bit rate given without an encoder).
+    """
+
+    encoder: str | None = None
+    bit_rate: int | None = None
+    volume: float = 1.0
+    reencode: bool = False
+
+    @property
+    def copies(self) -> bool:
+        """Whether streams are copied as they are (where the container can hold them)."""
+        return self.encoder is None and self.volume == 1.0 and not self.reencode
+
+
+def encoder_codec(encoder: str) -> str | None:
+    """The codec ``encoder`` writes (``libmp3lame`` → ``mp3``), or None when this PyAV build lacks it.
+
+    >>> encoder_codec("libopus"), encoder_codec("pcm_s16le")
+    ('opus', 'pcm_s16le')
+    """
+    try:
+        codec = av.codec.Codec(encoder, "w")
+    except (av.error.FFmpegError, av.codec.codec.UnknownCodecError):
+        return None
+    return None if codec.experimental else codec.canonical_name
+
+
+def scale_volume(frame: av.AudioFrame, volume: float) -> av.AudioFrame:
+    """``frame`` with every sample multiplied by ``volume`` in its own sample format (integers rounded and
+    clipped to their range, as FFmpeg's volume filter does); 1.0 returns ``frame`` itself."""
+    if volume == 1.0:
+        return frame
+    samples = frame.to_ndarray()
+    middle = 128 if samples.dtype == np.uint8 else 0
+    scaled = (samples.astype(np.float64) - middle) * volume + middle
+    if np.issubdtype(samples.dtype, np.integer):
+        limits = np.iinfo(samples.dtype)
+        scaled = np.clip(np.rint(scaled), limits.min, limits.max)
+    out = av.AudioFrame.from_ndarray(scaled.astype(samples.dtype), format=frame.format.name, layout=frame.layout.name)
+    out.sample_rate, out.pts = frame.sample_rate, frame.pts
+    if frame.time_base is not None:
+        out.time_base = frame.time_base
+    return out
 
 
 @dataclass
@@ -43,19 +100,25 @@ class AudioTracks:
     ``finish`` at the end.
     """
 
-    def __init__(self, output: av.container.OutputContainer, source: PathLike) -> None:
+    def __init__(self, output: av.container.OutputContainer, source: PathLike,
+                 settings: AudioSettings = AudioSettings()) -> None:
         self._input = open_input(source)
         self._out = output
+        self._volume = settings.volume
         self._tracks: dict[int, _Track] = {}
         fallback = FALLBACK_AUDIO.get(output.format.name.split(",")[0], "aac")
         for stream in self._input.streams.audio:
-            if stream.codec_context.name in output.supported_codecs:
+            own = stream.codec_context.name
+            if settings.copies and own in output.supported_codecs:
                 out = output.add_stream_from_template(stream)
                 copy = True
             else:
-                rate = _encoder_rate(fallback, stream.codec_context.sample_rate)
-                out = output.add_stream(fallback, rate=rate)
+                encoder = settings.encoder or (own if encoder_codec(own) in output.supported_codecs else fallback)
+                rate = _encoder_rate(encoder, stream.codec_context.sample_rate)
+                out = output.add_stream(encoder, rate=rate)
                 out.layout = stream.codec_context.layout
+                if settings.bit_rate and not out.codec_context.codec.lossless:
+                    out.bit_rate = settings.bit_rate
                 copy = False
             for key in _STREAM_TAGS:
                 if key in stream.metadata:
@@ -124,4 +187,4 @@ class AudioTracks:
         for frame in track.source.codec_context.decode(packet):
             if frame.pts is not None:
                 frame.pts -= round(shift / frame.time_base)
-            self._out.mux(track.output.encode(frame))
+            self._out.mux(track.output.encode(scale_volume(frame, self._volume)))

@@ -27,7 +27,7 @@ from steadyswap.errors import OutputError, SteadySwapError, UsageError
 from steadyswap.io.probe import PathLike, probe
 from steadyswap.io.reader import VideoReader
 from steadyswap.io.shared_frames import FrameSlots
-from steadyswap.io.writer import VideoWriter, yuv420p_output
+from steadyswap.io.writer import OutputSettings, VideoWriter, yuv420p_output
 from steadyswap.types import VideoInfo, check_shape
 
 SLOTS = 8
@@ -191,10 +191,10 @@ class ProcessWriter:
     Args:
         path, info: as ``VideoWriter``.
         slots: frames queued ahead of the encoder.
-        **options: the rest of ``VideoWriter``'s arguments (encoder, crf, preset, audio_source, trim, threads).
+        **options: the rest of ``VideoWriter``'s arguments (settings, audio_source, trim, threads).
 
-    The output must be 8-bit 4:2:0 at the source's even size (``VideoWriter.write_yuv420p``); a writer
-    that would choose another format fails with UsageError at construction.
+    The output must be 8-bit 4:2:0 taken at the source's even size (``VideoWriter.write_yuv420p``; it may be
+    scaled after); a writer that would choose another format fails with UsageError at construction.
 
     Raises:
         UsageError, OutputError: as ``VideoWriter`` (construction errors at construction, encoding errors
@@ -203,11 +203,12 @@ class ProcessWriter:
 
     def __init__(self, path: PathLike, info: VideoInfo, slots: int = SLOTS, **options: Any) -> None:
         self.path, self.info = Path(path), info
-        encoder = options.get("encoder", "libx264")
-        if not yuv420p_output(encoder, info):
-            raise UsageError(f"{self.path}: {encoder} would not write {info.pix_fmt} at {info.width}x{info.height} "
-                             "as 8-bit 4:2:0; a process writer takes yuv420p at the source's size only")
-        self.pix_fmt, self.size = "yuv420p", (info.width, info.height)
+        settings = options.get("settings", OutputSettings())
+        if not yuv420p_output(settings, info):
+            raise UsageError(f"{self.path}: {settings.encoder} would not write {info.pix_fmt} at "
+                             f"{info.width}x{info.height} as 8-bit 4:2:0; a process writer takes yuv420p at the "
+                             "source's size only")
+        self.pix_fmt, self.takes_yuv420p = "yuv420p", True
         shape = yuv420p_shape(info)
         self._slots = FrameSlots(slots, shape)
         self._free = list(range(slots))

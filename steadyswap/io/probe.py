@@ -154,6 +154,23 @@ def probe(path: PathLike) -> VideoInfo:
         )
 
 
+def packet_stamps(path: PathLike) -> list[tuple[int, bool]]:
+    """(pts, is keyframe) of every video packet of the first video stream, in display order (demuxing only).
+
+    Raises:
+        InputNotFoundError, MediaDecodeError: the file cannot be read.
+    """
+    stamps: list[tuple[int, bool]] = []
+    with open_input(path) as container:
+        try:
+            for packet in container.demux(container.streams.video[0]):
+                if packet.size and packet.pts is not None:
+                    stamps.append((packet.pts, bool(packet.is_keyframe)))
+        except av.error.FFmpegError as e:
+            raise MediaDecodeError(f"{path}: cannot read video packets ({_reason(e)})") from e
+    return sorted(stamps)
+
+
 def _scan_packets(container: av.container.InputContainer, stream: av.video.VideoStream, path: Path) -> tuple[int, int]:
     """Count the video packets and measure their pts span (for containers without a frame count)."""
     container.seek(0)

@@ -8,7 +8,8 @@ keyframe when one lies near the ideal cut (nothing decoded in vain); elsewhere t
 the keyframe before ``warmup`` and decodes forward.
 
 ``join`` copies the segments' packets (no re-encode) into one file, shifting each segment onto the
-source's timestamps (and the whole like a trimmed ``VideoWriter`` run), and copies the audio.
+source's timestamps, or the output frame rate's (and the whole like a trimmed ``VideoWriter`` run), and
+carries the audio as ``VideoWriter`` does.
 """
 
 from __future__ import annotations
@@ -16,15 +17,17 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import av
 
-from steadyswap.errors import MediaDecodeError, OutputError, UsageError
+from steadyswap.errors import OutputError, UsageError
 from steadyswap.io.atomic import atomic_output
 from steadyswap.io.audio import AudioTracks
-from steadyswap.io.probe import PathLike, open_input, probe
-from steadyswap.io.writer import CONTAINERS
+from steadyswap.io.probe import PathLike, open_input, packet_stamps, probe
+from steadyswap.io import retime
+from steadyswap.io.writer import CONTAINERS, OutputSettings
 from steadyswap.types import VideoInfo
 
 MUXER_TAGS = frozenset({"major_brand", "minor_version", "compatible_brands", "encoder"})
@@ -77,20 +80,7 @@ def keyframe_indices(path: PathLike) -> list[int]:
     Raises:
         InputNotFoundError, MediaDecodeError: the file cannot be read.
     """
-    return [index for index, (_, key) in enumerate(_stamps(path)) if key]
-
-
-def _stamps(path: PathLike) -> list[tuple[int, bool]]:
-    """(pts, is keyframe) of every video packet, in display order."""
-    stamps: list[tuple[int, bool]] = []
-    with open_input(path) as container:
-        try:
-            for packet in container.demux(container.streams.video[0]):
-                if packet.size and packet.pts is not None:
-                    stamps.append((packet.pts, bool(packet.is_keyframe)))
-        except av.error.FFmpegError as e:
-            raise MediaDecodeError(f"{path}: cannot read video packets ({e.strerror or e})") from e
-    return sorted(stamps)
+    return [index for index, (_, key) in enumerate(packet_stamps(path)) if key]
 
 
 def plan_segments(
@@ -164,18 +154,21 @@ def join(
     audio_source: PathLike | None,
     info: VideoInfo,
     trim: tuple[int | None, int | None] = (None, None),
+    settings: OutputSettings = OutputSettings(),
 ) -> Path:
     """Concatenate encoded segments into ``output`` by copying packets, and add the source's audio.
 
     Args:
         segment_files: one file per segment, in order, encoded with the same settings and no audio;
             each may start at any timestamp (the source's, or 0): it is shifted so that its first
-            frame gets the source pts of the frame it stands for.
+            frame gets the pts of the frame it stands for.
         output: the joined file, written to a temporary file and renamed when complete.
-        audio_source: file whose audio streams are copied (usually ``info.path``); None for none.
+        audio_source: file whose audio streams are carried (usually ``info.path``); None for none.
         info: the source's ``VideoInfo``.
         trim: the frame range the segments cover, as given to ``VideoWriter``: a range starting after
             frame 0 is shifted to begin at 0 and its audio is cut to the frames' time span.
+        settings: the segments' ``VideoWriter`` settings: with an output frame rate the segments hold
+            the frames of that rate (``io.retime``) rather than the source's; the audio settings apply here.
 
     Returns:
         ``output``: same frame count, timestamps and audio as a single ``VideoWriter`` run.
@@ -191,22 +184,32 @@ def join(
     if container_format is None:
         raise UsageError(f"{output}: video extension must be one of {', '.join(CONTAINERS)}")
     inputs = [info.path, *segment_files] + ([audio_source] if audio_source is not None else [])
-    options: dict[str, str] = {}
-    if container_format in ("mp4", "mov"):
-        options = {"movflags": "use_metadata_tags", "movie_timescale": str(_movie_timescale(info, audio_source))}
     with atomic_output(output, inputs=inputs) as temporary, open_input(segment_files[0]) as first:
         template = first.streams.video[0]
+        options: dict[str, str] = {}
+        if container_format in ("mp4", "mov"):
+            timescale = _movie_timescale(template.time_base, audio_source)
+            options = {"movflags": "use_metadata_tags", "movie_timescale": str(timescale)}
         with av.open(str(temporary), "w", format=container_format, options=options) as out:
             stream = out.add_stream_from_template(template)
             stream.time_base = template.time_base
-            audio = AudioTracks(out, audio_source) if audio_source is not None else None
+            audio = AudioTracks(out, audio_source, settings.audio) if audio_source is not None else None
             out.metadata.update({k: v for k, v in first.metadata.items() if k not in MUXER_TAGS})
             try:
-                _copy_video(segment_files, template, stream, out, audio, info, trim)
+                _copy_video(segment_files, template, stream, out, audio, info, trim, settings.fps)
             finally:
                 if audio is not None:
                     audio.close()
     return output
+
+
+def _output_times(source: list[Fraction], first: int, end: int, fps: Fraction | None, rate: Fraction) -> list[Fraction]:
+    """Time in seconds of each frame a run over source frames ``[first, end)`` (starting at the times ``source``)
+    writes: theirs, or with an output frame rate its slots up to where the last frame stops being shown."""
+    if fps is None:
+        return source[first:end]
+    until = source[end] if end < len(source) else source[end - 1] + 1 / rate
+    return [Fraction(n) / fps for n in range(retime.slot(source[first], fps), retime.slot(until, fps))]
 
 
 def _copy_video(
@@ -217,63 +220,75 @@ def _copy_video(
     audio: AudioTracks | None,
     info: VideoInfo,
     trim: tuple[int | None, int | None],
+    fps: Fraction | None,
 ) -> None:
     """Mux every video packet of ``files`` in order, pumping audio alongside as ``VideoWriter`` does.
 
-    Each segment is shifted so that its first frame gets the source pts of the frame it stands for
-    (segment files may start at 0, or lose a few ticks to an MP4 edit list).
+    Each frame gets the time of the frame it stands for, rounded once in the output's time base as a single
+    run rounds it (segment files may start at 0, lose a few ticks to an MP4 edit list, or hold milliseconds in
+    Matroska). Decode timestamps are made anew, as an encoder makes them: the k-th packet's is the k-th
+    frame time in display order less the segment's reordering delay (Matroska stores none for some packets).
     """
-    source = [pts for pts, _ in _stamps(info.path)]
+    time_base, rate = template.time_base, info.average_rate or Fraction(30)
+    source = [pts * info.time_base for pts, _ in packet_stamps(info.path)]
     first = trim[0] or 0
     end = len(source) if trim[1] is None else min(trim[1], len(source))
-    shift = source[first] if trim[0] else 0
+    times = _output_times(source, first, end, fps, rate)
+    shift = times[0] if trim[0] else Fraction(0)
     if audio:
-        audio.begin(float(shift * info.time_base) if trim[0] else None)
-    position, last_dts = first, None
+        audio.begin(float(source[first]) if trim[0] else None)
+    position, last_dts = 0, None
     for path in files:
-        stamps = [pts for pts, _ in _stamps(path)]
-        if not stamps or position + len(stamps) > end:
-            raise OutputError(f"{path}: segments hold other frames than the {end - first} of frames {first}-{end - 1}")
-        offset = source[position] - stamps[0]
+        decoded = _decode_order(path)
+        stamps = sorted(decoded)
+        if not stamps or position + len(stamps) > len(times):
+            raise OutputError(f"{path}: segments hold other frames than the {len(times)} of the range")
+        ticks = {pts: round((times[position + k] - shift) / time_base) for k, pts in enumerate(stamps)}
+        shown = [ticks[pts] for pts in stamps]
+        delay = max(shown[k] - ticks[pts] for k, pts in enumerate(decoded))
         position += len(stamps)
         with open_input(path) as segment:
             video = segment.streams.video[0]
-            _check_same(template, video, info, path)
-            for packet in segment.demux(video):
-                if packet.size == 0 or packet.pts is None:
-                    continue
-                pts = packet.pts + offset
-                dts = (packet.dts if packet.dts is not None else packet.pts) + offset
+            _check_same(template, video, path)
+            packets = (packet for packet in segment.demux(video) if packet.size and packet.pts is not None)
+            for k, packet in enumerate(packets):
+                pts, dts = ticks[packet.pts], shown[k] - delay
                 if last_dts is not None and dts <= last_dts:
                     if last_dts + 1 > pts:
                         raise OutputError(f"{path}: timestamps do not follow the previous segment (dts {dts})")
                     dts = last_dts + 1
                 last_dts = dts
-                packet.pts, packet.dts = pts - shift, dts - shift
+                packet.pts, packet.dts = pts, dts
                 packet.stream = stream
                 out.mux(packet)
                 if audio:
-                    audio.pump(float(dts * info.time_base))
-    if position != end:
-        raise OutputError(f"{files[-1]}: segments end at frame {position - 1}, the range at frame {end - 1}")
+                    audio.pump(float(dts * time_base + shift))
+    if position != len(times):
+        raise OutputError(f"{files[-1]}: segments end after {position} of the {len(times)} frames of the range")
     if audio:
-        stop = float(source[end - 1] * info.time_base + 1 / (info.average_rate or 30)) if trim[1] is not None else None
+        stop = float(source[end - 1] + 1 / rate) if trim[1] is not None else None
         audio.finish(stop)
 
 
-def _movie_timescale(info: VideoInfo, audio_source: PathLike | None) -> int:
+def _decode_order(path: PathLike) -> list[int]:
+    """The pts of the video packets of ``path`` in the order they are stored (decoding order)."""
+    with open_input(path) as container:
+        return [p.pts for p in container.demux(container.streams.video[0]) if p.size and p.pts is not None]
+
+
+def _movie_timescale(video_time_base: Fraction, audio_source: PathLike | None) -> int:
     """An MP4 movie timescale in which every stream's start offset (an edit list) is exact, when one fits."""
-    scales = [info.time_base.denominator]
+    scales = [video_time_base.denominator]
     if audio_source is not None:
         with open_input(audio_source) as container:
             scales += [s.time_base.denominator for s in container.streams.audio if s.time_base]
     scale = math.lcm(*scales)
-    return scale if scale < 2**31 else info.time_base.denominator
+    return scale if scale < 2**31 else video_time_base.denominator
 
 
-def _check_same(template: av.video.VideoStream, other: av.video.VideoStream, info: VideoInfo, path: PathLike) -> None:
+def _check_same(template: av.video.VideoStream, other: av.video.VideoStream, path: PathLike) -> None:
     a, b = template.codec_context, other.codec_context
-    same = (a.name, a.width, a.height, a.pix_fmt, bytes(a.extradata or b""), info.time_base) == (
+    same = (a.name, a.width, a.height, a.pix_fmt, bytes(a.extradata or b""), template.time_base) == (
         b.name, b.width, b.height, b.pix_fmt, bytes(b.extradata or b""), other.time_base)
     if not same:
         raise OutputError(f"{path}: segment was encoded with other settings than the first; re-run it")

@@ -1,20 +1,23 @@
 """VideoWriter: encode Frames on its own thread and mux them with the source's audio.
 
-Output rules (pure functions below, unit-tested):
+Output rules (pure functions below, unit-tested; ``OutputSettings`` holds the choices):
 - Container by extension: .mp4 .mov .mkv .webm. An encoder whose codec the container cannot hold
-  (libx264 into .webm) is a UsageError, never silently swapped.
+  (libx264 into .webm) is a UsageError, never silently swapped; ``default_encoder`` is the one to use
+  when the user names none (libvpx-vp9 for .webm, else libx264).
 - Pixel format (``output_pix_fmt``): the source's chroma layout (4:2:0, 4:2:2, 4:4:4) when the encoder
   takes it, else 4:2:0; 10-bit when the source is deeper than 8 bits and the encoder has a 10-bit
   format (libx264, libx265, libsvtav1 here; libvpx-vp9 in PyAV's wheel is 8-bit only). RGB and grey
   sources get 4:2:0. To keep 10-bit detail, pass the reader's ``DeepFrame`` objects through.
 - Size (``even_padding``): H.264/HEVC cannot store odd sizes in subsampled chroma, so for them an odd
-  width/height is padded by one replicated edge pixel; VP9/AV1 and 4:4:4 keep the exact size.
+  width/height is padded by one replicated edge pixel; VP9/AV1 and 4:4:4 keep the exact size. A scaled
+  output (``scaled_size``, FaceFusion's ``--output-video-scale``) has even sides and is resized bicubically.
 - Timing: every frame keeps its pts in the source's time base (variable frame rate survives); a
   run trimmed at the start is shifted so it begins at 0. The stream rate is the source's average rate.
-  Matroska/WebM store milliseconds, so there pts are rounded to 1 ms by the muxer.
+  Matroska/WebM store milliseconds, so there pts are rounded to 1 ms by the muxer. With an output
+  frame rate, frames are dropped or repeated by timestamp instead (``steadyswap.io.retime``).
 - Colour: primaries, transfer, matrix and range are tagged on the output stream, and RGB→YUV uses
   the source's matrix and range.
-- Audio: see ``steadyswap.io.audio`` (stream copy, or AAC/Opus where the codec cannot go).
+- Audio: see ``steadyswap.io.audio`` (stream copy, or a re-encode with a volume change).
 - Disclosure: container tags ``comment`` = "Face-swapped with steadyswap <version>; synthetic media",
   ``steadyswap`` = version and ``synthetic`` = "true"; the source's other tags (title...) are kept.
   MP4/MOV use ``movflags=use_metadata_tags`` so the custom keys survive.
@@ -22,6 +25,8 @@ Output rules (pure functions below, unit-tested):
 
 from __future__ import annotations
 
+import functools
+import io
 import queue
 import threading
 from dataclasses import dataclass
@@ -34,9 +39,10 @@ import av
 import numpy as np
 
 from steadyswap.errors import OutputError, SteadySwapError, UsageError
-from steadyswap.io.audio import AudioTracks
+from steadyswap.io import retime
+from steadyswap.io.audio import AudioSettings, AudioTracks, encoder_codec
 from steadyswap.io.image import IMAGE_EXTENSIONS
-from steadyswap.io.probe import PathLike, open_input
+from steadyswap.io.probe import PathLike, open_input, packet_stamps
 from steadyswap.threads import drain
 from steadyswap.types import Frame, VideoInfo, check_shape
 
@@ -78,6 +84,87 @@ ENCODERS = {
     "libvpx-vp9": EncoderSpec("vp9", 63, False),
     "libsvtav1": EncoderSpec("av1", 63, False),
 }
+DEFAULT_ENCODERS = {"webm": "libvpx-vp9"}
+"""The video encoder of a container when the user names none (else libx264), as FaceFusion picks for WebM."""
+
+
+@dataclass(frozen=True)
+class OutputSettings:
+    """How a video output is encoded (``steadyswap.engine.output.output_settings`` makes them from a RunConfig).
+
+    Attributes:
+        encoder: libx264, libx265, libvpx-vp9 or libsvtav1.
+        crf: constant quality (0..51 for x264/x265, 0..63 for VP9/AV1).
+        preset: x264 preset name (mapped to cpu-used for VP9 and to SVT-AV1's numeric preset).
+        size: (width, height) the pictures are scaled to, both even; None: the source's size.
+        fps: constant frame rate, frames dropped or repeated by timestamp; None: each frame keeps its timestamp.
+        audio: what happens to the source's audio streams.
+    """
+
+    encoder: str = "libx264"
+    crf: int = 10
+    preset: str = "veryfast"
+    size: tuple[int, int] | None = None
+    fps: Fraction | None = None
+    audio: AudioSettings = AudioSettings()
+
+
+def default_encoder(path: PathLike) -> str:
+    """The video encoder for ``path``'s container when the user names none.
+
+    >>> default_encoder("out.webm"), default_encoder("out.MOV")
+    ('libvpx-vp9', 'libx264')
+    """
+    return DEFAULT_ENCODERS.get(CONTAINERS.get(Path(path).suffix.lower(), ""), "libx264")
+
+
+def scaled_size(width: int, height: int, scale: float) -> tuple[int, int]:
+    """FaceFusion's output size for ``--output-video-scale``: each side times ``scale``, truncated, then rounded
+    to an even number (so 4:2:0 chroma fits).
+
+    >>> scaled_size(1920, 1080, 0.5), scaled_size(641, 359, 1.5), scaled_size(512, 512, 0.25)
+    ((960, 540), (960, 538), (128, 128))
+    """
+    return round(int(width * scale) / 2) * 2, round(int(height * scale) / 2) * 2
+
+
+@functools.cache
+def container_codecs(container_format: str) -> frozenset[str]:
+    """The codecs FFmpeg's ``container_format`` muxer can store."""
+    with av.open(io.BytesIO(), "w", format=container_format) as probe_container:
+        return frozenset(probe_container.supported_codecs)
+
+
+def check_settings(path: PathLike, settings: OutputSettings) -> str:
+    """The muxer for ``path``, after checking that its container, this PyAV build and ``settings`` fit together.
+
+    Raises:
+        UsageError: naming ``path``: an unknown extension, encoder or preset, crf out of range, an encoder
+            missing from this build, a codec the container cannot hold, or a scaled size too small or odd.
+    """
+    path = Path(path)
+    container_format = CONTAINERS.get(path.suffix.lower())
+    if container_format is None:
+        raise UsageError(f"{path}: video extension must be one of {', '.join(CONTAINERS)}")
+    encoder_options(settings.encoder, settings.crf, settings.preset)
+    if encoder_codec(settings.encoder) is None:
+        raise UsageError(f"encoder '{settings.encoder}' is not available in this PyAV build")
+    codecs = container_codecs(container_format)
+    codec = ENCODERS[settings.encoder].codec
+    if codec not in codecs:
+        fits = [n for n, s in ENCODERS.items() if s.codec in codecs]
+        raise UsageError(f"{path}: {settings.encoder} ({codec}) cannot be stored in {path.suffix}; "
+                         f"use {' or '.join(fits)}")
+    audio = settings.audio.encoder
+    if audio is not None:
+        audio_codec = encoder_codec(audio)
+        if audio_codec is None:
+            raise UsageError(f"audio encoder '{audio}' is not available in this PyAV build")
+        if audio_codec not in codecs:
+            raise UsageError(f"{path}: {audio} ({audio_codec}) audio cannot be stored in {path.suffix}")
+    if settings.size is not None and (min(settings.size) < 2 or settings.size[0] % 2 or settings.size[1] % 2):
+        raise UsageError(f"{path}: output size {settings.size[0]}x{settings.size[1]} must be even and at least 2x2")
+    return container_format
 
 
 def encoder_options(encoder: str, crf: int, preset: str) -> dict[str, str]:
@@ -135,19 +222,18 @@ def even_padding(encoder: str, pix_fmt: str, width: int, height: int) -> tuple[i
     return (-width) % (2 // chroma.width), (-height) % (2 // chroma.height)
 
 
-def yuv420p_output(encoder: str, info: VideoInfo) -> bool:
-    """Whether ``encoder`` writes ``info``'s frames as 8-bit 4:2:0 at their own size, so that frames converted
-    to yuv420p elsewhere (``write_yuv420p``) can go straight in.
+def yuv420p_output(settings: OutputSettings, info: VideoInfo) -> bool:
+    """Whether ``settings`` write ``info``'s frames as 8-bit 4:2:0 taken at the source's size (then scaled, if
+    asked), so that frames converted to yuv420p elsewhere (``write_yuv420p``) can go straight in.
 
     >>> from dataclasses import replace
     >>> info = VideoInfo("a.mp4", 1920, 1080, 1, Fraction(30), Fraction(1, 30), 1 / 30, "h264", "yuv420p")
-    >>> yuv420p_output("libx264", info), yuv420p_output("libx264", replace(info, width=1919))
+    >>> yuv420p_output(OutputSettings(), info), yuv420p_output(OutputSettings(), replace(info, width=1919))
     (True, False)
     """
-    if encoder not in ENCODERS:
+    if settings.encoder not in ENCODERS or info.width % 2 or info.height % 2:
         return False
-    pix_fmt = output_pix_fmt(encoder, info.pix_fmt, info.bit_depth)
-    return pix_fmt == "yuv420p" and even_padding(encoder, pix_fmt, info.width, info.height) == (0, 0)
+    return output_pix_fmt(settings.encoder, info.pix_fmt, info.bit_depth) == "yuv420p"
 
 
 def disclosure_tags() -> dict[str, str]:
@@ -165,10 +251,9 @@ class VideoWriter:
     Args:
         path: output file; .mp4, .mov, .mkv or .webm.
         info: the source's ``VideoInfo`` (size of the upright frames, time base, rate, colour, depth).
-        encoder: libx264, libx265, libvpx-vp9 or libsvtav1.
-        crf: constant quality (0..51 for x264/x265, 0..63 for VP9/AV1).
-        preset: x264 preset name (mapped to cpu-used for VP9 and to SVT-AV1's numeric preset).
-        audio_source: file whose audio streams are copied; ``...`` (default) = ``info.path``; None = no audio.
+        settings: encoder, quality, preset, output size and frame rate, audio handling (default: libx264,
+            crf 10, veryfast, the source's size and timestamps, audio copied).
+        audio_source: file whose audio streams are carried; ``...`` (default) = ``info.path``; None = no audio.
         trim: the (start, end) frame range the frames come from; a trimmed run cuts the audio to the
             frames' time range and shifts everything to start at 0.
         queue_size: frames buffered ahead of the encoder.
@@ -177,11 +262,12 @@ class VideoWriter:
 
     ``write`` takes ownership of the frame: do not modify its arrays afterwards. Use as a context
     manager: leaving on an exception stops the encoder without flushing (``atomic_output`` then
-    deletes the partial file).
+    deletes the partial file). With ``settings.fps`` each frame is held until the next one arrives (its
+    number of copies depends on the next frame's time); the last one is shown until the source's next
+    frame starts, read from the file's packet timestamps, or for one frame at the average rate at its end.
 
     Raises:
-        UsageError: unknown container/encoder/preset, crf out of range, encoder not in this PyAV build,
-            or a codec the container cannot hold.
+        UsageError: as ``check_settings``.
         OutputError: the file cannot be created, or encoding/muxing fails (raised by ``write``/``close``).
     """
 
@@ -189,9 +275,7 @@ class VideoWriter:
         self,
         path: PathLike,
         info: VideoInfo,
-        encoder: str = "libx264",
-        crf: int = 10,
-        preset: str = "veryfast",
+        settings: OutputSettings = OutputSettings(),
         audio_source: PathLike | None | EllipsisType = ...,
         trim: tuple[int | None, int | None] = (None, None),
         queue_size: int = 8,
@@ -200,19 +284,17 @@ class VideoWriter:
         self.path = Path(path).expanduser()
         self.info = info
         self.threads = threads
-        container_format = CONTAINERS.get(self.path.suffix.lower())
-        if container_format is None:
-            raise UsageError(f"{self.path}: video extension must be one of {', '.join(CONTAINERS)}")
-        options = encoder_options(encoder, crf, preset)
-        try:
-            av.codec.Codec(encoder, "w")
-        except av.error.FFmpegError as e:
-            raise UsageError(f"encoder '{encoder}' is not available in this PyAV build") from e
+        self.settings = settings
+        container_format = check_settings(self.path, settings)
+        encoder = settings.encoder
+        options = encoder_options(encoder, settings.crf, settings.preset)
         spec = ENCODERS[encoder]
         self.pix_fmt = output_pix_fmt(encoder, info.pix_fmt, info.bit_depth)
-        self._pad = even_padding(encoder, self.pix_fmt, info.width, info.height)
+        self._pad = (0, 0) if settings.size else even_padding(encoder, self.pix_fmt, info.width, info.height)
         self._deep = self.pix_fmt.endswith("10le")
         self._rate = info.average_rate or Fraction(30)
+        self._fps = settings.fps
+        self._time_base, self._step = retime.time_base(settings.fps) if settings.fps else (info.time_base, 1)
         self._trim_start = bool(trim[0])
         self._trim_end = trim[1] is not None
         mux_options = {"movflags": "use_metadata_tags"} if container_format in ("mp4", "mov") else {}
@@ -221,14 +303,9 @@ class VideoWriter:
         except (av.error.FFmpegError, OSError) as e:
             raise OutputError(f"{self.path}: cannot create the output ({getattr(e, 'strerror', None) or e})") from e
         try:
-            if spec.codec not in self._container.supported_codecs:
-                fits = [n for n, s in ENCODERS.items() if s.codec in self._container.supported_codecs]
-                raise UsageError(
-                    f"{encoder} ({spec.codec}) cannot be stored in {self.path.suffix}; use {' or '.join(fits)}"
-                )
             self._stream = self._add_video_stream(encoder, options, spec.codec, container_format)
             source = info.path if audio_source is ... else audio_source
-            self._audio = AudioTracks(self._container, source) if source is not None else None
+            self._audio = AudioTracks(self._container, source, settings.audio) if source is not None else None
             self._container.metadata.update(_kept_tags(info.path))
             self._container.metadata.update(disclosure_tags())
         except BaseException:
@@ -241,13 +318,22 @@ class VideoWriter:
         self._closed = False
         self._shift: int | None = None
         self._last_pts = 0
+        self._last_index = 0
+        self._held: av.VideoFrame | None = None
+        self._next_slot = 0
+        self._encoded = 0
         self._thread = threading.Thread(target=self._run, name="steadyswap-encode", daemon=True)
         self._thread.start()
 
     @property
     def size(self) -> tuple[int, int]:
-        """(width, height) of the encoded picture: the source size plus any even-size padding."""
-        return self.info.width + self._pad[0], self.info.height + self._pad[1]
+        """(width, height) of the encoded picture: the scaled size, else the source size plus any even-size padding."""
+        return self.settings.size or (self.info.width + self._pad[0], self.info.height + self._pad[1])
+
+    @property
+    def takes_yuv420p(self) -> bool:
+        """Whether ``write_yuv420p`` accepts frames (``yuv420p_output``)."""
+        return yuv420p_output(self.settings, self.info)
 
     def __enter__(self) -> VideoWriter:
         return self
@@ -266,9 +352,9 @@ class VideoWriter:
     def write_yuv420p(self, index: int, pts: int | None, data: np.ndarray) -> None:
         """Queue one frame already converted to planar yuv420p ((H*3/2)×W uint8, Y then U then V).
 
-        Only for 8-bit 4:2:0 output at the source's (even) size; conversion must follow the source matrix.
+        Only for 8-bit 4:2:0 output (``takes_yuv420p``); conversion must follow the source matrix.
         """
-        if self.pix_fmt != "yuv420p" or self._pad != (0, 0):
+        if not self.takes_yuv420p:
             raise UsageError(f"yuv420p frames need 8-bit 4:2:0 output of even size; this output is {self.pix_fmt}")
         check_shape("yuv420p data", data, (self.info.height * 3 // 2, self.info.width), np.uint8)
         self._submit((index, pts, data))
@@ -321,13 +407,14 @@ class VideoWriter:
         self, encoder: str, options: dict[str, str], codec: str, container_format: str
     ) -> av.video.VideoStream:
         info = self.info
-        stream = self._container.add_stream(encoder, rate=self._rate, options=options)
+        rate = self._fps or self._rate
+        stream = self._container.add_stream(encoder, rate=rate, options=options)
         stream.width, stream.height = self.size
         stream.pix_fmt = self.pix_fmt
-        stream.time_base = info.time_base
+        stream.time_base = self._time_base
         context = stream.codec_context
-        context.time_base = info.time_base
-        context.framerate = self._rate
+        context.time_base = self._time_base
+        context.framerate = rate
         if self.threads:
             context.thread_count = self.threads
         for name in ("color_primaries", "color_trc", "colorspace", "color_range"):
@@ -345,10 +432,10 @@ class VideoWriter:
                 item = self._queue.get()
                 if item is _END or self._abort.is_set():
                     break
-                self._mux_video(self._stream.encode(self._video_frame(item)))
+                self._write(item)
                 count += 1
             if not self._abort.is_set():
-                self._finish(count)
+                self._finish()
         except SteadySwapError as e:
             self._abort.set()
             self._error = e
@@ -365,8 +452,10 @@ class VideoWriter:
                 if self._error is None:
                     self._error = OutputError(f"{self.path}: cannot finish the file ({e})")
 
-    def _finish(self, count: int) -> None:
-        if count == 0:
+    def _finish(self) -> None:
+        if self._fps is not None and self._shift is not None:
+            self._release(retime.slot(self._until(), self._fps))
+        if self._encoded == 0:
             raise OutputError(f"{self.path}: no frames were written")
         self._mux_video(self._stream.encode(None))
         if self._audio:
@@ -375,25 +464,57 @@ class VideoWriter:
                 end = float(self._last_pts * self.info.time_base + 1 / self._rate)
             self._audio.finish(end)
 
-    def _video_frame(self, item: object) -> av.VideoFrame:
-        """Turn a queued Frame or yuv420p tuple into an encoder-ready VideoFrame with shifted pts."""
+    def _encode(self, frame: av.VideoFrame) -> None:
+        self._mux_video(self._stream.encode(frame))
+        self._encoded += 1
+
+    def _write(self, item: object) -> None:
+        """Encode a queued Frame or yuv420p tuple with its output pts; with an output frame rate, hold it and
+        encode the copies of the frame held before it instead (none when that one is dropped)."""
         if isinstance(item, Frame):
             index, pts = item.index, item.pts
             frame = self._rgb_to_yuv(item)
         else:
             index, pts, data = item  # type: ignore[misc]
-            frame = av.VideoFrame.from_ndarray(data, format="yuv420p")
+            frame = self._picture(av.VideoFrame.from_ndarray(data, format="yuv420p"))
         if pts is None:
             pts = round(index / self._rate / self.info.time_base)
         if self._shift is None:
-            self._start_audio(pts)
-        self._last_pts = pts
-        frame.pts = pts - self._shift  # type: ignore[operator]
-        frame.time_base = self.info.time_base
-        return frame
+            self._start(pts)
+        self._last_pts, self._last_index = pts, index
+        if self._fps is None:
+            frame.pts = pts - self._shift  # type: ignore[operator]
+            frame.time_base = self._time_base
+            self._encode(frame)
+            return
+        self._release(retime.slot(pts * self.info.time_base, self._fps))
+        self._held = frame
 
-    def _start_audio(self, first_pts: int) -> None:
-        self._shift = first_pts if self._trim_start else 0
+    def _release(self, until: int) -> None:
+        """Encode the held frame once for every output slot before ``until`` not yet filled (the encoder keeps
+        its own reference of each, so one picture serves every copy)."""
+        while self._held is not None and self._next_slot < until:
+            self._held.pts = self._next_slot * self._step - self._shift  # type: ignore[operator]
+            self._held.time_base = self._time_base
+            self._encode(self._held)
+            self._next_slot += 1
+
+    def _until(self) -> Fraction:
+        """Source time at which the last written frame stops being shown: the next frame's start, else one frame
+        at the average rate after its own."""
+        stamps = packet_stamps(self.info.path) if self.info.path else []
+        following = self._last_index + 1
+        if following < len(stamps):
+            return stamps[following][0] * self.info.time_base
+        return self._last_pts * self.info.time_base + 1 / self._rate
+
+    def _start(self, first_pts: int) -> None:
+        """Fix the output's time shift at the first frame (a trimmed run starts at 0) and start the audio."""
+        if self._fps is None:
+            self._shift = first_pts if self._trim_start else 0
+        else:
+            self._next_slot = retime.slot(first_pts * self.info.time_base, self._fps)
+            self._shift = self._next_slot * self._step if self._trim_start else 0
         if self._audio:
             start = float(first_pts * self.info.time_base) if self._trim_start else None
             self._audio.begin(start)
@@ -407,14 +528,23 @@ class VideoWriter:
         if self._pad != (0, 0):
             array = np.pad(array, ((0, self._pad[1]), (0, self._pad[0]), (0, 0)), mode="edge")
         matrix = _SWS_MATRIX.get(self.info.colorspace or 0, 5)
+        scale = {"width": self.size[0], "height": self.size[1], "interpolation": "BICUBIC"} if self.settings.size \
+            else {}
         return av.VideoFrame.from_ndarray(array, format=fmt).reformat(
-            format=self.pix_fmt, dst_colorspace=matrix, dst_color_range=self.info.color_range or 1
+            format=self.pix_fmt, dst_colorspace=matrix, dst_color_range=self.info.color_range or 1, **scale
         )
+
+    def _picture(self, frame: av.VideoFrame) -> av.VideoFrame:
+        """A yuv420p frame at the source's size, scaled to the output size if one is set."""
+        if not self.settings.size:
+            return frame
+        return frame.reformat(width=self.size[0], height=self.size[1], interpolation="BICUBIC")
 
     def _mux_video(self, packets: list[av.Packet]) -> None:
         for packet in packets:
-            dts = packet.dts
-            source_time = None if dts is None else float((dts + self._shift) * packet.time_base)  # type: ignore[operator]
+            dts = packet.dts  # in the codec's time base, as are the shift and the output pts
+            shifted = None if dts is None else dts + self._shift  # type: ignore[operator]
+            source_time = None if shifted is None else float(shifted * self._time_base)
             self._container.mux(packet)  # rebases packet to the stream's time base
             if self._audio and source_time is not None:
                 self._audio.pump(source_time)

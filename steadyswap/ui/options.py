@@ -89,7 +89,7 @@ def _choices(field: str) -> list[str] | None:
     return {
         "face_selector_mode": list(SELECTOR_MODES),
         "face_smoothing": list(SMOOTHING_MODES),
-        "output_video_encoder": list(VIDEO_ENCODERS),
+        "output_video_encoder": ["", *VIDEO_ENCODERS],  # blank: chosen from the output's extension
         "output_video_preset": list(VIDEO_PRESETS),
         "execution_providers": list(EXECUTION_PROVIDERS),
         "video_memory_strategy": list(MEMORY_STRATEGIES),

@@ -35,13 +35,14 @@ import torch
 
 from steadyswap.analysis.face_map import run_inputs
 from steadyswap.blend import torch_ops
-from steadyswap.config import RunConfig, crf_from_quality
+from steadyswap.config import RunConfig
 from steadyswap.engine.frame_swapper import FaceSwapper, build_analyzer
 from steadyswap.engine.gpu import memory
 from steadyswap.engine.gpu.onnx_module import TorchOnnx
 from steadyswap.engine.gpu.stages import DeferredSwapper, DetectionFeed, GpuDetector, GpuRecognizer, GpuSwapper
 from steadyswap.engine.gpu.transfer import Downloader, Uploader, on, side_stream
 from steadyswap.engine.gpu.workers import EngineWorkers, Job
+from steadyswap.engine.output import output_settings
 from steadyswap.engine.phases import PhaseClock
 from steadyswap.engine.pipeline import Progress, RunResult
 from steadyswap.engine.segment_runner import run_segment
@@ -441,6 +442,7 @@ class GpuEngine:
         target, output = Path(target), Path(output)
         whole = VideoReader(target, config.trim_frame_start, config.trim_frame_end)
         info, start, end = whole.info, whole.start, whole.end
+        settings = output_settings(config, info, output)
         plan = self.segments(info, start, end)
         log.debug("%s: %d segment(s) %s, %d frames per step", target, len(plan),
                   ", ".join(f"{s.start}-{s.end} (warm-up from {s.warmup})" for s in plan),
@@ -455,7 +457,7 @@ class GpuEngine:
             else:
                 done = self._run_gpu_segments(plan, files, info, progress, cancel)
             if len(plan) > 1:
-                join(files, temporary, target, info, trim)
+                join(files, temporary, target, info, trim, settings)
         seconds = time.perf_counter() - began
         return RunResult(output, done, seconds, done / seconds if seconds else 0.0)
 
@@ -557,13 +559,12 @@ class GpuEngine:
         config = self.config
         single = whole and len(plan) == 1
         streams = [self._stream(i, segment, info.fps or 30.0) for i, segment in enumerate(plan)]
-        processes = self.options.processes and yuv420p_output(config.output_video_encoder, info)
+        settings = output_settings(config, info, files[0])
+        processes = self.options.processes and yuv420p_output(settings, info)
         planar = processes and self.options.planar and planar_decoding(info) and not any(
             s.full_frames for s in streams)
         writer_options = dict(
-            encoder=config.output_video_encoder,
-            crf=crf_from_quality(config.output_video_quality, config.output_video_encoder),
-            preset=config.output_video_preset, audio_source=... if single else None,
+            settings=settings, audio_source=... if single else None,
             trim=(config.trim_frame_start, config.trim_frame_end) if single else (None, None),
             threads=0 if single else self._encoder_threads(len(plan)))
         try:
@@ -611,7 +612,7 @@ class GpuEngine:
         """
         writer = streams[0].writer
         assert writer is not None
-        yuv = writer.pix_fmt == "yuv420p" and writer.size == (info.width, info.height)
+        yuv = writer.takes_yuv420p
         rgb_shape = (info.height, info.width, 3)
         clock = self.clock = PhaseClock()
         self.release = memory.CacheRelease(self.options.release_every, self.device)

@@ -262,7 +262,8 @@ function buildOptions() {
     if (option.kind === "select") {
       control = element("select", {});
       for (const choice of option.choices) {
-        control.append(element("option", { value: choice, text: choice === "" ? "the model's own" : choice }));
+        const blank = option.field === "output_video_encoder" ? "from the output's extension" : "the model's own";
+        control.append(element("option", { value: choice, text: choice === "" ? blank : choice }));
       }
     } else {
       control = element("input", option.kind === "text" ? { type: "text" }
