@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from importlib import metadata
 
+from steadyswap.cli.batch_run import add_batch_run_parser, run_batch_run
 from steadyswap.cli.flags import LOG_LEVELS
 from steadyswap.cli.native_log import filtered_native_stderr
 from steadyswap.cli.run import add_run_parser, run_command
@@ -57,6 +58,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, ImportError]]:
     parser.add_argument("-v", "--version", action="version", version=f"steadyswap {_version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
     add_run_parser(subparsers).set_defaults(handler=run_command)
+    add_batch_run_parser(subparsers).set_defaults(handler=run_batch_run)
     broken: dict[str, ImportError] = {}
     for name in OPTIONAL_COMMANDS:
         module_name = f"steadyswap.cli.{name}"

@@ -53,7 +53,12 @@ def add_run_parser(subparsers: Any) -> argparse.ArgumentParser:
         allow_abbrev=False,
     )
     add_flags(parser, FLAGS)
+    add_facefusion_flags(parser)
+    return parser
 
+
+def add_facefusion_flags(parser: argparse.ArgumentParser) -> None:
+    """Add FaceFusion's flags that do not map (``checked_config`` judges them): listed if without effect."""
     ignored = parser.add_argument_group("FaceFusion flags accepted without effect (one warning line each)")
     for ff in FACEFUSION_FLAGS:
         ignored.add_argument(
@@ -65,7 +70,6 @@ def add_run_parser(subparsers: Any) -> argparse.ArgumentParser:
             metavar="VALUE",
             help=ff.reason if ff.effect == "none" else argparse.SUPPRESS,
         )
-    return parser
 
 
 def add_flags(parser: argparse.ArgumentParser, flags: Sequence[Flag]) -> None:
@@ -89,10 +93,7 @@ def add_flags(parser: argparse.ArgumentParser, flags: Sequence[Flag]) -> None:
 
 def run_command(args: argparse.Namespace) -> int:
     """Run one swap from parsed arguments; errors propagate as SteadySwapError for ``main`` to report."""
-    notes = [note for name, values in args.facefusion if (note := check_facefusion_flag(name, values))]
-    config = build_config(args)
-    for note in notes:
-        log.warning(note)
+    config = checked_config(args)
     output = resolve_output_path(args.sources, args.target, args.output, config)
 
     from steadyswap.api import swap_file
@@ -108,6 +109,19 @@ def run_command(args: argparse.Namespace) -> int:
     if result.summary:
         print(result.summary)
     return 0
+
+
+def checked_config(args: argparse.Namespace) -> RunConfig:
+    """``build_config`` after judging the FaceFusion-only flags given, whose notes are then logged.
+
+    Raises:
+        UnsupportedOptionError, UsageError: as ``check_facefusion_flag`` and ``build_config``.
+    """
+    notes = [note for name, values in args.facefusion if (note := check_facefusion_flag(name, values))]
+    config = build_config(args)
+    for note in notes:
+        log.warning(note)
+    return config
 
 
 def build_config(args: argparse.Namespace) -> RunConfig:
