@@ -24,7 +24,8 @@ from steadyswap.config import RunConfig
 from steadyswap.engine.live import LatestFrames, LiveSwapper, run_live
 from steadyswap.errors import MediaDecodeError, UsageError
 from steadyswap.io.capture import MILLISECONDS, Capture, Captured, StreamCapture
-from steadyswap.io.live_outputs import FileOutput, LiveOutput, StreamOutput
+from steadyswap.io.live_outputs import FileOutput, LiveOutput, StreamOutput, live_info
+from steadyswap.io.writer import OutputSettings
 from tests.conftest import gpu_engine_config, media_path
 from tests.helpers import decode, still_analyzer
 
@@ -112,7 +113,7 @@ def test_ctrl_c_finishes_the_file(tmp_path: Path) -> None:
     clip, output = media_path(CLIP), tmp_path / "live.mp4"
     capture = StreamCapture(str(clip))
     result = run_live(capture, Slow(stop_after=4), lambda w, h: FileOutput(
-        output, [clip], w, h, 25.0, capture.time_base, str(clip), "libx264", 10, "ultrafast"))
+        output, [clip], live_info(w, h, 25.0, capture.time_base, str(clip)), OutputSettings(preset="ultrafast")))
     assert result.ended == "Ctrl-C" and result.frames == 4
     assert len(frames_by_pts(output)) == 4
     assert [p.name for p in tmp_path.iterdir()] == ["live.mp4"]
@@ -137,8 +138,8 @@ def test_a_failing_input_leaves_no_file(tmp_path: Path) -> None:
 
     output = tmp_path / "live.mp4"
     with pytest.raises(MediaDecodeError):
-        run_live(Breaks(), Slow(), lambda w, h: FileOutput(output, [], w, h, 25.0, MILLISECONDS, "breaks",
-                                                             "libx264", 10, "ultrafast"))
+        run_live(Breaks(), Slow(), lambda w, h: FileOutput(output, [], live_info(w, h, 25.0, MILLISECONDS, "breaks"),
+                                                             OutputSettings(preset="ultrafast")))
     assert list(tmp_path.iterdir()) == []
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from steadyswap.cli.flags import FLAGS, pixel_size
 from steadyswap.cli.run import add_flags, build_config
-from steadyswap.config import RunConfig, crf_from_quality
+from steadyswap.config import crf_from_quality
+from steadyswap.engine.output import output_settings
 from steadyswap.errors import InputError, OutputError, UsageError
 from steadyswap.io import check_output, media_kind
 from steadyswap.io.capture import open_capture
@@ -20,6 +21,7 @@ from steadyswap.io.live_outputs import (
     StreamOutput,
     VirtualCameraOutput,
     WindowOutput,
+    live_info,
     output_kind,
 )
 
@@ -113,10 +115,11 @@ def run_live(args: argparse.Namespace) -> int:
             if kind == "stream":
                 scheme = args.output.split("://", 1)[0].lower()
                 return StreamOutput(args.output, STREAM_FORMATS[scheme], width, height, capture.fps,
-                                    capture.time_base, _crf(config), config.output_video_preset)
+                                    capture.time_base, crf_from_quality(config.output_video_quality, "libx264"),
+                                    config.output_video_preset)
             assert file is not None
-            return FileOutput(file, [*sources, *_local_input(args)], width, height, capture.fps, capture.time_base,
-                              capture.name, config.output_video_encoder, _crf(config), config.output_video_preset)
+            info = live_info(width, height, capture.fps, capture.time_base, capture.name)
+            return FileOutput(file, [*sources, *_local_input(args)], info, output_settings(config, info, file))
 
         result = run_stream(capture, swapper, open_output, batch=args.batch_frames, overlay=args.overlay,
                             report=lambda line: log.info("live: %s", line))
@@ -142,6 +145,3 @@ def _file_output(args: argparse.Namespace, sources: list[Path]) -> Path:
 def _local_input(args: argparse.Namespace) -> list[Path]:
     return [Path(args.input).expanduser()] if args.input and not args.input_format and "://" not in args.input else []
 
-
-def _crf(config: RunConfig) -> int:
-    return crf_from_quality(config.output_video_quality, config.output_video_encoder)

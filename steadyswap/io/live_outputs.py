@@ -19,7 +19,7 @@ import numpy as np
 
 from steadyswap.errors import OutputError, UsageError
 from steadyswap.io.atomic import atomic_output
-from steadyswap.io.writer import VideoWriter
+from steadyswap.io.writer import OutputSettings, VideoWriter
 from steadyswap.types import Frame, VideoInfo
 
 STREAM_FORMATS = {"rtmp": "flv", "rtmps": "flv", "udp": "mpegts", "srt": "mpegts", "tcp": "mpegts"}
@@ -43,20 +43,23 @@ class LiveOutput(ABC):
         self.close()
 
 
+def live_info(width: int, height: int, fps: float, time_base: Fraction, source_name: str) -> VideoInfo:
+    """The ``VideoInfo`` of a live picture of ``width``×``height`` at ``fps``, stamped in ``time_base``."""
+    return VideoInfo(source_name, width, height, 0, Fraction(fps).limit_denominator(1001), time_base, 0.0, "live",
+                     "yuv420p")
+
+
 class FileOutput(LiveOutput):
     """A video file written through ``VideoWriter`` into ``atomic_output``: it appears when closed, complete, and
     an error removes it. Frames keep their capture timestamps, so dropped frames leave gaps and the file plays
     at the speed it was recorded. No audio."""
 
-    def __init__(self, path: Path, inputs: list[Path], width: int, height: int, fps: float, time_base: Fraction,
-                 source_name: str, encoder: str, crf: int, preset: str) -> None:
+    def __init__(self, path: Path, inputs: list[Path], info: VideoInfo, settings: OutputSettings) -> None:
         self.path = path
         self._stack = ExitStack()
         temporary = self._stack.enter_context(atomic_output(path, inputs=inputs))
-        rate = Fraction(fps).limit_denominator(1001)
-        info = VideoInfo(source_name, width, height, 0, rate, time_base, 0.0, "live", "yuv420p")
         try:
-            self._writer = VideoWriter(temporary, info, encoder=encoder, crf=crf, preset=preset, audio_source=None)
+            self._writer = VideoWriter(temporary, info, settings, audio_source=None)
         except BaseException:
             self._stack.__exit__(*sys.exc_info())
             raise
