@@ -1,37 +1,39 @@
-"""Shared fixtures: the real media in ../shared (skipped with a reason when absent) and temp folders."""
+"""Shared fixtures: the test media, torch devices and the GPU engine's models.
+
+The media the suite runs on are committed under tests/data (a few MB; tests/data/README.md gives each
+file's source and licence, scripts/make_test_data.py regenerates them). The larger originals in
+../shared/media (or $STEADYSWAP_SHARED/media) add slower cases where present: ``shared_cases`` lists
+only the ones found, so a checkout without them runs every test on the committed files.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-MEDIA = SHARED / "media"
-MODELS = SHARED / "models"
-
-
-def _need(path: Path) -> Path:
-    if not path.exists():
-        pytest.skip(f"shared test data not found: {path} (CI provides ../shared beside the checkout)")
-    return path
-
-
-@pytest.fixture
-def media() -> Path:
-    """Folder of the shared real face media."""
-    return _need(MEDIA)
-
-
-@pytest.fixture
-def shared_models() -> Path:
-    """Folder of the shared small real face models."""
-    return _need(MODELS)
+DATA = Path(__file__).resolve().parent / "data"
+SHARED = Path(os.environ.get("STEADYSWAP_SHARED") or Path(__file__).resolve().parents[2] / "shared")
+SHARED_MEDIA = SHARED / "media"
+YUNET = DATA / "models" / "yunet" / "yunet_n_640_640.onnx"
+"""The real YuNet detector (Apache-2.0), the one real model of the suite."""
 
 
 def media_path(relative: str) -> Path:
-    """A shared media file, skipping the test when ../shared is absent."""
-    return _need(MEDIA / relative)
+    """A test file: under tests/data, else a larger one under the shared media (skipping the test, with
+    the path, where that is absent)."""
+    for folder in (DATA, SHARED_MEDIA):
+        if (folder / relative).exists():
+            return folder / relative
+    pytest.skip(f"needs the larger shared file {SHARED_MEDIA / relative} (set STEADYSWAP_SHARED to the folder "
+                "holding media/; tests/data has no copy)")
+
+
+def shared_cases(*relative: str) -> list[str]:
+    """Those of ``relative`` (paths under the shared media) that exist: extra parameters for a test that
+    runs on tests/data already."""
+    return [name for name in relative if (SHARED_MEDIA / name).exists()]
 
 
 @pytest.fixture(params=["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
@@ -46,11 +48,10 @@ def torch_device(request) -> str:
 @pytest.fixture(scope="session")
 def gpu_models_dir(tmp_path_factory) -> Path:
     """Models for GPU engine runs: hyperswap_1a_256 (target + first source values, mask 0.25), an ArcFace
-    stand-in and the shared YuNet (``tests/onnx_standins.gpu_engine_models``)."""
+    stand-in and the real YuNet (``tests/onnx_standins.gpu_engine_models``)."""
     from tests import onnx_standins
 
-    return onnx_standins.gpu_engine_models(tmp_path_factory.mktemp("gpu-models"),
-                                           media_path("../models/yunet/yunet_n_640_640.onnx"))
+    return onnx_standins.gpu_engine_models(tmp_path_factory.mktemp("gpu-models"), YUNET)
 
 
 def gpu_engine_config(models_dir: Path, **changes):

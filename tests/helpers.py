@@ -1,5 +1,5 @@
 """Small shared helpers for tests: decode a few frames of a clip, load a photo, one analyser per session, a
-truncated clip."""
+truncated clip, a long clip."""
 
 from __future__ import annotations
 
@@ -36,9 +36,9 @@ def still_analyzer():
 
 
 def faststart_truncated(tmp: Path) -> Path:
-    """d0 remuxed with its index first, then cut to 60%: it opens, but its frames stop at 43 of 78."""
+    """d0 remuxed with its index first, then cut to 60%: it opens, but its frames stop at 31 of 78."""
     whole = tmp / "faststart.mp4"
-    with av.open(str(media_path("video/liveportrait_d0.mp4"))) as src, \
+    with av.open(str(media_path("video/liveportrait_d0_crf20.mp4"))) as src, \
             av.open(str(whole), "w", options={"movflags": "faststart"}) as out:
         stream = out.add_stream_from_template(src.streams.video[0])
         for packet in src.demux(src.streams.video[0]):
@@ -49,3 +49,21 @@ def faststart_truncated(tmp: Path) -> Path:
     cut = tmp / "truncated.mp4"
     cut.write_bytes(data[: len(data) * 6 // 10])
     return cut
+
+
+def looped_clip(output: Path, relative: str, times: int) -> Path:
+    """The video of a test clip played ``times`` times in a row, packets copied (no audio): a long target
+    made in a moment, for runs that must still be going when the test acts."""
+    with av.open(str(media_path(relative))) as src, av.open(str(output), "w") as out:
+        video = src.streams.video[0]
+        stream = out.add_stream_from_template(video)
+        packets = [p for p in src.demux(video) if p.size]
+        stamps = sorted(p.pts for p in packets)
+        span = stamps[-1] + stamps[1] - 2 * stamps[0]  # one frame more than first to last
+        for turn in range(times):
+            for packet in packets:
+                copy = av.Packet(bytes(packet))
+                copy.pts, copy.dts = packet.pts + turn * span, packet.dts + turn * span
+                copy.is_keyframe, copy.time_base, copy.stream = packet.is_keyframe, packet.time_base, stream
+                out.mux(copy)
+    return output

@@ -45,12 +45,12 @@ MIN_PSNR = 40.0
 
 
 def source() -> str:
-    return str(media_path("image/liveportrait_s1.jpg"))
+    return str(media_path("image/liveportrait_s1_512.jpg"))
 
 
 def long_job(output: Path) -> Job:
-    """Frames 0-159 of a clip with keyframes at 0/60/120, pts from 10214 in 1/11988, AAC audio: 4 segments."""
-    return Job((source(),), str(media_path("video/fr_short_hamilton_clip.mp4")), str(output), LONG_OPTIONS, "long")
+    """Frames 0-159 of the hamilton cut (keyframes at 0/60/120, pts from 10214 in 1/11988, AAC audio): 4 segments."""
+    return Job((source(),), str(media_path("video/fr_hamilton_180f.mp4")), str(output), LONG_OPTIONS, "long")
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -76,18 +76,18 @@ def batch(executor: DaskExecutor, tmp_path_factory: pytest.TempPathFactory) -> d
     tmp = tmp_path_factory.mktemp("batch")
     jobs_file = tmp / "jobs.yaml"
     good = [
-        {"source": source(), "target": str(media_path("video/liveportrait_d0.mp4")), "output": "out/d0.mp4"},
-        {"source": source(), "target": str(media_path("video/tpsmm_driving.mp4")), "output": "out/tpsmm.mp4",
+        {"source": source(), "target": str(media_path("video/liveportrait_d0_crf20.mp4")), "output": "out/d0.mp4"},
+        {"source": source(), "target": str(media_path("video/tpsmm_driving_78f.mp4")), "output": "out/tpsmm.mp4",
          "options": {"trim-frame-end": 60}},
-        {"source": source(), "target": str(media_path("video/fr_short_hamilton_clip.mp4")), "output": "out/long.mp4",
+        {"source": source(), "target": str(media_path("video/fr_hamilton_180f.mp4")), "output": "out/long.mp4",
          "options": {"trim-frame-end": 160}},
     ]
     bad = [
         {"source": source(), "target": "missing.mp4", "output": "out/missing.mp4"},
         {"source": str(media_path("image/liveportrait_s33_dog_negative.jpg")),
-         "target": str(media_path("video/liveportrait_d0.mp4")), "output": "out/dog.mp4"},
+         "target": str(media_path("video/liveportrait_d0_crf20.mp4")), "output": "out/dog.mp4"},
         {"source": source(), "target": str(faststart_truncated(tmp)), "output": "out/truncated.mp4"},
-        {"target": str(media_path("video/tpsmm_driving.mp4")), "output": "out/nosource.mp4"},
+        {"target": str(media_path("video/tpsmm_driving_78f.mp4")), "output": "out/nosource.mp4"},
     ]
     jobs_file.write_text(json.dumps({"options": OPTIONS, "jobs": good + bad}))
     jobs = load_job_file(jobs_file)

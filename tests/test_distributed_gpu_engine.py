@@ -47,8 +47,8 @@ def job_options(models_dir: Path) -> dict:
 def runs(gpu_models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """One batch (a trimmed video in 2 segments, a photo) and the plain engine runs of the same settings."""
     tmp = tmp_path_factory.mktemp("gpu-batch")
-    source, video, image = (str(media_path(p)) for p in
-                            ("image/liveportrait_s1.jpg", "video/liveportrait_d3.mp4", "image/liveportrait_s42.jpg"))
+    source, video, image = (str(media_path(p)) for p in ("image/liveportrait_s1_512.jpg",
+                                                         "video/liveportrait_d3_93f.mp4", "image/liveportrait_s42.jpg"))
     entries = [{"source": source, "target": video, "output": "out/video.mp4", "options": {"trim-frame-end": FRAMES}},
                {"source": source, "target": image, "output": "out/photo.jpg"}]
     (tmp / "jobs.json").write_text(json.dumps({"options": job_options(gpu_models_dir), "jobs": entries}))

@@ -17,9 +17,9 @@ from steadyswap.api import swap_file
 from steadyswap.cli.main import main
 from steadyswap.errors import InputError, NoFaceError, OutputError
 from tests.conftest import media_path
-from tests.helpers import decode, photo
+from tests.helpers import decode, looped_clip, photo
 
-SOURCE = "image/fr_obama.jpg"
+SOURCE = "image/fr_obama_512.jpg"
 
 
 def stream_facts(path: Path) -> dict:
@@ -35,8 +35,8 @@ def stream_facts(path: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def swapped_clip(tmp_path_factory) -> tuple[Path, Path]:
-    """tpsmm_driving (169 frames, 25 fps, AAC audio) swapped once through the CLI."""
-    target = media_path("video/tpsmm_driving.mp4")
+    """tpsmm_driving's first 78 frames (25 fps, AAC audio) swapped once through the CLI."""
+    target = media_path("video/tpsmm_driving_78f.mp4")
     output = tmp_path_factory.mktemp("e2e") / "out.mp4"
     code = main(["run", "-s", str(media_path(SOURCE)), "-t", str(target), "-o", str(output), "--quiet"])
     assert code == 0
@@ -46,7 +46,7 @@ def swapped_clip(tmp_path_factory) -> tuple[Path, Path]:
 def test_video_keeps_frames_rate_duration_timestamps_and_audio(swapped_clip) -> None:
     target, output = swapped_clip
     before, after = stream_facts(target), stream_facts(output)
-    assert after["frames"] == before["frames"] == 169
+    assert after["frames"] == before["frames"] == 78
     assert after["rate"] == before["rate"]
     assert after["duration"] == pytest.approx(before["duration"], abs=0.05)
     assert after["audio"] == before["audio"] == ["aac"]
@@ -93,7 +93,7 @@ def test_frames_without_faces_pass_through_bit_exact(tmp_path: Path) -> None:
 def test_frame_api_batches_keep_tracking_state() -> None:
     from steadyswap.engine.frame_swapper import FaceSwapper
 
-    frames = decode(media_path("video/liveportrait_d0.mp4"), 12)
+    frames = decode(media_path("video/liveportrait_d0_crf20.mp4"), 12)
     with FaceSwapper([media_path(SOURCE)], fps=25) as swapper:
         first = swapper.swap_frames(frames[:6])
         rest = [swapper.process(frame) for frame in frames[6:]]
@@ -103,7 +103,7 @@ def test_frame_api_batches_keep_tracking_state() -> None:
 def test_trim_range(tmp_path: Path) -> None:
     output = tmp_path / "trim.mp4"
     config = RunConfig(trim_frame_start=10, trim_frame_end=40)
-    result = swap_file([media_path(SOURCE)], media_path("video/liveportrait_d0.mp4"), output, config)
+    result = swap_file([media_path(SOURCE)], media_path("video/liveportrait_d0_crf20.mp4"), output, config)
     assert result.frames == 30 and stream_facts(output)["frames"] == 30
 
 
@@ -120,7 +120,7 @@ def assert_one_clear_line(proc: subprocess.CompletedProcess, code: int, folder: 
 
 
 def test_bad_inputs_each_give_one_line_and_no_output(tmp_path: Path) -> None:
-    source, target = str(media_path(SOURCE)), str(media_path("video/liveportrait_d0.mp4"))
+    source, target = str(media_path(SOURCE)), str(media_path("video/liveportrait_d0_crf20.mp4"))
     inputs, outputs = tmp_path / "in", tmp_path / "out"
     inputs.mkdir()
     outputs.mkdir()
@@ -155,30 +155,35 @@ def test_bad_inputs_each_give_one_line_and_no_output(tmp_path: Path) -> None:
 def test_unwritable_output_folder(tmp_path: Path) -> None:
     locked = tmp_path / "locked"
     locked.mkdir(mode=0o500)
-    proc = run_cli("run", "-s", str(media_path(SOURCE)), "-t", str(media_path("video/liveportrait_d0.mp4")),
+    proc = run_cli("run", "-s", str(media_path(SOURCE)), "-t", str(media_path("video/liveportrait_d0_crf20.mp4")),
                    "-o", str(locked / "o.mp4"))
     assert proc.returncode == 5
 
 
 def test_api_errors_are_typed(tmp_path: Path) -> None:
     with pytest.raises(NoFaceError):
-        swap_file([media_path("image/liveportrait_s33_dog_negative.jpg")], media_path("image/fr_biden.jpg"),
+        swap_file([media_path("image/liveportrait_s33_dog_negative.jpg")], media_path("image/fr_biden_512.jpg"),
                   tmp_path / "o.jpg")
     with pytest.raises(InputError):
-        swap_file([media_path("video/liveportrait_d0.mp4")], media_path("image/fr_biden.jpg"), tmp_path / "o.jpg")
+        swap_file([media_path("video/liveportrait_d0_crf20.mp4")], media_path("image/fr_biden_512.jpg"),
+                  tmp_path / "o.jpg")
+    photo_copy = tmp_path / "photo.jpg"
+    shutil.copy(media_path("image/fr_biden_512.jpg"), photo_copy)
     with pytest.raises(OutputError):
-        swap_file([media_path(SOURCE)], media_path("image/fr_biden.jpg"), media_path("image/fr_biden.jpg"))
-    assert list(tmp_path.iterdir()) == []
+        swap_file([media_path(SOURCE)], photo_copy, photo_copy)
+    assert list(tmp_path.iterdir()) == [photo_copy]
+    assert photo_copy.read_bytes() == media_path("image/fr_biden_512.jpg").read_bytes()
 
 
-def test_ctrl_c_leaves_no_partial_output(tmp_path: Path) -> None:
+def test_ctrl_c_leaves_no_partial_output(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
     import signal
     import time
 
     output = tmp_path / "out.mp4"
+    target = looped_clip(tmp_path_factory.mktemp("long") / "long.mp4", "video/liveportrait_d3_93f.mp4", 11)
     proc = subprocess.Popen(
         [sys.executable, "-m", "steadyswap", "run", "-s", str(media_path(SOURCE)),
-         "-t", str(media_path("video/liveportrait_d6.mp4")), "-o", str(output), "--quiet"],
+         "-t", str(target), "-o", str(output), "--quiet"],
         stderr=subprocess.PIPE, text=True,
     )
     deadline = time.monotonic() + 60

@@ -26,7 +26,7 @@ EXPECTED_CODES = {0, 2, 3, 4, 5}
 
 def small_clip(path: Path) -> bytes:
     """24 frames of a shared talking-head clip at 160×160 with one second of AAC audio."""
-    frames = decode(media_path("video/tpsmm_driving.mp4"), 24)
+    frames = decode(media_path("video/tpsmm_driving_78f.mp4"), 24)
     with av.open(str(path), "w") as out:
         video = out.add_stream("libx264", rate=25)
         video.width = video.height = 160
@@ -98,7 +98,7 @@ def test_fuzzed_clips_and_images(tmp_path: Path) -> None:
     outputs.mkdir()
     clip = small_clip(inputs / "clip.mp4")
     image = media_path("image/liveportrait_s12.jpg").read_bytes()
-    source = str(media_path("image/fr_obama.jpg"))
+    source = str(media_path("image/fr_obama_512.jpg"))
     jobs = []
     for i, data in enumerate(mutations(clip, rng, 45)):
         path = inputs / f"v{i:02d}.mp4"
@@ -107,7 +107,8 @@ def test_fuzzed_clips_and_images(tmp_path: Path) -> None:
     for i, data in enumerate(mutations(image, rng, 15)):
         path = inputs / f"i{i:02d}.jpg"
         path.write_bytes(data)
-        role = ["-s", str(path), "-t", str(media_path("image/fr_biden.jpg"))] if i % 3 == 0 else ["-s", source, "-t", str(path)]
+        role = (["-s", str(path), "-t", str(media_path("image/fr_biden_512.jpg"))] if i % 3 == 0
+                else ["-s", source, "-t", str(path)])
         jobs.append([*role, "-o", str(folder(outputs, f"i{i:02d}.jpg"))])
     assert len(jobs) >= 50
     with ThreadPoolExecutor(max_workers=2) as pool:

@@ -24,11 +24,11 @@ from tests.helpers import decode, photo  # noqa: E402
 
 
 def _source() -> np.ndarray:
-    return photo(media_path("image/liveportrait_s1.jpg"))
+    return photo(media_path("image/liveportrait_s1_512.jpg"))
 
 
 def test_swap_frames_matches_the_cpu_path(gpu_models_dir: Path, torch_device: str) -> None:
-    frames = decode(media_path("video/liveportrait_d3.mp4"), limit=6)
+    frames = decode(media_path("video/liveportrait_d3_93f.mp4"), limit=6)
     config = gpu_engine_config(gpu_models_dir)
     with FaceSwapper([_source()], config) as cpu:
         expected = np.stack([cpu.swap_frame(frame) for frame in frames]).astype(np.int16)
@@ -41,7 +41,7 @@ def test_swap_frames_matches_the_cpu_path(gpu_models_dir: Path, torch_device: st
 
 
 def test_run_video_in_segments_matches_the_cpu_path(gpu_models_dir: Path, torch_device: str, tmp_path: Path) -> None:
-    target = media_path("video/liveportrait_d3.mp4")
+    target = media_path("video/liveportrait_d3_93f.mp4")
     config = gpu_engine_config(gpu_models_dir, trim_frame_start=20, trim_frame_end=60,
                                output_video_quality=100)  # lossless
     expected_path, got_path = tmp_path / "cpu.mp4", tmp_path / "gpu.mp4"
@@ -64,7 +64,7 @@ def test_run_video_in_segments_matches_the_cpu_path(gpu_models_dir: Path, torch_
 
 
 def test_planar_frames_come_back_as_they_were_decoded(gpu_models_dir: Path, torch_device: str, tmp_path: Path) -> None:
-    target = media_path("video/liveportrait_d3.mp4")
+    target = media_path("video/liveportrait_d3_93f.mp4")
     config = gpu_engine_config(gpu_models_dir, trim_frame_end=24, output_video_quality=100)  # lossless
     cpu_path, gpu_path = tmp_path / "cpu.mp4", tmp_path / "gpu.mp4"
     run_video(lambda fps: FaceSwapper([_source()], config, fps), target, cpu_path, config)
@@ -85,7 +85,7 @@ def test_planar_frames_come_back_as_they_were_decoded(gpu_models_dir: Path, torc
 def test_run_segment_writes_a_file_for_join(gpu_models_dir: Path, torch_device: str, tmp_path: Path) -> None:
     from steadyswap.io.segments import Segment
 
-    target = media_path("video/liveportrait_d3.mp4")
+    target = media_path("video/liveportrait_d3_93f.mp4")
     segment = Segment(str(target), start=30, end=45, warmup=24)
     options = GpuOptions(device=torch_device, half=False)
     with GpuEngine([_source()], gpu_engine_config(gpu_models_dir), options) as engine:
@@ -123,7 +123,7 @@ def test_render_never_waits_for_the_device(gpu_models_dir: Path) -> None:
     from steadyswap.blend import torch_ops
     from steadyswap.engine.gpu.stages import upload
 
-    frames = decode(media_path("video/liveportrait_d3.mp4"), limit=4)
+    frames = decode(media_path("video/liveportrait_d3_93f.mp4"), limit=4)
     with GpuEngine([_source()], gpu_engine_config(gpu_models_dir), GpuOptions(device="cuda")) as engine:
         assert engine.detector is not None and engine.swapper is not None
         source_image = _source()

@@ -140,11 +140,11 @@ def test_yuv420p_matches_swscale(torch_device: str, colorspace: int | None, colo
     assert diff.max() <= 1 and diff.mean() < 0.1
 
 
-@pytest.mark.parametrize("clip", ["liveportrait_d3.mp4", "fr_short_hamilton_clip.mp4"])
+@pytest.mark.parametrize("clip", ["video/liveportrait_d3_93f.mp4", "video/fr_hamilton_180f.mp4"])
 def test_yuv420p_to_rgb_inverts_the_encoder_conversion(torch_device: str, clip: str) -> None:
     from tests.conftest import media_path
 
-    with av.open(str(media_path(f"video/{clip}"))) as container:
+    with av.open(str(media_path(clip))) as container:
         context = container.streams.video[0].codec_context
         colorspace, color_range = context.colorspace, context.color_range
         frame = next(container.decode(video=0))

@@ -39,10 +39,10 @@ def test_onnx_export_keeps_the_contract_and_converts_back(tmp_path) -> None:
     np.testing.assert_allclose(converted({"input": image})[0].numpy(), expected, rtol=1e-3, atol=1e-2)
 
 
-def test_fixed_batch_graph_is_freed(shared_models) -> None:
+def test_fixed_batch_graph_is_freed() -> None:
     from steadyswap.engine.gpu.onnx_module import TorchOnnx
+    from tests.conftest import YUNET as path
 
-    path = shared_models / "yunet" / "yunet_n_640_640.onnx"
     model = TorchOnnx(path, "cpu")
     assert model.batchable
     images = torch.rand(2, 3, 640, 640) * 255

@@ -51,11 +51,11 @@ def _stamps(path: Path) -> list[int]:
 
 
 def test_workers_give_what_one_process_gives(gpu_models_dir: Path, tmp_path: Path) -> None:
-    target = media_path("video/liveportrait_d3.mp4")
+    target = media_path("video/liveportrait_d3_93f.mp4")
     config = gpu_engine_config(gpu_models_dir, trim_frame_start=20, trim_frame_end=80,
                                output_video_quality=100)  # lossless
     options = GpuOptions(device="cpu", half=False, segments=2, warmup_frames=5, frames_per_step=6)
-    with GpuEngine([photo(media_path("image/liveportrait_s1.jpg"))], config, options) as engine:
+    with GpuEngine([photo(media_path("image/liveportrait_s1_512.jpg"))], config, options) as engine:
         alone = engine.run_video(target, tmp_path / "alone.mp4")
         engine.options = GpuOptions(device="cpu", half=False, segments=2, warmup_frames=5, frames_per_step=6,
                                     workers=2)
@@ -82,7 +82,7 @@ def test_failures_cancels_and_deaths_stop_the_workers_and_the_next_run_starts_ne
     truncated = faststart_truncated(tmp_path)
     before = _codec_processes()
     options = GpuOptions(device="cpu", half=False, segments=2, warmup_frames=5, frames_per_step=6, workers=2)
-    source = photo(media_path("image/liveportrait_s1.jpg"))
+    source = photo(media_path("image/liveportrait_s1_512.jpg"))
     with GpuEngine([source], gpu_engine_config(gpu_models_dir), options) as engine:
         with pytest.raises(MediaDecodeError, match="truncated or corrupt"):
             engine.run_video(truncated, tmp_path / "out.mp4")
@@ -90,7 +90,7 @@ def test_failures_cancels_and_deaths_stop_the_workers_and_the_next_run_starts_ne
         assert not list(tmp_path.glob("out*")) and not list(tmp_path.glob(".steadyswap-*"))
         cancel = threading.Event()
         with pytest.raises(Interrupted):
-            engine.run_video(media_path("video/liveportrait_d0.mp4"), tmp_path / "cancelled.mp4",
+            engine.run_video(media_path("video/liveportrait_d0_crf20.mp4"), tmp_path / "cancelled.mp4",
                              progress=lambda done, total: cancel.set(), cancel=cancel)
         assert engine._workers is None and not list(tmp_path.glob("cancelled*"))
         assert not _left_behind(before)  # the workers' decoders and encoders were stopped with them
@@ -100,8 +100,9 @@ def test_failures_cancels_and_deaths_stop_the_workers_and_the_next_run_starts_ne
                 os.kill(engine._workers.children[0][0].pid, signal.SIGKILL)
 
         with pytest.raises(SteadySwapError, match="GPU engine worker process died"):
-            engine.run_video(media_path("video/liveportrait_d0.mp4"), tmp_path / "killed.mp4", progress=kill_a_worker)
+            engine.run_video(media_path("video/liveportrait_d0_crf20.mp4"), tmp_path / "killed.mp4",
+                             progress=kill_a_worker)
         assert engine._workers is None and not list(tmp_path.glob("killed*"))
         assert not _left_behind(before)
-        result = engine.run_video(media_path("video/liveportrait_d0.mp4"), tmp_path / "d0.mp4")
+        result = engine.run_video(media_path("video/liveportrait_d0_crf20.mp4"), tmp_path / "d0.mp4")
     assert result.frames == 78 and len(_stamps(tmp_path / "d0.mp4")) == 78

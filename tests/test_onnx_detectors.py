@@ -1,4 +1,4 @@
-"""ONNX detectors: REAL yunet on the shared photos; stand-in graphs for scrfd/retinaface/yolo_face and 2dfan4."""
+"""ONNX detectors: REAL yunet on the test photos; stand-in graphs for scrfd/retinaface/yolo_face and 2dfan4."""
 
 from __future__ import annotations
 
@@ -17,9 +17,7 @@ from steadyswap.models import factory, runtime
 from steadyswap.models.registry import get_model
 from steadyswap.models.store import ModelStore
 from tests import onnx_standins
-from tests.conftest import media_path
-
-YUNET = "yunet/yunet_n_640_640.onnx"
+from tests.conftest import YUNET, media_path
 
 
 def rgb(relative: str) -> np.ndarray:
@@ -28,24 +26,19 @@ def rgb(relative: str) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def yunet_session():
-    from tests.conftest import MODELS
-
-    path = MODELS / YUNET
-    if not path.exists():
-        pytest.skip(f"shared model not found: {path}")
-    return runtime.create_session(path, threads=1)
+    return runtime.create_session(YUNET, threads=1)
 
 
 # --- real yunet -----------------------------------------------------------------------------------------
 
 
-def test_shared_yunet_has_facefusion_yunet_io(yunet_session):
+def test_real_yunet_has_facefusion_yunet_io(yunet_session):
     assert [(i.name, i.shape) for i in yunet_session.get_inputs()] == [("input", [1, 3, 640, 640])]
     names = [o.name for o in yunet_session.get_outputs()]
     assert names == [f"{k}_{s}" for k in ("cls", "obj", "bbox", "kps") for s in (8, 16, 32)]
 
 
-@pytest.mark.parametrize("image, count", [("image/fr_obama.jpg", 1), ("image/fr_two_people.jpg", 2),
+@pytest.mark.parametrize("image, count", [("image/fr_obama_512.jpg", 1), ("image/fr_two_people_640.jpg", 2),
                                           ("image/liveportrait_s33_dog_negative.jpg", 0)])
 def test_yunet_finds_the_faces(yunet_session, image, count):
     detector = OnnxDetector(get_model("yunet"), yunet_session)
@@ -61,11 +54,9 @@ def test_yunet_finds_the_faces(yunet_session, image, count):
 
 def test_yunet_matches_opencv_face_detector_yn(yunet_session):
     """OpenCV's own YuNet decoder on the same letterboxed BGR canvas gives the same boxes and points."""
-    from tests.conftest import MODELS
-
-    image = rgb("image/fr_two_people.jpg")
+    image = rgb("image/fr_two_people_640.jpg")
     canvas, ratio = letterbox(image[:, :, ::-1], 640, 640)
-    reference = cv2.FaceDetectorYN.create(str(MODELS / YUNET), "", (640, 640), 0.5, 0.4)
+    reference = cv2.FaceDetectorYN.create(str(YUNET), "", (640, 640), 0.5, 0.4)
     _, rows = reference.detect(np.ascontiguousarray(canvas))
     rows = rows[np.argsort(-rows[:, -1])]
     faces = OnnxDetector(get_model("yunet"), yunet_session).detect(image)
@@ -76,15 +67,13 @@ def test_yunet_matches_opencv_face_detector_yn(yunet_session):
 
 
 def test_factory_builds_yunet_from_a_models_folder(tmp_path, yunet_session):
-    from tests.conftest import MODELS
-
     spec = get_model("yunet")
-    shutil.copy(MODELS / YUNET, tmp_path / spec.file_name)
+    shutil.copy(YUNET, tmp_path / spec.file_name)
     (tmp_path / spec.hash_name).write_text(format(zlib.crc32((tmp_path / spec.file_name).read_bytes()), "08x"))
     analyzer = factory.build_analyzer(RunConfig(face_detector_model="yunet", face_landmarker_model="none",
                                                 models_dir=str(tmp_path)))
     assert analyzer is not None and analyzer.landmark_count == 5
-    assert len(analyzer.analyze([rgb("image/fr_obama.jpg")])[0]) == 1
+    assert len(analyzer.analyze([rgb("image/fr_obama_512.jpg")])[0]) == 1
     assert ModelStore(tmp_path).status(spec) == "verified"
 
 
@@ -188,7 +177,7 @@ def test_landmark_geometry_helpers():
 
 def test_yunet_with_2dfan4_replaces_kps_when_confident(tmp_path, yunet_session):
     points = _points_68()
-    image = rgb("image/fr_obama.jpg")
+    image = rgb("image/fr_obama_512.jpg")
     for peak, expect_from_68 in ((0.9, True), (0.3, False)):
         session = runtime.create_session(onnx_standins.landmarker(tmp_path / f"fan{peak}.onnx", points, peak))
         fan = Fan68Landmarker(get_model("2dfan4"), session)

@@ -293,7 +293,7 @@ def test_reports_written_and_readable(tmp_path) -> None:
 
 def test_real_clip_against_itself() -> None:
     av = pytest.importorskip("av")
-    with av.open(str(media_path("video/liveportrait_d3.mp4"))) as container:
+    with av.open(str(media_path("video/liveportrait_d3_93f.mp4"))) as container:
         frames = [f.to_ndarray(format="rgb24") for f in itertools.islice(container.decode(video=0), 40)]
     assert len(frames) == 40
     h, w = frames[0].shape[:2]

@@ -10,7 +10,7 @@ from tests.conftest import media_path
 
 
 def test_quality_command_writes_json_csv_png(tmp_path: Path, capsys) -> None:
-    clip = media_path("video/liveportrait_d0.mp4")
+    clip = media_path("video/liveportrait_d0_crf20.mp4")
     report = tmp_path / "q.json"
     assert main(["quality", "-t", str(clip), "-o", str(clip), "--report", str(report), "--quiet"]) == 0
     summary = json.loads(report.read_text())["summary"]
@@ -22,14 +22,15 @@ def test_quality_command_writes_json_csv_png(tmp_path: Path, capsys) -> None:
 
 
 def test_quality_command_refuses_different_lengths(tmp_path: Path) -> None:
-    code = main(["quality", "-t", str(media_path("video/liveportrait_d0.mp4")),
-                 "-o", str(media_path("video/tpsmm_driving.mp4")), "--quiet"])
+    code = main(["quality", "-t", str(media_path("video/liveportrait_d0_crf20.mp4")),
+                 "-o", str(media_path("video/tpsmm_driving_78f.mp4")), "--quiet"])
     assert code == 3
 
 
 def test_run_with_quality_report(tmp_path: Path, capsys) -> None:
     report = tmp_path / "run.json"
-    code = main(["run", "-s", str(media_path("image/fr_obama.jpg")), "-t", str(media_path("video/liveportrait_d0.mp4")),
+    code = main(["run", "-s", str(media_path("image/fr_obama_512.jpg")),
+                 "-t", str(media_path("video/liveportrait_d0_crf20.mp4")),
                  "-o", str(tmp_path / "o.mp4"), "--quality-report", str(report), "--quiet"])
     assert code == 0
     data = json.loads(report.read_text())

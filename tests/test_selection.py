@@ -18,10 +18,11 @@ from tests.helpers import decode, photo, still_analyzer
 
 
 def test_appearance_separates_people_and_keeps_one_person_together() -> None:
-    """The claim behind APPEARANCE_SCALE, measured on shared clips of different people."""
+    """The claim behind APPEARANCE_SCALE, measured on clips of four different people."""
     vectors = {}
-    for clip in ("liveportrait_d0.mp4", "liveportrait_d3.mp4", "liveportrait_d19.mp4", "liveportrait_d11.mp4"):
-        frames = decode(media_path(f"video/{clip}"), 60)[::15]
+    for clip in ("video/liveportrait_d0_crf20.mp4", "video/liveportrait_d3_93f.mp4", "video/liveportrait_d19_60f.mp4",
+                 "video/liveportrait_d11_61f.mp4"):
+        frames = decode(media_path(clip), 60)[::15]
         vectors[clip] = np.concatenate([appearance_descriptors(f, still_analyzer().analyze([f])[0][:1]) for f in frames])
     names = list(vectors)
     for i, a in enumerate(names):
@@ -33,7 +34,7 @@ def test_appearance_separates_people_and_keeps_one_person_together() -> None:
 
 
 def two_people() -> tuple[Path, np.ndarray, np.ndarray]:
-    path = media_path("image/fr_two_people.jpg")
+    path = media_path("image/fr_two_people_640.jpg")
     image = photo(path)
     faces = still_analyzer().analyze([image])[0]
     assert len(faces) == 2
@@ -51,7 +52,7 @@ def test_reference_position_picks_the_second_face(tmp_path: Path) -> None:
     smaller = boxes[int(np.argmin(areas))]
     larger = boxes[int(np.argmax(areas))]
     out = tmp_path / "o.png"
-    swap_file([media_path("image/liveportrait_s1.jpg")], path, out,
+    swap_file([media_path("image/liveportrait_s1_512.jpg")], path, out,
               RunConfig(face_selector_mode="reference", reference_face_position=1))
     result = photo(out)
     assert changed(image, result, smaller) > 3
@@ -62,12 +63,12 @@ def test_face_map_swaps_one_person_and_leaves_the_other(tmp_path: Path) -> None:
     path, image, boxes = two_people()
     face_map = tmp_path / "map.json"
     face_map.write_text(json.dumps({
-        "sources": {"s1": str(media_path("image/liveportrait_s1.jpg"))},
+        "sources": {"s1": str(media_path("image/liveportrait_s1_512.jpg"))},
         "people": [{"frame": 0, "box": boxes[0].tolist(), "source": None},
                    {"frame": 0, "box": boxes[1].tolist(), "source": "s1"}],
     }))
     out = tmp_path / "o.png"
-    swap_file([media_path("image/fr_obama.jpg")], path, out, RunConfig(face_map=str(face_map)))
+    swap_file([media_path("image/fr_obama_512.jpg")], path, out, RunConfig(face_map=str(face_map)))
     result = photo(out)
     assert changed(image, result, boxes[0]) == 0
     assert changed(image, result, boxes[1]) > 3
@@ -88,12 +89,12 @@ def test_face_map_errors(tmp_path: Path) -> None:
 
 
 def test_face_map_on_a_video_keeps_everyone_else(tmp_path: Path) -> None:
-    clip = media_path("video/liveportrait_d0.mp4")
+    clip = media_path("video/liveportrait_d0_crf20.mp4")
     first = decode(clip, 1)[0]
     box = still_analyzer().analyze([first])[0].boxes[0]
     face_map = tmp_path / "map.json"
     face_map.write_text(json.dumps({"people": [{"frame": 5, "box": box.tolist(), "source": None}]}))
-    result = swap_file([media_path("image/fr_obama.jpg")], clip, tmp_path / "o.mp4",
+    result = swap_file([media_path("image/fr_obama_512.jpg")], clip, tmp_path / "o.mp4",
                        RunConfig(face_map=str(face_map), trim_frame_end=20))
     assert result.frames == 20
     out = decode(tmp_path / "o.mp4")

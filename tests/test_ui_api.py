@@ -28,7 +28,7 @@ from steadyswap.engine.pipeline import RunResult
 from steadyswap.errors import Interrupted, NoFaceError
 from steadyswap.ui.app import UiSettings, create_app
 from steadyswap.ui.options import cli_command, config_from_options
-from tests.conftest import media_path
+from tests.conftest import DATA, media_path
 
 
 class FakeEngine:
@@ -56,8 +56,7 @@ class FakeEngine:
 
 
 def make_client(tmp_path: Path, run=None, token: str | None = None, max_upload: int = 1 << 30) -> TestClient:
-    media = media_path("")
-    settings = UiSettings(allow_dirs=[tmp_path / "out", media], work_dir=tmp_path / "work", token=token,
+    settings = UiSettings(allow_dirs=[tmp_path / "out", DATA], work_dir=tmp_path / "work", token=token,
                           max_upload=max_upload, run=run)
     (tmp_path / "out").mkdir(exist_ok=True)
     return TestClient(create_app(settings), base_url="http://127.0.0.1")
@@ -103,7 +102,7 @@ def test_page_and_options_come_from_runconfig(client: TestClient) -> None:
 
 
 def test_preview_modes_frames_and_sizes(client: TestClient) -> None:
-    body = {"sources": ["image/fr_obama.jpg"], "target": "video/liveportrait_d0.mp4", "frame": 0}
+    body = {"sources": ["image/fr_obama_512.jpg"], "target": "video/liveportrait_d0_crf20.mp4", "frame": 0}
     shots = {}
     for mode in ("side", "output", "crops"):
         response = client.post("/api/preview", json={**body, "mode": mode})
@@ -121,7 +120,8 @@ def test_preview_modes_frames_and_sizes(client: TestClient) -> None:
 
 
 def test_preview_changes_with_options_and_scales_large_frames(client: TestClient) -> None:
-    body = {"sources": ["image/fr_obama.jpg"], "target": "video/liveportrait_s32_1280x720.mp4", "mode": "output"}
+    body = {"sources": ["image/fr_obama_512.jpg"], "target": "video/liveportrait_s32_1280x720_30f.mp4",
+            "mode": "output"}
     plain = client.post("/api/preview", json=body)
     assert decode(plain.content).shape[:2] == (360, 640)
     weaker = client.post("/api/preview", json={**body, "options": {"color_strength": "0", "face_mask_blur": "0.8"}})
@@ -129,7 +129,7 @@ def test_preview_changes_with_options_and_scales_large_frames(client: TestClient
 
 
 def test_only_the_latest_preview_is_served(client: TestClient) -> None:
-    body = {"sources": ["image/fr_obama.jpg"], "target": "image/fr_two_people.jpg", "client": "page1"}
+    body = {"sources": ["image/fr_obama_512.jpg"], "target": "image/fr_two_people_640.jpg", "client": "page1"}
     assert client.post("/api/preview", json={**body, "seq": 5}).status_code == 200
     stale = client.post("/api/preview", json={**body, "seq": 4})
     assert stale.status_code == 204 and stale.headers["x-superseded"] == "1"
@@ -138,13 +138,14 @@ def test_only_the_latest_preview_is_served(client: TestClient) -> None:
 
 def test_errors_are_one_line_messages(client: TestClient) -> None:
     dog = client.post("/api/preview", json={"sources": ["image/liveportrait_s33_dog_negative.jpg"],
-                                            "target": "image/fr_two_people.jpg"})
+                                            "target": "image/fr_two_people_640.jpg"})
     assert dog.status_code == 422 and "no face" in dog.json()["error"]
-    bad = client.post("/api/preview", json={"sources": ["image/fr_obama.jpg"], "target": "image/fr_two_people.jpg",
+    bad = client.post("/api/preview", json={"sources": ["image/fr_obama_512.jpg"],
+                                            "target": "image/fr_two_people_640.jpg",
                                             "options": {"color_strength": "7"}})
     assert bad.status_code == 422 and bad.json()["error"].startswith("--color-strength")
-    video_source = client.post("/api/preview", json={"sources": ["video/liveportrait_d0.mp4"],
-                                                     "target": "image/fr_two_people.jpg"})
+    video_source = client.post("/api/preview", json={"sources": ["video/liveportrait_d0_crf20.mp4"],
+                                                     "target": "image/fr_two_people_640.jpg"})
     assert "sources must be photos" in video_source.json()["error"]
     missing = client.get("/api/media", params={"path": "image/nothing.jpg"})
     assert missing.status_code == 404 and "no such file" in missing.json()["error"]
@@ -154,20 +155,21 @@ def test_errors_are_one_line_messages(client: TestClient) -> None:
 
 
 def test_people_grouped_and_mapped(client: TestClient) -> None:
-    two = client.post("/api/people", json={"target": "image/fr_two_people.jpg"}).json()["people"]
+    two = client.post("/api/people", json={"target": "image/fr_two_people_640.jpg"}).json()["people"]
     assert len(two) == 2 and all(p["thumbnail"].startswith("data:image/jpeg;base64,") for p in two)
     x0, y0, x1, y1 = two[0]["box"]
-    face = decode(client.get("/api/thumb", params={"path": "image/fr_two_people.jpg", "size": 640,
+    face = decode(client.get("/api/thumb", params={"path": "image/fr_two_people_640.jpg", "size": 640,
                                                    "box": ",".join(map(str, two[0]["box"]))}).content)
     assert abs(face.shape[1] / face.shape[0] - (x1 - x0) / (y1 - y0)) < 0.05  # the person's face, as the page shows it
-    outside = client.get("/api/thumb", params={"path": "image/fr_two_people.jpg", "box": "5000,5000,5100,5100"})
+    outside = client.get("/api/thumb", params={"path": "image/fr_two_people_640.jpg", "box": "5000,5000,5100,5100"})
     assert outside.status_code == 422 and "outside frame 0" in outside.json()["error"]
-    video = client.post("/api/people", json={"target": "video/liveportrait_d0.mp4"}).json()["people"]
+    video = client.post("/api/people", json={"target": "video/liveportrait_d0_crf20.mp4"}).json()["people"]
     assert len(video) == 1 and video[0]["seen"] >= 30
     x0, y0, x1, y1 = video[0]["box"]
     assert 0 <= x0 < x1 <= 512 and 0 <= y0 < y1 <= 512  # target pixels
     people = [{"frame": p["frame"], "box": p["box"], "source": None} for p in two]
-    body = {"sources": [str(media_path("image/fr_obama.jpg"))], "target": "image/fr_two_people.jpg", "mode": "output"}
+    body = {"sources": [str(media_path("image/fr_obama_512.jpg"))], "target": "image/fr_two_people_640.jpg",
+            "mode": "output"}
     assert "map at least one person" in client.post("/api/preview", json={**body, "people": people}).json()["error"]
     people[0]["source"] = body["sources"][0]
     one = client.post("/api/preview", json={**body, "people": people})
@@ -175,16 +177,16 @@ def test_people_grouped_and_mapped(client: TestClient) -> None:
     assert one.headers["x-faces"] == "1"
     people[1]["source"] = body["sources"][0]
     assert client.post("/api/preview", json={**body, "people": people}).headers["x-faces"] == "2"
-    people[0]["source"] = str(media_path("image/fr_biden.jpg"))
+    people[0]["source"] = str(media_path("image/fr_biden_512.jpg"))
     assert "not a source" in client.post("/api/preview", json={**body, "people": people}).json()["error"]
 
 
 def test_queue_progress_cancel_retry_and_face_map(client: TestClient, engine: FakeEngine, tmp_path: Path) -> None:
     engine.gate.clear()
-    sources = [str(media_path("image/fr_obama.jpg").resolve()), str(media_path("image/fr_biden.jpg").resolve())]
+    sources = [str(media_path("image/fr_obama_512.jpg").resolve()), str(media_path("image/fr_biden_512.jpg").resolve())]
     people = [{"frame": 3, "box": [10, 20, 110, 140], "source": sources[1]},
               {"frame": 9, "box": [200, 20, 300, 140], "source": None}]
-    job = client.post("/api/jobs", json={"sources": sources, "target": "video/liveportrait_d0.mp4",
+    job = client.post("/api/jobs", json={"sources": sources, "target": "video/liveportrait_d0_crf20.mp4",
                                          "output": str(tmp_path / "out" / "a.mp4"), "people": people,
                                          "options": {"color_strength": "0.5"}}).json()
     running = wait_for(client, job["id"], ("running",))
@@ -192,7 +194,7 @@ def test_queue_progress_cancel_retry_and_face_map(client: TestClient, engine: Fa
     while running["done"] < 3 and time.monotonic() < end:
         running = wait_for(client, job["id"], ("running",))
     assert running["done"] == 3 and running["total"] == 10 and running["fps"] > 0 and running["eta"] is not None
-    queued = client.post("/api/jobs", json={"sources": sources[:1], "target": "video/liveportrait_d0.mp4"}).json()
+    queued = client.post("/api/jobs", json={"sources": sources[:1], "target": "video/liveportrait_d0_crf20.mp4"}).json()
     assert queued["state"] == "queued"
     assert client.post(f"/api/jobs/{queued['id']}/cancel").json()["state"] == "cancelled"
     client.post(f"/api/jobs/{job['id']}/cancel")
@@ -200,8 +202,8 @@ def test_queue_progress_cancel_retry_and_face_map(client: TestClient, engine: Fa
     assert wait_for(client, job["id"], ("cancelled", "done", "failed"))["state"] == "cancelled"
     assert not (tmp_path / "out" / "a.mp4").exists()
     face_map = json.loads((tmp_path / "work" / "jobs" / str(job["id"]) / "face_map.json").read_text())
-    assert face_map["sources"] == {"fr_biden": sources[1]}
-    assert face_map["people"] == [{"frame": 3, "box": [10, 20, 110, 140], "source": "fr_biden"},
+    assert face_map["sources"] == {"fr_biden_512": sources[1]}
+    assert face_map["people"] == [{"frame": 3, "box": [10, 20, 110, 140], "source": "fr_biden_512"},
                                   {"frame": 9, "box": [200, 20, 300, 140], "source": None}]
     config = engine.calls[0][3]
     assert config.face_map.endswith("face_map.json") and config.color_strength == 0.5
@@ -216,16 +218,16 @@ def test_queue_progress_cancel_retry_and_face_map(client: TestClient, engine: Fa
     asked = client.post(f"/api/jobs/{retried['id']}/retry")  # its output exists now: replaced only when told
     assert asked.status_code == 409 and asked.json()["exists"] == f"{tmp_path / 'out' / 'a.mp4'} already exists"
     assert client.post(f"/api/jobs/{retried['id']}/retry", json={"overwrite": True}).status_code == 200
-    assert Path(queued["output"]) == tmp_path / "out" / "liveportrait_d0.swapped.mp4"  # the first allowed folder
-    again = client.post("/api/jobs", json={"sources": sources[:1], "target": "video/liveportrait_d0.mp4"}).json()
-    assert Path(again["output"]).name == "liveportrait_d0.swapped-2.mp4"  # queued outputs are not reused
+    assert Path(queued["output"]) == tmp_path / "out" / "liveportrait_d0_crf20.swapped.mp4"  # the first allowed folder
+    again = client.post("/api/jobs", json={"sources": sources[:1], "target": "video/liveportrait_d0_crf20.mp4"}).json()
+    assert Path(again["output"]).name == "liveportrait_d0_crf20.swapped-2.mp4"  # queued outputs are not reused
 
 
 def test_an_existing_output_is_replaced_only_with_overwrite(client: TestClient, engine: FakeEngine,
                                                            tmp_path: Path) -> None:
     kept = tmp_path / "out" / "kept.jpg"
     kept.write_bytes(b"the user's photo")
-    body = {"sources": ["image/fr_obama.jpg"], "target": "image/fr_two_people.jpg", "output": str(kept)}
+    body = {"sources": ["image/fr_obama_512.jpg"], "target": "image/fr_two_people_640.jpg", "output": str(kept)}
     refused = client.post("/api/jobs", json=body)
     assert refused.status_code == 409, refused.text
     assert refused.json() == {"error": f"{kept} already exists: send overwrite to replace it",
@@ -249,7 +251,7 @@ def test_an_existing_output_is_replaced_only_with_overwrite(client: TestClient, 
 
 def test_an_input_as_output_is_refused_when_the_job_is_submitted(client: TestClient, engine: FakeEngine,
                                                                  tmp_path: Path) -> None:
-    source, target = media_path("image/fr_obama.jpg").resolve(), media_path("image/fr_two_people.jpg").resolve()
+    source, target = media_path("image/fr_obama_512.jpg").resolve(), media_path("image/fr_two_people_640.jpg").resolve()
     before = source.read_bytes(), target.read_bytes()
     two = client.post("/api/people", json={"target": str(target)}).json()["people"]
     people = [{"frame": p["frame"], "box": p["box"], "source": str(source)} for p in two]  # a face-map photo
@@ -272,13 +274,14 @@ def test_option_values_are_checked_as_typed(client: TestClient) -> None:
     together = client.post("/api/options/check", json={"options": {"trim_frame_start": "9", "trim_frame_end": "3"}})
     assert together.json()["errors"] == {"trim_frame_end": "--trim-frame-end: must be greater than --trim-frame-start"}
     assert client.post("/api/options/check", json={"options": {"color_strength": "0.2"}}).json() == {"errors": {}}
-    preview = client.post("/api/preview", json={"sources": ["image/fr_obama.jpg"], "target": "image/fr_two_people.jpg",
+    preview = client.post("/api/preview", json={"sources": ["image/fr_obama_512.jpg"],
+                                                "target": "image/fr_two_people_640.jpg",
                                                 "options": {"face_mask_blur": "3"}})
     assert preview.status_code == 422 and preview.json()["field"] == "face_mask_blur"
 
 
 def test_failed_runs_say_why_and_the_queue_goes_on(client: TestClient, engine: FakeEngine) -> None:
-    body = {"sources": ["image/fr_obama.jpg"], "target": "video/liveportrait_d0.mp4"}
+    body = {"sources": ["image/fr_obama_512.jpg"], "target": "video/liveportrait_d0_crf20.mp4"}
     engine.fail = NoFaceError("no face found in the source image(s)")
     first = wait_for(client, client.post("/api/jobs", json=body).json()["id"], ("failed",))
     assert first["error"] == "no face found in the source image(s)"
@@ -290,7 +293,7 @@ def test_failed_runs_say_why_and_the_queue_goes_on(client: TestClient, engine: F
 
 
 def test_event_stream_sends_the_queue(client: TestClient) -> None:
-    client.post("/api/jobs", json={"sources": ["image/fr_obama.jpg"], "target": "video/liveportrait_d0.mp4"})
+    client.post("/api/jobs", json={"sources": ["image/fr_obama_512.jpg"], "target": "video/liveportrait_d0_crf20.mp4"})
     with client.stream("GET", "/api/events") as stream:
         assert stream.headers["content-type"].startswith("text/event-stream")
         line = next(line for line in stream.iter_lines() if line.startswith("data: "))
@@ -299,9 +302,9 @@ def test_event_stream_sends_the_queue(client: TestClient) -> None:
 
 def test_paths_outside_the_allowed_folders_are_refused(client: TestClient, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    (out / "inside.jpg").symlink_to(media_path("image/fr_obama.jpg"))
+    (out / "inside.jpg").symlink_to(media_path("image/fr_obama_512.jpg"))
     secret = tmp_path / "secret.jpg"
-    secret.write_bytes(media_path("image/fr_biden.jpg").read_bytes())
+    secret.write_bytes(media_path("image/fr_biden_512.jpg").read_bytes())
     (out / "leak.jpg").symlink_to(secret)
     (out / "leakdir").symlink_to(tmp_path)
     for path in ("../secret.jpg", "image/../../secret.jpg", str(secret), "/etc/passwd", str(out / "leak.jpg"),
@@ -313,7 +316,7 @@ def test_paths_outside_the_allowed_folders_are_refused(client: TestClient, tmp_p
     assert client.get("/api/browse", params={"path": str(out / "leakdir")}).status_code == 403
     names = [e["name"] for e in client.get("/api/browse", params={"path": str(out)}).json()["entries"]]
     assert names == ["inside.jpg"]
-    body = {"sources": ["image/fr_obama.jpg"], "target": "image/fr_two_people.jpg"}
+    body = {"sources": ["image/fr_obama_512.jpg"], "target": "image/fr_two_people_640.jpg"}
     for output in (str(tmp_path / "x.jpg"), str(out / ".." / "x.jpg"), "/tmp/x.jpg", str(out / "leak.jpg"),
                    str(out / "leakdir" / "x.jpg"), str(out / "x.txt")):
         response = client.post("/api/jobs", json={**body, "output": output})
@@ -324,7 +327,7 @@ def test_paths_outside_the_allowed_folders_are_refused(client: TestClient, tmp_p
 
 
 def test_uploads_stream_to_random_names_within_a_limit(tmp_path: Path, engine: FakeEngine) -> None:
-    photo = media_path("image/fr_obama.jpg").read_bytes()
+    photo = media_path("image/fr_obama_512.jpg").read_bytes()
     with make_client(tmp_path, engine, max_upload=len(photo)) as client:
         uploaded = client.post("/api/upload", params={"name": "../../evil.jpg"}, content=photo).json()
         path = Path(uploaded["path"])
@@ -332,7 +335,8 @@ def test_uploads_stream_to_random_names_within_a_limit(tmp_path: Path, engine: F
         assert path.name != "evil.jpg" and path.suffix == ".jpg" and path.read_bytes() == photo
         assert uploaded["name"] == "evil.jpg" and uploaded["size"] == len(photo)
         assert not (tmp_path / "evil.jpg").exists()
-        preview = client.post("/api/preview", json={"sources": [uploaded["path"]], "target": "image/fr_two_people.jpg"})
+        preview = client.post("/api/preview",
+                              json={"sources": [uploaded["path"]], "target": "image/fr_two_people_640.jpg"})
         assert preview.status_code == 200
         too_big = client.post("/api/upload", params={"name": "big.jpg"}, content=photo + b"x")
         assert too_big.status_code == 413 and "limit" in too_big.json()["error"]
@@ -382,21 +386,22 @@ def test_cli_command_repeats_the_run(tmp_path: Path) -> None:
 
 def test_real_engine_image_run_and_cancelled_video_run(tmp_path: Path) -> None:
     with make_client(tmp_path) as client:
-        two = client.post("/api/people", json={"target": "image/fr_two_people.jpg"}).json()["people"]
-        source = str(media_path("image/fr_obama.jpg"))
+        two = client.post("/api/people", json={"target": "image/fr_two_people_640.jpg"}).json()["people"]
+        source = str(media_path("image/fr_obama_512.jpg"))
         people = [{"frame": p["frame"], "box": p["box"], "source": source if i == 0 else None}
                   for i, p in enumerate(two)]
-        job = client.post("/api/jobs", json={"sources": [source], "target": "image/fr_two_people.jpg",
+        job = client.post("/api/jobs", json={"sources": [source], "target": "image/fr_two_people_640.jpg",
                                              "output": str(tmp_path / "out" / "two.jpg"), "people": people}).json()
         done = wait_for(client, job["id"], ("done", "failed"), timeout=60)
         assert done["state"] == "done", done
-        before, after = (cv2.imread(str(p)) for p in (media_path("image/fr_two_people.jpg"), tmp_path / "out" / "two.jpg"))
+        before, after = (cv2.imread(str(p))
+                         for p in (media_path("image/fr_two_people_640.jpg"), tmp_path / "out" / "two.jpg"))
         x0, y0, x1, y1 = (int(v) for v in two[1]["box"])
         assert np.abs(after[y0:y1, x0:x1].astype(int) - before[y0:y1, x0:x1]).mean() < 3  # unmapped: unchanged
         x0, y0, x1, y1 = (int(v) for v in two[0]["box"])
         assert np.abs(after[y0:y1, x0:x1].astype(int) - before[y0:y1, x0:x1]).mean() > 3  # mapped: swapped
 
-        video = client.post("/api/jobs", json={"sources": [source], "target": "video/tpsmm_driving.mp4",
+        video = client.post("/api/jobs", json={"sources": [source], "target": "video/tpsmm_driving_78f.mp4",
                                                "output": str(tmp_path / "out" / "cut.mp4")}).json()
         end = time.monotonic() + 60
         while wait_for(client, video["id"], ("running", "done", "failed"))["done"] < 2 and time.monotonic() < end:

@@ -28,7 +28,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 from steadyswap.cli.ui import _bind
 from steadyswap.io import probe
 from steadyswap.ui.app import UiSettings, create_app
-from tests.conftest import media_path
+from tests.conftest import DATA, media_path
 
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
@@ -60,8 +60,8 @@ def serving(app) -> Iterator[tuple[str, threading.Thread]]:
 
 @pytest.fixture(scope="module")
 def server(out_dir: Path) -> Iterator[str]:
-    """The UI on a free port of 127.0.0.1; inputs from the shared media, outputs into ``out_dir``."""
-    app = create_app(UiSettings(allow_dirs=[out_dir, media_path("")], work_dir=out_dir.parent / "ui_work"))
+    """The UI on a free port of 127.0.0.1; inputs from the test media, outputs into ``out_dir``."""
+    app = create_app(UiSettings(allow_dirs=[out_dir, DATA], work_dir=out_dir.parent / "ui_work"))
     with serving(app) as (url, _thread):
         yield url
 
@@ -101,17 +101,17 @@ def save(page: Page, name: str, tmp_path: Path) -> None:
 
 def test_preview_people_and_run_in_the_browser(page: Page, out_dir: Path, tmp_path: Path) -> None:
     page.click(".pick[data-role=source] .browse")  # the file browser, limited to the allowed folders
-    page.click(f"#browser-list button:has-text('{media_path('').resolve()}')")
+    page.click(f"#browser-list button:has-text('{DATA.resolve()}')")
     page.click("#browser-list button:has-text('image/')")
-    page.click("#browser-list button:has-text('fr_obama.jpg')")
+    page.click("#browser-list button:has-text('fr_obama_512.jpg')")
     expect(page.locator("#sources li")).to_have_count(1)
-    pick(page, "target", "video/tpsmm_driving.mp4")
+    pick(page, "target", "video/tpsmm_driving_78f.mp4")
     preview = page.locator("#preview")
     expect(preview).to_have_attribute("data-frame", "0", timeout=30_000)
     first = preview.screenshot()
 
-    page.locator("#frame").fill("120")  # move the slider
-    expect(preview).to_have_attribute("data-frame", "120", timeout=30_000)
+    page.locator("#frame").fill("60")  # move the slider
+    expect(preview).to_have_attribute("data-frame", "60", timeout=30_000)
     assert preview.screenshot() != first
     expect(page.locator("#preview-status")).to_contain_text("1 face(s) swapped")
 
@@ -122,7 +122,7 @@ def test_preview_people_and_run_in_the_browser(page: Page, out_dir: Path, tmp_pa
     page.click("#find-people")
     person = page.locator(".person").first
     expect(person).to_be_visible(timeout=30_000)
-    person.locator("select").select_option(label="fr_obama.jpg")
+    person.locator("select").select_option(label="fr_obama_512.jpg")
     page.select_option("#option-output_video_preset", "ultrafast")
     page.fill("#output", str(out_dir / "driving_swapped.mp4"))
     page.click("#modes button[data-mode=side]")
@@ -142,14 +142,14 @@ def test_preview_people_and_run_in_the_browser(page: Page, out_dir: Path, tmp_pa
     assert "--output-video-preset ultrafast" in command
     page.wait_for_function("document.querySelector('.job video').readyState === 4", timeout=30_000)  # it plays
     expect(job.locator("table.quality")).to_contain_text("TD fidelity")
-    assert abs(job.locator("video").evaluate("video => video.duration") - 169 / 25) < 0.1
+    assert abs(job.locator("video").evaluate("video => video.duration") - 78 / 25) < 0.1
     job.locator("details").first.evaluate("node => node.open = true")
     job.evaluate("node => node.scrollIntoView({block: 'start'})")
     page.wait_for_timeout(1000)  # let the player's loading spinner fade out before the screenshot
     save(page, "ui_finished.png", tmp_path)
 
-    target, output = probe(media_path("video/tpsmm_driving.mp4")), probe(out_dir / "driving_swapped.mp4")
-    assert output.frame_count == target.frame_count == 169
+    target, output = probe(media_path("video/tpsmm_driving_78f.mp4")), probe(out_dir / "driving_swapped.mp4")
+    assert output.frame_count == target.frame_count == 78
     assert len(output.audio) == len(target.audio) == 1
     assert (output.width, output.height) == (target.width, target.height)
 
@@ -158,7 +158,7 @@ def test_uploaded_no_face_source_shows_one_clear_error(page: Page) -> None:
     dog = media_path("image/liveportrait_s33_dog_negative.jpg")
     page.set_input_files(".pick[data-role=source] .upload", str(dog))  # the upload fallback
     expect(page.locator("#sources li .name")).to_have_text(dog.name, timeout=30_000)
-    pick(page, "target", "image/fr_two_people.jpg")
+    pick(page, "target", "image/fr_two_people_640.jpg")
     inline, toast = page.locator("#preview-error"), page.locator("#toast")
     expect(inline).to_contain_text("no face", timeout=30_000)
     expect(toast).to_contain_text("no face")
@@ -170,10 +170,10 @@ def test_uploaded_no_face_source_shows_one_clear_error(page: Page) -> None:
 
 def test_existing_output_is_replaced_only_after_asking(page: Page, out_dir: Path) -> None:
     kept = out_dir / "kept.jpg"
-    kept.write_bytes(media_path("image/fr_biden.jpg").read_bytes())
+    kept.write_bytes(media_path("image/fr_biden_512.jpg").read_bytes())
     before = kept.read_bytes()
-    pick(page, "source", "image/fr_obama.jpg")
-    pick(page, "target", "image/fr_two_people.jpg")
+    pick(page, "source", "image/fr_obama_512.jpg")
+    pick(page, "target", "image/fr_two_people_640.jpg")
     expect(page.locator("#target li")).to_have_count(1)
     page.fill("#output", str(kept))
     jobs = page.locator(".job").count()
@@ -192,7 +192,7 @@ def test_existing_output_is_replaced_only_after_asking(page: Page, out_dir: Path
     job = page.locator(f".job[data-job='{jobs + 1}']")
     expect(job).to_have_attribute("data-state", "done", timeout=90_000)
     replaced = cv2.imread(str(kept))
-    assert kept.read_bytes() != before and replaced.shape[:2] == (661, 1126)  # now the swapped target
+    assert kept.read_bytes() != before and replaced.shape[:2] == (376, 640)  # now the swapped target
 
     job.locator(".retry").click()  # a retry would replace the output it made: asked too
     expect(dialog).to_be_visible()
@@ -202,9 +202,9 @@ def test_existing_output_is_replaced_only_after_asking(page: Page, out_dir: Path
 
 
 def test_input_as_output_is_refused_at_submit(page: Page) -> None:
-    target = media_path("image/fr_two_people.jpg").resolve()
+    target = media_path("image/fr_two_people_640.jpg").resolve()
     before = target.read_bytes()
-    pick(page, "source", "image/fr_obama.jpg")
+    pick(page, "source", "image/fr_obama_512.jpg")
     pick(page, "target", str(target))
     expect(page.locator("#target li")).to_have_count(1)
     page.fill("#output", str(target))
@@ -219,8 +219,8 @@ def test_input_as_output_is_refused_at_submit(page: Page) -> None:
 
 
 def test_errors_show_beside_their_cause_and_in_view(page: Page) -> None:
-    pick(page, "source", "image/fr_obama.jpg")
-    pick(page, "target", "video/liveportrait_d0.mp4")
+    pick(page, "source", "image/fr_obama_512.jpg")
+    pick(page, "target", "video/liveportrait_d0_crf20.mp4")
     expect(page.locator("#preview")).to_have_attribute("data-frame", "0", timeout=30_000)
     field = page.locator("#option-color_strength")
     field.scroll_into_view_if_needed()
@@ -246,22 +246,22 @@ def test_errors_show_beside_their_cause_and_in_view(page: Page) -> None:
 
 
 def test_reload_and_the_address_keep_the_setup(page: Page, browser) -> None:
-    pick(page, "source", "image/fr_obama.jpg")
-    pick(page, "source", "image/fr_biden.jpg")
-    pick(page, "target", "image/fr_two_people.jpg")
+    pick(page, "source", "image/fr_obama_512.jpg")
+    pick(page, "source", "image/fr_biden_512.jpg")
+    pick(page, "target", "image/fr_two_people_640.jpg")
     expect(page.locator("#sources li")).to_have_count(2)
     page.click("#find-people")
     expect(page.locator(".person")).to_have_count(2, timeout=30_000)
-    page.locator(".person select").nth(1).select_option(label="fr_biden.jpg")
+    page.locator(".person select").nth(1).select_option(label="fr_biden_512.jpg")
     page.fill("#option-color_strength", "0.4")
     page.locator("#option-color_strength").dispatch_event("change")
     page.fill("#output", "two_swapped.jpg")
     page.click("#modes button[data-mode=crops]")
-    obama, biden = (str(media_path(f"image/fr_{name}.jpg").resolve()) for name in ("obama", "biden"))
+    obama, biden = (str(media_path(f"image/fr_{name}_512.jpg").resolve()) for name in ("obama", "biden"))
 
     def same_setup(view: Page) -> None:
-        expect(view.locator("#sources li .name")).to_have_text(["fr_obama.jpg", "fr_biden.jpg"])
-        expect(view.locator("#target li .name")).to_have_text("fr_two_people.jpg")
+        expect(view.locator("#sources li .name")).to_have_text(["fr_obama_512.jpg", "fr_biden_512.jpg"])
+        expect(view.locator("#target li .name")).to_have_text("fr_two_people_640.jpg")
         expect(view.locator(".person select").nth(0)).to_have_value(obama)
         expect(view.locator(".person select").nth(1)).to_have_value(biden)
         expect(view.locator(".person img").nth(1)).not_to_have_js_property("naturalWidth", 0)
@@ -294,16 +294,16 @@ def test_keyboard_reaches_upload_and_the_preview_modes_early(page: Page) -> None
     page.focus(".pick[data-role=target] .upload-button")
     with page.expect_file_chooser() as chooser:
         page.keyboard.press("Enter")
-    chooser.value.set_files(str(media_path("image/fr_two_people.jpg")))
-    expect(page.locator("#target li .name")).to_have_text("fr_two_people.jpg", timeout=30_000)
+    chooser.value.set_files(str(media_path("image/fr_two_people_640.jpg")))
+    expect(page.locator("#target li .name")).to_have_text("fr_two_people_640.jpg", timeout=30_000)
 
 
 def test_layout_keeps_the_run_in_view_and_fits_narrow_screens(page: Page, tmp_path: Path) -> None:
     expect(page.locator("#preview")).to_be_hidden()  # no broken-image icon before there is a preview
     assert page.locator("#preview").evaluate("node => getComputedStyle(node).display") == "none"
-    page.set_input_files(".pick[data-role=source] .upload", str(media_path("image/fr_obama.jpg")))
+    page.set_input_files(".pick[data-role=source] .upload", str(media_path("image/fr_obama_512.jpg")))
     expect(page.locator("#sources li")).to_have_count(1, timeout=30_000)
-    pick(page, "target", "video/liveportrait_d0.mp4")
+    pick(page, "target", "video/liveportrait_d0_crf20.mp4")
     page.select_option("#option-face_selector_mode", "reference")
     page.click("#find-people")
     expect(page.locator(".person")).to_have_count(1, timeout=30_000)
@@ -331,7 +331,7 @@ def test_layout_keeps_the_run_in_view_and_fits_narrow_screens(page: Page, tmp_pa
     page.wait_for_timeout(300)
     assert page.evaluate("document.documentElement.scrollWidth") <= 400
     assert page.locator(".person select").evaluate(untruncated)
-    page.fill("#output", str(media_path("video/liveportrait_d0.mp4").resolve()))
+    page.fill("#output", str(media_path("video/liveportrait_d0_crf20.mp4").resolve()))
     page.click("#start")  # a long error in the toast still fits
     expect(page.locator("#toast")).to_be_in_viewport()
     assert page.evaluate("document.documentElement.scrollWidth") <= 400
@@ -350,8 +350,8 @@ def axe_script() -> Path | None:
 @pytest.mark.skipif(axe_script() is None, reason="axe-core is not installed (npm install --no-save axe-core, "
                                                   "or set STEADYSWAP_AXE_JS to its axe.min.js)")
 def test_accessibility_check_finds_no_serious_violations(page: Page) -> None:
-    pick(page, "source", "image/fr_obama.jpg")
-    pick(page, "target", "image/fr_two_people.jpg")
+    pick(page, "source", "image/fr_obama_512.jpg")
+    pick(page, "target", "image/fr_two_people_640.jpg")
     page.click("#find-people")
     expect(page.locator(".person")).to_have_count(2, timeout=30_000)
     page.fill("#option-color_strength", "3")
