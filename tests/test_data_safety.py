@@ -35,11 +35,11 @@ TEMPORARY = "steadyswap-tmp-"
 
 @pytest.fixture
 def sources(tmp_path: Path) -> list[Path]:
-    """Two source photos the test may try to overwrite (copies, so a failure cannot harm the shared media)."""
+    """Two source photos the test may try to overwrite (copies, so a failure cannot harm the test media)."""
     folder = tmp_path / "photos"
     folder.mkdir()
     copies = []
-    for name in ("image/liveportrait_s1.jpg", "image/fr_obama.jpg"):
+    for name in ("image/liveportrait_s1_512.jpg", "image/fr_obama_512.jpg"):
         copy = folder / Path(name).name
         copy.write_bytes(media_path(name).read_bytes())
         copies.append(copy)
@@ -61,7 +61,7 @@ def _spellings(path: Path, tmp_path: Path) -> dict[str, Path]:
 def test_photo_run_never_overwrites_a_source(sources: list[Path], tmp_path: Path, which: int, spelling: str) -> None:
     before = [s.read_bytes() for s in sources]
     output = _spellings(sources[which], tmp_path)[spelling]
-    target = media_path("image/fr_biden.jpg")
+    target = media_path("image/fr_biden_512.jpg")
     with pytest.raises(OutputError, match="overwrite the input"):
         swap_file(sources, target, output)
     with FaceSwapper(sources) as swapper, pytest.raises(OutputError, match="overwrite the input"):
@@ -71,7 +71,7 @@ def test_photo_run_never_overwrites_a_source(sources: list[Path], tmp_path: Path
 
 def test_video_run_never_overwrites_a_source_or_the_target(sources: list[Path], tmp_path: Path) -> None:
     target = tmp_path / "clip.mp4"
-    target.write_bytes(media_path("video/liveportrait_d0.mp4").read_bytes())
+    target.write_bytes(media_path("video/liveportrait_d0_crf20.mp4").read_bytes())
     config = RunConfig(trim_frame_end=4)
     for output in (sources[1], target, tmp_path / "link.mp4"):
         if output.name == "link.mp4":
@@ -81,8 +81,8 @@ def test_video_run_never_overwrites_a_source_or_the_target(sources: list[Path], 
         if output.suffix == ".mp4":  # the video path's own check, below swap_file (a .jpg is refused earlier)
             with pytest.raises(OutputError, match="overwrite the input"):
                 run_video(lambda fps: FaceSwapper(sources, config, fps), target, output, config)
-    assert sources[1].read_bytes() == media_path("image/fr_obama.jpg").read_bytes()
-    assert target.read_bytes() == media_path("video/liveportrait_d0.mp4").read_bytes()
+    assert sources[1].read_bytes() == media_path("image/fr_obama_512.jpg").read_bytes()
+    assert target.read_bytes() == media_path("video/liveportrait_d0_crf20.mp4").read_bytes()
 
 
 def test_face_map_and_its_photos_are_inputs(sources: list[Path], tmp_path: Path) -> None:
@@ -93,22 +93,22 @@ def test_face_map_and_its_photos_are_inputs(sources: list[Path], tmp_path: Path)
     for output in (sources[1], face_map):
         before = output.read_bytes()
         with pytest.raises(OutputError, match="overwrite the input"):
-            swap_file(sources[:1], media_path("image/fr_biden.jpg"), output, config)
+            swap_file(sources[:1], media_path("image/fr_biden_512.jpg"), output, config)
         assert output.read_bytes() == before
 
 
 def test_segment_runner_never_overwrites_a_source(sources: list[Path]) -> None:
-    segment = Segment(str(media_path("video/liveportrait_d0.mp4")), 0, 4, 0)
+    segment = Segment(str(media_path("video/liveportrait_d0_crf20.mp4")), 0, 4, 0)
     with FaceSwapper(sources) as swapper, pytest.raises(OutputError, match="overwrite the input"):
         run_segment(swapper, segment, sources[0], RunConfig())
-    assert sources[0].read_bytes() == media_path("image/liveportrait_s1.jpg").read_bytes()
+    assert sources[0].read_bytes() == media_path("image/liveportrait_s1_512.jpg").read_bytes()
 
 
 def test_batch_task_refuses_a_source_as_output(sources: list[Path], tmp_path: Path) -> None:
     pytest.importorskip("dask")
     from steadyswap.distributed.tasks import JobSpec, prepare
 
-    for target in (media_path("image/fr_biden.jpg"), media_path("video/liveportrait_d0.mp4")):
+    for target in (media_path("image/fr_biden_512.jpg"), media_path("video/liveportrait_d0_crf20.mp4")):
         spec = JobSpec(tuple(map(str, sources)), str(target), str(sources[1]), RunConfig(), str(tmp_path / "work"))
         with pytest.raises(OutputError, match="overwrite the input"):
             prepare(None, spec, 40, 10)  # type: ignore[arg-type]  # refused before any model is built
@@ -121,25 +121,25 @@ def test_gpu_engine_never_overwrites_a_source(sources: list[Path], gpu_models_di
 
     config = gpu_engine_config(gpu_models_dir, trim_frame_end=4, extra={"gpu": {"device": "cpu", "half": False}})
     target = tmp_path / "clip.mp4"
-    target.write_bytes(media_path("video/liveportrait_d0.mp4").read_bytes())
+    target.write_bytes(media_path("video/liveportrait_d0_crf20.mp4").read_bytes())
     with GpuEngine(sources, config, GpuOptions(device="cpu", half=False)) as engine:
         with pytest.raises(OutputError, match="overwrite the input"):
             engine.run_video(target, target)
         with pytest.raises(OutputError, match="overwrite the input"):
             engine.run_segment(Segment(str(target), 0, 4, 0), sources[0])
     with pytest.raises(OutputError, match="overwrite the input"):
-        run_file(sources, media_path("image/fr_biden.jpg"), sources[1], config, "image")
+        run_file(sources, media_path("image/fr_biden_512.jpg"), sources[1], config, "image")
     assert [s.read_bytes() for s in sources] == [media_path(n).read_bytes()
-                                                 for n in ("image/liveportrait_s1.jpg", "image/fr_obama.jpg")]
-    assert target.read_bytes() == media_path("video/liveportrait_d0.mp4").read_bytes()
+                                                 for n in ("image/liveportrait_s1_512.jpg", "image/fr_obama_512.jpg")]
+    assert target.read_bytes() == media_path("video/liveportrait_d0_crf20.mp4").read_bytes()
 
 
 # --- signals and leftovers ------------------------------------------------------------------------------------
 
 def _start_run(output: Path, *extra: str) -> subprocess.Popen:
     """``steadyswap run`` on the 78-frame d0 clip (about 3-10 s here) in a child process."""
-    command = [sys.executable, "-m", "steadyswap", "run", "-s", str(media_path("image/liveportrait_s1.jpg")),
-               "-t", str(media_path("video/liveportrait_d0.mp4")), "-o", str(output), "-q", *extra]
+    command = [sys.executable, "-m", "steadyswap", "run", "-s", str(media_path("image/liveportrait_s1_512.jpg")),
+               "-t", str(media_path("video/liveportrait_d0_crf20.mp4")), "-o", str(output), "-q", *extra]
     return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
 
@@ -180,8 +180,8 @@ def test_sigterm_stops_the_engine_s_child_processes(tmp_path: Path, gpu_models_d
         f"config = gpu_engine_config({str(gpu_models_dir)!r}, execution_providers=('cuda',),\n"
         "    extra={'gpu': {'device': 'cpu', 'half': False, 'segments': 2, 'warmup_frames': 4}})\n"
         "with signals_as_interrupts():\n"
-        f"    swap_file([{str(media_path('image/liveportrait_s1.jpg'))!r}],"
-        f" {str(media_path('video/liveportrait_d0.mp4'))!r}, {str(output)!r}, config)\n"
+        f"    swap_file([{str(media_path('image/liveportrait_s1_512.jpg'))!r}],"
+        f" {str(media_path('video/liveportrait_d0_crf20.mp4'))!r}, {str(output)!r}, config)\n"
     )
     process = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stderr=subprocess.PIPE, text=True,
                                env={**os.environ, "PYTHONPATH": str(ROOT)})
@@ -204,7 +204,8 @@ def test_leftover_of_a_killed_run_is_removed_by_the_next_run(tmp_path: Path) -> 
     process.kill()
     process.wait()
     assert leftover.exists()  # SIGKILL leaves no chance to clean up
-    swap_file([media_path("image/liveportrait_s1.jpg")], media_path("image/fr_biden.jpg"), tmp_path / "second.jpg")
+    swap_file([media_path("image/liveportrait_s1_512.jpg")], media_path("image/fr_biden_512.jpg"),
+              tmp_path / "second.jpg")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["second.jpg"]
 
 

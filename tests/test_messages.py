@@ -11,11 +11,11 @@ from steadyswap.cli.main import main
 from steadyswap.errors import UsageError
 from tests.conftest import gpu_engine_config, media_path
 
-SOURCE = "image/liveportrait_s1.jpg"
+SOURCE = "image/liveportrait_s1_512.jpg"
 
 
-@pytest.mark.parametrize(("target", "output"), [("video/liveportrait_d0.mp4", "out.webp"),
-                                                 ("image/fr_obama.jpg", "out.mp4")])
+@pytest.mark.parametrize(("target", "output"), [("video/liveportrait_d0_crf20.mp4", "out.webp"),
+                                                 ("image/fr_obama_512.jpg", "out.mp4")])
 def test_a_wrong_output_extension_names_the_users_path(target: str, output: str, tmp_path: Path) -> None:
     with pytest.raises(UsageError) as error:
         swap_file([media_path(SOURCE)], media_path(target), tmp_path / output)
@@ -29,12 +29,12 @@ def test_the_gpu_engine_names_the_users_path_too(gpu_models_dir: Path, tmp_path:
     from steadyswap.engine.gpu.engine import run_file
 
     with pytest.raises(UsageError, match=f"^{tmp_path / 'out.avi'}: video extension"):
-        run_file([media_path(SOURCE)], media_path("video/liveportrait_d0.mp4"), tmp_path / "out.avi",
+        run_file([media_path(SOURCE)], media_path("video/liveportrait_d0_crf20.mp4"), tmp_path / "out.avi",
                  gpu_engine_config(gpu_models_dir), "video")
 
 
 def test_debug_log_shows_steadyswaps_decisions(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["run", "-s", str(media_path(SOURCE)), "-t", str(media_path("video/fr_short_hamilton_clip.mp4")),
+    argv = ["run", "-s", str(media_path(SOURCE)), "-t", str(media_path("video/fr_hamilton_180f.mp4")),
             "-o", str(tmp_path / "out.mp4"), "--trim-frame-end", "30", "-q"]
     assert main(argv) == 0
     assert "debug:" not in capsys.readouterr().err

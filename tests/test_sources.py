@@ -1,7 +1,7 @@
 """Several source photos make one identity; a photo without a face is left out with a warning.
 
 Neural swappers run the stand-in models of ``gpu_models_dir`` (hyperswap_1a_256: output = target + the
-first three source values; an ArcFace stand-in whose embedding follows the crop's colour) with the shared
+first three source values; an ArcFace stand-in whose embedding follows the crop's colour) with the real
 YuNet on real photos; the classic swapper runs on real photos and clips.
 """
 
@@ -19,7 +19,7 @@ from steadyswap.swap.sources import average_embeddings
 from tests.conftest import gpu_engine_config, media_path
 from tests.helpers import decode, photo
 
-FIRST, SECOND = "image/liveportrait_s1.jpg", "image/liveportrait_s42.jpg"
+FIRST, SECOND = "image/liveportrait_s1_512.jpg", "image/liveportrait_s42.jpg"
 NO_FACE = "image/liveportrait_s33_dog_negative.jpg"
 
 
@@ -38,14 +38,14 @@ def test_neural_swappers_use_the_mean_of_the_unit_embeddings(gpu_models_dir: Pat
         np.testing.assert_allclose(both.source.data["source"], average_embeddings(vectors)[1], atol=1e-6)
         np.testing.assert_allclose(both.source.embedding, vectors.mean(0), rtol=1e-5)
         assert np.linalg.norm(both.source.data["source"]) < 0.999  # two different identities
-    target = photo(media_path("image/fr_obama.jpg"))
+    target = photo(media_path("image/fr_obama_512.jpg"))
     outputs = [_swapped(p, config, target) for p in (paths, paths[:1], paths[1:])]
     assert not np.array_equal(outputs[0], outputs[1]) and not np.array_equal(outputs[0], outputs[2])
     assert (outputs[0] != target).any()
 
 
 def test_a_source_without_a_face_is_named_in_a_warning_and_left_out(caplog: pytest.LogCaptureFixture) -> None:
-    target = decode(media_path("video/liveportrait_d3.mp4"), limit=1)[0]
+    target = decode(media_path("video/liveportrait_d3_93f.mp4"), limit=1)[0]
     dog = media_path(NO_FACE)
     with caplog.at_level(logging.WARNING, logger="steadyswap"):
         got = _swapped([media_path(FIRST), dog], None, target)
@@ -63,7 +63,7 @@ def test_no_face_in_any_source_names_them() -> None:
 def test_classic_merges_every_photo_into_one_texture() -> None:
     """Two people's photos give a face unlike either alone; outside the face, the merged source is the most
     frontal photo unchanged."""
-    frames = decode(media_path("video/liveportrait_d3.mp4"), limit=4)
+    frames = decode(media_path("video/liveportrait_d3_93f.mp4"), limit=4)
     first, second = photo(media_path(FIRST)), photo(media_path(SECOND))
     runs, prepared = {}, {}
     for name, sources in (("both", [first, second]), ("first", [first]), ("second", [second])):
@@ -86,12 +86,13 @@ def test_classic_merges_every_photo_into_one_texture() -> None:
 
 
 def test_head_pose_reads_the_turn_of_the_head() -> None:
-    """Frames of one clip where the head faces the camera, turns to the image's left, then to its right."""
+    """Frames of one clip where the head faces the camera and turns to the image's left; the turned frame
+    mirrored turns the head to the image's right."""
     from steadyswap.analysis import mesh_topology
     from tests.helpers import still_analyzer
 
-    frames = decode(media_path("video/liveportrait_d3.mp4"), limit=163)
-    found = still_analyzer().analyze([frames[i] for i in (0, 21, 162)], video=False)
+    frames = decode(media_path("video/liveportrait_d3_93f.mp4"), limit=22)
+    found = still_analyzer().analyze([frames[0], frames[21], np.ascontiguousarray(frames[21][:, ::-1])], video=False)
     yaw = mesh_topology.head_pose(np.stack([f.landmarks[0] for f in found]))[:, 0]
     assert abs(yaw[0]) < 5 and yaw[1] < -15 and yaw[2] > 15
 

@@ -1,5 +1,5 @@
 """The web UI's Live tab: its WebSocket through FastAPI's TestClient (guard, errors, frames swapped), and the page in
-headless Chromium with a fake camera fed from a shared clip (``--use-file-for-fake-video-capture``)."""
+headless Chromium with a fake camera fed from a test clip (``--use-file-for-fake-video-capture``)."""
 
 from __future__ import annotations
 
@@ -20,17 +20,17 @@ from fastapi.testclient import TestClient  # noqa: E402
 from starlette.websockets import WebSocketDisconnect  # noqa: E402
 
 from steadyswap.ui.app import UiSettings, create_app  # noqa: E402
-from tests.conftest import media_path  # noqa: E402
+from tests.conftest import DATA, media_path  # noqa: E402
 from tests.helpers import decode, still_analyzer  # noqa: E402
 
-SOURCE = "image/fr_obama.jpg"
-CLIP = "video/liveportrait_d0.mp4"
+SOURCE = "image/fr_obama_512.jpg"
+CLIP = "video/liveportrait_d0_crf20.mp4"
 CHROMIUM = Path("/usr/bin/chromium")
 LIVE = "ws://127.0.0.1/api/live"
 
 
 def make_client(tmp_path: Path, token: str | None = None) -> TestClient:
-    settings = UiSettings(allow_dirs=[media_path("")], work_dir=tmp_path / "work", token=token)
+    settings = UiSettings(allow_dirs=[DATA], work_dir=tmp_path / "work", token=token)
     return TestClient(create_app(settings), base_url="http://127.0.0.1")
 
 
@@ -125,7 +125,7 @@ def y4m_clip(path: Path, frames: int = 25, side: int = 384) -> Path:
 
 @pytest.fixture(scope="module")
 def live_page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple]:
-    """The UI on 127.0.0.1 in a thread, and Chromium with a fake camera playing a shared clip."""
+    """The UI on 127.0.0.1 in a thread, and Chromium with a fake camera playing a test clip."""
     if not CHROMIUM.exists():
         pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
     pytest.importorskip("playwright.sync_api", reason="playwright for Python is not installed")
@@ -138,7 +138,7 @@ def live_page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple]:
 
     folder = tmp_path_factory.mktemp("ui_live")
     clip = y4m_clip(folder / "camera.y4m")
-    app = create_app(UiSettings(allow_dirs=[media_path("")], work_dir=folder / "work"))
+    app = create_app(UiSettings(allow_dirs=[DATA], work_dir=folder / "work"))
     args = [*CHROMIUM_ARGS, "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
             f"--use-file-for-fake-video-capture={clip}"]
     with serving(app) as (url, thread), sync_playwright() as playwright:
