@@ -26,8 +26,8 @@ if [ "$have_checksum" != "$checksum" ] || [ "$have_extras" != "$extras" ]; then
   trap 'rm -f "$log"' EXIT
   echo "steadyswap: installing steadyswap${extras:+[$extras]} into $venv (from PyPI)..." >&2
   if ! {
-    [ -x "$venv/bin/python" ] || { "$py" -m venv "$venv" && "$venv/bin/python" -m pip install --upgrade pip; }
-    "$venv/bin/python" -m pip install --disable-pip-version-check -e "$root${extras:+[$extras]}"
+    { [ -x "$venv/bin/python" ] || { "$py" -m venv "$venv" && "$venv/bin/python" -m pip install --upgrade pip; }; } &&
+      "$venv/bin/python" -m pip install --disable-pip-version-check -e "$root${extras:+[$extras]}"
   } > "$log" 2>&1; then
     cat "$log" >&2
     echo "steadyswap: the install failed (pip's output above); fix the cause and run the command again" >&2
