@@ -42,6 +42,7 @@ CUTS = {
     "video/fr_hamilton_180f.mp4": ("video/fr_short_hamilton_clip.mp4", 180),
     "video/tpsmm_driving_78f.mp4": ("video/tpsmm_driving.mp4", 78),
     "video/liveportrait_d11_61f.mp4": ("video/liveportrait_d11.mp4", 61),
+    "video/liveportrait_d14_60f.mp4": ("video/liveportrait_d14.mp4", 60),
     "video/liveportrait_d19_60f.mp4": ("video/liveportrait_d19.mp4", 60),
     "video/liveportrait_s32_1280x720_30f.mp4": ("video/liveportrait_s32_1280x720.mp4", 30),
 }

@@ -52,10 +52,11 @@ def test_bad_patterns_are_one_clear_error(tmp_path: Path, monkeypatch: pytest.Mo
 
 
 def test_batch_run_writes_one_swapped_file_per_pair(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, folder in (("image/liveportrait_s1.jpg", "faces"), ("image/fr_obama.jpg", "faces"),
-                         ("image/fr_biden.jpg", "targets"), ("video/liveportrait_d14.mp4", "targets")):
-        (tmp_path / folder).mkdir(exist_ok=True)
-        shutil.copy(media_path(name), tmp_path / folder)
+    for name, copy in (("image/liveportrait_s1_512.jpg", "faces/liveportrait_s1.jpg"),
+                       ("image/fr_obama_512.jpg", "faces/fr_obama.jpg"), ("image/fr_biden_512.jpg", "targets/fr_biden.jpg"),
+                       ("video/liveportrait_d14_60f.mp4", "targets/liveportrait_d14.mp4")):
+        (tmp_path / copy).parent.mkdir(exist_ok=True)
+        shutil.copy(media_path(name), tmp_path / copy)
     (tmp_path / "out").mkdir()
     monkeypatch.chdir(tmp_path)
     code = main(["batch-run", "-s", "faces/*.jpg", "-t", "targets/*", "-o", "out/{source_name}-{target_name}"
@@ -80,8 +81,8 @@ def test_batch_run_writes_one_swapped_file_per_pair(tmp_path: Path, monkeypatch:
 def test_the_first_failing_swap_stops_the_batch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     (tmp_path / "faces").mkdir()
     shutil.copy(media_path("image/liveportrait_s33_dog_negative.jpg"), tmp_path / "faces/0-dog.jpg")
-    shutil.copy(media_path("image/liveportrait_s1.jpg"), tmp_path / "faces/1-person.jpg")
-    shutil.copy(media_path("image/fr_biden.jpg"), tmp_path / "target.jpg")
+    shutil.copy(media_path("image/liveportrait_s1_512.jpg"), tmp_path / "faces/1-person.jpg")
+    shutil.copy(media_path("image/fr_biden_512.jpg"), tmp_path / "target.jpg")
     monkeypatch.chdir(tmp_path)
     assert main(["batch-run", "-s", "faces/*", "-t", "target.jpg", "-o", "{source_name}-out.jpg", "--quiet"]) == 4
     assert capsys.readouterr().err.startswith("steadyswap: error: swap 1 of 2 (faces/0-dog.jpg into target.jpg): ")
