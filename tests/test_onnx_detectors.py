@@ -115,18 +115,72 @@ def test_anchor_detectors_decode_to_original_pixels(tmp_path, name):
 
 
 def test_yolo_face_decodes_to_original_pixels(tmp_path):
+    path = _yolo_face_standin(tmp_path)
+    detector = OnnxDetector(get_model("yolo_face"), runtime.create_session(path))
+    faces = detector.detect(np.zeros((960, 1280, 3), np.uint8))
+    assert len(faces) == 1
+    np.testing.assert_allclose(faces.boxes[0], FACE_BOX, atol=1e-3)
+    np.testing.assert_allclose(faces.kps[0], FACE_KPS, atol=1e-3)
+
+
+def _standin(tmp_path, name: str, batch_first: bool):
+    """A constant stand-in for ``name`` with FACE_BOX encoded: anchor outputs 2-D (A, k) as the real retinaface
+    and scrfd files have them, or batch-first (1, A, k)."""
+    if name == "yolo_face":
+        return _yolo_face_standin(tmp_path)
+    outputs = [(key, value[None] if batch_first else value) for key, value in _anchor_outputs()]
+    return onnx_standins.constant_outputs(tmp_path / f"{name}.onnx", [1, 3, 640, 640], outputs)
+
+
+def _yolo_face_standin(tmp_path):
+    """yolo_face's (1, 20, 8400) output encoding FACE_BOX (score 0.8) and a sub-threshold candidate."""
     prediction = np.zeros((1, 20, 8400), np.float32)
     box, kps = FACE_BOX / 2, FACE_KPS / 2
     prediction[0, :4, 17] = [*(box[:2] + box[2:]) / 2, *(box[2:] - box[:2])]
     prediction[0, 4, 17] = 0.8
     prediction[0, 5:, 17] = np.concatenate([kps, np.ones((5, 1))], 1).ravel()
     prediction[0, 4, 99] = 0.4
-    path = onnx_standins.constant_outputs(tmp_path / "yoloface_8n.onnx", [1, 3, 640, 640], [("output", prediction)])
-    detector = OnnxDetector(get_model("yolo_face"), runtime.create_session(path))
-    faces = detector.detect(np.zeros((960, 1280, 3), np.uint8))
-    assert len(faces) == 1
-    np.testing.assert_allclose(faces.boxes[0], FACE_BOX, atol=1e-3)
-    np.testing.assert_allclose(faces.kps[0], FACE_KPS, atol=1e-3)
+    return onnx_standins.constant_outputs(tmp_path / "yoloface_8n.onnx", [1, 3, 640, 640], [("output", prediction)])
+
+
+@pytest.mark.parametrize("name, batch_first", [("scrfd", False), ("retinaface", False), ("scrfd", True),
+                                               ("retinaface", True), ("yolo_face", True)])
+def test_gpu_detector_decodes_every_frame_of_a_batch(tmp_path, torch_device, name, batch_first):
+    """The GPU engine's detector gives each frame of a step the faces the CPU detector finds (the stand-ins
+    answer every frame with the same encoded face)."""
+    torch = pytest.importorskip("torch")
+    from steadyswap.engine.gpu.onnx_module import TorchOnnx
+    from steadyswap.engine.gpu.stages import GpuDetector
+
+    path = _standin(tmp_path, name, batch_first)
+    frame = np.zeros((960, 1280, 3), np.uint8)
+    expected = OnnxDetector(get_model(name), runtime.create_session(path)).detect(frame)
+    detector = GpuDetector(get_model(name), TorchOnnx(path, torch_device))
+    found = detector.detect(torch.zeros((3, 960, 1280, 3), dtype=torch.uint8, device=torch_device))
+    assert len(found) == 3
+    for faces in found:
+        assert len(faces) == len(expected) == 1
+        np.testing.assert_allclose(faces.boxes, expected.boxes, atol=1e-3)
+        np.testing.assert_allclose(faces.kps, FACE_KPS[None], atol=1e-3)
+        np.testing.assert_allclose(faces.scores, expected.scores, atol=1e-6)
+
+
+def test_gpu_detector_finds_what_the_cpu_detector_finds(torch_device, yunet_session):
+    """Real YuNet weights, a batch of two different photos: same faces per photo on both paths."""
+    torch = pytest.importorskip("torch")
+    from steadyswap.engine.gpu.onnx_module import TorchOnnx
+    from steadyswap.engine.gpu.stages import GpuDetector
+    from tests.conftest import MODELS
+
+    images = [rgb("image/fr_two_people.jpg"), rgb("image/liveportrait_s33_dog_negative.jpg")]
+    images[1] = cv2.resize(images[1], images[0].shape[1::-1])
+    cpu = OnnxDetector(get_model("yunet"), yunet_session)
+    gpu = GpuDetector(get_model("yunet"), TorchOnnx(MODELS / YUNET, torch_device))
+    found = gpu.detect(torch.from_numpy(np.stack(images)).to(torch_device))
+    assert [len(faces) for faces in found] == [2, 0]
+    expected = cpu.detect(images[0])
+    np.testing.assert_allclose(found[0].boxes, expected.boxes, atol=1.5)
+    np.testing.assert_allclose(found[0].kps, expected.kps, atol=1.5)
 
 
 def test_letterbox_shrinks_but_never_enlarges():

@@ -116,6 +116,39 @@ def decode(family: str, outputs: list[np.ndarray], height: int, width: int, thre
     return boxes.reshape(-1, 4), scores.reshape(-1), kps.reshape(-1, 5, 2)
 
 
+def split_images(outputs: list[np.ndarray], count: int) -> list[list[np.ndarray]]:
+    """Each image's share of the raw outputs of a batch of ``count`` images.
+
+    Outputs are batch-first ((count, A, k), yunet and yolo_face) or the 2-D (count·A, k) that retinaface and
+    scrfd graphs give, their anchors stacked image after image: either way image i owns the i-th of ``count``
+    equal runs of leading rows.
+
+    >>> [part[0].shape for part in split_images([np.zeros((6, 4))], 2)]
+    [(3, 4), (3, 4)]
+    """
+    if any(len(output) % count for output in outputs):
+        shapes = ", ".join(str(output.shape) for output in outputs)
+        raise ModelError(f"detector outputs {shapes} do not split into {count} images")
+    return [list(parts) for parts in zip(*(np.split(output, count) for output in outputs))]
+
+
+def detections(spec: ModelSpec, outputs: list[np.ndarray], size: tuple[int, int], ratio: np.ndarray,
+               score_threshold: float, iou_threshold: float) -> Faces:
+    """One image's raw outputs → its faces in original pixels, best score first (``landmarks`` = ``kps``).
+
+    Args:
+        spec: the detector's registry entry (its family picks the decoder).
+        outputs: the graph's outputs for this image alone (``split_images``).
+        size: the detector input's (height, width).
+        ratio: (x, y) original / letterboxed size.
+    """
+    boxes, scores, kps = decode(spec.family, outputs, size[0], size[1], score_threshold)
+    keep = nms(boxes, scores, iou_threshold)
+    kps = (kps[keep] * ratio).astype(np.float32)
+    return Faces(boxes=(boxes[keep] * np.tile(ratio, 2)).astype(np.float32),
+                 scores=scores[keep].astype(np.float32), landmarks=kps.copy(), kps=kps)
+
+
 class OnnxDetector(FaceAnalyzer):
     """A FaceFusion detector, optionally followed by the 2dfan4 landmarker.
 
@@ -153,11 +186,8 @@ class OnnxDetector(FaceAnalyzer):
         canvas, ratio = letterbox(image, self.height, self.width)
         tensor = runtime.blob(canvas[None], self.spec.mean, self.spec.std, self.spec.bgr)
         outputs = self.session.run(None, {self.session.get_inputs()[0].name: tensor})
-        boxes, scores, kps = decode(self.spec.family, outputs, self.height, self.width, self.score_threshold)
-        keep = nms(boxes, scores, self.iou_threshold)
-        boxes = (boxes[keep] * np.tile(ratio, 2)).astype(np.float32)
-        kps = (kps[keep] * ratio).astype(np.float32)
-        return Faces(boxes=boxes, scores=scores[keep].astype(np.float32), landmarks=kps.copy(), kps=kps)
+        return detections(self.spec, outputs, (self.height, self.width), ratio, self.score_threshold,
+                          self.iou_threshold)
 
     def analyze(self, images: list[np.ndarray], video: bool = False) -> list[Faces]:
         results = [self.detect(image) for image in images]

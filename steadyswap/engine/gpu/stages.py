@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from steadyswap.analysis.base import FaceAnalyzer
-from steadyswap.analysis.onnx_detectors import decode, nms
+from steadyswap.analysis.onnx_detectors import detections, split_images
 from steadyswap.blend import torch_ops
 from steadyswap.blend.align import estimate_matrix
 from steadyswap.blend.box_mask import box_mask
@@ -86,16 +86,9 @@ class GpuDetector(FaceAnalyzer):
         """Faces in each of (B, H, W, 3) uint8 frames, best score first, ``landmarks`` = the five points."""
         canvas, ratio = self.letterbox(frames)
         outputs = self.model({self.model.input_names[0]: normalise(canvas, self.spec)})
-        outputs = [o.cpu().numpy() for o in outputs]
-        found = []
-        for row in range(len(frames)):
-            boxes, scores, kps = decode(self.spec.family, [o[row:row + 1] for o in outputs], self.height,
-                                        self.width, self.score_threshold)
-            keep = nms(boxes, scores, self.iou_threshold)
-            kps = (kps[keep] * ratio).astype(np.float32)
-            found.append(Faces(boxes=(boxes[keep] * np.tile(ratio, 2)).astype(np.float32),
-                               scores=scores[keep].astype(np.float32), landmarks=kps.copy(), kps=kps))
-        return found
+        images = split_images([o.cpu().numpy() for o in outputs], len(frames))
+        return [detections(self.spec, image, (self.height, self.width), ratio, self.score_threshold,
+                           self.iou_threshold) for image in images]
 
     def analyze(self, images: list[np.ndarray], video: bool = False) -> list[Faces]:
         return [self.detect(upload([image], self.model.device))[0] for image in images]
