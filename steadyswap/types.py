@@ -169,22 +169,28 @@ class SwapPatch:
     crop: h×w×3 uint8 RGB in the swapper's own space (an aligned template crop, or a box of the frame).
     mask: h×w float32 in [0, 1]; frame pixels the mask does not reach stay bit-exact.
     matrix: 2×3 float affine from crop coordinates to frame coordinates (a pure translation for box crops).
+    target: h×w×3 uint8, the target's own pixels in the crop's space (what the swapper was given): the
+        colour stage matches the crop to them. None: no colour correction.
     """
 
     crop: np.ndarray
     mask: np.ndarray
     matrix: np.ndarray
     track_id: int = -1
+    target: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         check_shape("SwapPatch.crop", self.crop, (None, None, 3), np.uint8)
         check_shape("SwapPatch.mask", self.mask, self.crop.shape[:2], np.float32)
         check_shape("SwapPatch.matrix", self.matrix, (2, 3))
+        if self.target is not None:
+            check_shape("SwapPatch.target", self.target, self.crop.shape, np.uint8)
 
     @classmethod
-    def at(cls, crop: np.ndarray, mask: np.ndarray, x: int, y: int, track_id: int = -1) -> SwapPatch:
+    def at(cls, crop: np.ndarray, mask: np.ndarray, x: int, y: int, track_id: int = -1,
+           target: np.ndarray | None = None) -> SwapPatch:
         """A patch whose crop sits unrotated at (x, y) of the frame."""
-        return cls(crop, mask, np.array([[1, 0, x], [0, 1, y]], np.float64), track_id)
+        return cls(crop, mask, np.array([[1, 0, x], [0, 1, y]], np.float64), track_id, target)
 
     @property
     def is_translation(self) -> bool:

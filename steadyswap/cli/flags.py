@@ -153,7 +153,7 @@ FLAGS: tuple[Flag, ...] = (
          "weight of the current frame with --face-smoothing ema, 0-1 (default: {default})", type=float,
          metavar="ALPHA"),
     Flag(("--color-strength",), "color_strength", "smoothing & colour",
-         "colour matching of the swapped face to the target's skin, 0 (off) to 1 (default: {default})",
+         "LAB colour matching of the swapped face to the target's, every swapper, 0 (off) to 1 (default: {default})",
          type=float, metavar="STRENGTH"),
     # output video/image
     Flag(("--trim-frame-start",), "trim_frame_start", "output video/image",

@@ -17,6 +17,7 @@ from steadyswap.analysis.base import FaceAnalyzer
 from steadyswap.analysis.cuts import SceneCutDetector
 from steadyswap.analysis.face_map import DEFAULT_SOURCE, FaceMap, Person, load_face_map, run_inputs
 from steadyswap.analysis.selection import FaceSelector, descriptors, pick_face
+from steadyswap.blend.colour import ColourMatcher
 from steadyswap.blend.paste import paste_patches
 from steadyswap.config import RunConfig
 from steadyswap.errors import NoFaceError
@@ -79,7 +80,7 @@ def build_swapper(config: RunConfig) -> Swapper:
     if config.face_swapper_model == "classic":
         from steadyswap.swap.classic import ClassicSwapper
 
-        return ClassicSwapper(config.face_mask_blur, config.face_mask_padding, config.color_strength)
+        return ClassicSwapper(config.face_mask_blur, config.face_mask_padding)
     from steadyswap.models.factory import build_swapper as build_model_swapper
 
     return build_model_swapper(config)
@@ -136,6 +137,8 @@ class FaceSwapper:
         log.debug("analyser %s, swapper %s, recognizer %s, selector %s, smoothing %s (lookahead %d)",
                   self.analyzer.name, self.swapper.name, getattr(self.selector.recognizer, "name", "none"), mode,
                   cfg.face_smoothing, cfg.smoothing_lookahead)
+        self.colour = ColourMatcher(strength=cfg.color_strength)
+        """The colour stage's per-track state (the GPU engine applies it on the device)."""
         self._waiting: deque[tuple[np.ndarray, Faces, bool]] = deque()
 
     def _prepare(self, sources: list[str | Path | np.ndarray]) -> SourceFace:
@@ -234,7 +237,7 @@ class FaceSwapper:
             if source is None:
                 continue
             rows = np.flatnonzero(people == person)
-            patches += self.swapper.swap(source, [image], [chosen[rows]])[0]
+            patches += [self.colour.correct_patch(patch) for patch in self.swapper.swap(source, [image], [chosen[rows]])[0]]
             swapped += rows.tolist()
         faces = chosen[sorted(swapped)]
         return FrameResult(paste_patches(image, patches) if patches else image, faces, raw, cut)
@@ -264,7 +267,7 @@ class FaceSwapper:
         self.tracker.reset()
         self.smoother.reset()
         self.selector.reset()
-        self.swapper.reset()
+        self.colour.reset()
         self._waiting.clear()
 
     def close(self) -> None:

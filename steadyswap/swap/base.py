@@ -1,7 +1,9 @@
 """The swapper interface: build a source identity once, then swap it into target faces.
 
 The embedded ``classic`` swapper and FaceFusion's ONNX swappers implement ``Swapper``; each returns
-``SwapPatch`` objects that the blend stage pastes back, so paste-back is shared.
+``SwapPatch`` objects (the swapped crop, its mask, and the target pixels it covers) that the colour stage
+corrects and the blend stage pastes back, so both are shared by every swapper. A swapper keeps no
+per-track state.
 """
 
 from __future__ import annotations
@@ -37,9 +39,6 @@ class Swapper(ABC):
     @abstractmethod
     def swap(self, source: SourceFace, frames: list[np.ndarray], faces: list[Faces]) -> list[list[SwapPatch]]:
         """For each frame, one patch per face row (same order)."""
-
-    def reset(self) -> None:
-        """Forget per-track state (colour statistics) at a scene cut."""
 
     def close(self) -> None:
         """Release model resources."""

@@ -1,9 +1,9 @@
 """The embedded ``classic`` swapper: no learned swap weights, only geometry and colour.
 
 The source face is warped onto each target face triangle by triangle over the face mesh, so its
-skin follows the target's expression. Several source photos are merged into one texture first. The mesh has holes at the eye openings and the inner mouth:
-those pixels stay the target's (open mouth, teeth, tongue, blinking eyes). A feathered hull mask
-and LAB colour matching hide the seam.
+skin follows the target's expression. Several source photos are merged into one texture first. The mesh has
+holes at the eye openings and the inner mouth: those pixels stay the target's (open mouth, teeth, tongue,
+blinking eyes). A feathered hull mask and the colour stage (``blend.colour``, for every swapper) hide the seam.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import cv2
 import numpy as np
 
 from steadyswap.analysis import mesh_topology
-from steadyswap.blend.colour import ColourMatcher
 from steadyswap.blend.mask import feather, feather_radius, padding_mask
 from steadyswap.blend.warp import piecewise_affine_maps
 from steadyswap.errors import UsageError
@@ -45,16 +44,13 @@ class ClassicSwapper(Swapper):
     Args:
         mask_blur: FaceFusion's ``--face-mask-blur`` (0..1): outer feather width relative to face size.
         mask_padding: percent of the face box cut from (top, right, bottom, left).
-        color_strength: LAB colour correction strength (0..1).
     """
 
     name = "classic"
 
-    def __init__(self, mask_blur: float = 0.3, mask_padding: tuple[int, int, int, int] = (0, 0, 0, 0),
-                 color_strength: float = 0.7) -> None:
+    def __init__(self, mask_blur: float = 0.3, mask_padding: tuple[int, int, int, int] = (0, 0, 0, 0)) -> None:
         self.mask_blur = mask_blur
         self.mask_padding = mask_padding
-        self.colour = ColourMatcher(strength=color_strength)
         self.triangles = mesh_topology.triangles()
         self.oval = mesh_topology.face_oval()
 
@@ -98,9 +94,7 @@ class ClassicSwapper(Swapper):
         cut = padding_mask(mask.shape, box, self.mask_padding)
         if cut is not None:
             mask *= cut
-        target_region = frame[y0:y1, x0:x1]
-        corrected = self.colour.correct(int(face.track_ids[0]), warped, target_region, mask)
-        return SwapPatch.at(corrected, mask.astype(np.float32), x0, y0, int(face.track_ids[0]))
+        return SwapPatch.at(warped, mask.astype(np.float32), x0, y0, int(face.track_ids[0]), frame[y0:y1, x0:x1])
 
     @staticmethod
     def _source_level(source: SourceFace, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -111,6 +105,3 @@ class ClassicSwapper(Swapper):
                 break
             chosen = (image, points)
         return chosen
-
-    def reset(self) -> None:
-        self.colour.reset()

@@ -140,8 +140,8 @@ class OnnxSwapper(Swapper):
         if not crops:
             return patches
         swapped, masks = self._run(np.stack(crops), np.stack(sources))
-        for (index, track_id), crop, mask, matrix in zip(owners, swapped, masks, matrices):
-            patches[index].append(SwapPatch(crop, mask, matrix, track_id))
+        for (index, track_id), crop, mask, matrix, target in zip(owners, swapped, masks, matrices, crops):
+            patches[index].append(SwapPatch(crop, mask, matrix, track_id, target))
         return patches
 
     def _source_rows(self, source: SourceFace, frame: np.ndarray, faces: Faces) -> np.ndarray:

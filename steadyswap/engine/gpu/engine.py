@@ -35,6 +35,7 @@ import torch
 
 from steadyswap.analysis.face_map import run_inputs
 from steadyswap.blend import torch_ops
+from steadyswap.blend.colour import ColourMatcher
 from steadyswap.config import RunConfig
 from steadyswap.engine.frame_swapper import FaceSwapper, build_analyzer
 from steadyswap.engine.gpu import memory
@@ -154,8 +155,9 @@ class _Item:
     frame: Frame | None = None
 
 
-Final = tuple[_Item, torch.Tensor, list[tuple[SourceFace, Faces]]]
-"""A frame whose decisions are final: its item, its (H, W, 3) picture on the device, what to swap in it."""
+Final = tuple[_Item, torch.Tensor, list[tuple[SourceFace, Faces]], ColourMatcher]
+"""A frame whose decisions are final: its item, its (H, W, 3) picture on the device, what to swap in it, and its
+stream's colour stage (per-track statistics)."""
 
 
 class _Stream:
@@ -217,7 +219,7 @@ class _Stream:
         finals = []
         for _ in results:
             item, picture, seen = self.pending.popleft()
-            finals.append((item, picture, self.deferred.take(seen)))
+            finals.append((item, picture, self.deferred.take(seen), self.swapper.colour))
         return finals
 
 
@@ -361,9 +363,10 @@ class GpuEngine:
     def render(self, finals: list[Final]) -> torch.Tensor:
         """(n, H, W, 3) uint8 on the device: the final frames with their faces swapped and pasted."""
         assert self.swapper is not None
-        frames = torch.stack([picture for _, picture, _ in finals])
-        patches = self.swapper.swap(frames, [requests for _, _, requests in finals])
+        frames = torch.stack([picture for _, picture, _, _ in finals])
+        patches = self.swapper.swap(frames, [requests for _, _, requests, _ in finals])
         if patches is not None:
+            patches.correct_colour([colour for _, _, _, colour in finals])
             patches.paste(frames)
         self.release.tick(len(finals))
         return frames
@@ -387,7 +390,7 @@ class GpuEngine:
             if stream.feed is not None:
                 stream.feed.give(detections[row])  # type: ignore[arg-type]
             stream.swapper.process(image)
-            finals.append((item, frames[row], stream.deferred.take(image)))
+            finals.append((item, frames[row], stream.deferred.take(image), stream.swapper.colour))
         return list(self.render(finals).cpu().numpy())
 
     def reset_tracking(self) -> None:
@@ -410,7 +413,7 @@ class GpuEngine:
         if not requests:
             return image
         frames = torch.from_numpy(image[None].copy()).to(self.device)
-        return self.render([(_Item(0, 0, None, True), frames[0], requests)])[0].cpu().numpy()
+        return self.render([(_Item(0, 0, None, True), frames[0], requests, swapper.colour)])[0].cpu().numpy()
 
     def _need_gpu_swapper(self) -> None:
         if self.swapper is None:
@@ -648,7 +651,7 @@ class GpuEngine:
                         frames = self.render(chunk)
                         out = torch_ops.rgb_to_yuv420p(frames, info.colorspace, info.color_range) if yuv else frames
                     with clock.measure("wait for downloads"):
-                        downloader.submit([item for item, _, _ in chunk], out)
+                        downloader.submit([final[0] for final in chunk], out)
 
         size = self.plan.frames_for(info.height, info.width)
         analysis, compute = side_stream(self.device, priority=-1), side_stream(self.device)

@@ -20,6 +20,7 @@ from steadyswap.analysis.onnx_detectors import detections, split_images
 from steadyswap.blend import torch_ops
 from steadyswap.blend.align import estimate_matrix
 from steadyswap.blend.box_mask import box_mask
+from steadyswap.blend.colour import ColourMatcher
 from steadyswap.engine.gpu.onnx_module import TorchOnnx
 from steadyswap.errors import ModelError, UsageError
 from steadyswap.models.registry import ModelSpec
@@ -113,16 +114,32 @@ class GpuRecognizer:
 
 @dataclass
 class GpuPatches:
-    """Swapped faces of a batch, on the device: what ``paste_back`` needs.
+    """Swapped faces of a batch, on the device: ``SwapPatch`` for many faces at once.
 
-    frame_index: batch row of each face. crops: (n, 3, S, S) float 0..255. masks: (n, S, S) float 0..1.
-    to_frame: (n, 2, 3) float64 crop→frame matrices, on the host.
+    frame_index: batch row of each face. track_ids: each face's track (-1: none).
+    crops: (n, 3, S, S) float 0..255. targets: (n, 3, S, S) float 0..255, the target pixels each crop replaces.
+    masks: (n, S, S) float 0..1. to_frame: (n, 2, 3) float64 crop→frame matrices, on the host.
     """
 
     frame_index: list[int]
+    track_ids: list[int]
     crops: torch.Tensor
+    targets: torch.Tensor
     masks: torch.Tensor
     to_frame: np.ndarray
+
+    def correct_colour(self, matchers: list[ColourMatcher]) -> None:
+        """The colour stage, as ``ColourMatcher.correct_patch`` on the CPU path: LAB statistics inside each
+        mask taken on the device, smoothed per track by the matcher of each face's frame (in face order, which
+        is frame order), and the crops moved towards the targets'. All matchers share one strength (the run's)."""
+        strength = matchers[0].strength if matchers else 0.0
+        if strength <= 0 or not self.frame_index:
+            return
+        sources, targets = torch_ops.lab_stats(self.crops, self.masks), torch_ops.lab_stats(self.targets, self.masks)
+        smoothed = [matchers[frame].smooth(track, sources[i], targets[i])
+                    for i, (frame, track) in enumerate(zip(self.frame_index, self.track_ids))]
+        self.crops = torch_ops.transfer_lab(self.crops, torch.stack([a for a, _ in smoothed]),
+                                            torch.stack([b for _, b in smoothed]), strength)
 
     def paste(self, frames: torch.Tensor) -> None:
         torch_ops.paste_back(frames, self.frame_index, self.crops, self.masks, self.to_frame)
@@ -204,12 +221,13 @@ class GpuSwapper:
             frames: (B, H, W, 3) uint8 on the device.
             requests: per frame, (source, faces) pairs: the faces to give that source's identity.
         """
-        frame_index, kps, vectors = [], [], []
+        frame_index, track_ids, kps, vectors = [], [], [], []
         for row, pairs in enumerate(requests):
             for source, faces in pairs:
                 if source.data.get("swapper") != self.name:
                     raise UsageError(f"this source was prepared for '{source.data.get('swapper')}', not '{self.name}'")
                 frame_index += [row] * len(faces)
+                track_ids += [int(track) for track in faces.track_ids]
                 kps.append(faces.kps)
                 vectors += [source.data["source"]] * len(faces)
         if not frame_index:
@@ -225,7 +243,7 @@ class GpuSwapper:
                 targets = F.normalize(targets, dim=1)
             sources = sources * (1 - share) + targets * share
         swapped, masks = self.run(crops, sources)
-        return GpuPatches(frame_index, swapped, masks, torch_ops.invert_affine(to_crop))
+        return GpuPatches(frame_index, track_ids, swapped, crops, masks, torch_ops.invert_affine(to_crop))
 
     def run(self, crops: torch.Tensor, sources: torch.Tensor,
             probe: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
