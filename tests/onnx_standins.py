@@ -35,18 +35,20 @@ def _tensor(name: str, shape: list, dtype: int = TensorProto.FLOAT):
 
 
 def swapper(path: Path, size: int, *, mode: str = "add_source", source_shape: tuple = (512,), batch: Batch = "N",
-            mask: bool = False, emap: np.ndarray | None = None, dtype: int = TensorProto.FLOAT) -> Path:
+            mask: bool = False, emap: np.ndarray | None = None, dtype: int = TensorProto.FLOAT,
+            mask_value: float = 0.25) -> Path:
     """A swapper with inputs ``target`` (b,3,S,S) and ``source`` (b,*source_shape), output ``output``.
 
     modes: ``add_source``: output = target + source[:, :3] per channel;
     ``tile_mean``: output = per-channel mean of the target tile everywhere;
-    ``source_mean``: output = per-channel mean of an image source everywhere.
-    ``mask`` adds a second output ``mask`` (b,1,S,S) = 0.25; ``emap`` is stored as the last initializer.
+    ``source_mean``: output = per-channel mean of an image source everywhere;
+    ``mix_source_mean``: output = (target + per-channel mean of an image source) / 2.
+    ``mask`` adds a second output ``mask`` (b,1,S,S) = ``mask_value``; ``emap`` is stored as the last initializer.
     """
     numpy_type = np.float16 if dtype == TensorProto.FLOAT16 else np.float32
     inits: list = [("starts", np.array([0], np.int64)), ("ends", np.array([3], np.int64)),
                    ("axes", np.array([1], np.int64)), ("hw", np.array([2, 3], np.int64)),
-                   ("zero", np.zeros((), numpy_type)), ("quarter", np.full((), 0.25, numpy_type))]
+                   ("zero", np.zeros((), numpy_type)), ("mask_value", np.full((), mask_value, numpy_type))]
     nodes = [helper.make_node("Mul", ["target", "zero"], ["blank"])]
     if mode == "add_source":
         nodes += [helper.make_node("Slice", ["source", "starts", "ends", "axes"], ["s3"]),
@@ -55,13 +57,18 @@ def swapper(path: Path, size: int, *, mode: str = "add_source", source_shape: tu
     elif mode == "tile_mean":
         nodes += [helper.make_node("GlobalAveragePool", ["target"], ["mean"]),
                   helper.make_node("Add", ["blank", "mean"], ["output"])]
+    elif mode == "mix_source_mean":
+        inits.append(("half", np.full((), 0.5, numpy_type)))
+        nodes += [helper.make_node("GlobalAveragePool", ["source"], ["mean"]),
+                  helper.make_node("Add", ["target", "mean"], ["sum"]),
+                  helper.make_node("Mul", ["sum", "half"], ["output"])]
     else:
         nodes += [helper.make_node("GlobalAveragePool", ["source"], ["mean"]),
                   helper.make_node("Add", ["blank", "mean"], ["output"])]
     outputs = [_tensor("output", [batch, 3, size, size], dtype)]
     if mask:
         nodes += [helper.make_node("ReduceMean", ["blank"], ["blank1"], axes=[1], keepdims=1),
-                  helper.make_node("Add", ["blank1", "quarter"], ["mask"])]
+                  helper.make_node("Add", ["blank1", "mask_value"], ["mask"])]
         outputs.append(_tensor("mask", [batch, 1, size, size], dtype))
     if emap is not None:
         inits.append(("emap", emap.astype(numpy_type)))
@@ -113,4 +120,40 @@ def gpu_engine_models(root: Path, yunet: Path) -> Path:
     shutil.copy(yunet, root / "yunet_2023_mar.onnx")
     swapper(root / "hyperswap_1a_256.onnx", 256, mode="add_source", mask=True)
     recognizer(root / "arcface_w600k_r50.onnx", np.random.default_rng(3).normal(0, 0.5, (3, 512)).astype(np.float32))
+    return root
+
+
+FAMILY_MODELS = {"hyperswap": "hyperswap_1a_256", "inswapper": "inswapper_128", "simswap": "simswap_256",
+                 "ghost": "ghost_1_256", "hififace": "hififace_unofficial_256", "blendswap": "blendswap_256",
+                 "uniface": "uniface_256"}
+"""One registry entry per swapper family (each family shares its pre/post-processing and source kind)."""
+
+
+def every_family_models(root: Path, yunet: Path) -> Path:
+    """``gpu_engine_models``' recognizer and YuNet, and a stand-in for each of ``FAMILY_MODELS`` with the
+    converters they need.
+
+    Embedding sources add their first three values to the target (a colour shift the colour stage can
+    undo); hyperswap's mask output is 0.75 (it bounds the paste mask; the colour statistics take pixels
+    where the mask passes 0.5); image sources (blendswap, uniface) mix the target with the source crop's
+    mean colour (a flat face would have no spread for the colour stage to match).
+    """
+    from steadyswap.models.registry import get_model
+
+    gpu_engine_models(root, yunet)
+    rng = np.random.default_rng(11)
+    for name in FAMILY_MODELS.values():
+        spec = get_model(name)
+        assert spec.size is not None
+        if spec.family == "hyperswap":
+            swapper(root / spec.file_name, spec.size, mask=True, mask_value=0.75)
+        elif spec.source == "image":
+            assert spec.source_size is not None
+            swapper(root / spec.file_name, spec.size, mode="mix_source_mean",
+                    source_shape=(3, spec.source_size, spec.source_size))
+        else:
+            emap = rng.normal(0, 0.05, (512, 512)) if spec.source == "emap" else None
+            swapper(root / spec.file_name, spec.size, emap=emap)
+        if spec.converter and not (root / f"{spec.converter}.onnx").exists():
+            converter(root / f"{spec.converter}.onnx")
     return root

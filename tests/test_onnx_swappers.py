@@ -219,7 +219,7 @@ def test_batches_follow_the_graph_and_the_cap(tmp_path, recognizer):
     frames = [RNG.integers(0, 255, (300, 400, 3), np.uint8) for _ in range(2)]
     faces = [faces_at([(30, 40), (200, 80)]), faces_at([(100, 100), (10, 150)], side=90)]
     results, calls = [], []
-    for batch, cap in (("N", None), ("N", 6), (1, None)):
+    for batch, cap in (("N", None), ("N", 3), (1, None)):
         swapper, _ = swapper_for("hyperswap_1b_256", tmp_path, recognizer, batch=batch, mask=True,
                                  pixel_boost=512, batch_size=cap)
         swapper.session = CountingSession(swapper.session)
@@ -228,7 +228,7 @@ def test_batches_follow_the_graph_and_the_cap(tmp_path, recognizer):
         assert [len(p) for p in patches] == [2, 2]
         results.append(np.stack([p.crop for frame_patches in patches for p in frame_patches]))
         calls.append(swapper.session.batches)
-    assert calls == [[16], [6, 6, 4], [1] * 16]  # 2 frames × 2 faces × 2² tiles
+    assert calls == [[16], [12, 4], [1] * 16]  # 2 frames × 2 faces × 2² tiles; the cap counts faces
     np.testing.assert_array_equal(results[0], results[1])
     np.testing.assert_array_equal(results[0], results[2])
 

@@ -65,7 +65,8 @@ class OnnxSwapper(Swapper):
         pixel_boost: crop side N·S (a value of ``spec.pixel_boosts``); None = the model size.
         weight: ``--face-swapper-weight``.
         mask_blur, mask_padding: the box mask (``--face-mask-blur``, ``--face-mask-padding``).
-        batch_size: most tiles per model call (None: as many as the graph takes).
+        batch_size: most faces per model call (``--execution-batch-size``; each face is ``pixel_boost²`` tiles);
+            None: as many as the graph takes.
     """
 
     def __init__(self, spec: ModelSpec, session: ort.InferenceSession, recognizer: ArcFaceRecognizer, *,
@@ -164,7 +165,8 @@ class OnnxSwapper(Swapper):
         feeds = {"target": runtime.blob(tiles, spec.mean, spec.std, spec.bgr),
                  "source": np.repeat(sources, n * n, axis=0)}
         wanted = [self.outputs[0]] + (["mask"] if "mask" in self.outputs else [])
-        results = runtime.run(self.session, feeds, self.batch_size, outputs=wanted)
+        tiles_per_call = self.batch_size * n * n if self.batch_size else None
+        results = runtime.run(self.session, feeds, tiles_per_call, outputs=wanted)
         images = results[0].transpose(0, 2, 3, 1)
         if spec.denormalise:
             images = images * np.asarray(spec.std, np.float32) + np.asarray(spec.mean, np.float32)

@@ -267,6 +267,8 @@ class GpuEngine:
 
     def _load_models(self) -> None:
         config = self.config
+        if config.quality_report:
+            raise UsageError("--quality-report is measured on the CPU path only; pass --execution-providers cpu")
         if config.face_landmarker_model not in ("mediapipe", "none") and config.face_detector_model != "mediapipe":
             raise UsageError(f"--face-landmarker-model {config.face_landmarker_model} has no GPU form yet; "
                              "use the detector's five points (--face-landmarker-model none) or the CPU")
@@ -292,7 +294,8 @@ class GpuEngine:
         self.swapper = GpuSwapper(spec, model, recognizer, path, converter,
                                   pixel_boost=parse_pixel_boost(config.face_swapper_pixel_boost),
                                   weight=config.face_swapper_weight, mask_blur=config.face_mask_blur,
-                                  mask_padding=config.face_mask_padding)
+                                  mask_padding=config.face_mask_padding,
+                                  faces_per_call=self.options.faces_per_call or memory.UNPROBED_FACES_PER_CALL)
 
     def _with_faces(self, names: list[str], images: list[np.ndarray]) -> list[np.ndarray]:
         analyzer = self.detector or build_analyzer(self.config)
@@ -306,7 +309,7 @@ class GpuEngine:
     def _plan_memory(self) -> memory.MemoryPlan:
         options = self.options
         if self.device.type != "cuda" or self.swapper is None:
-            faces = options.faces_per_call or 8
+            faces = options.faces_per_call or memory.UNPROBED_FACES_PER_CALL
             return memory.MemoryPlan(faces, 0, 0, options.frames_per_step)
         swapper = self.swapper
         side = swapper.crop_size

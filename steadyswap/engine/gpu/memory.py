@@ -21,6 +21,8 @@ STRATEGY_SHARE = {"strict": 0.5, "moderate": 0.7, "tolerant": 0.85}
 MAX_FACES_PER_CALL = 64
 """Beyond this a bigger batch no longer speeds the model up (see docs/benchmarks.md), it only adds latency."""
 MAX_FRAMES_PER_STEP = 32
+UNPROBED_FACES_PER_CALL = 8
+"""Faces per call where nothing is probed (the CPU device) and ``--execution-batch-size`` is not given."""
 
 
 @dataclass(frozen=True)

@@ -155,13 +155,13 @@ class GpuSwapper:
         model_path: the model file (inswapper's embedding map is read from it).
         converter: the graph of ``spec.converter`` for ``converted*`` sources.
         pixel_boost, weight, mask_blur, mask_padding: as ``OnnxSwapper``.
-        batch_size: most tiles per model call.
+        faces_per_call: most faces per model call (``--execution-batch-size``), as ``OnnxSwapper``'s ``batch_size``.
     """
 
     def __init__(self, spec: ModelSpec, model: TorchOnnx, recognizer: GpuRecognizer, model_path: str | Path,
                  converter: TorchOnnx | None = None, pixel_boost: int | None = None, weight: float = 0.5,
                  mask_blur: float = 0.3, mask_padding: tuple[int, int, int, int] = (0, 0, 0, 0),
-                 batch_size: int = 16) -> None:
+                 faces_per_call: int = 8) -> None:
         if spec.task != "swapper" or spec.size is None or spec.template is None:
             raise ModelError(f"'{spec.name}' is a {spec.task}, not a swapper")
         if spec.converter and converter is None:
@@ -176,7 +176,8 @@ class GpuSwapper:
         self.name = spec.name
         self.boost = self.crop_size // spec.size
         self.weight = weight
-        self.batch_size = batch_size
+        self.batch_size = faces_per_call * self.boost ** 2
+        """Most tiles per model call."""
         self.compiled_batch: int | None = None
         """With a compiled model: the one batch every call runs at (the first call's), so it compiles once."""
         self.emap = torch.from_numpy(load_emap(model_path)).to(model.device) if spec.source == "emap" else None
