@@ -808,7 +808,8 @@ def load_classic_faces(clip: Path, scale: float) -> tuple[dict[bytes, np.ndarray
 
 
 def section_classic(out: dict, clip: Path, scratch: Path, frames: int) -> None:
-    """The classic swapper at 1080p from precomputed landmarks: segments side by side, and the plain CPU path."""
+    """The classic swapper at 1080p from precomputed landmarks: the GPU engine (warp, masks, colour and paste on
+    the device, segments side by side) and the plain CPU path."""
     import steadyswap.engine.frame_swapper as frame_swapper
     from steadyswap.analysis import mesh_topology
     from steadyswap.engine.gpu.engine import GpuEngine, GpuOptions
@@ -827,7 +828,7 @@ def section_classic(out: dict, clip: Path, scratch: Path, frames: int) -> None:
         engine = GpuEngine([source], config, GpuOptions(device=DEVICE))
         with Sampler() as sampler:
             result = engine.run_video(clip, scratch / "classic_segments.mp4")
-        out["segments_side_by_side"] = {"frames": result.frames, "fps": result.fps,
+        out["gpu_engine"] = {"frames": result.frames, "fps": result.fps,
                                         "segments": len(engine.segments(probe(clip), 0, frames))} | sampler.figures()
         engine.close()
         cpu_config = replace(config, execution_providers=("cpu",))

@@ -40,6 +40,29 @@ def test_swap_frames_matches_the_cpu_path(gpu_models_dir: Path, torch_device: st
     assert diff.mean() < 0.1 and np.percentile(diff[changed], 99.9) <= 3
 
 
+def test_classic_swapper_runs_on_the_device_as_on_the_cpu(torch_device: str) -> None:
+    """The classic swapper's mesh warp, masks, colour and paste on the device (its geometry from the host)
+    give the CPU path's frames; the 512-px clip's faces warp on a coarse grid (step 2), upsampled there."""
+    from steadyswap.config import RunConfig
+    from steadyswap.engine.gpu.classic import GpuClassicSwapper
+
+    frames = decode(media_path("video/liveportrait_d3.mp4"), limit=4)
+    config = RunConfig(face_mask_padding=(10, 0, 20, 5))
+    with FaceSwapper([_source()], config) as cpu:
+        expected = np.stack([cpu.swap_frame(frame) for frame in frames]).astype(np.int16)
+        plan = cpu.swapper.plan(cpu.source, frames[0].shape, cpu.analyzer.analyze(frames[:1])[0][:1])
+    assert plan.step == 2
+    with GpuEngine([_source()], config, GpuOptions(device=torch_device)) as engine:
+        assert isinstance(engine.swapper, GpuClassicSwapper)
+        got = np.stack(engine.swap_frames(frames[:2]) + engine.swap_frames(frames[2:])).astype(np.int16)
+        photo_out = engine.swap_image(frames[0])
+    changed = expected != np.stack(frames)
+    assert changed.mean() > 0.05
+    diff = np.abs(got - expected)
+    assert diff.mean() < 0.1 and np.percentile(diff[changed], 99.9) <= 3 and diff.max() <= 6
+    assert (photo_out != frames[0]).mean() > 0.05
+
+
 def test_run_video_in_segments_matches_the_cpu_path(gpu_models_dir: Path, torch_device: str, tmp_path: Path) -> None:
     target = media_path("video/liveportrait_d3_93f.mp4")
     config = gpu_engine_config(gpu_models_dir, trim_frame_start=20, trim_frame_end=60,

@@ -86,6 +86,51 @@ def test_paste_back_matches_paste_patches(torch_device: str) -> None:
     assert (got[untouched] == frames[untouched]).mean() > 0.999
 
 
+def test_remap_matches_opencv(torch_device: str) -> None:
+    rng = np.random.default_rng(7)
+    image = _picture(rng, 60, 80)
+    ys, xs = np.mgrid[:40, :50].astype(np.float32)
+    map_x = 3 + xs * 1.3 + ys * 0.2 + rng.uniform(-0.4, 0.4, xs.shape).astype(np.float32)
+    map_y = -2 + ys * 1.1 - xs * 0.15  # runs past the top edge: replicated
+    expected = cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+    planar = torch.from_numpy(image).permute(2, 0, 1)[None].float().to(torch_device)
+    maps = [torch.from_numpy(m)[None].to(torch_device) for m in (map_x, map_y)]
+    got = torch_ops.remap(planar, *maps).round()[0].permute(1, 2, 0).cpu().numpy()
+    diff = np.abs(got - expected)
+    assert diff.max() <= 2 and diff.mean() < 0.2  # OpenCV's 1/32-pixel weights
+
+
+def test_coarse_warp_maps_upsample_as_opencv(torch_device: str) -> None:
+    """The classic swapper's warp grids, upsampled on the device (bilinear maps, nearest coverage)."""
+    from steadyswap.blend.warp import upsample_grid, upsample_maps
+
+    rng = np.random.default_rng(8)
+    step, size = 3, (70, 52)
+    coarse = [rng.uniform(0, 90, (18, 24)).astype(np.float32) for _ in range(2)]
+    covered = (rng.random((18, 24)) > 0.3).astype(np.uint8)
+    map_x, map_y, full = upsample_maps(*coarse, covered, step, size)
+    grid = upsample_grid(step)[None]
+    maps = torch_ops.warp_affine(torch.from_numpy(np.stack(coarse))[None].to(torch_device), grid, size,
+                                 inverse_map=True)[0].cpu().numpy()
+    assert np.abs(maps - np.stack([map_x, map_y])).max() < 0.1
+    nearest = torch_ops.warp_affine(torch.from_numpy(covered)[None, None].float().to(torch_device), grid, size,
+                                    inverse_map=True, mode="nearest")[0, 0].cpu().numpy() > 0.5
+    assert (nearest == full).mean() > 0.999
+
+
+def test_paste_back_of_unrotated_patches_is_paste_patches(torch_device: str) -> None:
+    """The classic swapper's patches (whole-pixel offsets, one size each) paste as on the CPU, bit for bit."""
+    rng = np.random.default_rng(9)
+    frame = _picture(rng, 90, 120)
+    crop = _picture(rng, 40, 50)
+    mask = cv2.GaussianBlur(np.pad(np.ones((30, 40), np.float32), 5), (0, 0), 2.5)
+    expected = paste_patches(frame, [SwapPatch.at(crop, mask, 80, 60)])  # runs off the right and bottom edge
+    got = torch.from_numpy(frame[None].copy()).to(torch_device)
+    torch_ops.paste_back(got, [0], torch.from_numpy(crop).permute(2, 0, 1)[None].float().to(torch_device),
+                         torch.from_numpy(mask)[None].to(torch_device), np.array([[[1.0, 0, 80], [0, 1.0, 60]]]))
+    np.testing.assert_array_equal(got[0].cpu().numpy(), expected)
+
+
 def test_feather_matches_opencv_distance(torch_device: str) -> None:
     region = np.zeros((3, 50, 70), bool)
     region[0, 5:45, 10:60] = True

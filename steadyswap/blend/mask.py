@@ -33,20 +33,32 @@ def feather_radius(face_size: float, blur: float) -> float:
     return blur * 0.25 * face_size
 
 
-def padding_mask(shape: tuple[int, int], box: np.ndarray, padding: tuple[int, int, int, int]) -> np.ndarray | None:
-    """A (h, w) float32 mask that cuts ``padding`` percent (top, right, bottom, left) of ``box`` away.
+def padding_box(box: np.ndarray, padding: tuple[int, int, int, int]) -> tuple[int, int, int, int] | None:
+    """(xa, ya, xb, yb): what is left of the xyxy ``box`` once ``padding`` percent (top, right, bottom, left)
+    is cut away, in whole pixels (not below 0; the far sides may pass the image, slicing clips them).
+    None when no padding is asked for. The GPU engine cuts its masks with the same box.
 
-    ``box`` is xyxy in the mask's coordinates. Returns None when no padding is asked for.
+    >>> padding_box(np.array([10, 20, 110, 220]), (10, 0, 50, 20))
+    (30, 40, 110, 120)
     """
     if not any(padding):
         return None
     top, right, bottom, left = padding
     x0, y0, x1, y1 = box
     w, h = x1 - x0, y1 - y0
+    return (max(int(round(x0 + w * left / 100)), 0), max(int(round(y0 + h * top / 100)), 0),
+            max(int(round(x1 - w * right / 100)), 0), max(int(round(y1 - h * bottom / 100)), 0))
+
+
+def padding_mask(shape: tuple[int, int], box: np.ndarray, padding: tuple[int, int, int, int]) -> np.ndarray | None:
+    """A (h, w) float32 mask that cuts ``padding`` percent (top, right, bottom, left) of ``box`` away.
+
+    ``box`` is xyxy in the mask's coordinates. Returns None when no padding is asked for.
+    """
+    kept = padding_box(box, padding)
+    if kept is None:
+        return None
+    xa, ya, xb, yb = kept
     mask = np.zeros(shape, np.float32)
-    ya = max(int(round(y0 + h * top / 100)), 0)
-    yb = max(int(round(y1 - h * bottom / 100)), 0)
-    xa = max(int(round(x0 + w * left / 100)), 0)
-    xb = max(int(round(x1 - w * right / 100)), 0)
     mask[ya:yb, xa:xb] = 1.0
     return mask

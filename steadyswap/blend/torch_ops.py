@@ -6,7 +6,8 @@ CPU path give the same pictures within rounding; ``tests/test_gpu_ops.py`` check
 ==========================  ===============================================================================
 torch twin                  numpy/OpenCV counterpart
 ==========================  ===============================================================================
-``warp_affine``             ``cv2.warpAffine(..., INTER_LINEAR, BORDER_REPLICATE or BORDER_CONSTANT 0)``
+``warp_affine``             ``cv2.warpAffine(..., INTER_LINEAR or INTER_NEAREST, BORDER_REPLICATE or BORDER_CONSTANT 0)``
+``remap``                   ``cv2.remap(..., INTER_LINEAR, BORDER_REPLICATE)``
 ``crop_faces``              ``blend.align.warp_face`` (many faces of many frames at once)
 ``paste_back``              ``blend.paste.paste_patches``
 ``feather``                 ``blend.mask.feather``
@@ -59,8 +60,8 @@ def invert_affine(matrices: np.ndarray) -> np.ndarray:
 
 
 def warp_affine(images: Tensor, matrices: np.ndarray, size: Size, border: str = "replicate",
-                inverse_map: bool = False) -> Tensor:
-    """Bilinear affine warp of a batch, as ``cv2.warpAffine`` with INTER_LINEAR.
+                inverse_map: bool = False, mode: str = "bilinear") -> Tensor:
+    """Affine warp of a batch, as ``cv2.warpAffine`` with INTER_LINEAR (or INTER_NEAREST: ``mode`` "nearest").
 
     Args:
         images: (n, C, H, W) float.
@@ -77,9 +78,24 @@ def warp_affine(images: Tensor, matrices: np.ndarray, size: Size, border: str = 
     dst_to_src = matrices if inverse_map else invert_affine(matrices)
     theta = to_device(_theta(dst_to_src, (images.shape[3], images.shape[2]), size), images, torch.float32)
     grid = F.affine_grid(theta, [images.shape[0], images.shape[1], size[1], size[0]], align_corners=False)
-    mode = "border" if border == "replicate" else "zeros"
-    warped = F.grid_sample(images.float(), grid, mode="bilinear", padding_mode=mode, align_corners=False)
+    padding = "border" if border == "replicate" else "zeros"
+    warped = F.grid_sample(images.float(), grid, mode=mode, padding_mode=padding, align_corners=False)
     return warped.to(images.dtype)
+
+
+def remap(images: Tensor, map_x: Tensor, map_y: Tensor) -> Tensor:
+    """Bilinear sampling of each image at per-pixel source coordinates, as ``cv2.remap`` with INTER_LINEAR and
+    BORDER_REPLICATE (OpenCV weighs in 1/32 pixel steps, so values differ by a fraction of a level).
+
+    Args:
+        images: (n, C, H, W) float.
+        map_x, map_y: (n, h, w) source x and y of each output pixel, in pixels of ``images``.
+    Returns:
+        (n, C, h, w) float32.
+    """
+    height, width = images.shape[-2:]
+    grid = torch.stack([(2 * map_x + 1) / width - 1, (2 * map_y + 1) / height - 1], dim=-1)
+    return F.grid_sample(images.float(), grid.float(), mode="bilinear", padding_mode="border", align_corners=False)
 
 
 def crop_faces(frames: Tensor, frame_index: Sequence[int], to_crop: np.ndarray, side: int) -> Tensor:
@@ -122,16 +138,23 @@ def paste_back(frames: Tensor, frame_index: Sequence[int], crops: Tensor, masks:
     height, width = frames.shape[1:3]
     crop_h, crop_w = crops.shape[-2:]
     to_frame = np.asarray(to_frame, np.float64)
-    corners = np.array([[0, 0, 1], [crop_w, 0, 1], [0, crop_h, 1], [crop_w, crop_h, 1]], np.float64)
-    spans = corners @ to_frame.transpose(0, 2, 1)
-    low = np.maximum(np.floor(spans.min(axis=1)).astype(int), 0)
-    high = np.minimum(np.ceil(spans.max(axis=1)).astype(int) + 1, (width, height))
-    box_w = max(1, int((high - low)[:, 0].max()))
-    box_h = max(1, int((high - low)[:, 1].max()))
-    shifted = to_frame.copy()
-    shifted[:, :, 2] -= low
-    colour = warp_affine(crops.float(), shifted, (box_w, box_h), "replicate").round_()
-    alpha = warp_affine(masks[:, None].float(), shifted, (box_w, box_h), "zeros")
+    offsets = to_frame[:, :, 2]
+    if (to_frame[:, :, :2] == np.eye(2)).all() and (offsets == np.round(offsets)).all() and (offsets >= 0).all():
+        # crops placed unrotated at whole pixels (the classic swapper's boxes): pasted as they are
+        low = offsets.astype(int)
+        high = np.minimum(low + (crop_w, crop_h), (width, height))
+        colour, alpha = crops.float().round(), masks[:, None].float()
+    else:
+        corners = np.array([[0, 0, 1], [crop_w, 0, 1], [0, crop_h, 1], [crop_w, crop_h, 1]], np.float64)
+        spans = corners @ to_frame.transpose(0, 2, 1)
+        low = np.maximum(np.floor(spans.min(axis=1)).astype(int), 0)
+        high = np.minimum(np.ceil(spans.max(axis=1)).astype(int) + 1, (width, height))
+        box_w = max(1, int((high - low)[:, 0].max()))
+        box_h = max(1, int((high - low)[:, 1].max()))
+        shifted = to_frame.copy()
+        shifted[:, :, 2] -= low
+        colour = warp_affine(crops.float(), shifted, (box_w, box_h), "replicate").round_()
+        alpha = warp_affine(masks[:, None].float(), shifted, (box_w, box_h), "zeros")
     for i, frame in enumerate(frame_index):
         (x0, y0), (x1, y1) = low[i], high[i]
         if x1 <= x0 or y1 <= y0:

@@ -44,8 +44,9 @@ def piecewise_affine_maps(dst: np.ndarray, src: np.ndarray, triangles: np.ndarra
     """Remap tables for ``cv2.remap`` over a box of the destination.
 
     The maps are affine inside each triangle and continuous across shared edges, so they are computed
-    on a grid ``step`` times coarser and upsampled linearly: the cost per face stays bounded at any
-    resolution. Only pixels next to the mesh's outline or holes differ, and the caller masks those.
+    on a grid ``step`` times coarser (``coarse_affine_maps``) and upsampled linearly (``upsample_grid``):
+    the cost per face stays bounded at any resolution. Only pixels next to the mesh's outline or holes
+    differ, and the caller masks those.
 
     Args:
         dst, src: (k, 2) matching points in destination and source pixels.
@@ -57,6 +58,29 @@ def piecewise_affine_maps(dst: np.ndarray, src: np.ndarray, triangles: np.ndarra
         map_x, map_y (h, w) float32 source coordinates, and an (h, w) bool image that is True where
         a triangle covers the pixel (shrunk by one coarse pixel where ``step`` > 1).
     """
+    return upsample_maps(*coarse_affine_maps(dst, src, triangles, origin, size, step), step, size)
+
+
+def upsample_maps(map_x: np.ndarray, map_y: np.ndarray, covered: np.ndarray, step: int,
+                  size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``coarse_affine_maps``' grids upsampled onto every pixel of the (w, h) box ``size``."""
+    if step == 1:
+        return map_x, map_y, covered
+    grid = upsample_grid(step)
+
+    def upsample(values: np.ndarray, interpolation: int) -> np.ndarray:
+        return cv2.warpAffine(values, grid, size, flags=interpolation | cv2.WARP_INVERSE_MAP,
+                              borderMode=cv2.BORDER_REPLICATE)
+
+    return upsample(map_x, cv2.INTER_LINEAR), upsample(map_y, cv2.INTER_LINEAR), upsample(covered, cv2.INTER_NEAREST) > 0
+
+
+def coarse_affine_maps(dst: np.ndarray, src: np.ndarray, triangles: np.ndarray, origin: tuple[int, int],
+                       size: tuple[int, int], step: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``piecewise_affine_maps`` before upsampling: the maps and coverage on the coarse grid, whose point
+    (i, j) sits at box pixel ``(j·step + (step − 1)/2, i·step + (step − 1)/2)``; the coverage is already
+    shrunk by one coarse pixel where ``step`` > 1 (uint8 then, bool at ``step`` 1). The GPU engine
+    upsamples these on the device."""
     width, height = size
     coarse = (max(1, -(-width // step)), max(1, -(-height // step)))
     offset = np.asarray(origin, np.float64) + (step - 1) / 2
@@ -73,16 +97,10 @@ def piecewise_affine_maps(dst: np.ndarray, src: np.ndarray, triangles: np.ndarra
     covered = labels > 0
     if step == 1:
         return map_x, map_y, covered
-    covered = cv2.erode(covered.astype(np.uint8), np.ones((3, 3), np.uint8), borderValue=0)
-    return (
-        _upsample(map_x, step, size, cv2.INTER_LINEAR),
-        _upsample(map_y, step, size, cv2.INTER_LINEAR),
-        _upsample(covered, step, size, cv2.INTER_NEAREST) > 0,
-    )
+    return map_x, map_y, cv2.erode(covered.astype(np.uint8), np.ones((3, 3), np.uint8), borderValue=0)
 
 
-def _upsample(coarse: np.ndarray, step: int, size: tuple[int, int], interpolation: int) -> np.ndarray:
-    """Resample a grid whose point i sits at pixel ``i·step + (step − 1)/2`` onto every pixel."""
-    inverse = np.array([[1 / step, 0, -(step - 1) / (2 * step)], [0, 1 / step, -(step - 1) / (2 * step)]])
-    return cv2.warpAffine(coarse, inverse, size, flags=interpolation | cv2.WARP_INVERSE_MAP,
-                          borderMode=cv2.BORDER_REPLICATE)
+def upsample_grid(step: int) -> np.ndarray:
+    """Pixel → coarse-grid 2×3 map (``WARP_INVERSE_MAP``) of a grid whose point i sits at pixel
+    ``i·step + (step − 1)/2``."""
+    return np.array([[1 / step, 0, -(step - 1) / (2 * step)], [0, 1 / step, -(step - 1) / (2 * step)]])

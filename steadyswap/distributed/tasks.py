@@ -3,7 +3,7 @@
 Plain functions of (context, *args) with picklable arguments and results, so any engine can run them.
 A job whose options select the GPU engine (``execution_providers`` starting with ``cuda``; see
 ``engine.gpu.use_gpu_engine``) runs its segments and photo through the worker's pooled ``GpuEngine``;
-other jobs, and the ``classic`` swapper (no GPU form), run the CPU ``FaceSwapper``. Both write the same
+other jobs run the CPU ``FaceSwapper``. Both write the same
 segment files, so join and resume do not care which ran.
 """
 
@@ -77,11 +77,10 @@ class SegmentDone:
 
 
 def _engine(context: WorkerContext, spec: JobSpec) -> GpuEngine | None:
-    """The worker's GpuEngine for the job when its options select one that has a GPU swapper, else None."""
+    """The worker's GpuEngine for the job when its options select the GPU engine, else None."""
     if not use_gpu_engine(spec.config):
         return None
-    engine = context.pool.engine(list(spec.sources), spec.config)
-    return engine if engine.swapper is not None else None
+    return context.pool.engine(list(spec.sources), spec.config)
 
 
 def _swapper(context: WorkerContext, spec: JobSpec, fps: float) -> FaceSwapper:

@@ -9,13 +9,14 @@ blinking eyes). A feathered hull mask and the colour stage (``blend.colour``, fo
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from steadyswap.analysis import mesh_topology
 from steadyswap.blend.mask import feather, feather_radius, padding_mask
-from steadyswap.blend.warp import piecewise_affine_maps
+from steadyswap.blend.warp import coarse_affine_maps, upsample_maps
 from steadyswap.errors import UsageError
 from steadyswap.swap.base import SourceFace, Swapper
 from steadyswap.swap.sources import largest_faces
@@ -36,6 +37,39 @@ def source_pyramid(image: np.ndarray, points: np.ndarray) -> list[tuple[np.ndarr
         scale = smaller.shape[1] / pyramid[-1][0].shape[1]
         pyramid.append((smaller, (pyramid[-1][1] + 0.5) * scale - 0.5))
     return pyramid
+
+
+@dataclass
+class FacePlan:
+    """The host's share of one classic swap, rendered by ``ClassicSwapper`` with OpenCV and by the GPU engine
+    on the device: both paths take their geometry from here.
+
+    Attributes:
+        x0, y0, x1, y1: the frame box the patch covers.
+        level: the source pyramid level sampled.
+        coarse: ``coarse_affine_maps`` (map_x, map_y, covered) of the box, ``step`` pixels apart.
+        hull: (h, w) uint8, the face oval rasterised in the box.
+        outer_radius, hole_radius: feather widths of the hull and of the mesh's coverage (eyes, mouth).
+        box: the face box in box pixels (for ``--face-mask-padding``).
+    """
+
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+    level: int
+    coarse: tuple[np.ndarray, np.ndarray, np.ndarray]
+    step: int
+    hull: np.ndarray
+    outer_radius: float
+    hole_radius: float
+    box: np.ndarray
+    track_id: int
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the box."""
+        return self.x1 - self.x0, self.y1 - self.y0
 
 
 class ClassicSwapper(Swapper):
@@ -72,36 +106,43 @@ class ClassicSwapper(Swapper):
         return [[self._swap_face(source, frame, found[i]) for i in range(len(found))]
                 for frame, found in zip(frames, faces)]
 
-    def _swap_face(self, source: SourceFace, frame: np.ndarray, face: Faces) -> SwapPatch:
+    def plan(self, source: SourceFace, shape: tuple[int, ...], face: Faces) -> FacePlan:
+        """The host's share of swapping ``face`` (one row, mesh landmarks) in a frame of ``shape``."""
         points = face.landmarks[0, : mesh_topology.MESH_POINTS].astype(np.float64)
-        height, width = frame.shape[:2]
+        height, width = shape[:2]
         x0 = max(int(math.floor(points[:, 0].min())) - 1, 0)
         y0 = max(int(math.floor(points[:, 1].min())) - 1, 0)
         x1 = min(int(math.ceil(points[:, 0].max())) + 2, width)
         y1 = min(int(math.ceil(points[:, 1].max())) + 2, height)
         size = max(x1 - x0, y1 - y0)
-        image, src_points = self._source_level(source, size)
+        level = self._source_level(source, size)
         step = max(1, size // _WARP_GRID)
-        map_x, map_y, covered = piecewise_affine_maps(
-            points, src_points, self.triangles, (x0, y0), (x1 - x0, y1 - y0), step
-        )
-        warped = cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-
-        hull = np.zeros(covered.shape, np.uint8)
+        coarse = coarse_affine_maps(points, source.data["pyramid"][level][1], self.triangles, (x0, y0),
+                                    (x1 - x0, y1 - y0), step)
+        hull = np.zeros((y1 - y0, x1 - x0), np.uint8)
         cv2.fillPoly(hull, [np.round(points[self.oval] - (x0, y0)).astype(np.int32)], 1)
-        mask = feather(hull, feather_radius(size, self.mask_blur)) * feather(covered, _HOLE_FEATHER * size)
-        box = face.boxes[0] - np.array([x0, y0, x0, y0], np.float32)
-        cut = padding_mask(mask.shape, box, self.mask_padding)
+        return FacePlan(x0, y0, x1, y1, level, coarse, step, hull, feather_radius(size, self.mask_blur),
+                        _HOLE_FEATHER * size, face.boxes[0] - np.array([x0, y0, x0, y0], np.float32),
+                        int(face.track_ids[0]))
+
+    def _swap_face(self, source: SourceFace, frame: np.ndarray, face: Faces) -> SwapPatch:
+        plan = self.plan(source, frame.shape, face)
+        map_x, map_y, covered = upsample_maps(*plan.coarse, plan.step, plan.size)
+        image = source.data["pyramid"][plan.level][0]
+        warped = cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        mask = feather(plan.hull, plan.outer_radius) * feather(covered, plan.hole_radius)
+        cut = padding_mask(mask.shape, plan.box, self.mask_padding)
         if cut is not None:
             mask *= cut
-        return SwapPatch.at(warped, mask.astype(np.float32), x0, y0, int(face.track_ids[0]), frame[y0:y1, x0:x1])
+        return SwapPatch.at(warped, mask.astype(np.float32), plan.x0, plan.y0, plan.track_id,
+                            frame[plan.y0:plan.y1, plan.x0:plan.x1])
 
     @staticmethod
-    def _source_level(source: SourceFace, size: int) -> tuple[np.ndarray, np.ndarray]:
+    def _source_level(source: SourceFace, size: int) -> int:
         """The smallest pyramid level whose face is still at least as large as the target face."""
-        chosen = source.data["pyramid"][0]
-        for image, points in source.data["pyramid"]:
+        chosen = 0
+        for level, (_, points) in enumerate(source.data["pyramid"]):
             if np.ptp(points[:, 0]) < size:
                 break
-            chosen = (image, points)
+            chosen = level
         return chosen

@@ -14,8 +14,9 @@ process's GIL, and frames travel to the device as the decoder's own yuv420p plan
 Each stream's ``FaceSwapper`` is the CPU path's own object, given a ``DetectionFeed`` (the step's device
 detections) and a ``DeferredSwapper`` (records the faces to swap): so both paths decide the same, and
 only the pixel work moves. The embedded MediaPipe analyser has no device form: with it, analysis runs on
-the CPU, one thread per segment. The ``classic`` swapper has none either: with it, segments run the CPU
-path side by side (``segment_runner``) and are joined the same way.
+the CPU, one thread per segment. The embedded ``classic`` swapper runs its pixel work on the device too
+(``classic``), its geometry on the host. Every swapper's patches then go through the same colour stage
+and paste-back on the device.
 """
 
 from __future__ import annotations
@@ -40,13 +41,19 @@ from steadyswap.config import RunConfig
 from steadyswap.engine.frame_swapper import FaceSwapper, build_analyzer
 from steadyswap.engine.gpu import memory
 from steadyswap.engine.gpu.onnx_module import TorchOnnx
-from steadyswap.engine.gpu.stages import DeferredSwapper, DetectionFeed, GpuDetector, GpuRecognizer, GpuSwapper
+from steadyswap.engine.gpu.stages import (
+    DeferredSwapper,
+    DetectionFeed,
+    DeviceSwapper,
+    GpuDetector,
+    GpuRecognizer,
+    GpuSwapper,
+)
 from steadyswap.engine.gpu.transfer import Downloader, Uploader, on, side_stream
 from steadyswap.engine.gpu.workers import EngineWorkers, Job
 from steadyswap.engine.output import output_settings
 from steadyswap.engine.phases import PhaseClock
 from steadyswap.engine.pipeline import Progress, RunResult
-from steadyswap.engine.segment_runner import run_segment
 from steadyswap.engine.stream import prepare_references
 from steadyswap.errors import Interrupted, MediaDecodeError, ModelError, UsageError
 from steadyswap.io import (VideoReader, VideoWriter, atomic_output, check_output_extension, probe, read_image,
@@ -248,7 +255,7 @@ class GpuEngine:
         self.inputs = run_inputs(sources, None, self.config.face_map)
         """The files this engine reads (source photos, face map and its photos): never an output."""
         self.detector: GpuDetector | None = None
-        self.swapper: GpuSwapper | None = None
+        self.swapper: DeviceSwapper | None = None
         self._load_models()
         self.sources = self._with_faces(source_names(sources), images)
         """The source photos that have a face: checked once here, so each segment's FaceSwapper does not warn again."""
@@ -273,13 +280,15 @@ class GpuEngine:
             raise UsageError(f"--face-landmarker-model {config.face_landmarker_model} has no GPU form yet; "
                              "use the detector's five points (--face-landmarker-model none) or the CPU")
         store = model_store(config)
-        if config.face_swapper_model == EMBEDDED["swapper"]:
-            log.info("the classic swapper has no GPU form: segments run the CPU path side by side")
-            return
         if config.face_detector_model != EMBEDDED["detector"]:
             spec = get_model(config.face_detector_model, "detector")
             self.detector = GpuDetector(spec, TorchOnnx(store.require(spec), self.device),
                                         score_threshold=config.face_detector_score)
+        if config.face_swapper_model == EMBEDDED["swapper"]:
+            from steadyswap.engine.gpu.classic import GpuClassicSwapper
+
+            self.swapper = GpuClassicSwapper(config.face_mask_blur, config.face_mask_padding, self.device)
+            return
         spec = get_model(config.face_swapper_model, "swapper")
         recognizer_name = config.face_recognizer_model
         recognizer_spec = get_model(DEFAULT_RECOGNIZER if recognizer_name == EMBEDDED["recognizer"] else
@@ -308,7 +317,7 @@ class GpuEngine:
 
     def _plan_memory(self) -> memory.MemoryPlan:
         options = self.options
-        if self.device.type != "cuda" or self.swapper is None:
+        if self.device.type != "cuda" or not isinstance(self.swapper, GpuSwapper):
             faces = options.faces_per_call or memory.UNPROBED_FACES_PER_CALL
             return memory.MemoryPlan(faces, 0, 0, options.frames_per_step)
         swapper = self.swapper
@@ -367,9 +376,9 @@ class GpuEngine:
         """(n, H, W, 3) uint8 on the device: the final frames with their faces swapped and pasted."""
         assert self.swapper is not None
         frames = torch.stack([picture for _, picture, _, _ in finals])
-        patches = self.swapper.swap(frames, [requests for _, _, requests, _ in finals])
-        if patches is not None:
-            patches.correct_colour([colour for _, _, _, colour in finals])
+        colours = [colour for _, _, _, colour in finals]
+        for patches in self.swapper.swap(frames, [requests for _, _, requests, _ in finals]):
+            patches.correct_colour(colours)
             patches.paste(frames)
         self.release.tick(len(finals))
         return frames
@@ -381,7 +390,6 @@ class GpuEngine:
         but detected, swapped and pasted as one step on the device; tracking state carries over between calls."""
         if not images:
             return []
-        self._need_gpu_swapper()
         if self._frames_stream is None:
             self._frames_stream = self._stream(0, Segment("frames", 0, 1, 0), fps)
         stream = self._frames_stream
@@ -404,7 +412,6 @@ class GpuEngine:
 
     def swap_image(self, image: np.ndarray) -> np.ndarray:
         """One still photo (no temporal state); returned unchanged when no face is selected."""
-        self._need_gpu_swapper()
         stream = self._stream(0, Segment("image", 0, 1, 0), 30.0)
         swapper = stream.swapper
         if swapper.needs_references:
@@ -417,10 +424,6 @@ class GpuEngine:
             return image
         frames = torch.from_numpy(image[None].copy()).to(self.device)
         return self.render([(_Item(0, 0, None, True), frames[0], requests, swapper.colour)])[0].cpu().numpy()
-
-    def _need_gpu_swapper(self) -> None:
-        if self.swapper is None:
-            raise UsageError("the classic swapper has no GPU form; use FaceSwapper for frames and photos")
 
     def segments(self, info: VideoInfo, start: int, end: int) -> list[Segment]:
         """Segments to run side by side: one per four CPU cores, at most MAX_SEGMENTS, none shorter than
@@ -456,9 +459,7 @@ class GpuEngine:
         trim = (config.trim_frame_start, config.trim_frame_end)
         with atomic_output(output, inputs=[target, *self.inputs]) as temporary, scratch_folder(output) as scratch:
             files = [temporary] if len(plan) == 1 else [Path(scratch) / f"{s.name}{output.suffix}" for s in plan]
-            if self.swapper is None:
-                done = self._run_cpu_segments(plan, files, info, progress, cancel)
-            elif (workers := self._worker_count(len(plan), end - start, info)) > 1:
+            if (workers := self._worker_count(len(plan), end - start, info)) > 1:
                 done = self._run_in_workers(plan, files, info, workers, progress, cancel)
             else:
                 done = self._run_gpu_segments(plan, files, info, progress, cancel)
@@ -476,11 +477,6 @@ class GpuEngine:
             MediaDecodeError: the target yields fewer frames than the segment needs.
         """
         output = Path(output)
-        if self.swapper is None:
-            with FaceSwapper(self.sources, self.config, probe(segment.target).fps or 30.0) as swapper:
-                return run_segment(swapper, segment, output, self.config,
-                                   lambda written: progress(written, segment.frames) if progress else None,
-                                   cancel).frames
         info = probe(segment.target)
         with atomic_output(output, inputs=[segment.target, *self.inputs]) as temporary:
             return self._run_gpu_segments([segment], [temporary], info, progress, cancel, whole=False)
@@ -530,33 +526,6 @@ class GpuEngine:
         except BaseException:
             self._workers = None  # stopped by run(); the next run starts new ones
             raise
-
-    def _run_cpu_segments(self, plan: list[Segment], files: list[Path], info: VideoInfo, progress: Progress | None,
-                          cancel: threading.Event | None) -> int:
-        """The classic swapper: ``segment_runner.run_segment`` for each segment, side by side on threads."""
-        if len(plan) == 1:
-            from steadyswap.engine.pipeline import run_video
-
-            result = run_video(lambda fps: FaceSwapper(self.sources, self.config, fps), Path(info.path),
-                               files[0], self.config, progress, cancel)
-            return result.frames
-        counts = [0] * len(plan)
-        lock = threading.Lock()
-
-        def one(k: int) -> int:
-            def advanced(written: int) -> None:
-                with lock:
-                    counts[k] = written
-                    if progress is not None:
-                        progress(sum(counts), sum(s.frames for s in plan))
-            swapper = FaceSwapper(self.sources, self.config, info.fps or 30.0)
-            try:
-                return run_segment(swapper, plan[k], files[k], self.config, advanced, cancel).frames
-            finally:
-                swapper.close()
-
-        with ThreadPoolExecutor(max_workers=len(plan), thread_name_prefix="steadyswap-segment") as pool:
-            return sum(pool.map(one, range(len(plan))))
 
     def _run_gpu_segments(self, plan: list[Segment], files: list[Path], info: VideoInfo, progress: Progress | None,
                           cancel: threading.Event | None, whole: bool = True) -> int:
@@ -725,11 +694,6 @@ def run_file(sources: list[Path], target: Path, output: Path, config: RunConfig,
     """``api.swap_file``'s GPU branch: an image or a video through a ``GpuEngine``."""
     check_output_extension(output, kind)
     with GpuEngine(list(sources), config) as engine:
-        if kind == "image" and engine.swapper is None:
-            from steadyswap.engine.pipeline import run_image
-
-            with FaceSwapper(engine.sources, config) as swapper:
-                return run_image(swapper, target, output, config)
         if kind == "image":
             began = time.perf_counter()
             image = engine.swap_image(read_image(target))

@@ -8,6 +8,7 @@ device; only detections (small arrays) come back to the CPU, for decoding, track
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -145,7 +146,26 @@ class GpuPatches:
         torch_ops.paste_back(frames, self.frame_index, self.crops, self.masks, self.to_frame)
 
 
-class GpuSwapper:
+class DeviceSwapper(ABC):
+    """A swapper of the GPU engine: ``Swapper``'s contract for batches of frames on the device."""
+
+    name: str
+
+    @abstractmethod
+    def prepare_source(self, images: list[np.ndarray], faces: list[Faces]) -> SourceFace:
+        """The source identity from one or more photos, as the CPU swapper of the same name builds it."""
+
+    @abstractmethod
+    def swap(self, frames: torch.Tensor, requests: list[list[tuple[SourceFace, Faces]]]) -> list[GpuPatches]:
+        """Swap the requested faces of every frame (none: an empty list).
+
+        Args:
+            frames: (B, H, W, 3) uint8 on the device.
+            requests: per frame, (source, faces) pairs: the faces to give that source's identity.
+        """
+
+
+class GpuSwapper(DeviceSwapper):
     """A FaceFusion ONNX swapper on the device, as ``OnnxSwapper`` computes it.
 
     Args:
@@ -215,13 +235,8 @@ class GpuSwapper:
         return SourceFace(image=chosen[0][0], faces=Faces.concat([f for _, f in chosen]),
                           embedding=raw.cpu().numpy().astype(np.float32), data=data)
 
-    def swap(self, frames: torch.Tensor, requests: list[list[tuple[SourceFace, Faces]]]) -> GpuPatches | None:
-        """Swap the requested faces of every frame; None when there is none.
-
-        Args:
-            frames: (B, H, W, 3) uint8 on the device.
-            requests: per frame, (source, faces) pairs: the faces to give that source's identity.
-        """
+    def swap(self, frames: torch.Tensor, requests: list[list[tuple[SourceFace, Faces]]]) -> list[GpuPatches]:
+        """All requested faces as one batch of patches."""
         frame_index, track_ids, kps, vectors = [], [], [], []
         for row, pairs in enumerate(requests):
             for source, faces in pairs:
@@ -232,7 +247,7 @@ class GpuSwapper:
                 kps.append(faces.kps)
                 vectors += [source.data["source"]] * len(faces)
         if not frame_index:
-            return None
+            return []
         points = np.concatenate(kps)
         to_crop = np.stack([estimate_matrix(p, self.spec.template, self.crop_size) for p in points])
         crops = torch_ops.crop_faces(frames, frame_index, to_crop, self.crop_size)
@@ -244,7 +259,7 @@ class GpuSwapper:
                 targets = F.normalize(targets, dim=1)
             sources = sources * (1 - share) + targets * share
         swapped, masks = self.run(crops, sources)
-        return GpuPatches(frame_index, track_ids, swapped, crops, masks, torch_ops.invert_affine(to_crop))
+        return [GpuPatches(frame_index, track_ids, swapped, crops, masks, torch_ops.invert_affine(to_crop))]
 
     def run(self, crops: torch.Tensor, sources: torch.Tensor,
             probe: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
@@ -304,7 +319,7 @@ class DeferredSwapper(Swapper):
     many frames at once on the device.
     """
 
-    def __init__(self, gpu: GpuSwapper) -> None:
+    def __init__(self, gpu: DeviceSwapper) -> None:
         self.gpu = gpu
         self.name = gpu.name
         self._requests: dict[int, list[tuple[SourceFace, Faces]]] = {}
