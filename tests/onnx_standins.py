@@ -99,19 +99,31 @@ def constant_outputs(path: Path, input_shape: list, outputs: list[tuple[str, np.
                 [(f"{name}_value", value.astype(np.float32)) for name, value in outputs], path)
 
 
-def landmarker(path: Path, points: np.ndarray, peak: float, batch: Batch = "N") -> Path:
-    """2dfan4 stand-in: ``input`` (b,3,256,256) → landmarks (b,68,3) = ``points``; heatmaps peak at ``peak``."""
+def landmarker(path: Path, points: np.ndarray, peak: float, batch: Batch = "N", gain: float = 0.0) -> Path:
+    """2dfan4 stand-in: ``input`` (b,3,256,256) → landmarks (b,68,3) = ``points`` + ``gain`` × the input's mean
+    (so the crop's content shows in the points); heatmaps peak at ``peak``."""
     heatmaps = np.zeros((1, 68, 64, 64), np.float32)
     heatmaps[:, :, 10, 20] = peak
     nodes = [helper.make_node("ReduceMean", ["input"], ["mean"], axes=[1, 2, 3], keepdims=1),
              helper.make_node("Mul", ["mean", "zero"], ["blank"]),
-             helper.make_node("Reshape", ["blank", "shape3"], ["blank3"]),
-             helper.make_node("Add", ["blank3", "points"], ["landmarks"]),
+             helper.make_node("Mul", ["mean", "gain"], ["moved"]),
+             helper.make_node("Reshape", ["moved", "shape3"], ["moved3"]),
+             helper.make_node("Add", ["moved3", "points"], ["landmarks"]),
              helper.make_node("Add", ["blank", "heat"], ["heatmaps"])]
-    inits = [("zero", np.zeros((), np.float32)), ("shape3", np.array([-1, 1, 1], np.int64)),
-             ("points", points[None].astype(np.float32)), ("heat", heatmaps)]
+    inits = [("zero", np.zeros((), np.float32)), ("gain", np.full((), gain, np.float32)),
+             ("shape3", np.array([-1, 1, 1], np.int64)), ("points", points[None].astype(np.float32)),
+             ("heat", heatmaps)]
     return save(nodes, [_tensor("input", [batch, 3, 256, 256])],
                 [_tensor("landmarks", [batch, 68, 3]), _tensor("heatmaps", [batch, 68, 64, 64])], inits, path)
+
+
+def face_points_68() -> np.ndarray:
+    """68 heatmap-space points (x, y, score) with eyes, nose and mouth where 68-point indices put them."""
+    points = np.zeros((68, 3), np.float32)
+    points[:, :2] = np.random.default_rng(3).uniform(16, 48, (68, 2))
+    points[36:42, :2], points[42:48, :2] = [22, 26], [42, 26]
+    points[30, :2], points[48, :2], points[54, :2] = [32, 36], [25, 45], [39, 45]
+    return points
 
 
 def gpu_engine_models(root: Path, yunet: Path) -> Path:
@@ -130,8 +142,8 @@ FAMILY_MODELS = {"hyperswap": "hyperswap_1a_256", "inswapper": "inswapper_128", 
 
 
 def every_family_models(root: Path, yunet: Path) -> Path:
-    """``gpu_engine_models``' recognizer and YuNet, and a stand-in for each of ``FAMILY_MODELS`` with the
-    converters they need.
+    """``gpu_engine_models``' recognizer and YuNet, a 2dfan4 stand-in (confident points that move with the crop),
+    and a stand-in for each of ``FAMILY_MODELS`` with the converters they need.
 
     Embedding sources add their first three values to the target (a colour shift the colour stage can
     undo); hyperswap's mask output is 0.75 (it bounds the paste mask; the colour statistics take pixels
@@ -156,4 +168,5 @@ def every_family_models(root: Path, yunet: Path) -> Path:
             swapper(root / spec.file_name, spec.size, emap=emap)
         if spec.converter and not (root / f"{spec.converter}.onnx").exists():
             converter(root / f"{spec.converter}.onnx")
+    landmarker(root / "2dfan4.onnx", face_points_68(), peak=0.9, gain=8.0)
     return root

@@ -200,17 +200,8 @@ def test_nms_keeps_best_of_overlaps():
 # --- 2dfan4 ---------------------------------------------------------------------------------------------
 
 
-def _points_68() -> np.ndarray:
-    """68 heatmap-space points (x, y, score) with eyes, nose and mouth where 68-point indices put them."""
-    points = np.zeros((68, 3), np.float32)
-    points[:, :2] = np.random.default_rng(3).uniform(16, 48, (68, 2))
-    points[36:42, :2], points[42:48, :2] = [22, 26], [42, 26]
-    points[30, :2], points[48, :2], points[54, :2] = [32, 36], [25, 45], [39, 45]
-    return points
-
-
 def test_2dfan4_maps_heatmap_points_back_to_the_frame(tmp_path):
-    points = _points_68()
+    points = onnx_standins.face_points_68()
     session = runtime.create_session(onnx_standins.landmarker(tmp_path / "2dfan4.onnx", points, peak=0.45))
     fan = Fan68Landmarker(get_model("2dfan4"), session)
     boxes = np.array([[100, 80, 260, 280], [300, 50, 380, 130.0]])
@@ -221,16 +212,42 @@ def test_2dfan4_maps_heatmap_points_back_to_the_frame(tmp_path):
         np.testing.assert_allclose(transform_points(face, crop_matrix(box)), points[:, :2] * 4, atol=1e-3)
 
 
+@pytest.mark.parametrize("dark", [False, True])
+def test_gpu_landmarker_matches_the_cpu_one(tmp_path, torch_device, dark):
+    """The GPU engine's 2dfan4: crops cut on the device (the dark ones brightened with CLAHE on the host) and
+    points mapped back as on the CPU. The stand-in moves its points with the crop's mean, so the crops count."""
+    torch = pytest.importorskip("torch")
+    from steadyswap.analysis.landmarker_2dfan4 import brighten_if_dark, crop_matrices
+    from steadyswap.engine.gpu.onnx_module import TorchOnnx
+    from steadyswap.engine.gpu.stages import GpuLandmarker
+
+    path = onnx_standins.landmarker(tmp_path / "2dfan4.onnx", onnx_standins.face_points_68(), peak=0.6, gain=8.0)
+    image = rgb("image/fr_two_people.jpg") // (6 if dark else 1)
+    boxes = np.array([[100, 80, 260, 280], [300, 50, 380, 130.0]])
+    kps = np.stack([box[:2] + (box[2:] - box[:2]) * np.array([[0.3, 0.4], [0.7, 0.4], [0.5, 0.6], [0.35, 0.8],
+                                                              [0.65, 0.8]]) for box in boxes])
+    crop = cv2.warpAffine(np.ascontiguousarray(image[:, :, ::-1]), crop_matrices(boxes, kps)[0], (256, 256))
+    assert (brighten_if_dark(crop) is crop) != dark  # the dark case takes the CLAHE path
+    expected, expected_scores = Fan68Landmarker(get_model("2dfan4"), runtime.create_session(path)).landmarks(
+        image, boxes, kps)
+    gpu = GpuLandmarker(get_model("2dfan4"), TorchOnnx(path, torch_device))
+    points, scores = gpu.landmarks(torch.from_numpy(image[None].copy()).to(torch_device), [0, 0], boxes, kps)
+    np.testing.assert_allclose(points, expected, atol=0.05)
+    np.testing.assert_allclose(scores, expected_scores, atol=1e-6)
+    moved = Fan68Landmarker(get_model("2dfan4"), runtime.create_session(path)).landmarks(image // 2, boxes, kps)[0]
+    assert np.abs(moved - expected).max() > 1  # darker crops move the stand-in's points: the test can fail
+
+
 def test_landmark_geometry_helpers():
     box = np.array([0, 0, 390, 195.0])
     np.testing.assert_allclose(crop_matrix(box), [[0.5, 0, 30.5], [0, 0.5, 79.25]])
     upright = np.array([[10, 10], [30, 10], [20, 20], [12, 28], [28, 28.0]])
     assert face_angle(upright) == 0 and face_angle(upright[:, ::-1] * [1, -1]) == 270
-    assert landmarks_68_to_5(_points_68()[None, :, :2]).shape == (1, 5, 2)
+    assert landmarks_68_to_5(onnx_standins.face_points_68()[None, :, :2]).shape == (1, 5, 2)
 
 
 def test_yunet_with_2dfan4_replaces_kps_when_confident(tmp_path, yunet_session):
-    points = _points_68()
+    points = onnx_standins.face_points_68()
     image = rgb("image/fr_obama_512.jpg")
     for peak, expect_from_68 in ((0.9, True), (0.3, False)):
         session = runtime.create_session(onnx_standins.landmarker(tmp_path / f"fan{peak}.onnx", points, peak))

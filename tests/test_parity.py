@@ -4,23 +4,23 @@ Both paths run the same file (two real faces side by side, from the shared LiveP
 options; the GPU engine runs on torch's CPU here (``torch_device`` "cpu") and again on CUDA under ``-m gpu``.
 Each case asserts:
 
-- the same faces are selected in every frame (the boxes each path's ``FaceSwapper`` swapped, within 2 px:
-  the detector runs in onnxruntime on one path and in torch on the other);
+- the same faces are selected in every frame (the boxes and five points of the faces each path's
+  ``FaceSwapper`` swapped, within 2 px: the models run in onnxruntime on one path and in torch on the other);
 - the same pictures within a stated tolerance: mean absolute difference at most 0.5 levels over the frames,
   and 99.5% of the pixels either path changed within 6 levels. What differs is rounding: OpenCV's
   fixed-point warps and 8-bit LAB against float maths on the device, and the yuv420p conversion before the
   encoder (swscale against ``torch_ops``), which the lossless output keeps;
-- frames, in number and in order, as the run's trim asks.
+- frames, in number and in order, as the run's trim asks;
+- or, for an option a family cannot take, the same one-line refusal on both paths.
 
 Swappers are stand-in graphs (tests/onnx_standins.py: the target plus a colour shift, or the source's mean
-colour); detection is the shared real YuNet, classic runs on the embedded MediaPipe mesh.
+colour), and so is 2dfan4; detection is the shared real YuNet, classic runs on the embedded MediaPipe mesh.
 """
 
 from __future__ import annotations
 
 import copy
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import av
@@ -56,7 +56,10 @@ OPTIONS: dict[str, dict] = {
     "face map": {"face_map": "FACE_MAP"},
     "trim": {"trim_frame_start": 1, "trim_frame_end": 4},
     "batch size 1": {"face_selector_mode": "many", "execution_batch_size": 1},
+    "landmarker 2dfan4": {"face_landmarker_model": "2dfan4"},
 }
+REFUSED = {("classic", "landmarker 2dfan4"): "needs an ONNX --face-detector-model"}
+"""Cases both paths refuse in one line (the MediaPipe mesh brings its own landmarks)."""
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -80,7 +83,8 @@ def work_done_once():
 
     def replay(method, pixels):
         def detect(detector, images):
-            key = (type(detector).__name__, detector.spec.name, detector.score_threshold, hash(pixels(images)))
+            key = (type(detector).__name__, detector.spec.name, detector.score_threshold, detector.landmark_count,
+                   hash(pixels(images)))
             if key not in answers:
                 answers[key] = method(detector, images)
             return copy.deepcopy(answers[key])
@@ -124,7 +128,7 @@ def config_for(family: str, models: Path, tmp_path: Path, **options) -> RunConfi
     if family == "classic":
         return RunConfig(**lossless, **options)
     return RunConfig(face_swapper_model=onnx_standins.FAMILY_MODELS[family], face_detector_model="yunet",
-                     face_landmarker_model="none", **lossless, **options)
+                     **{"face_landmarker_model": "none", **lossless, **options})
 
 
 def _face_map(folder: Path) -> Path:
@@ -138,7 +142,8 @@ def _face_map(folder: Path) -> Path:
 
 
 class Decisions:
-    """Records the faces each ``FaceSwapper`` swaps, frame by frame (both paths decide through it)."""
+    """Records the faces each ``FaceSwapper`` swaps, frame by frame (both paths decide through it): per face,
+    left to right, its box and five points as 14 numbers."""
 
     def __init__(self, monkeypatch) -> None:
         self.boxes: list[np.ndarray] = []
@@ -146,7 +151,9 @@ class Decisions:
 
         def swap(swapper, image, smoothed, raw, cut):
             result = original(swapper, image, smoothed, raw, cut)
-            self.boxes.append(result.faces.boxes[np.argsort(result.faces.boxes[:, 0])])
+            faces = result.faces
+            order = np.argsort(faces.boxes[:, 0])
+            self.boxes.append(np.concatenate([faces.boxes, faces.kps.reshape(len(faces), 10)], axis=1)[order])
             return result
 
         monkeypatch.setattr(FaceSwapper, "_swap", swap)
@@ -174,7 +181,7 @@ def assert_same_faces(cpu_boxes: list[np.ndarray], gpu_boxes: list[np.ndarray]) 
     assert len(cpu_boxes) == len(gpu_boxes)
     for frame, (a, b) in enumerate(zip(cpu_boxes, gpu_boxes)):
         assert a.shape == b.shape, f"frame {frame}: {len(a)} faces swapped on the CPU, {len(b)} on the GPU engine"
-        assert np.abs(a - b).max(initial=0) <= 2, f"frame {frame}: boxes {a.tolist()} vs {b.tolist()}"
+        assert np.abs(a - b).max(initial=0) <= 2, f"frame {frame}: faces {a.tolist()} vs {b.tolist()}"
 
 
 def assert_same_pictures(cpu: np.ndarray, gpu: np.ndarray, target: np.ndarray) -> None:
@@ -190,6 +197,13 @@ def assert_same_pictures(cpu: np.ndarray, gpu: np.ndarray, target: np.ndarray) -
 def test_cpu_path_and_gpu_engine_agree(family: str, option: str, parity_models: Path, two_faces: Path,
                                        torch_device: str, tmp_path: Path, monkeypatch) -> None:
     config = config_for(family, parity_models, tmp_path, **OPTIONS[option])
+    if (family, option) in REFUSED:
+        source = media_path("image/liveportrait_s1.jpg")
+        with pytest.raises(UsageError, match=REFUSED[family, option]):
+            FaceSwapper([source], config)
+        with pytest.raises(UsageError, match=REFUSED[family, option]):
+            GpuEngine([source], config, GpuOptions(device=torch_device))
+        return
     cpu, gpu, cpu_boxes, gpu_boxes = run_both(config, two_faces, tmp_path, torch_device, monkeypatch)
     start, end = config.trim_frame_start or 0, config.trim_frame_end or FRAMES
     target = np.stack(decode(two_faces))[start:end]
@@ -219,7 +233,3 @@ def test_options_a_path_cannot_honour_are_refused(parity_models: Path, tmp_path:
     config = config_for("hyperswap", parity_models, tmp_path, quality_report=str(tmp_path / "q.json"))
     with pytest.raises(UsageError, match="--quality-report"):
         GpuEngine([photo(media_path("image/liveportrait_s1.jpg"))], config, GpuOptions(device="cpu"))
-    with pytest.raises(UsageError, match="--face-landmarker-model 2dfan4"):
-        GpuEngine([photo(media_path("image/liveportrait_s1.jpg"))], replace(config, quality_report=None,
-                                                                          face_landmarker_model="2dfan4"),
-                  GpuOptions(device="cpu"))

@@ -21,6 +21,8 @@ from steadyswap.types import check_shape
 CROP = 256
 HEATMAP = 64
 BOX_SIDE = 195.0
+DARK_LIGHTNESS = 30
+"""Crops whose mean lightness (OpenCV's 8-bit L) is under this are brightened."""
 
 
 def landmarks_68_to_5(points: np.ndarray) -> np.ndarray:
@@ -52,12 +54,12 @@ def crop_matrix(box: np.ndarray, angle: int = 0) -> np.ndarray:
 
 
 def brighten_if_dark(crop_bgr: np.ndarray) -> np.ndarray:
-    """CLAHE (clip 2) on the lightness of a crop whose mean lightness is under 30, as FaceFusion does.
+    """CLAHE (clip 2) on the lightness of a crop whose mean lightness is under ``DARK_LIGHTNESS``, as FaceFusion does.
 
     FaceFusion hands BGR data to OpenCV's RGB→Lab conversion; the same is done here so results match.
     """
     lab = cv2.cvtColor(crop_bgr, cv2.COLOR_RGB2Lab)
-    if lab[:, :, 0].mean() >= 30:
+    if lab[:, :, 0].mean() >= DARK_LIGHTNESS:
         return crop_bgr
     lab[:, :, 0] = cv2.createCLAHE(clipLimit=2).apply(lab[:, :, 0])
     return cv2.cvtColor(lab, cv2.COLOR_Lab2RGB)
@@ -92,13 +94,26 @@ class Fan68Landmarker:
         if n == 0:
             return np.zeros((0, 68, 2), np.float32), np.zeros((0,), np.float32)
         bgr = np.ascontiguousarray(image[:, :, ::-1])
-        matrices = [crop_matrix(boxes[i], face_angle(kps[i]) if kps is not None else 0) for i in range(n)]
+        matrices = crop_matrices(boxes, kps)
         crops = np.stack([brighten_if_dark(cv2.warpAffine(bgr, m, (CROP, CROP))) for m in matrices])
         tensor = runtime.blob(crops, self.spec.mean, self.spec.std, bgr=False)
         name = self.session.get_inputs()[0].name
         points, heatmaps = runtime.run(self.session, {name: tensor}, self.batch_size)[:2]
-        crop_points = points[:, :, :2] * (CROP / HEATMAP)
-        frame_points = np.stack([transform_points(crop_points[i], invert_affine(matrices[i])) for i in range(n)])
-        peaks = heatmaps.reshape(n, 68, -1).max(-1).mean(-1)
-        scores = np.interp(peaks, [0.0, 0.9], [0.0, 1.0])
-        return frame_points.astype(np.float32), scores.astype(np.float32)
+        return frame_landmarks(points, matrices), landmark_scores(heatmaps.reshape(n, 68, -1).max(-1))
+
+
+def crop_matrices(boxes: np.ndarray, kps: np.ndarray | None) -> np.ndarray:
+    """(n, 2, 3) frame→crop matrices of the boxes, turned upright by each face's five points (``kps``;
+    upright when None)."""
+    return np.stack([crop_matrix(box, face_angle(kps[i]) if kps is not None else 0) for i, box in enumerate(boxes)])
+
+
+def frame_landmarks(points: np.ndarray, matrices: np.ndarray) -> np.ndarray:
+    """The network's (n, 68, 3) heatmap-pixel points → (n, 68, 2) float32 frame pixels."""
+    crop_points = points[:, :, :2] * (CROP / HEATMAP)
+    return np.stack([transform_points(p, invert_affine(m)) for p, m in zip(crop_points, matrices)]).astype(np.float32)
+
+
+def landmark_scores(peaks: np.ndarray) -> np.ndarray:
+    """(n,) float32 confidence from each face's (n, 68) heatmap peaks: their mean from [0, 0.9] to [0, 1]."""
+    return np.interp(peaks.mean(-1), [0.0, 0.9], [0.0, 1.0]).astype(np.float32)

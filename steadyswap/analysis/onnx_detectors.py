@@ -200,6 +200,14 @@ class OnnxDetector(FaceAnalyzer):
             return Faces.empty(k=68)
         assert self.landmarker is not None
         points, scores = self.landmarker.landmarks(image, faces.boxes, faces.kps)
-        good = (scores > self.landmarker_score)[:, None, None]
-        kps = np.where(good, landmarks_68_to_5(points), faces.kps).astype(np.float32)
-        return faces.with_(landmarks=points, kps=kps)
+        return with_landmarks(faces, points, scores, self.landmarker_score)
+
+
+def with_landmarks(faces: Faces, points: np.ndarray, scores: np.ndarray, landmarker_score: float) -> Faces:
+    """``faces`` with 68 ``landmarks``; their five points replace the detector's where ``scores`` passes
+    ``landmarker_score`` (both paths)."""
+    if not len(faces):
+        return Faces.empty(k=68)
+    good = (scores > landmarker_score)[:, None, None]
+    kps = np.where(good, landmarks_68_to_5(points), faces.kps).astype(np.float32)
+    return faces.with_(landmarks=points, kps=kps)

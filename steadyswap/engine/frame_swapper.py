@@ -52,18 +52,23 @@ class Analysed:
 
 
 def build_analyzer(config: RunConfig) -> FaceAnalyzer:
-    """The analyser named by the config: the embedded MediaPipe mesh, or an ONNX detector."""
-    if config.face_detector_model == "mediapipe":
-        from steadyswap.analysis.mediapipe_mesh import MediaPipeAnalyzer
+    """The analyser named by the config: the embedded MediaPipe mesh, or an ONNX detector.
 
-        # In video mode the mesh re-runs its face detector on every frame while it tracks fewer faces
-        # than its maximum; "one" asks for a single face so tracking alone carries it (about 1.5x faster).
-        max_faces = 1 if config.face_selector_mode == "one" and not config.face_map else 8
-        return MediaPipeAnalyzer(max_faces=max_faces, min_score=config.face_detector_score,
-                                 analysis_size=config.analysis_size)
+    Raises:
+        UsageError: a landmarker model named beside the MediaPipe mesh (which brings its own landmarks).
+    """
     from steadyswap.models.factory import build_analyzer as build_model_analyzer
 
-    return build_model_analyzer(config)
+    model = build_model_analyzer(config)  # None for the embedded mesh, after checking the landmarker choice
+    if model is not None:
+        return model
+    from steadyswap.analysis.mediapipe_mesh import MediaPipeAnalyzer
+
+    # In video mode the mesh re-runs its face detector on every frame while it tracks fewer faces
+    # than its maximum; "one" asks for a single face so tracking alone carries it (about 1.5x faster).
+    max_faces = 1 if config.face_selector_mode == "one" and not config.face_map else 8
+    return MediaPipeAnalyzer(max_faces=max_faces, min_score=config.face_detector_score,
+                             analysis_size=config.analysis_size)
 
 
 def build_recognizer(config: RunConfig):

@@ -39,11 +39,9 @@ def build_analyzer(config: RunConfig, store: ModelStore | None = None) -> FaceAn
     With an ONNX detector, ``--face-landmarker-model mediapipe`` (or ``none``) means no 68-point
     landmarker: ``landmarks`` are the detector's five points.
     """
+    check_landmarker(config)
     landmarker_name = config.face_landmarker_model
     if config.face_detector_model == EMBEDDED["detector"]:
-        if landmarker_name not in NO_LANDMARKER:
-            raise UsageError(f"--face-landmarker-model {landmarker_name} needs an ONNX --face-detector-model "
-                             f"(retinaface, scrfd, yolo_face, yunet); mediapipe brings its own landmarks")
         return None
     store = store or model_store(config)
     detector = get_model(config.face_detector_model, "detector")
@@ -54,6 +52,14 @@ def build_analyzer(config: RunConfig, store: ModelStore | None = None) -> FaceAn
         fan = Fan68Landmarker(landmarker, _session(store, landmarker, config), config.execution_batch_size)
     return OnnxDetector(detector, _session(store, detector, config), score_threshold=config.face_detector_score,
                         landmarker=fan)
+
+
+def check_landmarker(config: RunConfig) -> None:
+    """UsageError for a landmarker model beside the embedded MediaPipe analyser (both paths ask here)."""
+    if config.face_detector_model == EMBEDDED["detector"] and config.face_landmarker_model not in NO_LANDMARKER:
+        raise UsageError(f"--face-landmarker-model {config.face_landmarker_model} needs an ONNX "
+                         f"--face-detector-model (retinaface, scrfd, yolo_face, yunet); mediapipe brings its own "
+                         f"landmarks")
 
 
 def build_recognizer(config: RunConfig, store: ModelStore | None = None,

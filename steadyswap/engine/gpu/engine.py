@@ -46,6 +46,7 @@ from steadyswap.engine.gpu.stages import (
     DetectionFeed,
     DeviceSwapper,
     GpuDetector,
+    GpuLandmarker,
     GpuRecognizer,
     GpuSwapper,
 )
@@ -61,7 +62,13 @@ from steadyswap.io import (VideoReader, VideoWriter, atomic_output, check_output
 from steadyswap.io.codec_processes import ProcessReader, ProcessWriter, planar_decoding, yuv420p_shape
 from steadyswap.io.segments import Segment, join, plan_segments
 from steadyswap.io.writer import yuv420p_output
-from steadyswap.models.factory import DEFAULT_RECOGNIZER, model_store, parse_pixel_boost
+from steadyswap.models.factory import (
+    DEFAULT_RECOGNIZER,
+    NO_LANDMARKER,
+    check_landmarker,
+    model_store,
+    parse_pixel_boost,
+)
 from steadyswap.models.registry import EMBEDDED, get_model
 from steadyswap.swap.base import SourceFace
 from steadyswap.swap.sources import check_faces, source_names
@@ -276,14 +283,16 @@ class GpuEngine:
         config = self.config
         if config.quality_report:
             raise UsageError("--quality-report is measured on the CPU path only; pass --execution-providers cpu")
-        if config.face_landmarker_model not in ("mediapipe", "none") and config.face_detector_model != "mediapipe":
-            raise UsageError(f"--face-landmarker-model {config.face_landmarker_model} has no GPU form yet; "
-                             "use the detector's five points (--face-landmarker-model none) or the CPU")
+        check_landmarker(config)
         store = model_store(config)
         if config.face_detector_model != EMBEDDED["detector"]:
+            landmarker = None
+            if config.face_landmarker_model not in NO_LANDMARKER:
+                fan = get_model(config.face_landmarker_model, "landmarker")
+                landmarker = GpuLandmarker(fan, TorchOnnx(store.require(fan), self.device))
             spec = get_model(config.face_detector_model, "detector")
             self.detector = GpuDetector(spec, TorchOnnx(store.require(spec), self.device),
-                                        score_threshold=config.face_detector_score)
+                                        score_threshold=config.face_detector_score, landmarker=landmarker)
         if config.face_swapper_model == EMBEDDED["swapper"]:
             from steadyswap.engine.gpu.classic import GpuClassicSwapper
 

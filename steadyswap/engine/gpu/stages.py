@@ -17,7 +17,15 @@ import torch
 import torch.nn.functional as F
 
 from steadyswap.analysis.base import FaceAnalyzer
-from steadyswap.analysis.onnx_detectors import detections, split_images
+from steadyswap.analysis.landmarker_2dfan4 import (
+    CROP,
+    DARK_LIGHTNESS,
+    brighten_if_dark,
+    crop_matrices,
+    frame_landmarks,
+    landmark_scores,
+)
+from steadyswap.analysis.onnx_detectors import detections, split_images, with_landmarks
 from steadyswap.blend import torch_ops
 from steadyswap.blend.align import estimate_matrix
 from steadyswap.blend.box_mask import box_mask
@@ -46,6 +54,39 @@ def normalise(images: torch.Tensor, spec: ModelSpec) -> torch.Tensor:
     return (scaled - mean) / std
 
 
+class GpuLandmarker:
+    """2dfan4 on the device, as ``Fan68Landmarker`` computes it, for the faces of many frames in one call.
+
+    The crops are cut on the device; the rare dark one is brightened on the host (CLAHE, as on the CPU).
+    The crop geometry and the mapping of the network's points back to the frame are the CPU's own functions.
+    """
+
+    def __init__(self, spec: ModelSpec, model: TorchOnnx) -> None:
+        if spec.task != "landmarker":
+            raise ModelError(f"'{spec.name}' is a {spec.task}, not a landmarker")
+        self.spec, self.model = spec, model
+
+    def landmarks(self, frames: torch.Tensor, frame_index: list[int], boxes: np.ndarray,
+                  kps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(n, 68, 2) float32 frame points and (n,) scores of the faces ``boxes`` (n, 4) with five points ``kps``
+        in ``frames[frame_index]``."""
+        matrices = crop_matrices(boxes, kps)
+        planar = frames.permute(0, 3, 1, 2).float()[torch_ops.to_device(frame_index, frames, torch.long)]
+        crops = self._brighten(torch_ops.warp_affine(planar, matrices, (CROP, CROP), "zeros").round_())
+        points, heatmaps = self.model({self.model.input_names[0]: normalise(crops, self.spec)})[:2]
+        peaks = heatmaps.reshape(len(boxes), 68, -1).amax(-1)
+        return frame_landmarks(points.cpu().numpy(), matrices), landmark_scores(peaks.cpu().numpy())
+
+    def _brighten(self, crops: torch.Tensor) -> torch.Tensor:
+        """``brighten_if_dark`` on the crops whose lightness may be under its limit (the check is repeated
+        exactly on the host, where OpenCV's CLAHE runs)."""
+        lightness = torch_ops.rgb_to_lab8(crops.flip(1))[:, 0].mean(dim=(1, 2))  # as FaceFusion: BGR read as RGB
+        for i in np.flatnonzero(lightness.cpu().numpy() < DARK_LIGHTNESS + 1):
+            bgr = crops[i].flip(0).permute(1, 2, 0).to(torch.uint8).cpu().numpy()
+            crops[i] = torch.from_numpy(brighten_if_dark(bgr)).to(crops.device).permute(2, 0, 1).flip(0).float()
+        return crops
+
+
 class GpuDetector(FaceAnalyzer):
     """A FaceFusion ONNX detector on batches of same-size frames; decoding and NMS as ``OnnxDetector``.
 
@@ -53,15 +94,19 @@ class GpuDetector(FaceAnalyzer):
         spec: a registry entry of task ``detector``.
         model: its graph on the device.
         score_threshold, iou_threshold: as ``OnnxDetector``.
+        landmarker, landmarker_score: 2dfan4 and its score, as ``OnnxDetector``'s.
     """
 
     def __init__(self, spec: ModelSpec, model: TorchOnnx, score_threshold: float = 0.5,
-                 iou_threshold: float = 0.4) -> None:
+                 iou_threshold: float = 0.4, landmarker: GpuLandmarker | None = None,
+                 landmarker_score: float = 0.5) -> None:
         if spec.task != "detector":
             raise ModelError(f"'{spec.name}' is a {spec.task}, not a detector")
         self.spec, self.model = spec, model
         self.name = spec.name
         self.score_threshold, self.iou_threshold = score_threshold, iou_threshold
+        self.landmarker, self.landmarker_score = landmarker, landmarker_score
+        self.landmark_count = 68 if landmarker else 5
         fixed = model.input_shapes[0]
         side = spec.size or 640
         self.height = fixed[2] or side
@@ -89,8 +134,18 @@ class GpuDetector(FaceAnalyzer):
         canvas, ratio = self.letterbox(frames)
         outputs = self.model({self.model.input_names[0]: normalise(canvas, self.spec)})
         images = split_images([o.cpu().numpy() for o in outputs], len(frames))
-        return [detections(self.spec, image, (self.height, self.width), ratio, self.score_threshold,
-                           self.iou_threshold) for image in images]
+        found = [detections(self.spec, image, (self.height, self.width), ratio, self.score_threshold,
+                            self.iou_threshold) for image in images]
+        if self.landmarker is None:
+            return found
+        owners = [row for row, faces in enumerate(found) for _ in range(len(faces))]
+        if not owners:
+            return [Faces.empty(k=68) for _ in found]
+        every = Faces.concat(found)
+        points, scores = self.landmarker.landmarks(frames, owners, every.boxes, every.kps)
+        cuts = np.cumsum([len(faces) for faces in found])[:-1]
+        return [with_landmarks(faces, p, s, self.landmarker_score)
+                for faces, p, s in zip(found, np.split(points, cuts), np.split(scores, cuts))]
 
     def analyze(self, images: list[np.ndarray], video: bool = False) -> list[Faces]:
         return [self.detect(upload([image], self.model.device))[0] for image in images]
