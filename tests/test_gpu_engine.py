@@ -47,7 +47,7 @@ def test_classic_swapper_runs_on_the_device_as_on_the_cpu(torch_device: str) -> 
     from steadyswap.engine.gpu.classic import GpuClassicSwapper
 
     pytest.importorskip("mediapipe", reason="the classic swapper needs the MediaPipe mesh")
-    frames = decode(media_path("video/liveportrait_d3.mp4"), limit=4)
+    frames = decode(media_path("video/liveportrait_d3_93f.mp4"), limit=4)
     config = RunConfig(face_mask_padding=(10, 0, 20, 5))
     with FaceSwapper([_source()], config) as cpu:
         expected = np.stack([cpu.swap_frame(frame) for frame in frames]).astype(np.int16)

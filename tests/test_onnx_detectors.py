@@ -170,12 +170,10 @@ def test_gpu_detector_finds_what_the_cpu_detector_finds(torch_device, yunet_sess
     torch = pytest.importorskip("torch")
     from steadyswap.engine.gpu.onnx_module import TorchOnnx
     from steadyswap.engine.gpu.stages import GpuDetector
-    from tests.conftest import MODELS
-
-    images = [rgb("image/fr_two_people.jpg"), rgb("image/liveportrait_s33_dog_negative.jpg")]
+    images = [rgb("image/fr_two_people_640.jpg"), rgb("image/liveportrait_s33_dog_negative.jpg")]
     images[1] = cv2.resize(images[1], images[0].shape[1::-1])
     cpu = OnnxDetector(get_model("yunet"), yunet_session)
-    gpu = GpuDetector(get_model("yunet"), TorchOnnx(MODELS / YUNET, torch_device))
+    gpu = GpuDetector(get_model("yunet"), TorchOnnx(YUNET, torch_device))
     found = gpu.detect(torch.from_numpy(np.stack(images)).to(torch_device))
     assert [len(faces) for faces in found] == [2, 0]
     expected = cpu.detect(images[0])
@@ -222,7 +220,7 @@ def test_gpu_landmarker_matches_the_cpu_one(tmp_path, torch_device, dark):
     from steadyswap.engine.gpu.stages import GpuLandmarker
 
     path = onnx_standins.landmarker(tmp_path / "2dfan4.onnx", onnx_standins.face_points_68(), peak=0.6, gain=8.0)
-    image = rgb("image/fr_two_people.jpg") // (6 if dark else 1)
+    image = rgb("image/fr_two_people_640.jpg") // (6 if dark else 1)
     boxes = np.array([[100, 80, 260, 280], [300, 50, 380, 130.0]])
     kps = np.stack([box[:2] + (box[2:] - box[:2]) * np.array([[0.3, 0.4], [0.7, 0.4], [0.5, 0.6], [0.35, 0.8],
                                                               [0.65, 0.8]]) for box in boxes])

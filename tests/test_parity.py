@@ -1,7 +1,7 @@
 """The parity matrix: every run option × every swapper family, through the CPU path and the GPU engine.
 
-Both paths run the same file (two real faces side by side, from the shared LivePortrait clips) with the same
-options; the GPU engine runs on torch's CPU here (``torch_device`` "cpu") and again on CUDA under ``-m gpu``.
+Both paths run the same file (two real faces side by side, from the LivePortrait clips in tests/data) with the
+same options; the GPU engine runs on torch's CPU here (``torch_device`` "cpu") and again on CUDA under ``-m gpu``.
 Each case asserts:
 
 - the same faces are selected in every frame (the boxes and five points of the faces each path's
@@ -14,7 +14,7 @@ Each case asserts:
 - or, for an option a family cannot take, the same one-line refusal on both paths.
 
 Swappers are stand-in graphs (tests/onnx_standins.py: the target plus a colour shift, or the source's mean
-colour), and so is 2dfan4; detection is the shared real YuNet, classic runs on the embedded MediaPipe mesh.
+colour), and so is 2dfan4; detection is the real YuNet, classic runs on the embedded MediaPipe mesh.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from steadyswap.engine.gpu.engine import GpuEngine, GpuOptions  # noqa: E402
 from steadyswap.engine.pipeline import run_video  # noqa: E402
 from steadyswap.errors import UsageError  # noqa: E402
 from tests import onnx_standins  # noqa: E402
-from tests.conftest import media_path  # noqa: E402
+from tests.conftest import YUNET, media_path  # noqa: E402
 from tests.helpers import decode, photo  # noqa: E402
 
 FRAMES = 5
@@ -99,15 +99,14 @@ def work_done_once():
 
 @pytest.fixture(scope="session")
 def parity_models(tmp_path_factory) -> Path:
-    return onnx_standins.every_family_models(tmp_path_factory.mktemp("parity-models"),
-                                             media_path("../models/yunet/yunet_n_640_640.onnx"))
+    return onnx_standins.every_family_models(tmp_path_factory.mktemp("parity-models"), YUNET)
 
 
 @pytest.fixture(scope="session")
 def two_faces(tmp_path_factory) -> Path:
     """A lossless clip of FRAMES frames: d3's face on the left, d0's on the right, both moving."""
-    left = decode(media_path("video/liveportrait_d3.mp4"), limit=FRAMES)
-    right = decode(media_path("video/liveportrait_d0.mp4"), limit=FRAMES)
+    left = decode(media_path("video/liveportrait_d3_93f.mp4"), limit=FRAMES)
+    right = decode(media_path("video/liveportrait_d0_crf20.mp4"), limit=FRAMES)
     path = tmp_path_factory.mktemp("parity-clip") / "two_faces.mp4"
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=25, options={"crf": "0", "preset": "ultrafast"})
@@ -166,9 +165,9 @@ class Decisions:
 def run_both(config: RunConfig, target: Path, tmp_path: Path, device: str,
              monkeypatch) -> tuple[np.ndarray, np.ndarray, list[np.ndarray], list[np.ndarray]]:
     """(CPU frames, GPU engine frames, boxes swapped per frame on each path) of one run of ``target``."""
-    source = media_path("image/liveportrait_s1.jpg")
+    source = media_path("image/liveportrait_s1_512.jpg")
     decisions = Decisions(monkeypatch)
-    run_video(lambda fps: FaceSwapper([source], config, fps), [source], target, tmp_path / "cpu.mp4", config)
+    run_video(lambda fps: FaceSwapper([source], config, fps), target, tmp_path / "cpu.mp4", config)
     cpu_boxes = decisions.take()
     options = GpuOptions(device=device, half=False, segments=1, processes=False, planar=False)
     with GpuEngine([source], config, options) as engine:
@@ -200,7 +199,7 @@ def test_cpu_path_and_gpu_engine_agree(family: str, option: str, parity_models: 
         pytest.importorskip("mediapipe", reason="the classic swapper needs the MediaPipe mesh")
     config = config_for(family, parity_models, tmp_path, **OPTIONS[option])
     if (family, option) in REFUSED:
-        source = media_path("image/liveportrait_s1.jpg")
+        source = media_path("image/liveportrait_s1_512.jpg")
         with pytest.raises(UsageError, match=REFUSED[family, option]):
             FaceSwapper([source], config)
         with pytest.raises(UsageError, match=REFUSED[family, option]):
@@ -234,4 +233,4 @@ def test_color_strength_changes_neural_swaps_on_both_paths(family: str, parity_m
 def test_options_a_path_cannot_honour_are_refused(parity_models: Path, tmp_path: Path) -> None:
     config = config_for("hyperswap", parity_models, tmp_path, quality_report=str(tmp_path / "q.json"))
     with pytest.raises(UsageError, match="--quality-report"):
-        GpuEngine([photo(media_path("image/liveportrait_s1.jpg"))], config, GpuOptions(device="cpu"))
+        GpuEngine([photo(media_path("image/liveportrait_s1_512.jpg"))], config, GpuOptions(device="cpu"))

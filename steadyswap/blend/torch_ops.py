@@ -6,7 +6,7 @@ CPU path give the same pictures within rounding; ``tests/test_gpu_ops.py`` check
 ==========================  ===============================================================================
 torch twin                  numpy/OpenCV counterpart
 ==========================  ===============================================================================
-``warp_affine``             ``cv2.warpAffine(..., INTER_LINEAR or INTER_NEAREST, BORDER_REPLICATE or BORDER_CONSTANT 0)``
+``warp_affine``             ``cv2.warpAffine(..., INTER_LINEAR/NEAREST, BORDER_REPLICATE or BORDER_CONSTANT 0)``
 ``remap``                   ``cv2.remap(..., INTER_LINEAR, BORDER_REPLICATE)``
 ``crop_faces``              ``blend.align.warp_face`` (many faces of many frames at once)
 ``paste_back``              ``blend.paste.paste_patches``

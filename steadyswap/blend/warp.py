@@ -72,7 +72,8 @@ def upsample_maps(map_x: np.ndarray, map_y: np.ndarray, covered: np.ndarray, ste
         return cv2.warpAffine(values, grid, size, flags=interpolation | cv2.WARP_INVERSE_MAP,
                               borderMode=cv2.BORDER_REPLICATE)
 
-    return upsample(map_x, cv2.INTER_LINEAR), upsample(map_y, cv2.INTER_LINEAR), upsample(covered, cv2.INTER_NEAREST) > 0
+    covered = upsample(covered, cv2.INTER_NEAREST) > 0
+    return upsample(map_x, cv2.INTER_LINEAR), upsample(map_y, cv2.INTER_LINEAR), covered
 
 
 def coarse_affine_maps(dst: np.ndarray, src: np.ndarray, triangles: np.ndarray, origin: tuple[int, int],

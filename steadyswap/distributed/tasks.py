@@ -3,8 +3,8 @@
 Plain functions of (context, *args) with picklable arguments and results, so any engine can run them.
 A job whose options select the GPU engine (``execution_providers`` starting with ``cuda``; see
 ``engine.gpu.use_gpu_engine``) runs its segments and photo through the worker's pooled ``GpuEngine``;
-other jobs run the CPU ``FaceSwapper``. Both write the same
-segment files, so join and resume do not care which ran.
+other jobs run the CPU ``FaceSwapper``. Both write the same segment files, so join and resume do not care
+which ran.
 """
 
 from __future__ import annotations

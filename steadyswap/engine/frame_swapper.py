@@ -242,7 +242,8 @@ class FaceSwapper:
             if source is None:
                 continue
             rows = np.flatnonzero(people == person)
-            patches += [self.colour.correct_patch(patch) for patch in self.swapper.swap(source, [image], [chosen[rows]])[0]]
+            made = self.swapper.swap(source, [image], [chosen[rows]])[0]
+            patches += [self.colour.correct_patch(patch) for patch in made]
             swapped += rows.tolist()
         faces = chosen[sorted(swapped)]
         return FrameResult(paste_patches(image, patches) if patches else image, faces, raw, cut)

@@ -10,7 +10,6 @@ one or two frames per step).
 
 from __future__ import annotations
 
-import logging
 import signal
 import threading
 import time
@@ -30,8 +29,6 @@ from steadyswap.errors import Terminated, UsageError
 from steadyswap.io import read_image
 from steadyswap.io.capture import Capture, Captured
 from steadyswap.io.live_outputs import LiveOutput
-
-log = logging.getLogger(__name__)
 
 MAX_BATCH = 2
 """Frames per step at most: more would add a frame's wait to every frame's latency."""
@@ -156,9 +153,9 @@ class FrameSwap(Protocol):
 
 
 class LiveSwapper:
-    """The run's swapper for live frames: the GPU engine when ``--execution-providers cuda`` selects it (and its
-    swapper has a GPU form), else the CPU path's ``FaceSwapper``; smoothing forced causal. ``warm_up`` swaps the
-    first source photo once before any frame comes.
+    """The run's swapper for live frames: the GPU engine when ``--execution-providers cuda`` selects it, else the
+    CPU path's ``FaceSwapper``; smoothing forced causal. ``warm_up`` swaps the first source photo once before any
+    frame comes.
 
     Raises:
         UsageError: reference selection or a face map (they name people by a target's frames, which live input
@@ -175,14 +172,9 @@ class LiveSwapper:
         self._engine = None
         self._frames: FaceSwapper | None = None
         if use_gpu_engine(config):
-            engine = engine_module().GpuEngine(sources, config)
-            if engine.swapper is not None:
-                self._engine = engine
-                self.inputs = engine.inputs
-            else:
-                engine.close()
-                log.info("the classic swapper has no GPU form: live frames are swapped on the CPU")
-        if self._engine is None:
+            self._engine = engine_module().GpuEngine(sources, config)
+            self.inputs = self._engine.inputs
+        else:
             self._frames = FaceSwapper(sources, cpu_fallback(config), fps)
             self.inputs = self._frames.inputs
         if warm_up:
