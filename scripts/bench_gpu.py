@@ -811,6 +811,7 @@ def section_classic(out: dict, clip: Path, scratch: Path, frames: int) -> None:
     """The classic swapper at 1080p from precomputed landmarks: the GPU engine (warp, masks, colour and paste on
     the device, segments side by side) and the plain CPU path."""
     import steadyswap.engine.frame_swapper as frame_swapper
+    import steadyswap.engine.gpu.engine as gpu_engine
     from steadyswap.analysis import mesh_topology
     from steadyswap.engine.gpu.engine import GpuEngine, GpuOptions
     from steadyswap.engine.pipeline import run_video
@@ -822,6 +823,7 @@ def section_classic(out: dict, clip: Path, scratch: Path, frames: int) -> None:
     config = RunConfig(execution_providers=("cuda",), trim_frame_end=frames)
     original = frame_swapper.build_analyzer, mesh_topology.triangles, mesh_topology.face_oval
     frame_swapper.build_analyzer = lambda cfg: PrecomputedAnalyzer(by_frame, source_points)
+    gpu_engine.build_analyzer = frame_swapper.build_analyzer  # its own name for it, bound at import
     mesh_topology.triangles = lambda: topology["triangles"]  # the mesh's topology without MediaPipe installed
     mesh_topology.face_oval = lambda: topology["oval"]
     try:
@@ -838,6 +840,7 @@ def section_classic(out: dict, clip: Path, scratch: Path, frames: int) -> None:
         out["cpu_path"] = {"frames": result.frames, "fps": result.fps} | sampler.figures()
     finally:
         frame_swapper.build_analyzer, mesh_topology.triangles, mesh_topology.face_oval = original
+        gpu_engine.build_analyzer = original[0]
     for name in ("classic_segments.mp4", "classic_cpu.mp4"):
         (scratch / name).unlink(missing_ok=True)
 

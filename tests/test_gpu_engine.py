@@ -159,8 +159,9 @@ def test_render_never_waits_for_the_device(gpu_models_dir: Path) -> None:
         def render() -> torch.Tensor:
             pictures = batch.clone()
             patches = engine.swapper.swap(pictures, requests)
-            assert patches is not None
-            patches.paste(pictures)
+            assert patches
+            for batch_of_patches in patches:
+                batch_of_patches.paste(pictures)
             return torch_ops.rgb_to_yuv420p(pictures)
 
         expected = render().cpu()  # the first call may synchronise (cuDNN picks its algorithms)
