@@ -67,6 +67,9 @@ class RunConfig:
     models_dir: str | None = None
     analysis_size: int = 640
     quality_report: str | None = None
+    watermark: bool = True
+    c2pa_cert: str | None = None
+    c2pa_key: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> RunConfig:
@@ -105,6 +108,9 @@ class RunConfig:
             raise UsageError("--trim-frame-end: must be greater than --trim-frame-start")
         if self.execution_batch_size is not None and self.execution_batch_size < 1:
             raise UsageError("--execution-batch-size: must be 1 or more")
+        if (self.c2pa_cert is None) != (self.c2pa_key is None):
+            raise UsageError("--c2pa-cert and --c2pa-key go together: give both, or neither to sign with this "
+                             "install's own certificate")
         if self.analysis_size < 128:
             raise UsageError("--analysis-size: must be at least 128 pixels")
         _between("--smoothing-ema-alpha", self.smoothing_ema_alpha, 0.0, 1.0)

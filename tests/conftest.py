@@ -20,6 +20,15 @@ YUNET = DATA / "models" / "yunet" / "yunet_n_640_640.onnx"
 """The real YuNet detector (Apache-2.0), the one real model of the suite."""
 
 
+@pytest.fixture(scope="session", autouse=True)
+def c2pa_credentials_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Outputs are signed with this session's own C2PA credentials (made on first use), not the user's; child
+    processes (CLI runs, workers) inherit the variable."""
+    folder = tmp_path_factory.mktemp("c2pa")
+    os.environ["STEADYSWAP_C2PA_DIR"] = str(folder)
+    return folder
+
+
 def media_path(relative: str) -> Path:
     """A test file: under tests/data, else a larger one under the shared media (skipping the test, with
     the path, where that is absent)."""

@@ -184,6 +184,14 @@ FLAGS: tuple[Flag, ...] = (
          metavar="PERCENT"),
     Flag(("--output-image-quality",), "output_image_quality", "output video/image",
          "image quality 0-100 for lossy formats (default: {default})", type=int, metavar="QUALITY"),
+    Flag(("--no-watermark",), "watermark", "output video/image",
+         "leave the invisible watermark out of the pixels: a re-encoded, resized, cropped or screenshotted copy "
+         "then carries no mark of being synthetic (the C2PA manifest and container tags stay)", action="store_false"),
+    Flag(("--c2pa-cert",), "c2pa_cert", "output video/image",
+         "PEM certificate chain that signs the output's C2PA manifest, with --c2pa-key (default: "
+         "$STEADYSWAP_C2PA_CERT, else this install's own untrusted certificate)", metavar="PEM"),
+    Flag(("--c2pa-key",), "c2pa_key", "output video/image",
+         "PEM private key of --c2pa-cert (default: $STEADYSWAP_C2PA_KEY)", metavar="PEM"),
     # execution
     Flag(("--execution-providers",), "execution_providers", "execution",
          "where models run, in order of preference (default: {default})", nargs="+",

@@ -21,7 +21,7 @@ from steadyswap.errors import SteadySwapError, Terminated, UsageError
 
 HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
-OPTIONAL_COMMANDS = ("quality", "models", "batch", "ui", "live")
+OPTIONAL_COMMANDS = ("quality", "models", "batch", "ui", "live", "verify")
 """Commands of modules ``steadyswap.cli.<name>`` (``add_<name>_parser``, ``run_<name>``), added when present."""
 
 EPILOG = """\

@@ -19,12 +19,14 @@ from steadyswap.config import RunConfig
 from steadyswap.distributed.executor import WorkerContext
 from steadyswap.engine.frame_swapper import FaceSwapper
 from steadyswap.engine.gpu import cpu_fallback, use_gpu_engine
+from steadyswap.analysis.face_map import run_inputs
 from steadyswap.engine.output import output_settings
-from steadyswap.engine.pipeline import check_run, run_image
+from steadyswap.engine.pipeline import check_run, run_image, save_photo
 from steadyswap.engine.segment_runner import SegmentResult, every_few, file_sha256, run_segment
 from steadyswap.errors import UsageError
-from steadyswap.io import atomic_output, probe, read_image, write_image
+from steadyswap.io import probe, read_image
 from steadyswap.io.segments import Segment, join, plan_segments
+from steadyswap.provenance import seal_for
 from steadyswap.types import VideoInfo
 
 if TYPE_CHECKING:
@@ -141,8 +143,9 @@ def join_segments(context: WorkerContext, spec: JobSpec, plan: JobPlan) -> str:
     assert plan.info is not None
     config = spec.config
     files = [spec.segment_path(s) for s in plan.segments]
+    seal = seal_for(spec.output, spec.target, run_inputs(spec.sources, None, config.face_map), config)
     join(files, spec.output, spec.target, plan.info, (config.trim_frame_start, config.trim_frame_end),
-         output_settings(config, plan.info, spec.output))
+         output_settings(config, plan.info, spec.output), seal)
     return file_sha256(spec.output)
 
 
@@ -154,7 +157,6 @@ def swap_photo(context: WorkerContext, spec: JobSpec) -> str:
         run_image(_swapper(context, spec, IMAGE_FPS), Path(spec.target), Path(spec.output), spec.config)
     else:
         image = engine.swap_image(read_image(spec.target))
-        with atomic_output(Path(spec.output), inputs=[Path(spec.target), *engine.inputs]) as temporary:
-            write_image(temporary, image, spec.config.output_image_quality)
+        save_photo(Path(spec.output), image, Path(spec.target), engine.inputs, spec.config)
     context.report(1)
     return file_sha256(spec.output)

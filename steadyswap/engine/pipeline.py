@@ -9,6 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
+
 from steadyswap.config import RunConfig
 from steadyswap.engine.frame_swapper import FaceSwapper
 from steadyswap.engine.output import output_settings
@@ -28,6 +30,7 @@ from steadyswap.io import (
     read_image,
     write_image,
 )
+from steadyswap.provenance import seal_for, watermark_for
 
 log = logging.getLogger(__name__)
 
@@ -81,19 +84,29 @@ def run_image(swapper: FaceSwapper, target: Path, output: Path, config: RunConfi
             raise UsageError("a photo target has only frame 0: reference frames must be 0")
         swapper.set_references([image] * len(swapper.reference_frames))
     result = swapper.swap_image(image)
-    with atomic_output(output, inputs=[target, *swapper.inputs]) as temporary:
-        write_image(temporary, result.image, config.output_image_quality)
+    save_photo(output, result.image, target, swapper.inputs, config)
     seconds = time.perf_counter() - began
     return RunResult(output, 1, seconds, 1 / seconds if seconds else 0.0)
 
 
+def save_photo(output: Path, image: np.ndarray, target: Path, inputs: list[Path], config: RunConfig) -> None:
+    """Write a swapped photo as every path does: watermarked, encoded to a temporary file, signed with the
+    run's C2PA manifest, renamed. ``inputs``: the source photos and face map files the run read."""
+    mark = watermark_for(target, config)
+    if mark is not None:
+        image = mark.embed_rgb(image)
+    with atomic_output(output, inputs=[target, *inputs], seal=seal_for(output, target, inputs, config)) as temporary:
+        write_image(temporary, image, config.output_image_quality)
+
+
 def run_video(swapper_factory: Callable[[float], FaceSwapper], target: Path, output: Path,
               config: RunConfig, progress: Progress | None = None,
-              cancel: threading.Event | None = None) -> RunResult:
+              cancel: threading.Event | None = None, sign: bool = True) -> RunResult:
     """Swap every frame of ``target`` (or the trimmed range) into ``output``.
 
     Decoding and encoding run on their own threads with bounded queues; this thread analyses and
-    swaps. Audio, timestamps and colour tags are carried by the writer.
+    swaps. Audio, timestamps and colour tags are carried by the writer; frames are watermarked and the
+    file signed (``sign``: False when ``output`` is a temporary file that its caller signs).
 
     Raises:
         Interrupted: ``cancel`` was set; no output is left.
@@ -111,9 +124,11 @@ def run_video(swapper_factory: Callable[[float], FaceSwapper], target: Path, out
     clock = PhaseClock()
     log.debug("%s: frames %d-%d of %s at %.3f fps; %s", target, reader.start, reader.end, info.frame_count, info.fps,
               settings)
-    with atomic_output(output, inputs=[target, *swapper.inputs]) as temporary:
+    seal = seal_for(output, target, swapper.inputs, config) if sign else None
+    with atomic_output(output, inputs=[target, *swapper.inputs], seal=seal) as temporary:
         with reader, VideoWriter(
-            temporary, info, settings, trim=(config.trim_frame_start, config.trim_frame_end)
+            temporary, info, settings, trim=(config.trim_frame_start, config.trim_frame_end),
+            watermark=watermark_for(target, config),
         ) as writer:
             for frame, result in swap_stream(swapper, reader, cancel, clock=clock):
                 if monitor is not None:

@@ -22,6 +22,7 @@ from steadyswap.errors import MediaDecodeError
 from steadyswap.io import VideoReader, VideoWriter, atomic_output
 from steadyswap.io.probe import PathLike
 from steadyswap.io.segments import Segment
+from steadyswap.provenance import watermark_for
 
 SegmentProgress = Callable[[int], None]
 """Called with the number of frames of the segment written so far."""
@@ -99,7 +100,8 @@ def run_segment(
     written = 0
     with atomic_output(output, inputs=[segment.target, *swapper.inputs]) as temporary:
         with VideoReader(segment.target, segment.warmup, segment.decode_end) as reader, VideoWriter(
-            temporary, reader.info, output_settings(config, reader.info, output), audio_source=None
+            temporary, reader.info, output_settings(config, reader.info, output), audio_source=None,
+            watermark=watermark_for(segment.target, config),
         ) as writer:
 
             for frame, result in swap_stream(swapper, reader, cancel):

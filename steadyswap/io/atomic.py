@@ -15,7 +15,7 @@ import secrets
 import shutil
 import socket
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -40,13 +40,18 @@ def check_output(final_path: PathLike, inputs: Iterable[PathLike]) -> None:
             raise OutputError(f"{final}: output would overwrite the input {source}")
 
 
+Seal = Callable[[Path, Path], None]
+"""Writes a finished file (first path) again, sealed, to the second path: C2PA signing (``provenance``)."""
+
+
 @contextmanager
-def atomic_output(final_path: PathLike, inputs: Iterable[PathLike] = ()) -> Iterator[Path]:
+def atomic_output(final_path: PathLike, inputs: Iterable[PathLike] = (), seal: Seal | None = None) -> Iterator[Path]:
     """Yield a temporary path (same folder, same extension) that becomes ``final_path`` on success.
 
     The temporary name is hidden: ``.<stem>.steadyswap-tmp-<host>-<pid>-<random><ext>``. On any exception,
     KeyboardInterrupt included, it is deleted and the exception propagates. Leftovers of dead runs in the
-    folder are removed first (``sweep_dead``).
+    folder are removed first (``sweep_dead``). With ``seal``, the finished file is sealed into a second
+    temporary file, and that one is renamed: ``final_path`` is never an unsigned or half-signed file.
 
     Raises:
         OutputError: the folder is missing or not writable, ``final_path`` is one of ``inputs``,
@@ -59,13 +64,18 @@ def atomic_output(final_path: PathLike, inputs: Iterable[PathLike] = ()) -> Iter
     check_output(final, inputs)
     sweep_dead(folder)
     temporary = folder / f".{final.stem}.{_temporary_tag()}{final.suffix}"
+    sealed = folder / f".{final.stem}.{_temporary_tag()}{final.suffix}" if seal is not None else temporary
     try:
         yield temporary
         if not temporary.exists():
             raise OutputError(f"{final}: nothing was written")
-        os.replace(temporary, final)
+        if seal is not None:
+            seal(temporary, sealed)
+            temporary.unlink()
+        os.replace(sealed, final)
     except BaseException:
         temporary.unlink(missing_ok=True)
+        sealed.unlink(missing_ok=True)
         raise
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import av
 
 from steadyswap.errors import OutputError, UsageError
-from steadyswap.io.atomic import atomic_output
+from steadyswap.io.atomic import Seal, atomic_output
 from steadyswap.io.audio import AudioTracks
 from steadyswap.io.probe import PathLike, open_input, packet_stamps, probe
 from steadyswap.io import retime
@@ -155,6 +155,7 @@ def join(
     info: VideoInfo,
     trim: tuple[int | None, int | None] = (None, None),
     settings: OutputSettings = OutputSettings(),
+    seal: Seal | None = None,
 ) -> Path:
     """Concatenate encoded segments into ``output`` by copying packets, and add the source's audio.
 
@@ -169,6 +170,7 @@ def join(
             frame 0 is shifted to begin at 0 and its audio is cut to the frames' time span.
         settings: the segments' ``VideoWriter`` settings: with an output frame rate the segments hold
             the frames of that rate (``io.retime``) rather than the source's; the audio settings apply here.
+        seal: signs the joined file before it is renamed (``atomic_output``); None: left as joined.
 
     Returns:
         ``output``: same frame count, timestamps and audio as a single ``VideoWriter`` run.
@@ -184,7 +186,7 @@ def join(
     if container_format is None:
         raise UsageError(f"{output}: video extension must be one of {', '.join(CONTAINERS)}")
     inputs = [info.path, *segment_files] + ([audio_source] if audio_source is not None else [])
-    with atomic_output(output, inputs=inputs) as temporary, open_input(segment_files[0]) as first:
+    with atomic_output(output, inputs=inputs, seal=seal) as temporary, open_input(segment_files[0]) as first:
         template = first.streams.video[0]
         options: dict[str, str] = {}
         if container_format in ("mp4", "mov"):

@@ -34,6 +34,7 @@ from fractions import Fraction
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from types import EllipsisType
+from typing import TYPE_CHECKING
 
 import av
 import numpy as np
@@ -45,6 +46,9 @@ from steadyswap.io.image import IMAGE_EXTENSIONS
 from steadyswap.io.probe import PathLike, open_input, packet_stamps
 from steadyswap.threads import drain
 from steadyswap.types import Frame, VideoInfo, check_shape
+
+if TYPE_CHECKING:
+    from steadyswap.provenance.watermark import Watermark
 
 CONTAINERS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm"}
 
@@ -259,6 +263,7 @@ class VideoWriter:
         queue_size: frames buffered ahead of the encoder.
         threads: encoder threads; 0 lets the encoder choose (all cores). Several writers running side by
             side (the GPU engine's segments) each take a share instead.
+        watermark: added to every frame's luma just before encoding (``steadyswap.provenance``); None: none.
 
     ``write`` takes ownership of the frame: do not modify its arrays afterwards. Use as a context
     manager: leaving on an exception stops the encoder without flushing (``atomic_output`` then
@@ -280,10 +285,12 @@ class VideoWriter:
         trim: tuple[int | None, int | None] = (None, None),
         queue_size: int = 8,
         threads: int = 0,
+        watermark: Watermark | None = None,
     ) -> None:
         self.path = Path(path).expanduser()
         self.info = info
         self.threads = threads
+        self.watermark = watermark
         self.settings = settings
         container_format = check_settings(self.path, settings)
         encoder = settings.encoder
@@ -477,6 +484,8 @@ class VideoWriter:
         else:
             index, pts, data = item  # type: ignore[misc]
             frame = self._picture(av.VideoFrame.from_ndarray(data, format="yuv420p"))
+        if self.watermark is not None:
+            self.watermark.embed_frame(frame)
         if pts is None:
             pts = round(index / self._rate / self.info.time_base)
         if self._shift is None:

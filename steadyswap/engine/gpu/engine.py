@@ -54,11 +54,11 @@ from steadyswap.engine.gpu.transfer import Downloader, Uploader, on, side_stream
 from steadyswap.engine.gpu.workers import EngineWorkers, Job
 from steadyswap.engine.output import output_settings
 from steadyswap.engine.phases import PhaseClock
-from steadyswap.engine.pipeline import Progress, RunResult
+from steadyswap.engine.pipeline import Progress, RunResult, save_photo
 from steadyswap.engine.stream import prepare_references
 from steadyswap.errors import Interrupted, MediaDecodeError, ModelError, UsageError
 from steadyswap.io import (VideoReader, VideoWriter, atomic_output, check_output_extension, probe, read_image,
-                           scratch_folder, write_image)
+                           scratch_folder)
 from steadyswap.io.codec_processes import ProcessReader, ProcessWriter, planar_decoding, yuv420p_shape
 from steadyswap.io.segments import Segment, join, plan_segments
 from steadyswap.io.writer import yuv420p_output
@@ -70,6 +70,7 @@ from steadyswap.models.factory import (
     parse_pixel_boost,
 )
 from steadyswap.models.registry import EMBEDDED, get_model
+from steadyswap.provenance import seal_for, watermark_for
 from steadyswap.swap.base import SourceFace
 from steadyswap.swap.sources import check_faces, source_names
 from steadyswap.types import Faces, Frame, VideoInfo
@@ -466,7 +467,9 @@ class GpuEngine:
                   ", ".join(f"{s.start}-{s.end} (warm-up from {s.warmup})" for s in plan),
                   self.plan.frames_for(info.height, info.width))
         trim = (config.trim_frame_start, config.trim_frame_end)
-        with atomic_output(output, inputs=[target, *self.inputs]) as temporary, scratch_folder(output) as scratch:
+        seal = seal_for(output, target, self.inputs, config)
+        with atomic_output(output, inputs=[target, *self.inputs], seal=seal) as temporary, \
+                scratch_folder(output) as scratch:
             files = [temporary] if len(plan) == 1 else [Path(scratch) / f"{s.name}{output.suffix}" for s in plan]
             if (workers := self._worker_count(len(plan), end - start, info)) > 1:
                 done = self._run_in_workers(plan, files, info, workers, progress, cancel)
@@ -550,7 +553,7 @@ class GpuEngine:
         writer_options = dict(
             settings=settings, audio_source=... if single else None,
             trim=(config.trim_frame_start, config.trim_frame_end) if single else (None, None),
-            threads=0 if single else self._encoder_threads(len(plan)))
+            threads=0 if single else self._encoder_threads(len(plan)), watermark=watermark_for(info.path, config))
         try:
             for stream, path in zip(streams, files):
                 prepare_references(stream.swapper, Path(info.path))
@@ -705,9 +708,7 @@ def run_file(sources: list[Path], target: Path, output: Path, config: RunConfig,
     with GpuEngine(list(sources), config) as engine:
         if kind == "image":
             began = time.perf_counter()
-            image = engine.swap_image(read_image(target))
-            with atomic_output(output, inputs=[target, *engine.inputs]) as temporary:
-                write_image(temporary, image, config.output_image_quality)
+            save_photo(output, engine.swap_image(read_image(target)), target, engine.inputs, config)
             seconds = time.perf_counter() - began
             return RunResult(output, 1, seconds, 1 / seconds if seconds else 0.0)
         return engine.run_video(target, output, progress, cancel)

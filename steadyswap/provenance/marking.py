@@ -1,0 +1,57 @@
+"""What a run marks: the one place that turns a run's options into the watermark of its frames and the C2PA
+seal of its output, so the CPU path, the GPU engine, segments and batch joins mark alike."""
+
+from __future__ import annotations
+
+import json
+import logging
+import zlib
+from collections.abc import Iterable
+from pathlib import Path
+
+from steadyswap.config import RunConfig
+from steadyswap.provenance.manifest import Seal, can_sign
+from steadyswap.provenance.watermark import RUN_IDS, Watermark
+
+log = logging.getLogger(__name__)
+
+NOT_IN_RUN_ID = frozenset({"execution_providers", "execution_batch_size", "video_memory_strategy", "models_dir",
+                           "quality_report", "watermark", "c2pa_cert", "c2pa_key", "extra"})
+"""Options that change where or how a run computes, not what it makes: a run's id does not depend on them, so
+the segments of one output (on a GPU, on CPU workers, resumed later) all carry the same id."""
+
+
+def run_id(target: str | Path, config: RunConfig) -> int:
+    """The run id in the watermark: a CRC of the target's path and the options that shape the output.
+
+    >>> run_id("a.mp4", RunConfig()) == run_id("a.mp4", RunConfig(execution_providers=("cuda",)))
+    True
+    """
+    settings = {k: v for k, v in config.to_dict().items() if k not in NOT_IN_RUN_ID}
+    text = json.dumps({"target": str(Path(target).expanduser().resolve()), "options": settings},
+                      sort_keys=True, default=str)
+    return zlib.crc32(text.encode()) % RUN_IDS
+
+
+def watermark_for(target: str | Path, config: RunConfig) -> Watermark | None:
+    """The watermark of a run's frames, or None with ``--no-watermark``."""
+    return Watermark(run_id(target, config)) if config.watermark else None
+
+
+def seal_for(output: str | Path, target: str | Path, inputs: Iterable[str | Path], config: RunConfig) -> Seal | None:
+    """The C2PA seal of a run's output, or None for a container that cannot hold a manifest (MKV, WebM).
+
+    Args:
+        output: the file the run writes.
+        target: the target (the manifest's parent ingredient).
+        inputs: the other files the run reads: source photos, a face map and its photos.
+        config: the run's options.
+    """
+    if not can_sign(output):
+        log.info("%s: no C2PA manifest (the c2pa library cannot embed one in %s files); the frames carry the "
+                 "watermark and the container its tags", output, Path(output).suffix)
+        return None
+    mark = watermark_for(target, config)
+    parts = dict.fromkeys(Path(p) for p in inputs)
+    parts.pop(Path(target), None)
+    return Seal(Path(output).name, Path(target), tuple(parts), config, mark.run_id if mark else None)
