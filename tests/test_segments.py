@@ -115,7 +115,7 @@ class CountingSwapper:
         return results
 
 
-CONFIG = RunConfig(output_video_quality=100)
+CONFIG = RunConfig(output_video_quality=100, watermark=False)
 
 
 def test_keyframes_are_found_in_display_order(clip: Path) -> None:

@@ -394,10 +394,12 @@ def test_real_engine_image_run_and_cancelled_video_run(tmp_path: Path) -> None:
                                              "output": str(tmp_path / "out" / "two.jpg"), "people": people}).json()
         done = wait_for(client, job["id"], ("done", "failed"), timeout=60)
         assert done["state"] == "done", done
+        assert done["provenance"].startswith("MARKED: C2PA manifest valid")  # the result panel's verify line
         before, after = (cv2.imread(str(p))
                          for p in (media_path("image/fr_two_people_640.jpg"), tmp_path / "out" / "two.jpg"))
         x0, y0, x1, y1 = (int(v) for v in two[1]["box"])
-        assert np.abs(after[y0:y1, x0:x1].astype(int) - before[y0:y1, x0:x1]).mean() < 3  # unmapped: unchanged
+        # unmapped: unchanged but for JPEG and the watermark (about 2 levels, docs/provenance.md)
+        assert np.abs(after[y0:y1, x0:x1].astype(int) - before[y0:y1, x0:x1]).mean() < 4
         x0, y0, x1, y1 = (int(v) for v in two[0]["box"])
         assert np.abs(after[y0:y1, x0:x1].astype(int) - before[y0:y1, x0:x1]).mean() > 3  # mapped: swapped
 

@@ -33,6 +33,7 @@ exit codes:
   4    no usable face in the source
   5    output problem (same path as an input, folder not writable, encoder failure)
   6    model problem (missing file, bad checksum, download failed, provider unavailable)
+  10   verify: no provenance found (11: a C2PA manifest that fails validation)
   130  interrupted (Ctrl-C)
   143  ended by SIGTERM (129: SIGHUP); like Ctrl-C, no partial output is left"""
 

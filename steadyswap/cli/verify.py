@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TextIO
 
 from steadyswap.errors import InputError, InputNotFoundError
+from steadyswap.provenance.watermark import THRESHOLD
 from steadyswap.provenance.verify import FOUND, NOT_FOUND, SAMPLE_FRAMES, TAMPERED, Verdict, dumps, verify
 
 
@@ -67,7 +68,7 @@ def _details(verdict: Verdict) -> list[str]:
         if report.run_id is not None:
             lines.append(f"  declared watermark run id: {report.run_id}")
     if mark is not None:
-        lines.append(f"  watermark: score {mark.score:.1f} (threshold 6.0) at scale {mark.scale:.2f}, "
+        lines.append(f"  watermark: score {mark.score:.1f} (threshold {THRESHOLD}) at scale {mark.scale:.2f}, "
                      f"{mark.pictures_found}/{mark.pictures} pictures alone"
                      + (f", run id {mark.run_id}" if mark.run_id is not None else ""))
         if report.run_id is not None and mark.run_id is not None and mark.run_id != report.run_id:

@@ -1,7 +1,7 @@
 """An invisible watermark in the luma of every output frame, found again after re-encoding, downscaling and cropping.
 
 Method (a tiled spread-spectrum mark with a shift-coded payload, in the manner of broadcast-monitoring marks):
-- A key pattern ``P``: 128×128 Gaussian noise from a fixed seed, band-limited to periods of 5 to 16 pixels
+- A key pattern ``P``: 128×128 Gaussian noise from a fixed seed, band-limited to periods of 8 to 24 pixels
   (coarse enough to survive half-size downscaling and lossy re-encoding, fine enough to stay apart from the
   picture's own large structures), scaled to unit standard deviation. Drawing it from steadyswap's seed is the
   tool id: only steadyswap's marks correlate with it.
@@ -9,9 +9,10 @@ Method (a tiled spread-spectrum mark with a shift-coded payload, in the manner o
   tile is ``W = P - shift(P, k(r))``. Correlation with ``P`` then shows a positive peak where the tile begins and
   a negative one at ``+k(r)`` from it: the distance between the two carries the id wherever the picture was cut.
 - ``W`` is tiled over the whole frame (so any region, the face alone included, carries it) and added to luma
-  with a strength that follows local contrast (busy areas hide more than flat ones), on average
-  ``strength`` levels of 255 where contrast is moderate.
-- Detection folds the picture (its high-passed luma) into one 128×128 tile by summing all tiles: a crop only
+  with a strength that follows fine texture (hair, fabric and foliage hide more than smooth skin, shading and
+  sky): ``strength`` levels of 255 (standard deviation) at moderate texture, 0.3 of it on smooth areas.
+- Detection folds the picture (its high-passed luma, divided by its local spread so that busy areas do not
+  drown the rest) into one 128×128 tile by summing all tiles: a crop only
   shifts the folded tile cyclically. A phase-only correlation with ``P`` in ``P``'s band gives a peak height in
   standard deviations (``score``). Downscaled copies are searched at the common scales in ``SCALES``; frames of
   one video add their folded tiles, so a video's evidence grows with the frames sampled.
@@ -32,15 +33,15 @@ from steadyswap.types import check_shape
 
 TILE = 128
 """Side of the tiled pattern, in pixels."""
-BAND = (1 / 16, 1 / 5)
+BAND = (1 / 24, 1 / 8)
 """Spatial frequencies of the key pattern, in cycles per pixel."""
 KEY = b"steadyswap watermark 1"
-STRENGTH = 1.5
-"""Standard deviation of the mark in 8-bit luma levels where local contrast is moderate."""
-MASK_RANGE = (0.35, 1.5)
-"""Bounds of the contrast factor: flat areas get 0.35 of ``strength``, busy ones up to 1.5."""
-CONTRAST_REFERENCE = 6.0
-"""Local luma standard deviation (8-bit levels, over about 20 pixels) that gets the plain ``strength``."""
+STRENGTH = 2.5
+"""Standard deviation of the mark in 8-bit luma levels at moderate texture (docs/provenance.md: PSNR 42-46 dB)."""
+MASK_RANGE = (0.3, 2.0)
+"""Bounds of the texture factor: smooth areas get 0.3 of ``strength``, busy ones up to 2."""
+CONTRAST_REFERENCE = 4.0
+"""Mean fine detail (8-bit levels) that gets the plain ``strength``."""
 SHIFT_STEP = 4
 SHIFT_ROWS = range(16, 113, SHIFT_STEP)
 """Vertical shifts a run id may use: kept 16 pixels from 0 so that the two correlation peaks stay apart."""
@@ -49,7 +50,10 @@ RUN_IDS = len(SHIFT_ROWS) * len(SHIFT_COLUMNS)
 """How many run ids the payload can tell apart (800)."""
 SCALES = (1.0, 0.5, 2 / 3, 0.75)
 """Sizes, relative to the marked output, at which a picture is searched (1080p → 540p, 720p, 810p)."""
-THRESHOLD = 6.0
+SEARCH_PIXELS = 1920 * 1088
+"""Largest picture searched: a small scale enlarges only a centred crop of this size (a 1080p picture is
+searched at scale 0.5 as its middle 960×540, enlarged), which bounds the time per picture."""
+THRESHOLD = 6.5
 """Correlation peak, in standard deviations, above which a mark is reported (docs/provenance.md: the
 false-positive rate measured on unmarked frames)."""
 PAYLOAD_THRESHOLD = 4.0
@@ -122,15 +126,14 @@ _PATTERN_UNIT = 16
 
 
 def _contrast(luma: np.ndarray) -> np.ndarray:
-    """H×W uint8 contrast factor (``MASK_RANGE`` in 1/32 steps): luma's standard deviation over about 20 pixels,
-    measured on a quarter-size copy and spread back."""
+    """H×W uint8 texture factor (``MASK_RANGE`` in 1/32 steps): the mean fine detail (luma less its blur) over
+    about 16 pixels, measured on a half-size copy and spread back. Smooth skin and shading count as flat."""
     height, width = luma.shape
-    small = cv2.resize(luma, (max(1, width // 4), max(1, height // 4)), interpolation=cv2.INTER_AREA)
+    small = cv2.resize(luma, (max(1, width // 2), max(1, height // 2)), interpolation=cv2.INTER_AREA)
     small = small.astype(np.float32)
-    mean = cv2.blur(small, (5, 5))
-    spread = np.sqrt(np.maximum(cv2.blur(small * small, (5, 5)) - mean * mean, 0))
+    detail = cv2.blur(np.abs(small - cv2.GaussianBlur(small, (0, 0), 1.5)), (9, 9))
     low, high = MASK_RANGE
-    factor = np.clip(spread / CONTRAST_REFERENCE, low, high) * _CONTRAST_UNIT
+    factor = np.clip(detail / CONTRAST_REFERENCE, low, high) * _CONTRAST_UNIT
     return cv2.resize(np.rint(factor).astype(np.uint8), (width, height), interpolation=cv2.INTER_LINEAR)
 
 
@@ -197,12 +200,19 @@ def luma_of(image: np.ndarray) -> np.ndarray:
 
 
 def fold(luma: np.ndarray, scale: float = 1.0) -> np.ndarray:
-    """One 128×128 tile: the high-passed luma, brought back to the marked size when it was shrunk to ``scale``,
-    cut into tiles that are summed (zero-padded at the edges)."""
+    """One 128×128 tile: the high-passed luma over its local spread, brought back to the marked size when it was
+    shrunk to ``scale``, cut into tiles that are summed (zero-padded at the edges)."""
     if scale != 1.0:
         height, width = luma.shape
+        keep = min(1.0, (SEARCH_PIXELS * scale * scale / (height * width)) ** 0.5)
+        if keep < 1.0:  # a centred crop that fills SEARCH_PIXELS once enlarged: cropping costs only area
+            rows, columns = round(height * keep), round(width * keep)
+            top, left = (height - rows) // 2, (width - columns) // 2
+            luma = luma[top:top + rows, left:left + columns]
+            height, width = rows, columns
         luma = cv2.resize(luma, (round(width / scale), round(height / scale)), interpolation=cv2.INTER_LINEAR)
     residual = luma - cv2.GaussianBlur(luma, (0, 0), 3.0)
+    residual /= np.sqrt(np.maximum(cv2.blur(residual * residual, (15, 15)), 0)) + 1.0
     height, width = residual.shape
     padded = np.zeros((-(-height // TILE) * TILE, -(-width // TILE) * TILE), np.float32)
     padded[:height, :width] = residual

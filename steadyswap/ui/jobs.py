@@ -59,6 +59,7 @@ class Job:
     finished: float | None = None
     summary: str | None = None
     quality: dict[str, float | None] | None = None
+    provenance: str | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
 
     @property
@@ -75,7 +76,7 @@ class Job:
             "target": str(self.spec.target), "output": str(self.spec.output),
             "sources": [str(s) for s in self.spec.sources],
             "seconds": None if self.started is None else round((self.finished or time.time()) - self.started, 1),
-            "report": has_report, "kind": self.kind, "quality": self.quality,
+            "report": has_report, "kind": self.kind, "quality": self.quality, "provenance": self.provenance,
         }
 
 
@@ -217,7 +218,8 @@ class JobQueue:
             result = self._run(list(dict.fromkeys(spec.sources)), spec.target, spec.output, job.config,
                                progress, job.cancel)
             outcome = {"state": "done", "done": result.frames, "total": result.frames, "fps": result.fps,
-                       "eta": 0.0, "summary": result.summary, "quality": headline(job.report)}
+                       "eta": 0.0, "summary": result.summary, "quality": headline(job.report),
+                       "provenance": verdict(spec.output)}
         except Interrupted:
             outcome = {"state": "cancelled", "eta": None}
         except SteadySwapError as error:
@@ -230,6 +232,16 @@ class JobQueue:
                 setattr(job, key, value)
             job.finished = time.time()
             self._changed()
+
+
+def verdict(output: Path) -> str | None:
+    """What ``steadyswap verify`` says of a finished output (its line without the path), None if unreadable."""
+    from steadyswap.provenance.verify import verify
+
+    try:
+        return verify(output, frames=8).summary[len(str(output)) + 2:]
+    except SteadySwapError:
+        return None
 
 
 def headline(report: Path) -> dict[str, float | None] | None:

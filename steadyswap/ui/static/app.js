@@ -535,6 +535,7 @@ function resultNodes(job) {
     element("a", { href: `${url}?download=true`, download: baseName(job.output), class: "button download", text: "Download" }),
     element("span", { class: "hint mono", text: job.output }))];
   if (job.quality) nodes.push(qualityTable(job.quality));
+  if (job.provenance) nodes.push(element("div", { class: "row hint provenance", text: `Provenance (steadyswap verify): ${job.provenance}` }));
   if (job.report) {
     nodes.push(element("img", { class: "report", src: `/api/jobs/${job.id}/report.png`, alt: "quality report plot" }));
     nodes.push(element("div", { class: "row hint" }, "Per-frame figures: ",
