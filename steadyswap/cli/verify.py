@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import TextIO
 
 from steadyswap.errors import InputError, InputNotFoundError
-from steadyswap.provenance.watermark import THRESHOLD
 from steadyswap.provenance.verify import FOUND, NOT_FOUND, SAMPLE_FRAMES, TAMPERED, Verdict, dumps, verify
+from steadyswap.provenance.watermark import THRESHOLD
 
 
 def add_verify_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:

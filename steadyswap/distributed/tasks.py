@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from steadyswap.analysis.face_map import run_inputs
 from steadyswap.config import RunConfig
 from steadyswap.distributed.executor import WorkerContext
 from steadyswap.engine.frame_swapper import FaceSwapper
 from steadyswap.engine.gpu import cpu_fallback, use_gpu_engine
-from steadyswap.analysis.face_map import run_inputs
 from steadyswap.engine.output import output_settings
 from steadyswap.engine.pipeline import check_run, run_image, save_photo
 from steadyswap.engine.segment_runner import SegmentResult, every_few, file_sha256, run_segment

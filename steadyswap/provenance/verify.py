@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from steadyswap.io import VideoReader, media_kind, probe, read_image
-from steadyswap.provenance.credentials import install_credentials, install_folder, INSTALL_FILE
-from steadyswap.provenance.manifest import SOFT_BINDING, SOURCE_TYPE, TOOL
+from steadyswap.provenance.credentials import INSTALL_FILE, install_credentials, install_folder
+from steadyswap.provenance.manifest import FORMATS, SOFT_BINDING, TOOL
 from steadyswap.provenance.watermark import Detection, detect
 
 SAMPLE_FRAMES = 16
@@ -27,6 +28,7 @@ UNTRUSTED = "signingCredential.untrusted"
 
 FOUND, NOT_FOUND, TAMPERED = 0, 10, 11
 """Exit codes of ``steadyswap verify``: provenance found and intact; none found; a manifest that fails validation."""
+VERDICTS = {FOUND: "marked", NOT_FOUND: "not marked", TAMPERED: "tampered"}
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,6 @@ class Verdict:
     path: str
     manifest: ManifestReport
     watermark: Detection | None
-    details: list[str] = field(default_factory=list)
 
     @property
     def tampered(self) -> bool:
@@ -100,14 +101,13 @@ class Verdict:
                          f"{run})")
         elif mark is not None:
             parts.append(f"no watermark (score {mark.score:.1f} in {mark.pictures} pictures)")
-        verdict = "TAMPERED" if self.tampered else "MARKED" if self.found else "NOT MARKED"
-        return f"{self.path}: {verdict}: {'; '.join(parts)}"
+        return f"{self.path}: {VERDICTS[self.exit_code].upper()}: {'; '.join(parts)}"
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values for JSON: the verdict, its line, and both reports."""
-        return {"path": self.path, "verdict": ["marked", "not marked", "tampered"][[FOUND, NOT_FOUND, TAMPERED].index(
-            self.exit_code)], "summary": self.summary, "manifest": {**asdict(self.manifest), "valid": self.manifest.valid,
-            "trusted": self.manifest.trusted}, "watermark": asdict(self.watermark) if self.watermark else None}
+        manifest = {**asdict(self.manifest), "valid": self.manifest.valid, "trusted": self.manifest.trusted}
+        return {"path": self.path, "verdict": VERDICTS[self.exit_code], "summary": self.summary,
+                "manifest": manifest, "watermark": asdict(self.watermark) if self.watermark else None}
 
 
 def verify(path: str | Path, frames: int = SAMPLE_FRAMES, trust: list[bytes] | None = None,
@@ -155,21 +155,23 @@ def read_manifest(path: Path, trust: list[bytes]) -> ManifestReport:
         return ManifestReport(present=True, state="Invalid", error=text)
     failures = tuple(item["code"] for item in (results.get("activeManifest") or {}).get("failure", []))
     signature = active.get("signature_info") or {}
+    generator = (active.get("claim_generator_info") or [{}])[0]
+    actions = _actions(active)
+    ours = [a for a in actions if (a.get("softwareAgent") or {}).get("name") == TOOL]
     return ManifestReport(
         present=True, state=state, failures=failures,
-        generator=" ".join(str(g.get(k, "")) for g in active.get("claim_generator_info", [])[:1]
-                           for k in ("name", "version")) or None,
-        synthetic=any(a.get("digitalSourceType") == SOURCE_TYPE or "trainedAlgorithmic" in str(a.get("digitalSourceType"))
-                      for a in _actions(active)),
+        generator=f"{generator.get('name', '?')} {generator.get('version', '')}".strip() if generator else None,
+        synthetic=any("trainedAlgorithmic" in str(a.get("digitalSourceType")) for a in actions),
         signer=f"{signature.get('common_name')} ({signature.get('issuer')})" if signature else None,
         local_signer=str(signature.get("cert_serial_number")) == _local_serial(),
         run_id=_declared_run_id(active),
-        models=tuple(m.get("name", "?") for a in _actions(active) if (a.get("softwareAgent") or {}).get("name") == TOOL
-                     for m in (a.get("parameters") or {}).get("models", [])))
+        models=tuple(m.get("name", "?") for a in ours for m in (a.get("parameters") or {}).get("models", [])))
 
 
 def _actions(active: dict[str, Any]) -> list[dict[str, Any]]:
-    return [action for assertion in active.get("assertions", []) if str(assertion.get("label", "")).startswith("c2pa.actions")
+    """Every action of the manifest's actions assertions."""
+    return [action for assertion in active.get("assertions", [])
+            if str(assertion.get("label", "")).startswith("c2pa.actions")
             for action in assertion.get("data", {}).get("actions", [])]
 
 
@@ -194,12 +196,10 @@ def _local_serial() -> str | None:
 
 
 def _mime(path: Path) -> str:
-    from steadyswap.provenance.manifest import FORMATS
-
     return FORMATS.get(path.suffix.lower(), path.suffix.lower().lstrip("."))
 
 
-def _pictures(path: Path, kind: str, count: int):
+def _pictures(path: Path, kind: str, count: int) -> Iterator[np.ndarray]:
     """The photo, or ``count`` frames of the video spread evenly (each decoded from the keyframe before it)."""
     if kind == "image":
         yield read_image(path)
@@ -225,4 +225,5 @@ def _manifest_phrase(report: ManifestReport) -> str:
 
 
 def dumps(verdict: Verdict) -> str:
+    """The verdict as indented JSON."""
     return json.dumps(verdict.to_dict(), indent=1, default=lambda v: v.item() if isinstance(v, np.generic) else str(v))
