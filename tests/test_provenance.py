@@ -162,6 +162,7 @@ def test_verify_command_verdicts_and_exit_codes(runs: dict, capsys) -> None:
     assert main(["verify", "--json", str(runs["jpg"])]) == FOUND
     report = json.loads(capsys.readouterr().out)
     assert report["verdict"] == "marked" and report["manifest"]["local_signer"] and report["watermark"]["found"]
+    assert report["manifest"]["synthetic"] and report["manifest"]["models"] == ["mediapipe", "classic"]
     assert report["manifest"]["run_id"] == report["watermark"]["run_id"]
     assert main(["verify", str(runs["tmp"] / "missing.mp4")]) == 3
 

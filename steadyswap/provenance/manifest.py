@@ -1,8 +1,8 @@
 """The C2PA manifest of an output, and the signing that binds it to the file.
 
 Each output (MP4, MOV, JPEG, PNG, WebP: the formats the ``c2pa`` library embeds in) gets one manifest:
-- actions: ``c2pa.opened`` (the target, the parent ingredient; C2PA wants an edit to open its parent first)
-  then ``c2pa.edited`` with digital source type "composite with trained algorithmic media", steadyswap as the
+- actions: ``c2pa.opened`` (the target, the parent ingredient; C2PA wants an edit to open its parent first;
+  a live recording has no parent and starts with ``c2pa.created`` instead) then ``c2pa.edited`` with digital source type "composite with trained algorithmic media", steadyswap as the
   software agent, and the models of the run (name, task, CRC32) as its parameters;
 - ingredients: the target (``parentOf``) and every source photo and face map file (``componentOf`` /
   ``inputTo``), each with its SHA-256; no thumbnails. A target that carries its own manifest (a signed camera
@@ -113,14 +113,14 @@ class Seal:
 
     Attributes:
         title: the output's file name, as the manifest names it.
-        target: the target (the parent ingredient).
+        target: the target (the parent ingredient); None for live input.
         inputs: the source photos and face map files (component ingredients).
         config: the run's options (models, signing credentials).
         run_id: the watermark's run id, or None when the frames are not marked.
     """
 
     title: str
-    target: Path
+    target: Path | None
     inputs: tuple[Path, ...]
     config: RunConfig
     run_id: int | None
@@ -148,12 +148,17 @@ def _builder(seal: Seal, context: Any) -> Any:
     """A Builder holding the run's manifest; ingredients the library can read are added from their files."""
     import c2pa
 
-    ingredients = [_ingredient(seal.target, "parentOf")] + [
+    parent = [] if seal.target is None else [_ingredient(seal.target, "parentOf")]
+    ingredients = parent + [
         _ingredient(path, "inputTo" if path.suffix.lower() == ".json" else "componentOf") for path in seal.inputs]
     manifest = definition(seal.title, models_used(seal.config), seal.run_id)
     manifest["ingredients"] = [ingredient for path, ingredient in ingredients if path is None]
     builder = c2pa.Builder.from_json(manifest, context)
-    builder.set_intent(c2pa.C2paBuilderIntent.EDIT)
+    if seal.target is None:
+        builder.set_intent(c2pa.C2paBuilderIntent.CREATE,
+                           c2pa.C2paDigitalSourceType.COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA)
+    else:
+        builder.set_intent(c2pa.C2paBuilderIntent.EDIT)
     for path, ingredient in ingredients:
         if path is not None:
             with open(path, "rb") as handle:

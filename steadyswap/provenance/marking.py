@@ -21,29 +21,32 @@ NOT_IN_RUN_ID = frozenset({"execution_providers", "execution_batch_size", "video
 the segments of one output (on a GPU, on CPU workers, resumed later) all carry the same id."""
 
 
-def run_id(target: str | Path, config: RunConfig) -> int:
-    """The run id in the watermark: a CRC of the target's path and the options that shape the output.
+def run_id(target: str | Path | None, config: RunConfig) -> int:
+    """The run id in the watermark: a CRC of the target's path (None: live input) and the options that shape
+    the output.
 
     >>> run_id("a.mp4", RunConfig()) == run_id("a.mp4", RunConfig(execution_providers=("cuda",)))
     True
     """
     settings = {k: v for k, v in config.to_dict().items() if k not in NOT_IN_RUN_ID}
-    text = json.dumps({"target": str(Path(target).expanduser().resolve()), "options": settings},
+    where = "live" if target is None else str(Path(target).expanduser().resolve())
+    text = json.dumps({"target": where, "options": settings},
                       sort_keys=True, default=str)
     return zlib.crc32(text.encode()) % RUN_IDS
 
 
-def watermark_for(target: str | Path, config: RunConfig) -> Watermark | None:
+def watermark_for(target: str | Path | None, config: RunConfig) -> Watermark | None:
     """The watermark of a run's frames, or None with ``--no-watermark``."""
     return Watermark(run_id(target, config)) if config.watermark else None
 
 
-def seal_for(output: str | Path, target: str | Path, inputs: Iterable[str | Path], config: RunConfig) -> Seal | None:
+def seal_for(output: str | Path, target: str | Path | None, inputs: Iterable[str | Path],
+             config: RunConfig) -> Seal | None:
     """The C2PA seal of a run's output, or None for a container that cannot hold a manifest (MKV, WebM).
 
     Args:
         output: the file the run writes.
-        target: the target (the manifest's parent ingredient).
+        target: the target (the manifest's parent ingredient); None for live input (a camera: no parent).
         inputs: the other files the run reads: source photos, a face map and its photos.
         config: the run's options.
     """
@@ -53,5 +56,7 @@ def seal_for(output: str | Path, target: str | Path, inputs: Iterable[str | Path
         return None
     mark = watermark_for(target, config)
     parts = dict.fromkeys(Path(p) for p in inputs)
-    parts.pop(Path(target), None)
-    return Seal(Path(output).name, Path(target), tuple(parts), config, mark.run_id if mark else None)
+    if target is not None:
+        parts.pop(Path(target), None)
+    return Seal(Path(output).name, None if target is None else Path(target), tuple(parts), config,
+                mark.run_id if mark else None)

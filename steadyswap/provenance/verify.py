@@ -161,7 +161,7 @@ def read_manifest(path: Path, trust: list[bytes]) -> ManifestReport:
     return ManifestReport(
         present=True, state=state, failures=failures,
         generator=f"{generator.get('name', '?')} {generator.get('version', '')}".strip() if generator else None,
-        synthetic=any("trainedAlgorithmic" in str(a.get("digitalSourceType")) for a in actions),
+        synthetic=any("trainedalgorithmic" in str(a.get("digitalSourceType")).lower() for a in actions),
         signer=f"{signature.get('common_name')} ({signature.get('issuer')})" if signature else None,
         local_signer=str(signature.get("cert_serial_number")) == _local_serial(),
         run_id=_declared_run_id(active),
