@@ -16,9 +16,11 @@ from steadyswap.provenance.watermark import RUN_IDS, Watermark
 log = logging.getLogger(__name__)
 
 NOT_IN_RUN_ID = frozenset({"execution_providers", "execution_batch_size", "video_memory_strategy", "models_dir",
-                           "quality_report", "watermark", "c2pa_cert", "c2pa_key", "extra"})
-"""Options that change where or how a run computes, not what it makes: a run's id does not depend on them, so
-the segments of one output (on a GPU, on CPU workers, resumed later) all carry the same id."""
+                           "quality_report", "watermark", "c2pa_cert", "c2pa_key", "extra",
+                           "trim_frame_start", "trim_frame_end", "output_image_quality"})
+"""Options a run's id does not depend on: where or how it computes, and (the last three) which frames and what
+photo quality, which a batch worker's pooled GPU engine does not keep per job (``ENGINE_UNUSED_FIELDS``). So
+the segments of one output (on a GPU, on CPU workers, resumed later) all carry the id its manifest declares."""
 
 
 def run_id(target: str | Path | None, config: RunConfig) -> int:
