@@ -26,6 +26,7 @@ from steadyswap.errors import MediaDecodeError, UsageError
 from steadyswap.io.capture import MILLISECONDS, Capture, Captured, StreamCapture
 from steadyswap.io.live_outputs import FileOutput, LiveOutput, StreamOutput, live_info
 from steadyswap.io.writer import OutputSettings
+from steadyswap.provenance.verify import verify
 from tests.conftest import gpu_engine_config, media_path
 from tests.helpers import decode, looped_clip, still_analyzer
 
@@ -152,6 +153,8 @@ def test_live_command_file_to_file(tmp_path: Path) -> None:
     assert 10 <= len(got) <= 78 and set(got) <= set(expected)
     with av.open(str(output)) as container:
         assert "steadyswap" in container.metadata.get("comment", "")
+    verdict = verify(output, frames=4)  # signed (no parent: a live recording) and watermarked
+    assert verdict.manifest.valid and verdict.manifest.synthetic and verdict.watermark.found
     pts = sorted(got)[len(got) // 2]
     before, after = expected[pts], got[pts]
     assert after.shape == before.shape == (512, 512, 3)

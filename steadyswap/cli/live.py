@@ -24,6 +24,7 @@ from steadyswap.io.live_outputs import (
     live_info,
     output_kind,
 )
+from steadyswap.provenance import seal_for
 
 log = logging.getLogger("steadyswap.cli")
 
@@ -32,7 +33,7 @@ LIVE_FIELDS = (
     "face_selector_mode", "face_swapper_model", "face_swapper_pixel_boost", "face_swapper_weight", "face_mask_blur",
     "face_mask_padding", "face_smoothing", "smoothing_min_cutoff", "smoothing_beta", "smoothing_d_cutoff",
     "smoothing_ema_alpha", "color_strength", "output_video_encoder", "output_video_quality", "output_video_preset",
-    "execution_providers", "execution_batch_size",
+    "execution_providers", "execution_batch_size", "watermark", "c2pa_cert", "c2pa_key",
 )
 """The RunConfig fields that mean something live, as in a file run. Not here: the target, trims and reference or
 face-map selection (they need a file's frames) and the smoothing lookahead (live has no future frames)."""
@@ -119,7 +120,9 @@ def run_live(args: argparse.Namespace) -> int:
                                     config.output_video_preset)
             assert file is not None
             info = live_info(width, height, capture.fps, capture.time_base, capture.name)
-            return FileOutput(file, [*sources, *_local_input(args)], info, output_settings(config, info, file))
+            inputs = [*sources, *_local_input(args)]
+            return FileOutput(file, inputs, info, output_settings(config, info, file),
+                              seal=seal_for(file, None, inputs, swapper.config))
 
         result = run_stream(capture, swapper, open_output, batch=args.batch_frames, overlay=args.overlay,
                             report=lambda line: log.info("live: %s", line))

@@ -29,6 +29,7 @@ from steadyswap.errors import Terminated, UsageError
 from steadyswap.io import read_image
 from steadyswap.io.capture import Capture, Captured
 from steadyswap.io.live_outputs import LiveOutput
+from steadyswap.provenance import watermark_for
 
 MAX_BATCH = 2
 """Frames per step at most: more would add a frame's wait to every frame's latency."""
@@ -165,6 +166,9 @@ class LiveSwapper:
     def __init__(self, sources: list[str | Path | np.ndarray], config: RunConfig, fps: float = 30.0,
                  warm_up: bool = True) -> None:
         config = replace(config, smoothing_lookahead=0).validate()
+        self.config = config
+        self.watermark = watermark_for(None, config)
+        """Added to every swapped frame, whatever output it goes to (docs/provenance.md)."""
         if config.face_map or config.face_selector_mode == "reference":
             raise UsageError("live input has no target frames to pick people from: use --face-selector-mode "
                              "one or many (reference selection and face maps are for files)")
@@ -198,9 +202,12 @@ class LiveSwapper:
 
     def swap(self, images: list[np.ndarray]) -> list[np.ndarray]:
         if self._engine is not None:
-            return self._engine.swap_frames(images, self.fps)
-        assert self._frames is not None
-        return self._frames.swap_frames(images)
+            swapped = self._engine.swap_frames(images, self.fps)
+        else:
+            assert self._frames is not None
+            swapped = self._frames.swap_frames(images)
+        mark = self.watermark
+        return swapped if mark is None else [mark.embed_rgb(image) for image in swapped]
 
     def close(self) -> None:
         if self._engine is not None:

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from steadyswap.errors import OutputError, UsageError
-from steadyswap.io.atomic import atomic_output
+from steadyswap.io.atomic import Seal, atomic_output
 from steadyswap.io.writer import OutputSettings, VideoWriter
 from steadyswap.types import Frame, VideoInfo
 
@@ -54,10 +54,11 @@ class FileOutput(LiveOutput):
     an error removes it. Frames keep their capture timestamps, so dropped frames leave gaps and the file plays
     at the speed it was recorded. No audio."""
 
-    def __init__(self, path: Path, inputs: list[Path], info: VideoInfo, settings: OutputSettings) -> None:
+    def __init__(self, path: Path, inputs: list[Path], info: VideoInfo, settings: OutputSettings,
+                 seal: Seal | None = None) -> None:
         self.path = path
         self._stack = ExitStack()
-        temporary = self._stack.enter_context(atomic_output(path, inputs=inputs))
+        temporary = self._stack.enter_context(atomic_output(path, inputs=inputs, seal=seal))
         try:
             self._writer = VideoWriter(temporary, info, settings, audio_source=None)
         except BaseException:
