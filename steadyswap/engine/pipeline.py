@@ -30,7 +30,7 @@ from steadyswap.io import (
     read_image,
     write_image,
 )
-from steadyswap.provenance import seal_for, watermark_for
+from steadyswap.provenance import check_signing, seal_for, watermark_for
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +52,12 @@ def check_run(sources: list[Path], target: Path, output: Path, config: RunConfig
     """Check a run's files before any work and return the target's kind: at least one source, every source a
     photo, and an output that is neither a folder nor any input (target, sources, face map and its photos),
     with an extension that can hold the target's kind and, for a video, its container and this build can take
-    the output options (``engine.output``).
+    the output options (``engine.output``), and usable signing credentials for its C2PA manifest.
 
     Raises:
-        InputError: no source, or a source that is a video (or unreadable). OutputError: the output is a folder
-            or one of the inputs. UsageError: the output's extension does not fit the target's kind, or the
-            output options do not fit its container.
+        InputError: no source, or a source that is a video (or unreadable), or an unusable --c2pa-cert/-key.
+            OutputError: the output is a folder or one of the inputs. UsageError: the output's extension does
+            not fit the target's kind, or the output options do not fit its container.
     """
     if not sources:
         raise InputError("no source image given")
@@ -71,6 +71,7 @@ def check_run(sources: list[Path], target: Path, output: Path, config: RunConfig
     check_output_extension(output, kind)
     if kind == "video":
         output_settings(config, probe(target), output)
+    check_signing(output, config)
     return kind
 
 

@@ -28,7 +28,7 @@ from steadyswap.config import RunConfig
 from steadyswap.errors import OutputError
 from steadyswap.models.registry import EMBEDDED, get_model, requirements
 from steadyswap.models.store import ModelStore, resolve_models_dir
-from steadyswap.provenance.credentials import Credentials, load_credentials
+from steadyswap.provenance.credentials import Credentials
 
 FORMATS = {".mp4": "video/mp4", ".mov": "video/quicktime", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
            ".png": "image/png", ".webp": "image/webp", ".m4v": "video/mp4"}
@@ -115,8 +115,9 @@ class Seal:
         title: the output's file name, as the manifest names it.
         target: the target (the parent ingredient); None for live input.
         inputs: the source photos and face map files (component ingredients).
-        config: the run's options (models, signing credentials).
+        config: the run's options (models).
         run_id: the watermark's run id, or None when the frames are not marked.
+        credentials: who signs (loaded when the run starts, so a bad key stops it before any work).
     """
 
     title: str
@@ -124,20 +125,20 @@ class Seal:
     inputs: tuple[Path, ...]
     config: RunConfig
     run_id: int | None
+    credentials: Credentials
 
     def __call__(self, written: Path, sealed: Path) -> None:
         """Write ``written`` with the manifest embedded to ``sealed``.
 
         Raises:
-            InputError, UsageError: unusable signing credentials. OutputError: the library refused to sign.
+            OutputError: the library refused to sign (a certificate it does not accept, an unreadable file).
         """
         import c2pa
 
-        credentials = load_credentials(self.config.c2pa_cert, self.config.c2pa_key)
         mime = FORMATS[written.suffix.lower()]
         context = c2pa.Context.from_dict({"builder": {"thumbnail": {"enabled": False}}})
         try:
-            with _builder(self, context) as builder, _signer(credentials) as signer, \
+            with _builder(self, context) as builder, _signer(self.credentials) as signer, \
                     open(written, "rb") as source, open(sealed, "w+b") as destination:
                 builder.sign(signer, mime, source, destination)
         except c2pa.C2paError as e:

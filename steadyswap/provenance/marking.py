@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from steadyswap.config import RunConfig
+from steadyswap.provenance.credentials import load_credentials
 from steadyswap.provenance.manifest import Seal, can_sign
 from steadyswap.provenance.watermark import RUN_IDS, Watermark
 
@@ -42,6 +43,17 @@ def watermark_for(target: str | Path | None, config: RunConfig) -> Watermark | N
     return Watermark(run_id(target, config)) if config.watermark else None
 
 
+def check_signing(output: str | Path, config: RunConfig) -> None:
+    """Load the credentials that will sign ``output`` (made on first use), so that a missing or unusable
+    ``--c2pa-cert``/``--c2pa-key`` stops a run before any work, a batch job before its segments.
+
+    Raises:
+        UsageError, InputNotFoundError, InputError: as ``load_credentials``.
+    """
+    if can_sign(output):
+        load_credentials(config.c2pa_cert, config.c2pa_key)
+
+
 def seal_for(output: str | Path, target: str | Path | None, inputs: Iterable[str | Path],
              config: RunConfig) -> Seal | None:
     """The C2PA seal of a run's output, or None for a container that cannot hold a manifest (MKV, WebM).
@@ -51,6 +63,10 @@ def seal_for(output: str | Path, target: str | Path | None, inputs: Iterable[str
         target: the target (the manifest's parent ingredient); None for live input (a camera: no parent).
         inputs: the other files the run reads: source photos, a face map and its photos.
         config: the run's options.
+
+    Raises:
+        UsageError, InputNotFoundError, InputError: the signing certificate or key (``--c2pa-cert``,
+            ``--c2pa-key``) is missing or unusable: before the run does any work.
     """
     if not can_sign(output):
         log.info("%s: no C2PA manifest (the c2pa library cannot embed one in %s files); the frames carry the "
@@ -61,4 +77,4 @@ def seal_for(output: str | Path, target: str | Path | None, inputs: Iterable[str
     if target is not None:
         parts.pop(Path(target), None)
     return Seal(Path(output).name, None if target is None else Path(target), tuple(parts), config,
-                mark.run_id if mark else None)
+                mark.run_id if mark else None, load_credentials(config.c2pa_cert, config.c2pa_key))
