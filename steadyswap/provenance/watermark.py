@@ -40,7 +40,7 @@ STRENGTH = 2.5
 """Standard deviation of the mark in 8-bit luma levels at moderate texture (docs/provenance.md: PSNR 42-46 dB)."""
 MASK_RANGE = (0.3, 2.0)
 """Bounds of the texture factor: smooth areas get 0.3 of ``strength``, busy ones up to 2."""
-CONTRAST_REFERENCE = 4.0
+TEXTURE_REFERENCE = 4.0
 """Mean fine detail (8-bit levels) that gets the plain ``strength``."""
 SHIFT_STEP = 4
 SHIFT_ROWS = range(16, 113, SHIFT_STEP)
@@ -92,9 +92,9 @@ class Watermark:
             raise UsageError(f"luma plane: expected H×W uint8 or uint16, got {luma.shape} {luma.dtype}")
         height, width = luma.shape
         scale = (1 << (bits - 8)) if luma.dtype == np.uint16 else 1
-        contrast = _contrast(luma if scale == 1 else (luma // scale).astype(np.uint8))
-        delta = cv2.multiply(contrast, _tiled(self, height, width), dtype=cv2.CV_16S,
-                             scale=scale / _CONTRAST_UNIT / _PATTERN_UNIT)
+        texture = _texture(luma if scale == 1 else (luma // scale).astype(np.uint8))
+        delta = cv2.multiply(texture, _tiled(self, height, width), dtype=cv2.CV_16S,
+                             scale=scale / _TEXTURE_UNIT / _PATTERN_UNIT)
         if scale == 1:
             luma[...] = cv2.add(luma, delta, dtype=cv2.CV_8U)
         else:
@@ -119,13 +119,13 @@ class Watermark:
         self.embed_luma(rows[:, :plane.width], 10 if deep else 8)
 
 
-_CONTRAST_UNIT = 32
-"""The contrast factor is stored as uint8 in 1/32 steps."""
+_TEXTURE_UNIT = 32
+"""The texture factor is stored as uint8 in 1/32 steps."""
 _PATTERN_UNIT = 16
 """The tiled pattern is stored as int16 in 1/16 level steps."""
 
 
-def _contrast(luma: np.ndarray) -> np.ndarray:
+def _texture(luma: np.ndarray) -> np.ndarray:
     """H×W uint8 texture factor (``MASK_RANGE`` in 1/32 steps): the mean fine detail (luma less its blur) over
     about 16 pixels, measured on a half-size copy and spread back. Smooth skin and shading count as flat."""
     height, width = luma.shape
@@ -133,7 +133,7 @@ def _contrast(luma: np.ndarray) -> np.ndarray:
     small = small.astype(np.float32)
     detail = cv2.blur(np.abs(small - cv2.GaussianBlur(small, (0, 0), 1.5)), (9, 9))
     low, high = MASK_RANGE
-    factor = np.clip(detail / CONTRAST_REFERENCE, low, high) * _CONTRAST_UNIT
+    factor = np.clip(detail / TEXTURE_REFERENCE, low, high) * _TEXTURE_UNIT
     return cv2.resize(np.rint(factor).astype(np.uint8), (width, height), interpolation=cv2.INTER_LINEAR)
 
 
