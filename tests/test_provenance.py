@@ -2,7 +2,7 @@
 the watermark survives what uploads do (made here with PyAV and OpenCV) and is not found in frames never marked;
 ``steadyswap verify`` says which.
 
-Outputs come from real runs on the shared clips (CPU path, default quality, this session's own signing
+Outputs come from real runs on the committed test media (CPU path, default quality, this session's own signing
 credentials in a temporary folder: see conftest).
 """
 
@@ -36,8 +36,9 @@ from tests.conftest import media_path  # noqa: E402
 from tests.helpers import decode, photo  # noqa: E402
 
 FRAMES = 45
-UNMARKED_CLIPS = ("liveportrait_d0", "liveportrait_d10", "liveportrait_d11", "liveportrait_d14", "liveportrait_d6",
-                  "tpsmm_driving", "fr_short_hamilton_clip", "liveportrait_s32_1280x720")
+UNMARKED_CLIPS = ("liveportrait_d0_crf20", "liveportrait_d11_61f", "liveportrait_d14_60f", "liveportrait_d19_60f",
+                  "liveportrait_d3_93f", "tpsmm_driving_78f", "fr_hamilton_180f", "liveportrait_s32_1280x720_30f")
+"""Cuts of the shared clips committed in tests/data, never marked: 25 frames of each make the 200."""
 
 
 def sha256(path: Path) -> str:
@@ -48,8 +49,8 @@ def sha256(path: Path) -> str:
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """A video run (45 frames of a clip, default quality) and a photo run, both on the CPU path."""
     tmp = tmp_path_factory.mktemp("provenance")
-    source = media_path("image/liveportrait_s1.jpg")
-    video, image = media_path("video/liveportrait_d3.mp4"), media_path("image/liveportrait_s42.jpg")
+    source = media_path("image/liveportrait_s1_512.jpg")
+    video, image = media_path("video/liveportrait_d3_93f.mp4"), media_path("image/liveportrait_s42.jpg")
     config = RunConfig(trim_frame_end=FRAMES)
     swap_file(source, video, tmp / "out.mp4", config)
     swap_file(source, image, tmp / "out.jpg", RunConfig())
@@ -239,7 +240,7 @@ def test_segments_joined_with_a_seal_equal_a_single_run(runs: dict, tmp_path: Pa
 
 
 def test_watermark_ids_depths_and_limits() -> None:
-    image = photo(media_path("image/fr_obama.jpg"))
+    image = photo(media_path("image/fr_obama_512.jpg"))
     for ident in (0, 417, 799):
         assert detect([Watermark(ident).embed_rgb(image)]).run_id == ident
     frame = av.VideoFrame.from_ndarray(image[: image.shape[0] // 2 * 2, : image.shape[1] // 2 * 2],
@@ -257,7 +258,7 @@ def test_gpu_engine_output_is_signed_and_marked(gpu_models_dir: Path, tmp_path: 
     from steadyswap.engine.gpu.engine import GpuEngine, GpuOptions
     from tests.conftest import gpu_engine_config
 
-    target, source = media_path("video/liveportrait_d3.mp4"), media_path("image/liveportrait_s1.jpg")
+    target, source = media_path("video/liveportrait_d3_93f.mp4"), media_path("image/liveportrait_s1_512.jpg")
     config = gpu_engine_config(gpu_models_dir, trim_frame_end=30)
     options = GpuOptions(device="cpu", half=False, segments=2, warmup_frames=5)
     with GpuEngine([source], config, options) as engine:
