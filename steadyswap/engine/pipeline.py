@@ -102,12 +102,12 @@ def save_photo(output: Path, image: np.ndarray, target: Path, inputs: list[Path]
 
 def run_video(swapper_factory: Callable[[float], FaceSwapper], target: Path, output: Path,
               config: RunConfig, progress: Progress | None = None,
-              cancel: threading.Event | None = None, sign: bool = True) -> RunResult:
+              cancel: threading.Event | None = None) -> RunResult:
     """Swap every frame of ``target`` (or the trimmed range) into ``output``.
 
     Decoding and encoding run on their own threads with bounded queues; this thread analyses and
     swaps. Audio, timestamps and colour tags are carried by the writer; frames are watermarked and the
-    file signed (``sign``: False when ``output`` is a temporary file that its caller signs).
+    file signed (``provenance``).
 
     Raises:
         Interrupted: ``cancel`` was set; no output is left.
@@ -125,7 +125,7 @@ def run_video(swapper_factory: Callable[[float], FaceSwapper], target: Path, out
     clock = PhaseClock()
     log.debug("%s: frames %d-%d of %s at %.3f fps; %s", target, reader.start, reader.end, info.frame_count, info.fps,
               settings)
-    seal = seal_for(output, target, swapper.inputs, config) if sign else None
+    seal = seal_for(output, target, swapper.inputs, config)
     with atomic_output(output, inputs=[target, *swapper.inputs], seal=seal) as temporary:
         with reader, VideoWriter(
             temporary, info, settings, trim=(config.trim_frame_start, config.trim_frame_end),
