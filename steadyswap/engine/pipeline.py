@@ -117,6 +117,8 @@ def run_video(swapper_factory: Callable[[float], FaceSwapper], target: Path, out
     reader = VideoReader(target, config.trim_frame_start, config.trim_frame_end)
     info = reader.info
     settings = output_settings(config, info, output)
+    log.debug("%s: frames %d-%d at %.3f fps; encoder %s, crf %d, preset %s", target, reader.start, reader.end,
+              info.fps, settings.encoder, settings.crf, settings.preset)
     swapper = swapper_factory(info.fps)
     prepare_references(swapper, target)
     monitor = _monitor(config)
