@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import struct
+import subprocess
+import sys
 from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
@@ -24,7 +27,9 @@ from steadyswap.io import (
     write_image,
 )
 from steadyswap.io.reader import SEEK_AFTER
-from steadyswap.io.writer import OutputSettings, encoder_options, even_padding, merge_deep, output_pix_fmt
+from steadyswap.io.writer import (
+    OutputSettings, _has_avx512, encoder_options, even_padding, merge_deep, output_pix_fmt,
+)
 from steadyswap.types import Frame, VideoInfo
 from tests.conftest import media_path
 
@@ -517,6 +522,29 @@ def test_write_yuv420p_frames(tmp_path: Path) -> None:
             writer.write_yuv420p(f.index, f.pts, cv2.cvtColor(f.image, cv2.COLOR_RGB2YUV_I420))
     assert [marker(f.image) for f in read_all(out)] == list(range(6))
     assert probe(out).audio == []
+
+
+_ENCODE_SEGMENT = """
+import hashlib, sys
+from steadyswap.io import VideoReader, VideoWriter
+with VideoReader(sys.argv[1], 54, 169) as reader, VideoWriter(sys.argv[2], reader.info, audio_source=None) as writer:
+    for frame in reader:
+        writer.write(frame)
+print(hashlib.sha256(open(sys.argv[2], 'rb').read()).hexdigest())
+"""
+
+
+@pytest.mark.skipif(not _has_avx512(), reason="x264 uses AVX-512 code only on CPUs that have it")
+def test_x264_output_does_not_depend_on_memory_it_did_not_write(tmp_path: Path) -> None:
+    # glibc's MALLOC_PERTURB_ fills fresh allocations with a given byte; x264's AVX-512 code let it
+    # through to the bitstream at this width (410 px: 13 lookahead macroblocks), four values gave four files
+    clip = str(media_path("video/tpsmm_driving.mp4"))
+    hashes = {
+        subprocess.run([sys.executable, "-c", _ENCODE_SEGMENT, clip, str(tmp_path / f"{byte}.mp4")], check=True,
+                       capture_output=True, text=True, env={**os.environ, "MALLOC_PERTURB_": str(byte)}).stdout
+        for byte in (85, 170)
+    }
+    assert len(hashes) == 1
 
 
 def test_writer_rejects_wrong_frame_size(tmp_path: Path) -> None:
