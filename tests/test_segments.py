@@ -87,13 +87,9 @@ class CountingSwapper:
     def __init__(self) -> None:
         self.seen: list[np.ndarray] = []
         self.resets = 0
-        self.cuts = self
         self._answered = 0
 
     def reset_tracking(self) -> None:
-        self.resets += 1
-
-    def reset(self) -> None:
         self.resets += 1
 
     def analyse(self, image: np.ndarray, index: int | None = None) -> np.ndarray:
@@ -151,7 +147,7 @@ def test_run_segment_warms_up_then_writes_only_its_frames(clip: Path, tmp_path: 
     swapper = CountingSwapper()
     segment = Segment(str(clip), 30, 50, 24, lookahead_end=53)
     result = run_segment(swapper, segment, tmp_path / "seg.mp4", CONFIG)  # type: ignore[arg-type]
-    assert swapper.resets == 2 and len(swapper.seen) == 53 - 24
+    assert swapper.resets == 1 and len(swapper.seen) == 53 - 24
     assert result.frames == 20 and result.warmup_frames == 6 and result.sha256 == file_sha256(result.path)
     reds = [int(picture[0, 0, 0]) for picture in pictures(result.path)]
     assert np.abs(np.array(reds) - [255 - i * 5 % 256 for i in range(30, 50)]).max() <= 3
@@ -220,3 +216,31 @@ def test_join_puts_segments_starting_at_zero_on_the_source_timestamps(clip: Path
         assert s.start == 0 or stream_facts(path)[0][0] == 0
         files.append(path)
     assert stream_facts(join(files, tmp_path / "joined.mp4", clip, info)) == stream_facts(clip)
+
+
+def test_a_segment_does_not_depend_on_what_its_swapper_ran_before(tmp_path: Path) -> None:
+    """A batch worker's pooled FaceSwapper runs other jobs' segments in between: each segment starts afresh."""
+    from steadyswap.config import RunConfig
+    from steadyswap.engine.frame_swapper import FaceSwapper
+    from steadyswap.engine.stream import swap_stream
+    from tests.conftest import media_path
+
+    source, config = str(media_path("image/liveportrait_s1.jpg")), RunConfig()
+    target, other = str(media_path("video/tpsmm_driving.mp4")), str(media_path("video/liveportrait_d0.mp4"))
+    segment = Segment(target, 104, 124, 84, 128)
+
+    def outcome(swapper: FaceSwapper, name: str) -> tuple[bytes, list[list[int]]]:
+        run_segment(swapper, segment, tmp_path / name, config)
+        swapper.reset_tracking()
+        with VideoReader(target, 84, 90) as reader:
+            ids = [result.faces.track_ids.tolist() for _, result in swap_stream(swapper, reader)]
+        return (tmp_path / name).read_bytes(), ids
+
+    with FaceSwapper([source], config, 25.0) as fresh:
+        alone = outcome(fresh, "alone.mp4")
+    with FaceSwapper([source], config, 25.0) as pooled:
+        run_segment(pooled, Segment(other, 0, 30, 0), tmp_path / "other.mp4", config)
+        after_other = outcome(pooled, "after.mp4")
+    assert after_other[1] == alone[1] == [[0]] * 6  # tracks numbered afresh
+    assert after_other[0] == alone[0]
+

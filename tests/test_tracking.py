@@ -40,6 +40,8 @@ def test_two_people_keep_their_ids_and_survive_missed_frames() -> None:
     tracker.reset()
     fresh = tracker.update(make_faces([(116, 100)]))
     assert fresh.track_ids[0] not in (a, b)
+    tracker.reset(renumber=True)  # a new video: numbered as by a new tracker
+    assert list(tracker.update(make_faces([(400, 100), (100, 100)])).track_ids) == list(first.track_ids)
 
 
 def test_track_dies_after_max_missed() -> None:

@@ -268,9 +268,11 @@ class FaceSwapper:
         return result
 
     def reset_tracking(self) -> None:
-        """Forget every track and drop frames still waiting (after a seek, or for a new video)."""
+        """Forget every track and scene and drop frames still waiting (after a seek, or for a new video), so
+        what follows depends only on the frames to come (and the reference faces), not on earlier frames."""
         self.analyzer.reset()
-        self.tracker.reset()
+        self.cuts.reset()
+        self.tracker.reset(renumber=True)
         self.smoother.reset()
         self.selector.reset()
         self.colour.reset()

@@ -94,7 +94,6 @@ def run_segment(
     """
     began = time.perf_counter()
     swapper.reset_tracking()
-    swapper.cuts.reset()
     prepare_references(swapper, Path(segment.target))
     report = every_few(progress, segment.frames) if progress is not None else None
     written = 0

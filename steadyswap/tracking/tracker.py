@@ -105,9 +105,16 @@ class FaceTracker:
     def active_ids(self) -> set[int]:
         return {t.id for t in self._tracks}
 
-    def reset(self) -> None:
-        """Forget every track (at a scene cut); new faces get fresh ids."""
+    def reset(self, renumber: bool = False) -> None:
+        """Forget every track (at a scene cut); new faces get fresh ids.
+
+        Args:
+            renumber: number new tracks from 0 again (a new video or segment). Not at a cut: per-track
+                state elsewhere (colour statistics) may still hold the old ids.
+        """
         self._tracks.clear()
+        if renumber:
+            self._next_id = 0
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
