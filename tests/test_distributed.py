@@ -1,10 +1,11 @@
 """The Dask batch on a 2-worker local cluster: equal to single-process runs, survives a killed worker,
-resumes after an interrupt, and fails bad jobs alone.
+resumes after an interrupt, fails bad jobs alone, and leaves only its outputs.
 
 Outputs are encoded losslessly (quality 100 = x264 crf 0) so decoded frames are the swapper's own:
 the first segment of each job is bit-exact with ``swap_file``; later segments differ only by the
-swapper state after warm-up (tracking and smoothing history), so they are compared by PSNR. Two batch
-runs of the same plan produce bit-identical packets, whatever worker ran each segment.
+swapper state after warm-up (tracking and smoothing history), so they are compared by PSNR. A job's
+output is byte-identical whatever runs beside it and whatever worker ran each segment: checked at the
+default (lossy) quality, where x264's AVX-512 code once made it depend on the worker's earlier jobs.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from steadyswap.config import RunConfig
 from steadyswap.cli.batch import gpu_workers, summary
 from steadyswap.cli.main import main
 from steadyswap.distributed import Batch, BatchProgress, BatchResult, BatchSettings, Job, JobReport
+from steadyswap.distributed.batch import WORK_FOLDER, job_names
 from steadyswap.distributed import jobs_from_folder, load_job_file
 from steadyswap.distributed.manifest import Manifest
 from steadyswap.engine.segment_runner import file_sha256
@@ -53,6 +55,22 @@ def long_job(output: Path) -> Job:
     return Job((source(),), str(media_path("video/fr_hamilton_180f.mp4")), str(output), LONG_OPTIONS, "long")
 
 
+def tpsmm_job(output: Path) -> Job:
+    """Frames 0-89 of tpsmm_driving (25 fps, 410x412) at the default quality: 3 segments (0-29, 30-59, 60-89
+    after 30 warm-up frames)."""
+    return Job((source(),), str(media_path("video/tpsmm_driving.mp4")), str(output), {"trim-frame-end": 90}, "tpsmm")
+
+
+def d0_job(output: Path) -> Job:
+    """Frames 0-29 of liveportrait_d0 (25 fps like tpsmm, so both share a worker's pooled swapper)."""
+    return Job((source(),), str(media_path("video/liveportrait_d0.mp4")), str(output), {"trim-frame-end": 30}, "d0")
+
+
+def only_outputs(folder: Path) -> list[str]:
+    """Every file and folder left under ``folder``, relative to it."""
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = float(np.mean((a.astype(np.float64) - b) ** 2))
     return 99.0 if mse == 0 else 10 * np.log10(255**2 / mse)
@@ -68,6 +86,18 @@ def executor():
     """A 2-worker local cluster shared by the fault-free batch and the killed-worker run."""
     with DaskExecutor(local_worker_envs(2, gpus=False), retries=2, dashboard=False) as executor:
         yield executor
+
+
+@pytest.fixture(scope="module")
+def alone(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The tpsmm job alone on one worker, then beside d0 on that same worker (its pooled swapper runs d0 first)."""
+    tmp = tmp_path_factory.mktemp("alone")
+    settings = BatchSettings(segment_frames=30, warmup_frames=30)
+    with DaskExecutor(local_worker_envs(1, gpus=False), dashboard=False) as one:
+        Batch([tpsmm_job(tmp / "alone.mp4")], one, settings).run()
+        beside = Batch([d0_job(tmp / "d0.mp4"), tpsmm_job(tmp / "after_d0.mp4")], one, settings).run()
+    assert [j.status for j in beside.jobs] == ["done", "done"]
+    return {"tmp": tmp, "packets": packets(tmp / "alone.mp4"), "settings": settings}
 
 
 @pytest.fixture(scope="module")
@@ -118,6 +148,18 @@ def test_cluster_output_matches_single_process(batch: dict) -> None:
 
 
 @pytest.mark.slow
+def test_a_job_gives_the_same_bytes_whatever_runs_beside_it(alone: dict, executor: DaskExecutor,
+                                                            tmp_path: Path) -> None:
+    assert packets(alone["tmp"] / "after_d0.mp4") == alone["packets"]  # one worker, d0's segment first
+    result = Batch([tpsmm_job(tmp_path / "tpsmm.mp4"), d0_job(tmp_path / "d0.mp4")], executor,
+                   alone["settings"]).run()  # two workers, the other order
+    assert [j.status for j in result.jobs] == ["done", "done"] and result.jobs[0].segments == 3
+    assert packets(tmp_path / "tpsmm.mp4") == alone["packets"]
+    assert packets(tmp_path / "d0.mp4") == packets(alone["tmp"] / "d0.mp4")
+    assert only_outputs(tmp_path) == ["d0.mp4", "tpsmm.mp4"]  # work folder removed after a complete batch
+
+
+@pytest.mark.slow
 def test_bad_entries_fail_only_their_job(batch: dict) -> None:
     result = batch["result"]
     failed = {r.output.split("/")[-1]: r for r in result.jobs[3:]}
@@ -128,11 +170,16 @@ def test_bad_entries_fail_only_their_job(batch: dict) -> None:
     assert "has no source" in failed["nosource.mp4"].message and failed["nosource.mp4"].exit_code == 2
     assert not any((batch["tmp"] / "out" / name).exists() for name in failed)
     assert result.exit_code == 3
+    # the done jobs keep their manifests (a rerun skips them); failed ones with nothing to resume leave nothing
+    kept = {p.name for p in (batch["tmp"] / "out" / WORK_FOLDER).iterdir()}
+    assert {job.id for job in batch["jobs"][:3]} <= kept
+    assert not kept & {job.id for job in batch["jobs"][3:5]}  # missing target, no face: nothing was swapped
+    assert not list((batch["tmp"] / "out").rglob("*steadyswap-tmp*"))
 
 
 @pytest.mark.slow
-def test_killed_worker_is_retried_and_output_is_unchanged(batch: dict, executor: DaskExecutor,
-                                                          tmp_path: Path) -> None:
+def test_killed_worker_is_retried_reported_and_output_is_unchanged(
+        batch: dict, alone: dict, executor: DaskExecutor, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     killed: list[int] = []
 
     def kill_mid_segment(progress: BatchProgress) -> None:
@@ -141,17 +188,22 @@ def test_killed_worker_is_retried_and_output_is_unchanged(batch: dict, executor:
                 killed.append(event.pid)
                 os.kill(event.pid, signal.SIGKILL)
 
-    output = tmp_path / "long.mp4"
-    result = Batch([long_job(output)], executor, BatchSettings(**SETTINGS), progress=kill_mid_segment).run()
-    report = result.jobs[0]
-    assert killed and report.status == "done" and report.retries >= 1
-    assert packets(output) == packets(batch["long"])
-    assert stream_facts(output) == stream_facts(batch["long"])
+    jobs = [long_job(tmp_path / "long.mp4"), tpsmm_job(tmp_path / "tpsmm.mp4")]
+    with caplog.at_level("WARNING", logger="steadyswap.distributed.batch"):
+        result = Batch(jobs, executor, BatchSettings(**SETTINGS), progress=kill_mid_segment).run()
+    assert killed and [r.status for r in result.jobs] == ["done", "done"] and sum(r.retries for r in result.jobs) == 1
+    assert packets(tmp_path / "long.mp4") == packets(batch["long"])
+    assert stream_facts(tmp_path / "long.mp4") == stream_facts(batch["long"])
+    assert packets(tmp_path / "tpsmm.mp4") == alone["packets"]
+    lost = [r.getMessage() for r in caplog.records if "was lost" in r.getMessage()]
+    assert len(lost) == 1 and "(frames " in lost[0] and lost[0].endswith("is run again"), lost
+    assert result.workers == 2 and result.workers_lost == 1 and "1 lost" in summary(result)
+    assert only_outputs(tmp_path) == ["long.mp4", "tpsmm.mp4"]  # the killed task's temporary file too
 
 
 @pytest.mark.slow
-def test_interrupted_batch_resumes_without_redoing_segments(batch: dict, tmp_path: Path) -> None:
-    output = tmp_path / "long.mp4"
+def test_interrupted_batch_resumes_without_redoing_segments(batch: dict, alone: dict, tmp_path: Path) -> None:
+    jobs = [long_job(tmp_path / "long.mp4"), tpsmm_job(tmp_path / "tpsmm.mp4")]
     cancel = threading.Event()
 
     def stop_after_two(progress: BatchProgress) -> None:
@@ -159,22 +211,32 @@ def test_interrupted_batch_resumes_without_redoing_segments(batch: dict, tmp_pat
             cancel.set()
 
     with DaskExecutor(local_worker_envs(2, gpus=False), dashboard=False) as executor:
+        interrupted = Batch(jobs, executor, BatchSettings(**SETTINGS), stop_after_two, cancel)
         with pytest.raises(Interrupted):
-            Batch([long_job(output)], executor, BatchSettings(**SETTINGS), stop_after_two, cancel).run()
-    folder = next((tmp_path / ".steadyswap-work").iterdir())
+            interrupted.run()
+    interrupted.tidy()  # as the command does once the workers have stopped
+    folder = tmp_path / WORK_FOLDER / jobs[0].id
     first_run = set(Manifest.load(folder).segments)
-    assert len(first_run) >= 2 and not output.exists()
+    assert first_run and not (tmp_path / "long.mp4").exists()
+    recorded = {f"{jobs[0].id}/{entry['file']}" for entry in Manifest.load(folder).segments.values()}
+    if (tpsmm := Manifest.load(tmp_path / WORK_FOLDER / jobs[1].id)) is not None:
+        recorded |= {f"{jobs[1].id}/{entry['file']}" for entry in tpsmm.segments.values()}
+    left = {str(p.relative_to(tmp_path / WORK_FOLDER)) for p in (tmp_path / WORK_FOLDER).rglob("*")
+            if p.is_file() and p.name != "manifest.json"}
+    assert left == recorded  # finished segments only: no temporary file, nothing the manifest does not list
 
     computed: set[str] = set()
 
     def record(progress: BatchProgress) -> None:
-        computed.update(key.rsplit("-segment-", 1)[1] for key in progress.running if "-segment-" in key)
+        computed.update(key.rsplit("-segment-", 1)[1] for key in progress.running if "-0-segment-" in key)
 
     with DaskExecutor(local_worker_envs(2, gpus=False), dashboard=False) as executor:
-        report = Batch([long_job(output)], executor, BatchSettings(**SETTINGS), record).run().jobs[0]
-    assert report.status == "done" and report.reused == len(first_run)
+        reports = Batch(jobs, executor, BatchSettings(**SETTINGS), record).run().jobs
+    assert [r.status for r in reports] == ["done", "done"] and reports[0].reused == len(first_run)
     assert computed and not computed & first_run and len(computed) == 4 - len(first_run)
-    assert packets(output) == packets(batch["long"])
+    assert packets(tmp_path / "long.mp4") == packets(batch["long"])
+    assert packets(tmp_path / "tpsmm.mp4") == alone["packets"]
+    assert only_outputs(tmp_path) == ["long.mp4", "tpsmm.mp4"]
 
 
 def test_job_file_yaml_with_shared_options_relative_paths_and_malformed_entries(tmp_path: Path) -> None:
@@ -236,10 +298,32 @@ def test_batch_command_is_registered_and_checks_its_arguments(tmp_path: Path, ca
 def test_summary_table() -> None:
     jobs = [JobReport("a.mp4", "out/a.mp4", "done", 300, 10.0, 1, 4, 2),
             JobReport("b.mp4", "out/b.mp4", "failed", message="no face found", exit_code=4)]
-    text = summary(BatchResult(jobs, 12.0, 2, 2, 2))
+    text = summary(BatchResult(jobs, 12.0, 2, 0, 2, 2, 2))
     assert "a.mp4  done    300     10.0     30.0  1        4 (2 kept)" in text
     assert text.splitlines()[2].endswith("no face found")
-    assert "1 done, 0 already complete, 1 failed of 2 jobs; 300 frames in 12.0 s (25.0 frames/s)" in text
+    assert text.splitlines()[3] == ("1 done, 0 already complete, 1 failed of 2 jobs; 300 frames in 12.0 s "
+                                    "(25.0 frames/s) on 2 workers; models built 2 times in 2 worker processes")
+    one = summary(BatchResult(jobs[:1], 10.0, 2, 1, 1, 1, 1)).splitlines()[-1]
+    assert one.endswith("of 1 job; 300 frames in 10.0 s (30.0 frames/s) on 2 workers at start, 1 lost, 1 at end; "
+                        "models built 1 time in 1 worker process")
+
+
+def test_progress_bar_starts_once_every_job_is_planned(capsys) -> None:
+    from steadyswap.cli.batch import _Bar
+
+    bar = _Bar(enabled=True)
+    bar(BatchProgress(0, 1, 0, 78, jobs_open=2, jobs_planning=1, running={}))  # d0 planned, tpsmm not yet
+    assert "/78" not in capsys.readouterr().err
+    bar(BatchProgress(0, 3, 0, 247, jobs_open=2, jobs_planning=0, running={}))
+    bar.close()
+    err = capsys.readouterr().err
+    assert "0/247" in err and "/78" not in err
+
+
+def test_job_names_tell_jobs_on_one_target_apart() -> None:
+    jobs = [Job(("f.jpg",), "clips/x.mp4", "out/a.mp4"), Job(("g.jpg",), "clips/x.mp4", "out/b.mp4"),
+            Job(("f.jpg",), "clips/x.mp4", "other/b.mp4"), Job(("f.jpg",), "y.mp4", "out/y.mp4", name="mine")]
+    assert job_names(jobs) == ["x.mp4 -> a.mp4", "x.mp4 -> b.mp4 #2", "x.mp4 -> b.mp4 #3", "mine"]
 
 
 def test_workers_go_one_per_gpu_when_a_job_selects_the_gpu_engine(monkeypatch: pytest.MonkeyPatch) -> None:

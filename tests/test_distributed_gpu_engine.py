@@ -32,7 +32,7 @@ from tests.conftest import media_path  # noqa: E402
 from tests.test_segments import pictures, stream_facts  # noqa: E402
 
 FRAMES = 20
-SETTINGS = BatchSettings(segment_frames=10, warmup_frames=10)
+SETTINGS = BatchSettings(segment_frames=10, warmup_frames=10, keep_work=True)  # the manifest is checked
 """2 segments of 10 frames; the second one's warm-up starts at frame 0."""
 
 

@@ -71,6 +71,10 @@ def add_batch_parser(subparsers: Any) -> argparse.ArgumentParser:
                       help="keep finished segments; fail a job whose inputs or options changed since")
     mode.add_argument("--restart", dest="mode", action="store_const", const="restart",
                       help="discard finished segments and start every job over")
+    segments.add_argument("--keep-work", action="store_true",
+                          help="keep the work folders after a batch whose every job is complete, so running it "
+                               "again skips those jobs (by default they are removed then; after failures or an "
+                               "interrupt the finished segments are always kept)")
     parser.set_defaults(mode="auto")
     _add_run_flags(parser)
     return parser
@@ -98,13 +102,15 @@ def _add_run_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def run_batch(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
-    """Run ``steadyswap batch``; prints the summary table and returns the exit code (that of the first failed job)."""
+    """Run ``steadyswap batch``; prints the summary table and returns the exit code (0 when every job is done or
+    already complete, else that of the first failed job in the jobs' order)."""
     settings = BatchSettings(
         segment_frames=_positive("--segment-frames", args.segment_frames),
         warmup_frames=max(0, args.warmup_frames),
         work_dir=Path(args.work_dir) if args.work_dir else None,
         mode=args.mode,
         defaults=_defaults(args),
+        keep_work=args.keep_work,
     )
     jobs = _jobs(args)
     if args.log_level != "debug":
@@ -112,13 +118,17 @@ def run_batch(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     envs = None if args.scheduler else local_worker_envs(args.workers, gpu_workers(jobs, settings.defaults))
     log.info("starting %s", f"a client of {args.scheduler}" if args.scheduler else f"{len(envs)} local workers")
     bar = _Bar(enabled=not args.quiet)
+    batch: Batch | None = None
     try:
         with DaskExecutor(envs, args.scheduler, retries=max(0, args.retries), dashboard_port=args.dashboard_port) as ex:
             if ex.dashboard_link:
                 log.info("Dask dashboard: %s", ex.dashboard_link)
-            result = Batch(jobs, ex, settings, progress=bar).run()
+            batch = Batch(jobs, ex, settings, progress=bar)
+            result = batch.run()
     finally:
         bar.close()
+        if batch is not None:
+            batch.tidy()  # the workers have stopped: what a task cut short left can go too
     print(summary(result), file=out)
     return result.exit_code
 
@@ -135,13 +145,21 @@ def summary(result: BatchResult) -> str:
     lines = ["  ".join(v.ljust(w) for v, w in zip(r, widths)) + "  " + r[-1] for r in rows]
     counts = {s: sum(1 for j in result.jobs if j.status == s) for s in ("done", "skipped", "failed")}
     fps = result.frames / result.seconds if result.seconds else 0.0
+    workers = _count(result.workers, "worker")
+    if result.workers_lost or result.workers_end != result.workers:
+        workers += f" at start, {result.workers_lost} lost, {result.workers_end} at end"
     lines.append(
         f"{counts['done']} done, {counts['skipped']} already complete, {counts['failed']} failed of "
-        f"{len(result.jobs)} jobs; {result.frames} frames in {result.seconds:.1f} s ({fps:.1f} frames/s) on "
-        f"{result.workers} workers; models built {result.swapper_builds} times in {result.worker_processes} "
-        "worker processes"
+        f"{_count(len(result.jobs), 'job')}; {_count(result.frames, 'frame')} in {result.seconds:.1f} s "
+        f"({fps:.1f} frames/s) on {workers}; models built {_count(result.swapper_builds, 'time')} in "
+        f"{_count(result.worker_processes, 'worker process', 'worker processes')}"
     )
     return "\n".join(line.rstrip() for line in lines)
+
+
+def _count(number: int, one: str, many: str | None = None) -> str:
+    """``number`` and the noun, singular for 1: ``_count(2, "job")`` is "2 jobs"."""
+    return f"{number} {one if number == 1 else many or one + 's'}"
 
 
 def gpu_workers(jobs: list[Job], defaults: dict[str, Any]) -> bool:
@@ -193,8 +211,8 @@ class _Bar:
         self._bar: Any = None
 
     def __call__(self, progress: BatchProgress) -> None:
-        if not self._enabled or progress.frames_total == 0:
-            return
+        if not self._enabled or progress.frames_total == 0 or progress.jobs_planning:
+            return  # drawn once every job is planned, so its first total is the batch's
         if self._bar is None:
             from tqdm import tqdm
 

@@ -4,12 +4,18 @@ Each job has a work folder (``.steadyswap-work/<job id>`` beside its output, or 
 whose manifest records every finished segment with its checksum. Rerunning the same batch keeps
 those segments; a job whose inputs or options changed starts over (or fails, in ``resume`` mode).
 A job fails alone: its error goes to its report and the other jobs go on.
+
+What a batch leaves: its outputs. A killed task's temporary segment file (named with its writer's pid,
+``io.atomic``) is swept once that process is gone: when its worker is reported lost, when the job's work
+folder is opened again, and by ``tidy``. ``tidy`` also drops the work folders that hold nothing to resume
+and, after a batch whose every job is complete, all of them (unless ``keep_work``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import secrets
 import shutil
 import threading
@@ -21,13 +27,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 from steadyswap.distributed import tasks
-from steadyswap.distributed.executor import Executor, Outcome, TaskEvent
+from steadyswap.distributed.executor import Executor, Outcome, TaskEvent, WorkerLoss
 from steadyswap.distributed.jobs import Job
 from steadyswap.distributed.manifest import Manifest
 from steadyswap.distributed.tasks import JobPlan, JobSpec, SegmentDone
 from steadyswap.engine.segment_runner import file_sha256
 from steadyswap.errors import Interrupted, OutputError, SteadySwapError, UsageError
+from steadyswap.io.atomic import sweep_dead
 from steadyswap.io.segments import Segment
+
+log = logging.getLogger(__name__)
 
 ResumeMode = Literal["auto", "resume", "restart"]
 WORK_FOLDER = ".steadyswap-work"
@@ -44,6 +53,8 @@ class BatchSettings:
         mode: ``auto`` keeps finished segments of the same run and starts over when inputs or options
             changed; ``resume`` refuses to start over; ``restart`` discards earlier work.
         defaults: options given to every job (its own options win).
+        keep_work: keep the work folders after a batch whose every job is complete (their manifests let
+            the same batch, run again, skip those jobs); otherwise they are removed then.
     """
 
     segment_frames: int = 900
@@ -51,6 +62,7 @@ class BatchSettings:
     work_dir: Path | None = None
     mode: ResumeMode = "auto"
     defaults: dict[str, Any] = field(default_factory=dict)
+    keep_work: bool = False
 
 
 @dataclass
@@ -79,23 +91,34 @@ class JobReport:
 
 @dataclass
 class BatchProgress:
-    """Where the whole batch stands (segments of planned jobs; running tasks' latest events)."""
+    """Where the whole batch stands (segments of planned jobs; running tasks' latest events).
+
+    ``jobs_planning``: jobs still being checked and planned; until none is, ``frames_total`` is not final.
+    """
 
     segments_done: int
     segments_total: int
     frames_done: int
     frames_total: int
     jobs_open: int
+    jobs_planning: int
     running: dict[str, TaskEvent]
 
 
 @dataclass
 class BatchResult:
-    """Every job's report, and facts of the cluster that ran them."""
+    """Every job's report, and facts of the cluster that ran them.
+
+    ``workers``: worker processes at the start; ``workers_lost``: those that died during the batch;
+    ``workers_end``: those at the end (a local cluster restarts lost ones). ``worker_processes``: processes
+    that ran segments; ``swapper_builds``: models built in them, summed.
+    """
 
     jobs: list[JobReport]
     seconds: float
     workers: int
+    workers_lost: int
+    workers_end: int
     worker_processes: int
     swapper_builds: int
     dashboard_link: str | None = None
@@ -106,7 +129,7 @@ class BatchResult:
 
     @property
     def exit_code(self) -> int:
-        """0 when no job failed, else the exit code of the first failed job."""
+        """0 when no job failed, else the exit code of the first failed job in the jobs' order."""
         return next((j.exit_code for j in self.jobs if j.status == "failed"), 0)
 
 
@@ -148,12 +171,13 @@ class Batch:
         self._progress = progress
         self._cancel = cancel
         self._token = secrets.token_hex(4)
-        self._jobs = [_Job(i, JobReport(job.name or Path(job.target).name, job.output), job)
-                      for i, job in enumerate(jobs)]
+        self._jobs = [_Job(i, JobReport(name, job.output), job) for i, (name, job) in
+                      enumerate(zip(job_names(jobs), jobs))]
         self._tasks: dict[str, tuple[_Job, str, Segment | None]] = {}
         self._running: dict[str, TaskEvent] = {}
         self._starts: dict[str, int] = {}
         self._builds: dict[int, int] = {}
+        self._lost = 0
 
     def run(self) -> BatchResult:
         """Run every job to its end (done, skipped or failed) and return the reports.
@@ -170,6 +194,8 @@ class Batch:
                 if self._cancel is not None and self._cancel.is_set():
                     raise Interrupted("batch cancelled; finished segments are kept for the next run")
                 outcomes, events = self.executor.wait(0.25)
+                for loss in self.executor.losses():
+                    self._worker_lost(loss)
                 for event in events:
                     self._event(event)
                 for outcome in outcomes:
@@ -181,8 +207,34 @@ class Batch:
                 if state.report.status == "running":
                     state.report.status = "cancelled"
             raise
+        finally:
+            self.tidy()
         return BatchResult([s.report for s in self._jobs], time.perf_counter() - began, self.executor.workers,
-                           len(self._builds), sum(self._builds.values()), self.executor.dashboard_link)
+                           self._lost, self.executor.count_workers(), len(self._builds),
+                           sum(self._builds.values()), self.executor.dashboard_link)
+
+    def tidy(self) -> None:
+        """Leave only what a later run can use: sweep what dead tasks left in the work folders and segment files
+        their manifests do not list, remove the folders that hold no finished segment and, once every job is
+        complete, all of them (unless ``keep_work``). Run at the end of ``run``; call it again once the
+        executor's workers have stopped, as a task still running then keeps its temporary file."""
+        complete = all(state.report.status in ("done", "skipped") for state in self._jobs)
+        for state in self._jobs:
+            if state.spec is None or not state.folder.is_dir():
+                continue
+            sweep_dead(state.folder)
+            manifest = Manifest.load(state.folder)
+            if (complete and not self.settings.keep_work) or manifest is None or not manifest.segments:
+                shutil.rmtree(state.folder, ignore_errors=True)
+            else:  # a segment finished after the batch stopped listening is not in the manifest: done again
+                recorded = {entry["file"] for entry in manifest.segments.values()}
+                for unrecorded in (p for p in state.folder.glob("seg-*") if p.name not in recorded):
+                    unrecorded.unlink(missing_ok=True)
+            if self.settings.work_dir is None:
+                try:
+                    state.folder.parent.rmdir()  # the .steadyswap-work folder beside the output, once empty
+                except OSError:
+                    pass
 
     def _open(self, state: _Job, claimed: dict[Path, str]) -> None:
         """Resolve a job, settle its work folder (resume, restart, skip) and submit its check."""
@@ -213,8 +265,7 @@ class Batch:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise OutputError(f"{folder}: cannot create the work folder ({e.strerror or e})") from e
-        for stale in folder.glob(".*steadyswap-tmp-*"):
-            stale.unlink(missing_ok=True)  # left by a worker that was killed mid-segment
+        sweep_dead(folder)  # temporary files of workers killed mid-segment
         state.manifest = manifest or Manifest(fingerprint)
         state.manifest.output_sha256 = None
         state.began = time.perf_counter()
@@ -236,6 +287,24 @@ class Batch:
         self._tasks[key] = (state, kind, segment)
         state.keys.add(key)
         self.executor.submit(key, task, *args)
+
+    def _worker_lost(self, loss: WorkerLoss) -> None:
+        """Say which worker died and what it was running (the executor runs that again), and sweep its
+        temporary files."""
+        self._lost += 1
+        running = [key for key in loss.keys if key in self._running]
+        for key in running:
+            self._running.pop(key)
+            sweep_dead(self._tasks[key][0].folder)
+        what = " and ".join(self._describe(key) for key in running)
+        log.warning("worker %s was lost (killed, out of memory or crashed)%s", loss.worker,
+                    f"; {what} {'is' if len(running) == 1 else 'are'} run again" if running else "")
+
+    def _describe(self, key: str) -> str:
+        state, kind, segment = self._tasks[key]
+        if segment is not None:
+            return f"{state.report.name} (frames {segment.start}-{segment.end - 1})"
+        return f"{state.report.name} ({kind})"
 
     def _event(self, event: TaskEvent) -> None:
         if event.key not in self._tasks:
@@ -330,8 +399,22 @@ class Batch:
             frames_done=sum(s.frames_done for s in planned) + sum(e.frames for e in self._running.values()),
             frames_total=sum(s.plan.frames for s in planned),  # type: ignore[union-attr]
             jobs_open=sum(1 for s in self._jobs if s.report.status == "running"),
+            jobs_planning=sum(1 for s in self._jobs if s.report.status == "running" and s.plan is None),
             running=dict(self._running),
         ))
+
+
+def job_names(jobs: list[Job]) -> list[str]:
+    """Each job's name in the summary: its own, else its target's file name; names shared by several jobs
+    get the output's file name, and a number if that is shared too.
+
+    >>> job_names([Job((), "a/x.mp4", "o/1.mp4"), Job((), "b/x.mp4", "o/2.mp4"), Job((), "y.mp4", "o/3.mp4")])
+    ['x.mp4 -> 1.mp4', 'x.mp4 -> 2.mp4', 'y.mp4']
+    """
+    names = [job.name or Path(job.target).name for job in jobs]
+    names = [f"{name} -> {Path(job.output).name}" if names.count(name) > 1 else name
+             for name, job in zip(names, jobs)]
+    return [f"{name} #{i + 1}" if names.count(name) > 1 else name for i, name in enumerate(names)]
 
 
 def _stamp(path: str) -> list[Any]:

@@ -4,7 +4,8 @@ Each worker process holds one ``SwapperPool`` (a worker plugin), so models load 
 FaceSwappers on the CPU path, GpuEngines for ``--execution-providers cuda``. A local cluster runs
 worker processes under nannies (a killed worker is restarted and its task retried elsewhere, up to
 ``retries`` times); with GPUs, one worker per GPU pinned with ``CUDA_VISIBLE_DEVICES``, so a worker's
-engine runs on its ``cuda:0``.
+engine runs on its ``cuda:0``. The scheduler's event of a worker that left unexpectedly (with the tasks
+it held) becomes a ``WorkerLoss``.
 
 Every worker runs one task at a time (one thread), rather than guarding the pool with a lock: a pooled
 FaceSwapper or GpuEngine (models, device memory plan) is never used by two tasks at once, and a GPU
@@ -21,6 +22,7 @@ worker per GPU. Workers of a cluster given with ``--scheduler`` should be starte
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import multiprocessing
 import os
@@ -35,12 +37,16 @@ from typing import Any
 import dask
 from distributed import Client, KilledWorker, Nanny, Scheduler, SpecCluster, WorkerPlugin, as_completed, get_worker
 
-from steadyswap.distributed.executor import Executor, Outcome, Task, TaskEvent, WorkerContext, WorkerLost
+from steadyswap.distributed.executor import (
+    Executor, Outcome, Task, TaskEvent, WorkerContext, WorkerLoss, WorkerLost,
+)
 from steadyswap.engine.swapper_pool import SwapperPool
 from steadyswap.errors import UsageError
 
 PLUGIN = "steadyswap"
 TOPIC = "steadyswap-progress"
+CLUSTER_TOPIC = "all"
+"""The scheduler's own events: workers added and removed (with the tasks a removed one held)."""
 
 
 class SwapperPlugin(WorkerPlugin):
@@ -126,6 +132,9 @@ class DaskExecutor(Executor):
     def __init__(self, worker_envs: list[dict[str, str]] | None = None, scheduler: str | None = None,
                  retries: int = 2, dashboard: bool = True, dashboard_port: int = 8787) -> None:
         self._events: queue.Queue[dict[str, Any]] = queue.Queue()
+        self._cluster_events: queue.Queue[dict[str, Any]] = queue.Queue()
+        self._losses: list[WorkerLoss] = []
+        self._names: dict[str, str] = {}
         self._futures: dict[str, Any] = {}
         self._cluster: SpecCluster | None = None
         with dask.config.set({"distributed.scheduler.allowed-failures": retries,
@@ -141,7 +150,8 @@ class DaskExecutor(Executor):
             self._completed = as_completed()
             self.client.register_plugin(SwapperPlugin(), name=PLUGIN)
             self.client.subscribe_topic(TOPIC, lambda event: self._events.put(event[1]))
-            self.workers = len(self.client.scheduler_info()["workers"])
+            self.client.subscribe_topic(CLUSTER_TOPIC, lambda event: self._cluster_events.put(event[1]))
+            self.workers = self.count_workers()
             served = dashboard and self.client.run_on_scheduler(_has_bokeh)  # the dashboard needs bokeh there
             self.dashboard_link = self.client.dashboard_link if served else None
         except BaseException:
@@ -185,14 +195,23 @@ class DaskExecutor(Executor):
             for future in self._completed.next_batch(block=False)
             if self._futures.pop(future.key, None) is not None  # not cancelled meanwhile
         ]
-        events = []
-        while True:
-            try:
-                event = self._events.get_nowait()
-            except queue.Empty:
-                break
-            events.append(TaskEvent(event["key"], event["pid"], event["host"], event["frames"]))
+        events = [TaskEvent(e["key"], e["pid"], e["host"], e["frames"]) for e in _drained(self._events)]
+        for event in _drained(self._cluster_events):
+            if event.get("action") == "add-worker":
+                self.count_workers()  # learns the new worker's name
+            elif event.get("action") == "remove-worker" and not event.get("expected"):
+                address = event["worker"]
+                self._losses.append(WorkerLoss(self._names.get(address, address), tuple(event["processing-tasks"])))
         return outcomes, events
+
+    def losses(self) -> list[WorkerLoss]:
+        losses, self._losses = self._losses, []
+        return losses
+
+    def count_workers(self) -> int:
+        workers = self.client.scheduler_info()["workers"]
+        self._names.update({address: str(info.get("name", address)) for address, info in workers.items()})
+        return len(workers)
 
     @staticmethod
     def _outcome(key: str, future: Any) -> Outcome:
@@ -213,7 +232,20 @@ class DaskExecutor(Executor):
     def close(self) -> None:
         client, self._futures = getattr(self, "client", None), {}
         if client is not None:
+            for topic in (TOPIC, CLUSTER_TOPIC):  # else events of the workers stopping meet a closed client
+                with contextlib.suppress(ValueError):  # not subscribed: __init__ failed before
+                    client.unsubscribe_topic(topic)
             client.close()
         if self._cluster is not None:
             self._cluster.close()
             self._cluster = None
+
+
+def _drained(events: queue.Queue[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Everything in ``events`` now, without waiting."""
+    drained = []
+    while True:
+        try:
+            drained.append(events.get_nowait())
+        except queue.Empty:
+            return drained

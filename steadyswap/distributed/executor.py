@@ -48,6 +48,17 @@ class WorkerContext(ABC):
         """Tell the batch how many frames this task has written so far."""
 
 
+@dataclass(frozen=True)
+class WorkerLoss:
+    """A worker process that left the cluster unexpectedly (killed, out of memory, crashed).
+
+    ``keys``: the tasks it held; they run again on other workers (up to the executor's retries).
+    """
+
+    worker: str
+    keys: tuple[str, ...]
+
+
 Task = Callable[..., Any]
 """``task(context: WorkerContext, *args)``: must be importable by the workers (a module-level function)."""
 
@@ -73,6 +84,14 @@ class Executor(ABC):
 
         A task whose workers died more often than allowed comes back with a ``WorkerLost`` error.
         """
+
+    @abstractmethod
+    def losses(self) -> list[WorkerLoss]:
+        """Workers lost since the last call (noticed by ``wait``)."""
+
+    @abstractmethod
+    def count_workers(self) -> int:
+        """Worker processes in the cluster now (a lost one that was restarted counts again)."""
 
     @abstractmethod
     def cancel(self, keys: Iterable[str]) -> None:
