@@ -56,14 +56,15 @@ def long_job(output: Path) -> Job:
 
 
 def tpsmm_job(output: Path) -> Job:
-    """Frames 0-89 of tpsmm_driving (25 fps, 410x412) at the default quality: 3 segments (0-29, 30-59, 60-89
-    after 30 warm-up frames)."""
-    return Job((source(),), str(media_path("video/tpsmm_driving.mp4")), str(output), {"trim-frame-end": 90}, "tpsmm")
+    """tpsmm_driving's 78 frames (25 fps, 410x412) at the default quality: 2 segments at ``SETTINGS`` (0-29, and
+    30-77 after 30 warm-up frames)."""
+    return Job((source(),), str(media_path("video/tpsmm_driving_78f.mp4")), str(output), {}, "tpsmm")
 
 
 def d0_job(output: Path) -> Job:
     """Frames 0-29 of liveportrait_d0 (25 fps like tpsmm, so both share a worker's pooled swapper)."""
-    return Job((source(),), str(media_path("video/liveportrait_d0.mp4")), str(output), {"trim-frame-end": 30}, "d0")
+    return Job((source(),), str(media_path("video/liveportrait_d0_crf20.mp4")), str(output), {"trim-frame-end": 30},
+               "d0")
 
 
 def only_outputs(folder: Path) -> list[str]:
@@ -92,7 +93,7 @@ def executor():
 def alone(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """The tpsmm job alone on one worker, then beside d0 on that same worker (its pooled swapper runs d0 first)."""
     tmp = tmp_path_factory.mktemp("alone")
-    settings = BatchSettings(segment_frames=30, warmup_frames=30)
+    settings = BatchSettings(**SETTINGS)
     with DaskExecutor(local_worker_envs(1, gpus=False), dashboard=False) as one:
         Batch([tpsmm_job(tmp / "alone.mp4")], one, settings).run()
         beside = Batch([d0_job(tmp / "d0.mp4"), tpsmm_job(tmp / "after_d0.mp4")], one, settings).run()
@@ -153,7 +154,7 @@ def test_a_job_gives_the_same_bytes_whatever_runs_beside_it(alone: dict, executo
     assert packets(alone["tmp"] / "after_d0.mp4") == alone["packets"]  # one worker, d0's segment first
     result = Batch([tpsmm_job(tmp_path / "tpsmm.mp4"), d0_job(tmp_path / "d0.mp4")], executor,
                    alone["settings"]).run()  # two workers, the other order
-    assert [j.status for j in result.jobs] == ["done", "done"] and result.jobs[0].segments == 3
+    assert [j.status for j in result.jobs] == ["done", "done"] and result.jobs[0].segments == 2
     assert packets(tmp_path / "tpsmm.mp4") == alone["packets"]
     assert packets(tmp_path / "d0.mp4") == packets(alone["tmp"] / "d0.mp4")
     assert only_outputs(tmp_path) == ["d0.mp4", "tpsmm.mp4"]  # work folder removed after a complete batch

@@ -220,19 +220,19 @@ def test_join_puts_segments_starting_at_zero_on_the_source_timestamps(clip: Path
 
 def test_a_segment_does_not_depend_on_what_its_swapper_ran_before(tmp_path: Path) -> None:
     """A batch worker's pooled FaceSwapper runs other jobs' segments in between: each segment starts afresh."""
-    from steadyswap.config import RunConfig
     from steadyswap.engine.frame_swapper import FaceSwapper
     from steadyswap.engine.stream import swap_stream
     from tests.conftest import media_path
 
-    source, config = str(media_path("image/liveportrait_s1.jpg")), RunConfig()
-    target, other = str(media_path("video/tpsmm_driving.mp4")), str(media_path("video/liveportrait_d0.mp4"))
-    segment = Segment(target, 104, 124, 84, 128)
+    source, config = str(media_path("image/liveportrait_s1_512.jpg")), RunConfig()
+    target = str(media_path("video/tpsmm_driving_78f.mp4"))
+    other = str(media_path("video/liveportrait_d0_crf20.mp4"))
+    segment = Segment(target, 50, 70, 30, 74)
 
     def outcome(swapper: FaceSwapper, name: str) -> tuple[bytes, list[list[int]]]:
         run_segment(swapper, segment, tmp_path / name, config)
         swapper.reset_tracking()
-        with VideoReader(target, 84, 90) as reader:
+        with VideoReader(target, 30, 36) as reader:
             ids = [result.faces.track_ids.tolist() for _, result in swap_stream(swapper, reader)]
         return (tmp_path / name).read_bytes(), ids
 
@@ -243,4 +243,3 @@ def test_a_segment_does_not_depend_on_what_its_swapper_ran_before(tmp_path: Path
         after_other = outcome(pooled, "after.mp4")
     assert after_other[1] == alone[1] == [[0]] * 6  # tracks numbered afresh
     assert after_other[0] == alone[0]
-
