@@ -85,13 +85,14 @@ class Executor(ABC):
         A task whose workers died more often than allowed comes back with a ``WorkerLost`` error.
         """
 
-    @abstractmethod
     def losses(self) -> list[WorkerLoss]:
-        """Workers lost since the last call (noticed by ``wait``)."""
+        """Workers lost since the last call (noticed by ``wait``); none for an engine that cannot tell."""
+        return []
 
-    @abstractmethod
     def count_workers(self) -> int:
-        """Worker processes in the cluster now (a lost one that was restarted counts again)."""
+        """Worker processes now (a lost one that was restarted counts again); ``workers`` for an engine whose
+        workers do not change."""
+        return self.workers
 
     @abstractmethod
     def cancel(self, keys: Iterable[str]) -> None:
