@@ -28,7 +28,7 @@ from steadyswap.distributed import Batch, BatchProgress, BatchResult, BatchSetti
 from steadyswap.distributed.batch import WORK_FOLDER, job_names
 from steadyswap.distributed import jobs_from_folder, load_job_file
 from steadyswap.distributed.manifest import Manifest
-from steadyswap.engine.segment_runner import file_sha256
+from steadyswap.io.probe import file_sha256
 from steadyswap.errors import Interrupted, UsageError
 from steadyswap.io.segments import Segment
 from tests.conftest import media_path

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from steadyswap.config import RunConfig
-from steadyswap.engine.segment_runner import file_sha256, run_segment
+from steadyswap.engine.segment_runner import run_segment
+from steadyswap.io.probe import file_sha256
 from steadyswap.errors import MediaDecodeError, OutputError, UsageError
 from steadyswap.io import VideoReader, VideoWriter, probe
 from steadyswap.io.segments import Segment, join, keyframe_indices, plan_segments

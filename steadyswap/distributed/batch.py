@@ -31,7 +31,7 @@ from steadyswap.distributed.executor import Executor, Outcome, TaskEvent, Worker
 from steadyswap.distributed.jobs import Job
 from steadyswap.distributed.manifest import Manifest
 from steadyswap.distributed.tasks import JobPlan, JobSpec, SegmentDone
-from steadyswap.engine.segment_runner import file_sha256
+from steadyswap.io.probe import file_sha256
 from steadyswap.errors import Interrupted, OutputError, SteadySwapError, UsageError
 from steadyswap.io.atomic import sweep_dead
 from steadyswap.io.segments import Segment

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from steadyswap.engine.segment_runner import file_sha256
+from steadyswap.io.probe import file_sha256
 from steadyswap.io.segments import Segment
 
 MANIFEST_NAME = "manifest.json"

@@ -22,7 +22,8 @@ from steadyswap.engine.frame_swapper import FaceSwapper
 from steadyswap.engine.gpu import cpu_fallback, use_gpu_engine
 from steadyswap.engine.output import output_settings
 from steadyswap.engine.pipeline import check_run, run_image, save_photo
-from steadyswap.engine.segment_runner import SegmentResult, every_few, file_sha256, run_segment
+from steadyswap.engine.segment_runner import SegmentResult, every_few, run_segment
+from steadyswap.io.probe import file_sha256
 from steadyswap.errors import UsageError
 from steadyswap.io import probe, read_image
 from steadyswap.io.segments import Segment, join, plan_segments

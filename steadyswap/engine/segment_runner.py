@@ -7,7 +7,6 @@ writer settings as a plain run (``engine.output``).
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 from collections.abc import Callable
@@ -20,7 +19,7 @@ from steadyswap.engine.output import output_settings
 from steadyswap.engine.stream import prepare_references, swap_stream
 from steadyswap.errors import MediaDecodeError
 from steadyswap.io import VideoReader, VideoWriter, atomic_output
-from steadyswap.io.probe import PathLike
+from steadyswap.io.probe import PathLike, file_sha256
 from steadyswap.io.segments import Segment
 from steadyswap.provenance import watermark_for
 
@@ -47,15 +46,6 @@ class SegmentResult:
         (``time.perf_counter``); hashes the file."""
         return cls(segment, Path(path), frames, segment.start - segment.warmup, time.perf_counter() - began,
                    file_sha256(path))
-
-
-def file_sha256(path: PathLike) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def every_few(progress: SegmentProgress, total: int) -> SegmentProgress:

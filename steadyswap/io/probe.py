@@ -5,6 +5,7 @@ Everything is decided from the content with PyAV/OpenCV, never from the file ext
 
 from __future__ import annotations
 
+import hashlib
 import os
 from fractions import Fraction
 from pathlib import Path
@@ -196,3 +197,12 @@ def _colour(frame: av.VideoFrame, name: str) -> int | None:
 def _reason(error: av.error.FFmpegError) -> str:
     """FFmpeg's message without the file name PyAV appends."""
     return error.strerror or str(error)
+
+
+def file_sha256(path: PathLike) -> str:
+    """Hex SHA-256 of a file's bytes (read in 1 MiB blocks)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -17,7 +17,6 @@ outputs carry the watermark and the container tags only.
 from __future__ import annotations
 
 import base64
-import hashlib
 import mimetypes
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
@@ -26,8 +25,9 @@ from typing import Any
 
 from steadyswap.config import RunConfig
 from steadyswap.errors import OutputError
+from steadyswap.io.probe import file_sha256
 from steadyswap.models.registry import EMBEDDED, get_model, requirements
-from steadyswap.models.store import ModelStore, resolve_models_dir
+from steadyswap.models.store import open_store
 from steadyswap.provenance.credentials import Credentials
 
 FORMATS = {".mp4": "video/mp4", ".mov": "video/quicktime", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
@@ -55,7 +55,7 @@ def can_sign(path: str | Path) -> bool:
 def models_used(config: RunConfig) -> list[dict[str, Any]]:
     """The models a run of ``config`` uses: name, task and CRC32 (of the file in the models folder when it is
     there, else as published); built-in ones are named with the package that holds them."""
-    store = ModelStore(resolve_models_dir(config.models_dir))
+    store = open_store(config.models_dir)  # the files the run itself reads
     names: list[tuple[str, str]] = [("detector", config.face_detector_model)]
     if config.face_detector_model != EMBEDDED["detector"] and config.face_landmarker_model not in ("mediapipe", "none"):
         names.append(("landmarker", config.face_landmarker_model))
@@ -76,14 +76,6 @@ def models_used(config: RunConfig) -> list[dict[str, Any]]:
             crc = store.crc32(path) if path.is_file() else store.expected_crc32(spec)
             models.append({"name": spec.name, "task": spec.task, "file": spec.file_name, "crc32": crc})
     return models
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def definition(title: str, models: list[dict[str, Any]], run_id: int | None) -> dict[str, Any]:
