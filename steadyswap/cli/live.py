@@ -12,7 +12,7 @@ from steadyswap.cli.run import add_flags, build_config
 from steadyswap.config import crf_from_quality
 from steadyswap.engine.output import output_settings
 from steadyswap.errors import InputError, OutputError, UsageError
-from steadyswap.io import check_output, media_kind
+from steadyswap.io import check_output
 from steadyswap.io.capture import open_capture
 from steadyswap.io.live_outputs import (
     STREAM_FORMATS,
@@ -83,12 +83,11 @@ def run_live(args: argparse.Namespace) -> int:
     each of these, as each is a normal end of a stream."""
     from steadyswap.engine.live import LiveSwapper
     from steadyswap.engine.live import run_live as run_stream
+    from steadyswap.engine.pipeline import check_sources
 
     config = build_config(args)
     sources = [Path(s).expanduser() for s in args.sources]
-    for source in sources:
-        if media_kind(source) != "image":
-            raise InputError(f"source {source} is a video; sources must be photos")
+    check_sources(sources)
     kind = output_kind(args.output)
     window = WindowOutput() if kind == "window" else None
     if kind == "virtual-camera" and importlib.util.find_spec("pyvirtualcam") is None:

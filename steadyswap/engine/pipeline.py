@@ -48,6 +48,15 @@ class RunResult:
     summary: str | None = None
 
 
+def check_sources(sources: list[Path]) -> None:
+    """Raise InputError unless there is at least one source and every source is a photo (or unreadable)."""
+    if not sources:
+        raise InputError("no source image given")
+    for source in sources:
+        if media_kind(source) != "image":
+            raise InputError(f"source {source} is a video; sources must be photos")
+
+
 def check_run(sources: list[Path], target: Path, output: Path, config: RunConfig) -> MediaKind:
     """Check a run's files before any work and return the target's kind: at least one source, every source a
     photo, and an output that is neither a folder nor any input (target, sources, face map and its photos),
@@ -59,11 +68,7 @@ def check_run(sources: list[Path], target: Path, output: Path, config: RunConfig
             OutputError: the output is a folder or one of the inputs. UsageError: the output's extension does
             not fit the target's kind, or the output options do not fit its container.
     """
-    if not sources:
-        raise InputError("no source image given")
-    for source in sources:
-        if media_kind(source) != "image":
-            raise InputError(f"source {source} is a video; sources must be photos")
+    check_sources(sources)
     kind = media_kind(target)
     if output.is_dir():
         raise OutputError(f"output {output} is a folder; give a file name")
