@@ -7,6 +7,9 @@
 #   bash scripts/bench_gpu.sh --distributed [bench_distributed.py overhead options]
 #       steadyswap batch with one GPU worker against a plain run, both on the GPU engine with the stand-in
 #       models: tests/test_distributed_gpu_engine.py, then bench_distributed.py overhead (bench_distributed_gpu.json)
+#   bash scripts/bench_gpu.sh --live [bench_live.py options]
+#       steadyswap live on the GPU engine with the stand-in hyperswap and YuNet, the clip played at 60 frames/s
+#       (live.json), then the same with a per-phase profile under CUDA_LAUNCH_BLOCKING=1 (live_profile.json)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out="${OUT:-$PWD/out}"
@@ -23,6 +26,16 @@ if [ "${1:-}" = "--distributed" ]; then
     tail -n 3 "$out/pytest_distributed.log"
     python3 scripts/bench_distributed.py overhead --gpus --standin-models --json "$out/bench_distributed_gpu.json" \
         "$@" 2>&1 | quiet | tee "$out/bench_distributed.log"
+    exit
+fi
+if [ "${1:-}" = "--live" ]; then
+    shift
+    python3 scripts/bench_gpu.py --out "$out/prepare" --sections env,prepare --frames 60 2>&1 | quiet | tail -n 3
+    live=(python3 scripts/bench_live.py --providers cuda --swapper hyperswap_1a_256 --detector yunet
+          --models-dir /tmp/steadyswap-bench/models --output none --input-fps 60 --size 640x480 --size 1280x720)
+    "${live[@]}" --json "$out/live.json" "$@" 2>&1 | quiet | grep -v -e "^W0000" -e "^I0000" | tee "$out/live.log"
+    CUDA_LAUNCH_BLOCKING=1 "${live[@]}" --profile 120 --json "$out/live_profile.json" "$@" 2>&1 | quiet \
+        | grep -v -e "^W0000" -e "^I0000" | tee "$out/live_profile.log"
     exit
 fi
 timeout 420 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_gpu_ops.py tests/test_gpu_engine.py \

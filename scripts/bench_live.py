@@ -2,7 +2,9 @@
 
 Usage:
     python scripts/bench_live.py [--size 640x480 --size 1280x720] [--output file|none] [--providers cpu]
+                                 [--input-fps 60]
                                  [--swapper classic] [--detector mediapipe] [--models-dir DIR] [--batch-frames 1]
+                                 [--profile 60]
 
 The input is media/video/liveportrait_s32_1280x720.mp4 (180 frames, 30 frames/s, one face) cropped to the wanted
 aspect and scaled to each size (libx264 crf 18, made once per size in a temporary folder), then played at its
@@ -10,6 +12,11 @@ frame rate through the live loop (``run_live``): frames that arrive while a fram
 one waiting, so the rate printed is what the machine keeps up with and the latency is what a viewer would see
 added, from a frame's arrival to its hand-over to the output (``file``: encoded by libx264 with the run's
 default settings; ``none``: dropped, to see the swap alone). Swapper warm-up is done before the clock starts.
+
+``--profile N`` then swaps the first N frames of each clip one at a time (no capture, no drops) and prints the
+milliseconds per frame of the whole step, of the watermark and, on the GPU engine, of each of its phases
+(upload, detect, decide, render, download); run it with ``CUDA_LAUNCH_BLOCKING=1`` so the device's work is
+counted in the phase that queued it rather than in the next one that waits for it.
 """
 
 from __future__ import annotations
@@ -21,6 +28,9 @@ import platform
 import sys
 import tempfile
 from pathlib import Path
+
+import time
+from fractions import Fraction
 
 import av
 import numpy as np
@@ -48,15 +58,16 @@ class Discard(LiveOutput):
         pass
 
 
-def make_clip(size: tuple[int, int], folder: Path) -> Path:
-    """``CLIP`` centre-cropped to the aspect of ``size`` and scaled to it."""
+def make_clip(size: tuple[int, int], folder: Path, rate: int | None = None) -> Path:
+    """``CLIP`` centre-cropped to the aspect of ``size`` and scaled to it; ``rate``: frames/s to play it at
+    (the same frames, retimed), else its own."""
     width, height = size
-    path = folder / f"clip_{width}x{height}.mp4"
+    path = folder / f"clip_{width}x{height}_{rate}.mp4"
     with av.open(str(CLIP)) as source, av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=source.streams.video[0].average_rate,
-                                options={"crf": "18", "preset": "veryfast"})
+        frame_rate = Fraction(rate) if rate else source.streams.video[0].average_rate
+        stream = out.add_stream("libx264", rate=frame_rate, options={"crf": "18", "preset": "veryfast"})
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        for frame in source.decode(video=0):
+        for number, frame in enumerate(source.decode(video=0)):
             image = frame.to_ndarray(format="rgb24")
             h, w = image.shape[:2]
             crop_w, crop_h = min(w, round(h * width / height)), min(h, round(w * height / width))
@@ -64,7 +75,10 @@ def make_clip(size: tuple[int, int], folder: Path) -> Path:
             cropped = av.VideoFrame.from_ndarray(np.ascontiguousarray(image[y0:y0 + crop_h, x0:x0 + crop_w]),
                                                  format="rgb24")
             scaled = cropped.reformat(width=width, height=height, format="yuv420p", interpolation="AREA")
-            scaled.pts, scaled.time_base = frame.pts, frame.time_base
+            if rate:
+                scaled.pts, scaled.time_base = number, Fraction(1, rate)
+            else:
+                scaled.pts, scaled.time_base = frame.pts, frame.time_base
             out.mux(stream.encode(scaled))
         out.mux(stream.encode(None))
     return path
@@ -91,6 +105,36 @@ def measure(clip: Path, config: RunConfig, output: str, batch: int, folder: Path
             "latency_ms_p95": round(result.latency_p95 * 1000, 1), "device": swapper.device}
 
 
+def profile(clip: Path, config: RunConfig, count: int) -> dict:
+    """Milliseconds per frame of one-frame steps over the clip's first ``count`` frames, by phase."""
+    swapper = LiveSwapper([SOURCE], config, 30.0)
+    images = []
+    with av.open(str(clip)) as container:
+        for frame in container.decode(video=0):
+            images.append(frame.to_ndarray(format="rgb24"))
+            if len(images) == count:
+                break
+    engine = swapper._engine
+    if engine is not None:
+        engine.clock = type(engine.clock)()
+    mark, swapper.watermark = swapper.watermark, None
+    try:
+        began = time.perf_counter()
+        swapped = [swapper.swap([image])[0] for image in images]
+        step = time.perf_counter() - began
+        began = time.perf_counter()
+        if mark is not None:
+            for image in swapped:
+                mark.embed_rgb(image)
+        marking = time.perf_counter() - began
+    finally:
+        swapper.close()
+    phases = engine.clock.totals() if engine is not None else {}
+    per_frame = {name: round(seconds * 1000 / len(images), 2) for name, seconds in phases.items()}
+    return {"frames": len(images), "step_ms": round(step * 1000 / len(images), 2),
+            "watermark_ms": round(marking * 1000 / len(images), 2), "phases_ms": per_frame}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", action="append", help="WxH (repeatable; default 640x480 and 1280x720)")
@@ -101,6 +145,9 @@ def main() -> None:
     parser.add_argument("--models-dir")
     parser.add_argument("--batch-frames", type=int, default=1)
     parser.add_argument("--gpu-device", help="GpuOptions.device (e.g. cpu to run the engine's code on torch-CPU)")
+    parser.add_argument("--input-fps", type=int, help="play the clip at this rate (same frames), else its 30")
+    parser.add_argument("--profile", type=int, default=0, metavar="N",
+                        help="then time N one-frame steps per clip by phase (see above)")
     parser.add_argument("--json", help="also write the figures here")
     args = parser.parse_args()
     sizes = [tuple(int(v) for v in s.split("x")) for s in (args.size or ["640x480", "1280x720"])]
@@ -114,11 +161,15 @@ def main() -> None:
         folder = Path(scratch)
         for size in sizes:
             name = f"{size[0]}x{size[1]}"
-            figures["runs"][name] = row = measure(make_clip(size, folder), config, args.output, args.batch_frames,
+            clip = make_clip(size, folder, args.input_fps)
+            figures["runs"][name] = row = measure(clip, config, args.output, args.batch_frames,
                                                   folder)
             print(f"{name}: {row['fps']} frames/s of {row['input_fps']} ({row['frames_out']} out, {row['dropped']} "
                   f"dropped), latency {row['latency_ms_mean']} ms mean, {row['latency_ms_p95']} ms p95 "
                   f"[{row['device']}]", flush=True)
+            if args.profile:
+                row["profile"] = found = profile(clip, config, args.profile)
+                print(f"{name} profile: {found}", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
 

@@ -274,7 +274,7 @@ class GpuEngine:
                   self.swapper.name if self.swapper else config.face_swapper_model, self.plan.faces_per_call,
                   "memory probe" if self.plan.budget_bytes else "no probe")
         self.clock = PhaseClock()
-        """Seconds per phase of the last video run (in this process)."""
+        """Seconds per phase of the last video run (in this process), or of every ``swap_frames`` call so far."""
         self._workers: EngineWorkers | None = None
         self.release = memory.CacheRelease(self.options.release_every, self.device)
 
@@ -402,17 +402,23 @@ class GpuEngine:
             return []
         if self._frames_stream is None:
             self._frames_stream = self._stream(0, Segment("frames", 0, 1, 0), fps)
-        stream = self._frames_stream
-        frames = torch.from_numpy(np.stack(images)).to(self.device)
-        detections = self.detector.detect(frames) if self.detector else [None] * len(images)
+        stream, clock = self._frames_stream, self.clock
+        with clock.measure("upload"):
+            frames = torch.from_numpy(np.stack(images)).to(self.device)
+        with clock.measure("detect"):
+            detections = self.detector.detect(frames) if self.detector else [None] * len(images)
         finals = []
-        for row, image in enumerate(images):
-            item = _Item(0, row, None, True)
-            if stream.feed is not None:
-                stream.feed.give(detections[row])  # type: ignore[arg-type]
-            stream.swapper.process(image)
-            finals.append((item, frames[row], stream.deferred.take(image), stream.swapper.colour))
-        return list(self.render(finals).cpu().numpy())
+        with clock.measure("decide"):
+            for row, image in enumerate(images):
+                item = _Item(0, row, None, True)
+                if stream.feed is not None:
+                    stream.feed.give(detections[row])  # type: ignore[arg-type]
+                stream.swapper.process(image)
+                finals.append((item, frames[row], stream.deferred.take(image), stream.swapper.colour))
+        with clock.measure("render"):
+            rendered = self.render(finals)
+        with clock.measure("download"):
+            return list(rendered.cpu().numpy())
 
     def reset_tracking(self) -> None:
         """Forget the tracks and smoothing state ``swap_frames`` kept (after a seek, or for another video)."""
