@@ -23,9 +23,6 @@ from steadyswap.ui.options import cli_command
 
 log = logging.getLogger(__name__)
 
-STATES = ("queued", "running", "done", "failed", "cancelled")
-
-
 @dataclass
 class JobSpec:
     """What to run: inputs, output, options, the people map (None: the options' face selection), and whether
@@ -152,12 +149,6 @@ class JobQueue:
     def snapshot(self) -> tuple[int, list[dict[str, Any]]]:
         with self._lock:
             return self.version, [job.public() for job in sorted(self.jobs.values(), key=lambda j: -j.id)]
-
-    def wait_change(self, version: int, timeout: float) -> int:
-        """Block until ``self.version`` differs from ``version`` or ``timeout`` passes; the current version."""
-        with self._lock:
-            self._lock.wait_for(lambda: self.version != version or self._closing, timeout)
-            return self.version
 
     def close(self) -> None:
         """Stop the worker: the running job is cancelled, queued ones stay queued."""
