@@ -23,6 +23,13 @@ VIDEO_PRESETS = (
     "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
 )
 EXECUTION_PROVIDERS = ("cpu", "cuda", "tensorrt")
+FACE_MASK_TYPES = ("box", "occlusion", "area", "region")
+FACE_MASK_AREAS = ("upper-face", "lower-face", "mouth")
+FACE_MASK_REGIONS = ("skin", "left-eyebrow", "right-eyebrow", "left-eye", "right-eye", "glasses", "nose", "mouth",
+                     "upper-lip", "lower-lip")
+FACE_OCCLUDER_MODELS = ("many", "xseg_1", "xseg_2", "xseg_3")
+"""'many': every occluder, their masks combined by minimum."""
+FACE_PARSER_MODELS = ("bisenet_resnet_18", "bisenet_resnet_34")
 
 
 @dataclass
@@ -41,6 +48,11 @@ class RunConfig:
     face_detector_score: float = 0.5
     face_mask_blur: float = 0.3
     face_mask_padding: tuple[int, int, int, int] = (0, 0, 0, 0)
+    face_mask_types: tuple[str, ...] = ("box",)
+    face_mask_areas: tuple[str, ...] = FACE_MASK_AREAS
+    face_mask_regions: tuple[str, ...] = FACE_MASK_REGIONS
+    face_occluder_model: str = "xseg_1"
+    face_parser_model: str = "bisenet_resnet_34"
     face_swapper_pixel_boost: str | None = None
     face_swapper_weight: float = 0.5
     color_strength: float = 0.7
@@ -77,6 +89,15 @@ class RunConfig:
         _choice("--face-selector-mode", self.face_selector_mode, SELECTOR_MODES)
         _choice("--face-smoothing", self.face_smoothing, SMOOTHING_MODES)
         _choice("--output-video-preset", self.output_video_preset, VIDEO_PRESETS)
+        for flag, values, allowed in (("--face-mask-types", self.face_mask_types, FACE_MASK_TYPES),
+                                      ("--face-mask-areas", self.face_mask_areas, FACE_MASK_AREAS),
+                                      ("--face-mask-regions", self.face_mask_regions, FACE_MASK_REGIONS)):
+            if not values:
+                raise UsageError(f"{flag}: expected at least one of {', '.join(allowed)}")
+            for value in values:
+                _choice(flag, value, allowed)
+        _choice("--face-occluder-model", self.face_occluder_model, FACE_OCCLUDER_MODELS)
+        _choice("--face-parser-model", self.face_parser_model, FACE_PARSER_MODELS)
         if self.output_video_encoder is not None:
             _choice("--output-video-encoder", self.output_video_encoder, VIDEO_ENCODERS)
         if self.output_audio_encoder is not None:

@@ -11,6 +11,8 @@ torch twin                  numpy/OpenCV counterpart
 ``crop_faces``              ``blend.align.warp_face`` (many faces of many frames at once)
 ``paste_back``              ``blend.paste.paste_patches``
 ``feather``                 ``blend.mask.feather``
+``resize``                  ``cv2.resize(..., INTER_LINEAR)``
+``soften``                  ``blend.face_masks.soften``
 ``rgb_to_lab8``/``lab8_to_rgb``  ``cv2.cvtColor(..., COLOR_RGB2LAB / COLOR_LAB2RGB)`` on uint8
 ``lab_stats``               ``blend.colour.lab_stats``
 ``transfer_lab``            ``blend.colour.transfer_lab``
@@ -220,6 +222,34 @@ def feather(region: Tensor, radius: float) -> Tensor:
         return region.float()
     t = (chamfer_distance(region, radius) / radius).clamp_(max=1.0)
     return t * t * (3.0 - 2.0 * t)
+
+
+def resize(images: Tensor, side: int) -> Tensor:
+    """(n, C, h, w) float → (n, C, side, side), bilinear with pixel centres as ``cv2.resize(INTER_LINEAR)`` places
+    them (no antialiasing, as OpenCV's bilinear has none)."""
+    if images.shape[-2:] == (side, side):
+        return images
+    return F.interpolate(images.float(), size=(side, side), mode="bilinear", align_corners=False)
+
+
+def soften(masks: Tensor, sigma: float) -> Tensor:
+    """(n, h, w) masks blurred as ``cv2.GaussianBlur(mask, (0, 0), sigma)`` (float32: a kernel of 8σ + 1 taps,
+    borders reflected without repeating the edge) and re-stretched as ``blend.face_masks.soften``: values under
+    0.5 dropped, the rest mapped onto 0..1."""
+    taps = int(round(sigma * 8 + 1)) | 1
+    kernel = torch.from_numpy(cv2_gaussian_kernel(taps, sigma)).to(masks.device)
+    half = taps // 2
+    x = masks.clamp(0, 1).float()[:, None]
+    x = F.conv2d(F.pad(x, (half, half, 0, 0), mode="reflect"), kernel.reshape(1, 1, 1, taps))
+    x = F.conv2d(F.pad(x, (0, 0, half, half), mode="reflect"), kernel.reshape(1, 1, taps, 1))
+    return (x[:, 0].clamp(0.5, 1) - 0.5) * 2
+
+
+def cv2_gaussian_kernel(taps: int, sigma: float) -> np.ndarray:
+    """OpenCV's Gaussian kernel of ``taps`` taps (``cv2.getGaussianKernel``), float32, normalised to sum 1."""
+    x = np.arange(taps, dtype=np.float64) - (taps - 1) / 2
+    kernel = np.exp(-(x * x) / (2 * sigma * sigma))
+    return (kernel / kernel.sum()).astype(np.float32)
 
 
 # --- colour --------------------------------------------------------------------------------------------

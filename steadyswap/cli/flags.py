@@ -17,6 +17,11 @@ from typing import Any, Literal
 from steadyswap.config import (
     AUDIO_ENCODERS,
     EXECUTION_PROVIDERS,
+    FACE_MASK_AREAS,
+    FACE_MASK_REGIONS,
+    FACE_MASK_TYPES,
+    FACE_OCCLUDER_MODELS,
+    FACE_PARSER_MODELS,
     SELECTOR_MODES,
     SMOOTHING_MODES,
     VIDEO_ENCODERS,
@@ -128,6 +133,20 @@ FLAGS: tuple[Flag, ...] = (
     Flag(("--face-swapper-weight",), "face_swapper_weight", "face swapper",
          "strength of the source identity, 0-1 (default: {default})", type=float, metavar="WEIGHT"),
     # mask
+    Flag(("--face-mask-types",), "face_mask_types", "mask",
+         "masks combined by minimum: box (the swapper's own: the crop's box, or the classic swapper's mesh outline), "
+         "occlusion (--face-occluder-model: what covers the face stays the target's), area (--face-mask-areas, "
+         "from the landmarks), region (--face-parser-model: only --face-mask-regions are swapped) "
+         "(default: {default})", nargs="+", choices=FACE_MASK_TYPES),
+    Flag(("--face-mask-areas",), "face_mask_areas", "mask",
+         "face areas of the area mask (default: {default})", nargs="+", choices=FACE_MASK_AREAS),
+    Flag(("--face-mask-regions",), "face_mask_regions", "mask",
+         "face regions of the region mask (default: {default})", nargs="+", choices=FACE_MASK_REGIONS),
+    Flag(("--face-occluder-model",), "face_occluder_model", "mask",
+         "occlusion mask model; many: all of them, combined by minimum (default: {default})",
+         choices=FACE_OCCLUDER_MODELS),
+    Flag(("--face-parser-model",), "face_parser_model", "mask",
+         "region mask model (default: {default})", choices=FACE_PARSER_MODELS),
     Flag(("--face-mask-blur",), "face_mask_blur", "mask",
          "feathering of the mask edge relative to face size, 0-1 (default: {default})", type=float,
          metavar="BLUR"),
@@ -241,7 +260,6 @@ def _processor(processor: str, *options: str) -> tuple[FaceFusionFlag, ...]:
     return tuple(FaceFusionFlag(prefix + option, "unsupported", reason, family=prefix + "*") for option in options)
 
 
-_MASK_MODELS_UNUSED = "used only by the occlusion, area and region mask types, which are not supported yet"
 _OLDER = "a FaceFusion 3.0-3.3 flag"
 
 FACEFUSION_FLAGS: tuple[FaceFusionFlag, ...] = (
@@ -260,12 +278,6 @@ FACEFUSION_FLAGS: tuple[FaceFusionFlag, ...] = (
     _unsupported("--face-selector-age-start", "needs an age classifier"),
     _unsupported("--face-selector-age-end", "needs an age classifier"),
     # face masker
-    _unsupported("--face-mask-types", "occlusion, area and region masks", honoured=("box",),
-                 note="steadyswap masks the face along its landmark outline; blur and padding apply"),
-    _none("--face-occluder-model", _MASK_MODELS_UNUSED),
-    _none("--face-parser-model", _MASK_MODELS_UNUSED),
-    _none("--face-mask-areas", _MASK_MODELS_UNUSED),
-    _none("--face-mask-regions", _MASK_MODELS_UNUSED),
     _none("--voice-extractor-model", "only FaceFusion's lip_syncer processor uses it"),
     # frame extraction
     _none("--temp-frame-format", "steadyswap writes no temporary frames"),

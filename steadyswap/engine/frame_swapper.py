@@ -80,6 +80,13 @@ def build_recognizer(config: RunConfig):
     return build_model_recognizer(config, required=True)
 
 
+def build_masker(config: RunConfig):
+    """The ``blend.face_masks.FaceMasker`` of ``--face-mask-types``, or None when only box is asked for."""
+    from steadyswap.models.factory import build_masker as build_model_masker
+
+    return build_model_masker(config)
+
+
 def build_swapper(config: RunConfig) -> Swapper:
     """The swapper named by the config: the embedded classic warp, or an ONNX model."""
     if config.face_swapper_model == "classic":
@@ -105,7 +112,8 @@ class FaceSwapper:
         config: run options (defaults: embedded analyser, classic swapper, One-Euro smoothing).
         fps: frame rate of the frames to come (sets the smoothing time step).
         analyzer, swapper: use these instead of building the ones ``config`` names (the GPU engine
-            passes its device-side detector and a swapper that leaves the pixel work to the device).
+            passes its device-side detector and a swapper that leaves the pixel work to the device; the masks
+            of ``--face-mask-types`` are then the given swapper's work too).
 
     Raises:
         NoFaceError: no face in any source photo (naming them).
@@ -120,6 +128,8 @@ class FaceSwapper:
         self.config = (config or RunConfig()).validate()
         cfg = self.config
         self.analyzer = analyzer or build_analyzer(cfg)
+        self.masker = None if swapper is not None else build_masker(cfg)
+        """Occlusion, area and region masks (None: only the swapper's own), applied to every patch before colour."""
         self.swapper = swapper or build_swapper(cfg)
         self.face_map: FaceMap | None = load_face_map(cfg.face_map) if cfg.face_map else None
         self.inputs = run_inputs(sources, None, cfg.face_map)
@@ -243,6 +253,8 @@ class FaceSwapper:
                 continue
             rows = np.flatnonzero(people == person)
             made = self.swapper.swap(source, [image], [chosen[rows]])[0]
+            if self.masker is not None:
+                made = self.masker.apply(image, made, chosen[rows])
             patches += [self.colour.correct_patch(patch) for patch in made]
             swapped += rows.tolist()
         faces = chosen[sorted(swapped)]

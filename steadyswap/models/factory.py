@@ -1,4 +1,4 @@
-"""Build the ONNX analyser, recognizer and swapper a ``RunConfig`` asks for.
+"""Build the ONNX analyser, recognizer, swapper and face masker a ``RunConfig`` asks for.
 
 Each factory returns None for the embedded choice ('mediapipe', 'classic', 'none') so the engine falls
 back to it. Every file needed is checked first (all missing ones named in one ModelError).
@@ -14,10 +14,11 @@ import onnxruntime as ort
 from steadyswap.analysis.base import FaceAnalyzer
 from steadyswap.analysis.landmarker_2dfan4 import Fan68Landmarker
 from steadyswap.analysis.onnx_detectors import OnnxDetector
+from steadyswap.blend.face_masks import FaceMasker, MaskOptions
 from steadyswap.config import RunConfig
 from steadyswap.errors import ModelError, UsageError
 from steadyswap.models import runtime
-from steadyswap.models.registry import EMBEDDED, ModelSpec, get_model, requirements
+from steadyswap.models.registry import EMBEDDED, ModelSpec, get_model, models_for, requirements
 from steadyswap.models.store import ModelStore, open_store
 from steadyswap.swap.base import Swapper
 from steadyswap.swap.onnx_swapper import OnnxSwapper, load_emap
@@ -46,7 +47,7 @@ def build_analyzer(config: RunConfig, store: ModelStore | None = None) -> FaceAn
     store = store or model_store(config)
     detector = get_model(config.face_detector_model, "detector")
     landmarker = None if landmarker_name in NO_LANDMARKER else get_model(landmarker_name, "landmarker")
-    _require(store, [detector] + ([landmarker] if landmarker else []))
+    require_models(store, [detector] + ([landmarker] if landmarker else []))
     fan = None
     if landmarker:
         fan = Fan68Landmarker(landmarker, _session(store, landmarker, config), config.execution_batch_size)
@@ -72,7 +73,7 @@ def build_recognizer(config: RunConfig, store: ModelStore | None = None,
         name = DEFAULT_RECOGNIZER
     spec = get_model(name, "recognizer")
     store = store or model_store(config)
-    _require(store, [spec])
+    require_models(store, [spec])
     return ArcFaceRecognizer(spec, _session(store, spec, config), config.execution_batch_size)
 
 
@@ -85,7 +86,7 @@ def build_swapper(config: RunConfig, store: ModelStore | None = None) -> Swapper
     recognizer_name = config.face_recognizer_model
     recognizer_spec = get_model(DEFAULT_RECOGNIZER if recognizer_name == EMBEDDED["recognizer"] else recognizer_name,
                                 "recognizer")
-    _require(store, requirements(spec) + [recognizer_spec])
+    require_models(store, requirements(spec) + [recognizer_spec])
     recognizer = build_recognizer(config, store, required=True)
     assert recognizer is not None
     converter = _session(store, get_model(spec.converter), config) if spec.converter else None
@@ -93,11 +94,45 @@ def build_swapper(config: RunConfig, store: ModelStore | None = None) -> Swapper
     swapper = OnnxSwapper(spec, _session(store, spec, config), recognizer, converter=converter, emap=emap,
                           pixel_boost=parse_pixel_boost(config.face_swapper_pixel_boost),
                           weight=config.face_swapper_weight, mask_blur=config.face_mask_blur,
-                          mask_padding=config.face_mask_padding, batch_size=config.execution_batch_size)
+                          mask_padding=config.face_mask_padding, batch_size=config.execution_batch_size,
+                          box="box" in config.face_mask_types)
     log.debug("swapper %s: %d-px crops in %d tile(s), source from %s (%s), %s tiles per call", spec.name,
               swapper.crop_size, swapper.boost ** 2, recognizer.name, spec.source,
               config.execution_batch_size or "as many as the graph takes")
     return swapper
+
+
+def mask_options(config: RunConfig) -> MaskOptions:
+    """The mask types of ``config`` beyond box, with their areas and regions."""
+    return MaskOptions.from_types(config.face_mask_types, config.face_mask_areas, config.face_mask_regions)
+
+
+def mask_models(config: RunConfig) -> tuple[list[ModelSpec], ModelSpec | None]:
+    """The occluders (``--face-occluder-model``; 'many': all three) and the parser the asked masks need."""
+    options = mask_options(config)
+    occluders: list[ModelSpec] = []
+    if options.occlusion:
+        names = [s.name for s in models_for("occluder")] if config.face_occluder_model == "many" \
+            else [config.face_occluder_model]
+        occluders = [get_model(name, "occluder") for name in names]
+    parser = get_model(config.face_parser_model, "parser") if options.region else None
+    return occluders, parser
+
+
+def build_masker(config: RunConfig, store: ModelStore | None = None) -> FaceMasker | None:
+    """The ``FaceMasker`` of ``--face-mask-types``, or None when only box is asked for.
+
+    Raises:
+        ModelError: an occluder or parser file missing (one line naming the download command).
+    """
+    options = mask_options(config)
+    if not options.any:
+        return None
+    occluders, parser = mask_models(config)
+    store = store or model_store(config)
+    require_models(store, occluders + ([parser] if parser else []))
+    return FaceMasker(options, [(spec, _session(store, spec, config)) for spec in occluders],
+                      (parser, _session(store, parser, config)) if parser else None)
 
 
 def parse_pixel_boost(value: str | None) -> int | None:
@@ -114,7 +149,7 @@ def parse_pixel_boost(value: str | None) -> int | None:
     return int(match.group(1))
 
 
-def _require(store: ModelStore, specs: list[ModelSpec]) -> None:
+def require_models(store: ModelStore, specs: list[ModelSpec]) -> None:
     """ModelError naming every missing or corrupt file at once."""
     problems = [(spec, store.status(spec)) for spec in specs]
     bad = [(spec, status) for spec, status in problems if status in ("missing", "corrupt")]

@@ -2,11 +2,11 @@
 
 Facts (file, release tag, template, input size, normalisation, source conversion, licence) are as
 FaceFusion 3.5.0 declares them in its model sets (facefusion/face_detector.py, face_landmarker.py,
-face_recognizer.py, processors/modules/face_swapper/core.py). Files live under one URL pattern with a
+face_recognizer.py, face_masker.py, processors/modules/face_swapper/core.py). Files live under one URL pattern with a
 sibling ``.hash`` file holding the CRC32 (8 lower-case hex digits) of the model file.
 
 Input convention for every entry: ``tensor = (pixel / 255 - mean) / std`` per channel, NCHW float32,
-channels RGB unless ``bgr`` is set.
+channels RGB unless ``bgr`` is set, NHWC where ``layout`` says so (the occluders).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Literal
 
 from steadyswap.errors import UsageError
 
-Task = Literal["swapper", "detector", "landmarker", "recognizer", "converter"]
+Task = Literal["swapper", "detector", "landmarker", "recognizer", "converter", "occluder", "parser"]
 SourceKind = Literal["emap", "normed", "converted", "converted_normed", "image"]
 """How a swapper's ``source`` input is made from ArcFace embeddings (averaged over the source photos):
 
@@ -57,6 +57,7 @@ class ModelSpec:
         template: alignment template for the 5-point warp, if aligned.
         mean, std: input normalisation, see the module docstring.
         bgr: the network reads BGR (as FaceFusion feeds OpenCV-decoded frames).
+        layout: the image input's layout, "nchw" or "nhwc".
         source: swappers only, see ``SourceKind``.
         converter: swappers only, the name of the embedding converter model they need.
         source_template, source_size: ``image`` sources only, how the source crop is aligned.
@@ -78,6 +79,7 @@ class ModelSpec:
     mean: tuple[float, float, float] = ZERO
     std: tuple[float, float, float] = ONE
     bgr: bool = False
+    layout: Literal["nchw", "nhwc"] = "nchw"
     source: SourceKind | None = None
     converter: str | None = None
     source_template: str | None = None
@@ -182,6 +184,16 @@ _TABLE: tuple[ModelSpec, ...] = (
               tag="models-3.0.0", vendor="InsightFace", licence="Non-Commercial", size=112,
               template="arcface_112_v2", mean=HALF, std=HALF, inputs=("input (n,3,112,112)",),
               outputs=("embedding (n,512)",)),
+    # Face masker (face_masker.py): the occluders see the crop as BGR in [0, 1], NHWC, and give the share of
+    # each pixel that is face (not covered); the parsers give 19 class logits (face_masks.REGION_CLASSES).
+    *(ModelSpec(name=name, task="occluder", family="xseg", file_stem=name, tag=tag, vendor="DeepFaceLab",
+                licence="GPL-3.0", size=256, bgr=True, layout="nhwc", inputs=("input (n,256,256,3) BGR [0,1]",),
+                outputs=("output (n,256,256,1) [0,1]",))
+      for name, tag in (("xseg_1", "models-3.1.0"), ("xseg_2", "models-3.1.0"), ("xseg_3", "models-3.2.0"))),
+    *(ModelSpec(name=name, task="parser", family="bisenet", file_stem=name, tag=tag, vendor="yakhyo",
+                licence="MIT", size=512, mean=IMAGENET_MEAN, std=IMAGENET_STD, inputs=("input (n,3,512,512)",),
+                outputs=("output (n,19,512,512) class logits",))
+      for name, tag in (("bisenet_resnet_18", "models-3.1.0"), ("bisenet_resnet_34", "models-3.0.0"))),
 )
 
 MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in _TABLE}

@@ -65,6 +65,8 @@ class OnnxSwapper(Swapper):
         pixel_boost: crop side N·S (a value of ``spec.pixel_boosts``); None = the model size.
         weight: ``--face-swapper-weight``.
         mask_blur, mask_padding: the box mask (``--face-mask-blur``, ``--face-mask-padding``).
+        box: whether the box mask applies (``--face-mask-types`` has box); without it the mask is the model's own
+            mask output, else the whole crop.
         batch_size: most faces per model call (``--execution-batch-size``; each face is ``pixel_boost²`` tiles);
             None: as many as the graph takes.
     """
@@ -72,7 +74,8 @@ class OnnxSwapper(Swapper):
     def __init__(self, spec: ModelSpec, session: ort.InferenceSession, recognizer: ArcFaceRecognizer, *,
                  converter: ort.InferenceSession | None = None, emap: np.ndarray | None = None,
                  pixel_boost: int | None = None, weight: float = 0.5, mask_blur: float = 0.3,
-                 mask_padding: tuple[int, int, int, int] = (0, 0, 0, 0), batch_size: int | None = None) -> None:
+                 mask_padding: tuple[int, int, int, int] = (0, 0, 0, 0), batch_size: int | None = None,
+                 box: bool = True) -> None:
         if spec.task != "swapper" or spec.size is None or spec.template is None:
             raise ModelError(f"'{spec.name}' is a {spec.task}, not a swapper")
         if spec.source == "emap" and emap is None:
@@ -96,7 +99,8 @@ class OnnxSwapper(Swapper):
         self.batch_size = batch_size
         self.boost = self.crop_size // spec.size
         self.outputs = [o.name for o in session.get_outputs()]
-        self.mask = box_mask(self.crop_size, mask_blur, mask_padding)
+        self.mask = box_mask(self.crop_size, mask_blur, mask_padding) if box else \
+            np.ones((self.crop_size, self.crop_size), np.float32)
 
     def prepare_source(self, images: list[np.ndarray], faces: list[Faces]) -> SourceFace:
         """Average the largest face of each photo into the model's ``source`` input (``swap.sources``)."""

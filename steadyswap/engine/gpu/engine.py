@@ -40,6 +40,7 @@ from steadyswap.blend.colour import ColourMatcher
 from steadyswap.config import RunConfig
 from steadyswap.engine.frame_swapper import FaceSwapper, build_analyzer
 from steadyswap.engine.gpu import memory
+from steadyswap.engine.gpu.masks import GpuFaceMasker
 from steadyswap.engine.gpu.onnx_module import TorchOnnx
 from steadyswap.engine.gpu.stages import (
     DeferredSwapper,
@@ -66,10 +67,14 @@ from steadyswap.models.factory import (
     DEFAULT_RECOGNIZER,
     NO_LANDMARKER,
     check_landmarker,
+    mask_models,
+    mask_options,
     model_store,
     parse_pixel_boost,
+    require_models,
 )
 from steadyswap.models.registry import EMBEDDED, get_model
+from steadyswap.models.store import ModelStore
 from steadyswap.provenance import seal_for, watermark_for
 from steadyswap.swap.base import SourceFace
 from steadyswap.swap.sources import check_faces, source_names
@@ -264,6 +269,7 @@ class GpuEngine:
         """The files this engine reads (source photos, face map and its photos): never an output."""
         self.detector: GpuDetector | None = None
         self.swapper: DeviceSwapper | None = None
+        self.masker: GpuFaceMasker | None = None
         self._load_models()
         self.sources = self._with_faces(source_names(sources), images)
         """The source photos that have a face: checked once here, so each segment's FaceSwapper does not warn again."""
@@ -286,6 +292,7 @@ class GpuEngine:
             raise UsageError("--quality-report is measured on the CPU path only; pass --execution-providers cpu")
         check_landmarker(config)
         store = model_store(config)
+        self.masker = self._load_masker(store)
         if config.face_detector_model != EMBEDDED["detector"]:
             landmarker = None
             if config.face_landmarker_model not in NO_LANDMARKER:
@@ -314,7 +321,19 @@ class GpuEngine:
                                   pixel_boost=parse_pixel_boost(config.face_swapper_pixel_boost),
                                   weight=config.face_swapper_weight, mask_blur=config.face_mask_blur,
                                   mask_padding=config.face_mask_padding,
-                                  faces_per_call=self.options.faces_per_call or memory.UNPROBED_FACES_PER_CALL)
+                                  faces_per_call=self.options.faces_per_call or memory.UNPROBED_FACES_PER_CALL,
+                                  box="box" in config.face_mask_types)
+
+    def _load_masker(self, store: ModelStore) -> GpuFaceMasker | None:
+        """The masks of ``--face-mask-types`` beyond box on the device, as ``models.factory.build_masker``."""
+        config = self.config
+        options = mask_options(config)
+        if not options.any:
+            return None
+        occluders, parser = mask_models(config)
+        require_models(store, occluders + ([parser] if parser else []))
+        return GpuFaceMasker(options, [(spec, TorchOnnx(store.path(spec), self.device)) for spec in occluders],
+                             (parser, TorchOnnx(store.path(parser), self.device)) if parser else None)
 
     def _with_faces(self, names: list[str], images: list[np.ndarray]) -> list[np.ndarray]:
         analyzer = self.detector or build_analyzer(self.config)
@@ -387,7 +406,11 @@ class GpuEngine:
         assert self.swapper is not None
         frames = torch.stack([picture for _, picture, _, _ in finals])
         colours = [colour for _, _, _, colour in finals]
-        for patches in self.swapper.swap(frames, [requests for _, _, requests, _ in finals]):
+        requests = [requests for _, _, requests, _ in finals]
+        made = self.swapper.swap(frames, requests)
+        if self.masker is not None:
+            self.masker.apply(frames, made, requests)
+        for patches in made:
             patches.correct_colour(colours)
             patches.paste(frames)
         self.release.tick(len(finals))

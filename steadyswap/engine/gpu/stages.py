@@ -229,14 +229,14 @@ class GpuSwapper(DeviceSwapper):
         recognizer: ArcFace on the device (source embeddings; target ones when ``weight`` is not 0.5).
         model_path: the model file (inswapper's embedding map is read from it).
         converter: the graph of ``spec.converter`` for ``converted*`` sources.
-        pixel_boost, weight, mask_blur, mask_padding: as ``OnnxSwapper``.
+        pixel_boost, weight, mask_blur, mask_padding, box: as ``OnnxSwapper``.
         faces_per_call: most faces per model call (``--execution-batch-size``), as ``OnnxSwapper``'s ``batch_size``.
     """
 
     def __init__(self, spec: ModelSpec, model: TorchOnnx, recognizer: GpuRecognizer, model_path: str | Path,
                  converter: TorchOnnx | None = None, pixel_boost: int | None = None, weight: float = 0.5,
                  mask_blur: float = 0.3, mask_padding: tuple[int, int, int, int] = (0, 0, 0, 0),
-                 faces_per_call: int = 8) -> None:
+                 faces_per_call: int = 8, box: bool = True) -> None:
         if spec.task != "swapper" or spec.size is None or spec.template is None:
             raise ModelError(f"'{spec.name}' is a {spec.task}, not a swapper")
         if spec.converter and converter is None:
@@ -257,7 +257,9 @@ class GpuSwapper(DeviceSwapper):
         """With a compiled model: the one batch every call runs at (the first call's), so it compiles once."""
         self.emap = torch.from_numpy(load_emap(model_path)).to(model.device) if spec.source == "emap" else None
         device = model.device
-        self.box = torch.from_numpy(box_mask(self.crop_size, mask_blur, mask_padding)).to(device)
+        mask = box_mask(self.crop_size, mask_blur, mask_padding) if box else \
+            np.ones((self.crop_size, self.crop_size), np.float32)
+        self.box = torch.from_numpy(mask).to(device)
         self.mean = torch.tensor(spec.mean, device=device)[:, None, None]
         self.std = torch.tensor(spec.std, device=device)[:, None, None]
 
