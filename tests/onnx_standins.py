@@ -117,6 +117,40 @@ def landmarker(path: Path, points: np.ndarray, peak: float, batch: Batch = "N", 
                 [_tensor("landmarks", [batch, 68, 3]), _tensor("heatmaps", [batch, 68, 64, 64])], inits, path)
 
 
+def occluder(path: Path, batch: Batch = "N") -> Path:
+    """xseg stand-in: ``input`` (b,256,256,3) BGR in [0, 1], NHWC → ``output`` (b,256,256,1) = 3 × the blue
+    channel − 0.5: blue-ish pixels count as face, the rest as covering it (so the channel order shows)."""
+    weights = np.array([[3.0], [0.0], [0.0]], np.float32)
+    nodes = [helper.make_node("MatMul", ["input", "weights"], ["scaled"]),
+             helper.make_node("Add", ["scaled", "offset"], ["output"])]
+    return save(nodes, [_tensor("input", [batch, 256, 256, 3])], [_tensor("output", [batch, 256, 256, 1])],
+                [("weights", weights), ("offset", np.full((), -0.5, np.float32))], path)
+
+
+def parser(path: Path, batch: Batch = "N") -> Path:
+    """bisenet stand-in: ``input`` (b,3,512,512) ImageNet-normalised RGB → ``output`` (b,19,512,512) logits,
+    a 1×1 convolution: class 0 (background) a constant, skin (1) the red channel, nose (10) the green one,
+    mouth (11) the blue one, every other class far below."""
+    weights = np.zeros((19, 3, 1, 1), np.float32)
+    bias = np.full((19,), -100.0, np.float32)
+    bias[0] = 0.2
+    for label, channel in ((1, 0), (10, 1), (11, 2)):
+        weights[label, channel] = 1.0
+        bias[label] = 0.0
+    nodes = [helper.make_node("Conv", ["input", "weights", "bias"], ["output"])]
+    return save(nodes, [_tensor("input", [batch, 3, 512, 512])], [_tensor("output", [batch, 19, 512, 512])],
+                [("weights", weights), ("bias", bias)], path)
+
+
+def mask_models(root: Path) -> Path:
+    """Stand-ins of every occluder (xseg_1/2/3) and face parser (bisenet_resnet_18/34) in ``root``."""
+    for name in ("xseg_1", "xseg_2", "xseg_3"):
+        occluder(root / f"{name}.onnx")
+    for name in ("bisenet_resnet_18", "bisenet_resnet_34"):
+        parser(root / f"{name}.onnx")
+    return root
+
+
 def face_points_68() -> np.ndarray:
     """68 heatmap-space points (x, y, score) with eyes, nose and mouth where 68-point indices put them."""
     points = np.zeros((68, 3), np.float32)
@@ -143,7 +177,7 @@ FAMILY_MODELS = {"hyperswap": "hyperswap_1a_256", "inswapper": "inswapper_128", 
 
 def every_family_models(root: Path, yunet: Path) -> Path:
     """``gpu_engine_models``' recognizer and YuNet, a 2dfan4 stand-in (confident points that move with the crop),
-    and a stand-in for each of ``FAMILY_MODELS`` with the converters they need.
+    a stand-in for each of ``FAMILY_MODELS`` with the converters they need, and the mask models (``mask_models``).
 
     Embedding sources add their first three values to the target (a colour shift the colour stage can
     undo); hyperswap's mask output is 0.75 (it bounds the paste mask; the colour statistics take pixels
@@ -169,4 +203,5 @@ def every_family_models(root: Path, yunet: Path) -> Path:
         if spec.converter and not (root / f"{spec.converter}.onnx").exists():
             converter(root / f"{spec.converter}.onnx")
     landmarker(root / "2dfan4.onnx", face_points_68(), peak=0.9, gain=8.0)
+    mask_models(root)
     return root

@@ -76,7 +76,9 @@ def test_facefusion_command_line_gives_expected_config(api: FakeApi, tmp_path: P
         "--reference-face-position", "1", "--reference-face-distance", "0.4", "--reference-frame-number", "12",
         "--face-detector-model", "yolo_face", "--face-detector-size", "640x640", "--face-detector-angles", "0",
         "--face-detector-score", "0.6", "--face-landmarker-model", "2dfan4", "--face-landmarker-score", "0.5",
-        "--face-mask-types", "box", "--face-mask-blur", "0.4", "--face-mask-padding", "5", "10",
+        "--face-mask-types", "box", "occlusion", "region", "--face-mask-regions", "skin", "nose", "mouth",
+        "--face-mask-areas", "mouth", "--face-occluder-model", "many", "--face-parser-model", "bisenet_resnet_18",
+        "--face-mask-blur", "0.4", "--face-mask-padding", "5", "10",
         "--trim-frame-start", "10", "--trim-frame-end", "50", "--temp-frame-format", "png", "--keep-temp",
         "--output-video-encoder", "libx264", "--output-video-quality", "80", "--output-video-preset", "fast",
         "--output-image-quality", "90", "--output-video-scale", "1.0", "--execution-providers", "cuda", "cpu",
@@ -98,6 +100,11 @@ def test_facefusion_command_line_gives_expected_config(api: FakeApi, tmp_path: P
         face_landmarker_model="2dfan4",
         face_mask_blur=0.4,
         face_mask_padding=(5, 10, 5, 10),
+        face_mask_types=("box", "occlusion", "region"),
+        face_mask_regions=("skin", "nose", "mouth"),
+        face_mask_areas=("mouth",),
+        face_occluder_model="many",
+        face_parser_model="bisenet_resnet_18",
         trim_frame_start=10,
         trim_frame_end=50,
         output_video_encoder="libx264",
@@ -239,12 +246,12 @@ def test_values_steadyswap_honours_pass_quietly(flags, api: FakeApi, capsys: pyt
     assert not [line for line in stderr_lines(capsys) if flags[0] in line]
 
 
-def test_box_mask_type_notes_the_landmark_mask(api: FakeApi, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(run("--quiet", "--face-mask-types", "box")) == 0
-    assert [line for line in stderr_lines(capsys) if "--face-mask-types" in line] == [
-        "steadyswap: warning: --face-mask-types box: steadyswap masks the face along its landmark outline; "
-        "blur and padding apply"
-    ]
+def test_mask_flags_are_steadyswaps_own(api: FakeApi, capsys: pytest.CaptureFixture[str]) -> None:
+    """FaceFusion's masker flags take effect: no warning, and values outside FaceFusion's choices are refused."""
+    assert main(run("--quiet", "--face-mask-types", "box", "area", "--face-mask-areas", "upper-face")) == 0
+    assert stderr_lines(capsys) == []
+    assert main(run("--face-mask-regions", "hair")) == 2
+    assert "--face-mask-regions" in capsys.readouterr().err
 
 
 def test_other_processor_names_the_processor(api: FakeApi, capsys: pytest.CaptureFixture[str]) -> None:
