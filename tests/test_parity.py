@@ -57,8 +57,14 @@ OPTIONS: dict[str, dict] = {
     "trim": {"trim_frame_start": 1, "trim_frame_end": 4},
     "batch size 1": {"face_selector_mode": "many", "execution_batch_size": 1},
     "landmarker 2dfan4": {"face_landmarker_model": "2dfan4"},
+    "mask occlusion region": {"face_mask_types": ("box", "occlusion", "region"),
+                              "face_mask_regions": ("skin", "nose", "mouth")},
+    "mask area": {"face_mask_types": ("box", "area"), "face_mask_areas": ("lower-face", "mouth")},
+    "mask area 2dfan4": {"face_mask_types": ("area",), "face_landmarker_model": "2dfan4"},
+    "mask occluders many": {"face_mask_types": ("occlusion",), "face_occluder_model": "many"},
 }
-REFUSED = {("classic", "landmarker 2dfan4"): "needs an ONNX --face-detector-model"}
+REFUSED = {("classic", "landmarker 2dfan4"): "needs an ONNX --face-detector-model",
+           ("classic", "mask area 2dfan4"): "needs an ONNX --face-detector-model"}
 """Cases both paths refuse in one line (the MediaPipe mesh brings its own landmarks)."""
 
 
