@@ -58,6 +58,16 @@ def test_facefusion_facts_for_key_models():
     assert [s.name for s in models_for("detector")] == ["retinaface", "scrfd", "yolo_face", "yunet"]
 
 
+def test_face_masker_models_as_facefusion_declares_them():
+    assert [(s.name, s.tag, s.size, s.layout, s.bgr) for s in models_for("occluder")] == [
+        ("xseg_1", "models-3.1.0", 256, "nhwc", True), ("xseg_2", "models-3.1.0", 256, "nhwc", True),
+        ("xseg_3", "models-3.2.0", 256, "nhwc", True)]
+    assert [(s.name, s.tag, s.size, s.layout, s.mean, s.std) for s in models_for("parser")] == [
+        ("bisenet_resnet_18", "models-3.1.0", 512, "nchw", (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+        ("bisenet_resnet_34", "models-3.0.0", 512, "nchw", (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))]
+    assert get_model("xseg_3").url().endswith("/models-3.2.0/xseg_3.onnx")
+
+
 def test_lookup_by_file_stem_and_requirements():
     assert get_model("yoloface_8n").name == "yolo_face"
     assert [s.name for s in requirements(get_model("ghost_2_256"))] == ["ghost_2_256", "crossface_ghost"]
@@ -234,6 +244,10 @@ def test_models_list(tmp_path):
     assert lines[0] == f"models folder: {tmp_path}"
     assert re.match(r"yunet\s+detector\s+verified\s+MIT\s+yunet_2023_mar\.onnx", lines[-1])
     assert re.match(r"scrfd\s+detector\s+missing", lines[3])
+    out = io.StringIO()
+    assert run_models(_parse(["models", "list", "--models-dir", str(tmp_path), "--task", "occluder"]), out) == 0
+    assert [line.split()[:3] for line in out.getvalue().splitlines()[2:]] == [
+        [name, "occluder", "missing"] for name in ("xseg_1", "xseg_2", "xseg_3")]
 
 
 def test_models_download_unknown_name_is_usage_error(tmp_path):
