@@ -166,6 +166,19 @@ def test_face_mask_types_change_the_swap_where_facefusion_would(mask_models_dir:
     assert masked.sum() < 0.8 * box_only.sum() and not (masked & ~box_only).any()
 
 
+def test_without_box_the_neural_swappers_mask_is_the_whole_crop(mask_models_dir: Path) -> None:
+    """FaceFusion combines only the mask types asked for: without box, nothing cuts the aligned crop's edges."""
+    from steadyswap.models.factory import build_swapper
+
+    edges = {}
+    for types in (("box",), ("region",)):
+        swapper = build_swapper(RunConfig(face_swapper_model="inswapper_128", face_mask_types=types,
+                                          models_dir=str(mask_models_dir)))
+        assert swapper is not None
+        edges[types] = float(swapper.mask[0, 64])  # type: ignore[attr-defined]
+    assert edges == {("box",): pytest.approx(0.073, abs=0.01), ("region",): 1.0}
+
+
 def test_a_missing_mask_model_is_one_line_naming_the_download(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match=r"xseg_1\.onnx \(missing\), bisenet_resnet_34\.onnx \(missing\).*"
                                          r"steadyswap models download xseg_1 bisenet_resnet_34"):

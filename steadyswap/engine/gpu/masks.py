@@ -30,6 +30,11 @@ from steadyswap.swap.base import SourceFace
 from steadyswap.types import Faces
 
 
+FACES_PER_CALL = 8
+"""Most faces per occluder or parser call: the parser's 19 logit maps alone take 20 MB a face at 512 px, and the
+swapper's memory probe does not count the masks."""
+
+
 class GpuFaceMasker:
     """``FaceMasker`` on the device.
 
@@ -91,15 +96,16 @@ class GpuFaceMasker:
         side = targets.shape[-1]
         found = []
         if self.options.occlusion:
-            found.append(self.occlusion(targets))
+            found.append(torch.cat([self.occlusion(chunk) for chunk in targets.split(FACES_PER_CALL)]))
         if self.options.area:
             found.append(torch_ops.to_device(area_masks(landmarks, to_mask, side, self.options.areas), targets,
                                              torch.float32))
         if self.options.region:
-            found.append(self.region(swapped))
+            found.append(torch.cat([self.region(chunk) for chunk in swapped.split(FACES_PER_CALL)]))
         return combine(found)
 
     def occlusion(self, crops: torch.Tensor) -> torch.Tensor:
+        """(n, S, S) as ``FaceMasker.occlusion``, of crops (n, 3, S, S) float 0..255."""
         side = crops.shape[-1]
         masks = []
         for spec, model in self.occluders:
@@ -112,6 +118,7 @@ class GpuFaceMasker:
         return torch_ops.soften(combine(masks), SOFTEN_SIGMA)
 
     def region(self, crops: torch.Tensor) -> torch.Tensor:
+        """(n, S, S) as ``FaceMasker.region``, of swapped crops (n, 3, S, S) float 0..255."""
         assert self.parser is not None
         spec, model = self.parser
         size = spec.size or 512
