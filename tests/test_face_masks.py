@@ -13,7 +13,7 @@ import pytest
 from steadyswap.analysis import mesh_topology
 from steadyswap.blend.align import warp_face
 from steadyswap.blend.areas import AREAS, MESH_68, area_mask, area_points
-from steadyswap.blend.face_masks import REGION_CLASSES, FaceMasker, MaskOptions, soften
+from steadyswap.blend.face_masks import REGION_CLASSES, MaskOptions, soften
 from steadyswap.config import FACE_MASK_AREAS, FACE_MASK_REGIONS, RunConfig
 from steadyswap.engine.frame_swapper import FaceSwapper
 from steadyswap.errors import ModelError

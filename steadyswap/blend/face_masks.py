@@ -88,7 +88,8 @@ class MaskOptions:
         return [REGION_CLASSES[name] for name in self.regions]
 
 
-def mask_space(patch_to_frame: np.ndarray, crop_shape: tuple[int, int], kps: np.ndarray) -> tuple[np.ndarray | None, int]:
+def mask_space(patch_to_frame: np.ndarray, crop_shape: tuple[int, int],
+               kps: np.ndarray) -> tuple[np.ndarray | None, int]:
     """Where a patch's masks are made: (None, side) when the patch is an aligned square crop (masks are made on
     it), else (the patch→mask-crop matrix, ``MASK_CROP``'s side) for the aligned crop of the face's five points.
 
