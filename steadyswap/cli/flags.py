@@ -134,14 +134,16 @@ FLAGS: tuple[Flag, ...] = (
          "strength of the source identity, 0-1 (default: {default})", type=float, metavar="WEIGHT"),
     # mask
     Flag(("--face-mask-types",), "face_mask_types", "mask",
-         "masks combined by minimum: box (the swapper's own: the crop's box, or the classic swapper's mesh outline), "
+         "masks combined by minimum, of box, occlusion, area, region: box (the swapper's own: the crop's box, or the classic swapper's mesh outline), "
          "occlusion (--face-occluder-model: what covers the face stays the target's), area (--face-mask-areas, "
          "from the landmarks), region (--face-parser-model: only --face-mask-regions are swapped) "
-         "(default: {default})", nargs="+", choices=FACE_MASK_TYPES),
+         "(default: {default})", nargs="+", choices=FACE_MASK_TYPES, metavar="TYPE"),
     Flag(("--face-mask-areas",), "face_mask_areas", "mask",
-         "face areas of the area mask (default: {default})", nargs="+", choices=FACE_MASK_AREAS),
+         f"face areas of the area mask: {', '.join(FACE_MASK_AREAS)} (default: {{default}})", nargs="+",
+         choices=FACE_MASK_AREAS, metavar="AREA"),
     Flag(("--face-mask-regions",), "face_mask_regions", "mask",
-         "face regions of the region mask (default: {default})", nargs="+", choices=FACE_MASK_REGIONS),
+         f"face regions of the region mask: {', '.join(FACE_MASK_REGIONS)} (default: all)", nargs="+",
+         choices=FACE_MASK_REGIONS, metavar="REGION"),
     Flag(("--face-occluder-model",), "face_occluder_model", "mask",
          "occlusion mask model; many: all of them, combined by minimum (default: {default})",
          choices=FACE_OCCLUDER_MODELS),
