@@ -17,6 +17,7 @@ from steadyswap.analysis.base import FaceAnalyzer
 from steadyswap.analysis.cuts import SceneCutDetector
 from steadyswap.analysis.face_map import DEFAULT_SOURCE, FaceMap, Person, load_face_map, run_inputs
 from steadyswap.analysis.selection import FaceSelector, descriptors, pick_face
+from steadyswap.blend.face_masks import FaceMasker
 from steadyswap.blend.colour import ColourMatcher
 from steadyswap.blend.paste import paste_patches
 from steadyswap.config import RunConfig
@@ -80,7 +81,7 @@ def build_recognizer(config: RunConfig):
     return build_model_recognizer(config, required=True)
 
 
-def build_masker(config: RunConfig):
+def build_masker(config: RunConfig) -> FaceMasker | None:
     """The ``blend.face_masks.FaceMasker`` of ``--face-mask-types``, or None when only box is asked for."""
     from steadyswap.models.factory import build_masker as build_model_masker
 
