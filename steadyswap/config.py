@@ -30,6 +30,7 @@ FACE_MASK_REGIONS = ("skin", "left-eyebrow", "right-eyebrow", "left-eye", "right
 FACE_OCCLUDER_MODELS = ("many", "xseg_1", "xseg_2", "xseg_3")
 """'many': every occluder, their masks combined by minimum."""
 FACE_PARSER_MODELS = ("bisenet_resnet_18", "bisenet_resnet_34")
+SWITCHES = ("on", "off")
 
 
 @dataclass
@@ -53,6 +54,7 @@ class RunConfig:
     face_mask_regions: tuple[str, ...] = FACE_MASK_REGIONS
     face_occluder_model: str = "xseg_1"
     face_parser_model: str = "bisenet_resnet_34"
+    hand_occluder: Literal["on", "off"] = "on"
     face_swapper_pixel_boost: str | None = None
     face_swapper_weight: float = 0.5
     color_strength: float = 0.7
@@ -88,6 +90,7 @@ class RunConfig:
         """Raise UsageError naming the first option whose value cannot work."""
         _choice("--face-selector-mode", self.face_selector_mode, SELECTOR_MODES)
         _choice("--face-smoothing", self.face_smoothing, SMOOTHING_MODES)
+        _choice("--hand-occluder", self.hand_occluder, SWITCHES)
         _choice("--output-video-preset", self.output_video_preset, VIDEO_PRESETS)
         for flag, values, allowed in (("--face-mask-types", self.face_mask_types, FACE_MASK_TYPES),
                                       ("--face-mask-areas", self.face_mask_areas, FACE_MASK_AREAS),
@@ -164,6 +167,8 @@ class RunConfig:
                 raise UsageError(f"unknown option '{key}'")
             if isinstance(value, list):
                 value = tuple(value)
+            if name == "hand_occluder" and isinstance(value, bool):  # YAML 1.1 reads on/off as booleans
+                value = SWITCHES[not value]
             clean[name] = value
         if gpu is not None:
             if not isinstance(gpu, dict):

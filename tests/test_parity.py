@@ -154,8 +154,8 @@ class Decisions:
         self.boxes: list[np.ndarray] = []
         original = FaceSwapper._swap
 
-        def swap(swapper, image, smoothed, raw, cut):
-            result = original(swapper, image, smoothed, raw, cut)
+        def swap(swapper, *args):
+            result = original(swapper, *args)
             faces = result.faces
             order = np.argsort(faces.boxes[:, 0])
             self.boxes.append(np.concatenate([faces.boxes, faces.kps.reshape(len(faces), 10)], axis=1)[order])

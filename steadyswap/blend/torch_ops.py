@@ -33,6 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from steadyswap.blend.occlusion import crop_to_region
+
 Size = tuple[int, int]
 """(width, height), OpenCV's order."""
 
@@ -250,6 +252,20 @@ def cv2_gaussian_kernel(taps: int, sigma: float) -> np.ndarray:
     x = np.arange(taps, dtype=np.float64) - (taps - 1) / 2
     kernel = np.exp(-(x * x) / (2 * sigma * sigma))
     return (kernel / kernel.sum()).astype(np.float32)
+
+
+def regions_in_crops(regions: Tensor, frame_size: Size, to_frame: np.ndarray, crop_size: Size) -> Tensor:
+    """What each crop sees of its frame's region mask, as ``blend.occlusion.region_in_crop`` one by one.
+
+    Args:
+        regions: (n, h, w) float 0..1, each covering its face's whole frame (``frame_size``).
+        to_frame: (n, 2, 3) crop→frame matrices, on the host.
+        crop_size: (width, height) of the crops.
+    Returns:
+        (n, height, width) float32, 0 outside the frame.
+    """
+    matrices = crop_to_region(to_frame, frame_size, (regions.shape[2], regions.shape[1]))
+    return warp_affine(regions[:, None].float(), matrices, crop_size, "zeros", inverse_map=True)[:, 0]
 
 
 # --- colour --------------------------------------------------------------------------------------------

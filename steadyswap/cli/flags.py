@@ -24,6 +24,7 @@ from steadyswap.config import (
     FACE_PARSER_MODELS,
     SELECTOR_MODES,
     SMOOTHING_MODES,
+    SWITCHES,
     VIDEO_ENCODERS,
     VIDEO_PRESETS,
 )
@@ -156,6 +157,10 @@ FLAGS: tuple[Flag, ...] = (
          "shrink the mask by percentages like CSS: 1 value all sides, 2 top/bottom right/left, "
          "3 top right/left bottom, 4 top right bottom left (default: {default})", type=int, nargs="+",
          metavar="PERCENT"),
+    Flag(("--hand-occluder",), "hand_occluder", "mask",
+         "keep hands in front of a face visible: MediaPipe's hand landmarks (inside the wheel) cut the hands "
+         "out of every swapped face's mask; off pastes the face over them (default: {default})",
+         choices=SWITCHES),
     # smoothing & colour
     Flag(("--face-smoothing",), "face_smoothing", "smoothing & colour",
          "landmark smoothing per tracked face (default: {default})", choices=SMOOTHING_MODES),

@@ -16,9 +16,11 @@ import numpy as np
 from steadyswap.analysis.base import FaceAnalyzer
 from steadyswap.analysis.cuts import SceneCutDetector
 from steadyswap.analysis.face_map import DEFAULT_SOURCE, FaceMap, Person, load_face_map, run_inputs
+from steadyswap.analysis.hands import HandFinder
 from steadyswap.analysis.selection import FaceSelector, descriptors, pick_face
 from steadyswap.blend.face_masks import FaceMasker
 from steadyswap.blend.colour import ColourMatcher
+from steadyswap.blend.occlusion import occlude
 from steadyswap.blend.paste import paste_patches
 from steadyswap.config import RunConfig
 from steadyswap.errors import NoFaceError
@@ -34,12 +36,14 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class FrameResult:
-    """What happened to one frame: the output image, the faces swapped (smoothed) and raw."""
+    """What happened to one frame: the output image, the faces swapped (smoothed) and raw, and the hands
+    kept in front of them (``analysis.hands``' frame-space mask; None: none found, or the occluder is off)."""
 
     image: np.ndarray
     faces: Faces
     raw_faces: Faces
     scene_cut: bool
+    hands: np.ndarray | None = None
 
 
 @dataclass
@@ -50,6 +54,7 @@ class Analysed:
     raw: Faces
     cut: bool
     active_tracks: set[int]
+    hands: np.ndarray | None = None
 
 
 def build_analyzer(config: RunConfig) -> FaceAnalyzer:
@@ -155,7 +160,9 @@ class FaceSwapper:
                   cfg.face_smoothing, cfg.smoothing_lookahead)
         self.colour = ColourMatcher(strength=cfg.color_strength)
         """The colour stage's per-track state (the GPU engine applies it on the device)."""
-        self._waiting: deque[tuple[np.ndarray, Faces, bool]] = deque()
+        self.hand_finder = HandFinder() if cfg.hand_occluder == "on" else None
+        """The hand occluder (``--hand-occluder``): hands found per frame, cut out of the masks."""
+        self._waiting: deque[tuple[np.ndarray, Faces, bool, np.ndarray | None]] = deque()
 
     def _prepare(self, sources: list[str | Path | np.ndarray]) -> SourceFace:
         if not sources:
@@ -209,14 +216,17 @@ class FaceSwapper:
             rows.append(descriptors(image, chosen, self.selector.recognizer)[0])
         self.selector.references = np.stack(rows)
 
-    def push(self, image: np.ndarray, index: int | None = None) -> list[FrameResult]:
+    def push(self, image: np.ndarray, index: int | None = None, hand_picture: np.ndarray | None = None
+             ) -> list[FrameResult]:
         """Analyse the next frame; return the frames that are now final (in order, possibly none).
-        ``index``: the frame's number in its video, for the debug log."""
-        return self.accept(self.analyse(image, index))
+        ``index``: the frame's number in its video, for the debug log. ``hand_picture``: see ``analyse``."""
+        return self.accept(self.analyse(image, index, hand_picture))
 
-    def analyse(self, image: np.ndarray, index: int | None = None) -> Analysed:
-        """The first half of ``push``: scene cut, faces, tracks. Touches only analysis state, so a
-        thread can analyse frame t+1 while another runs ``accept`` on frame t."""
+    def analyse(self, image: np.ndarray, index: int | None = None, hand_picture: np.ndarray | None = None
+                ) -> Analysed:
+        """The first half of ``push``: scene cut, faces, tracks, hands. Touches only analysis state, so a
+        thread can analyse frame t+1 while another runs ``accept`` on frame t. ``hand_picture``: the frame at
+        ``analysis.hands.hand_size``, where ``image`` is only a thumbnail (the GPU engine's); default ``image``."""
         check_shape("frame", image, (None, None, 3), np.uint8)
         cut = self.cuts.update(image)
         if cut and index is not None:
@@ -224,14 +234,19 @@ class FaceSwapper:
         if cut:
             self.analyzer.reset()
             self.tracker.reset()
+            if self.hand_finder is not None:
+                self.hand_finder.reset()
         raw = self.tracker.update(self.analyzer.analyze([image], video=True)[0])
-        return Analysed(image, raw, cut, self.tracker.active_ids)
+        hands = None
+        if self.hand_finder is not None and len(raw):  # no face, nothing to keep a hand in front of
+            hands = self.hand_finder.find(image if hand_picture is None else hand_picture)
+        return Analysed(image, raw, cut, self.tracker.active_ids, hands)
 
     def accept(self, analysed: Analysed) -> list[FrameResult]:
         """The second half of ``push``: smooth, select, swap and paste the frames now final."""
         self.smoother.push(analysed.raw)
         self.smoother.forget(analysed.active_tracks)
-        self._waiting.append((analysed.image, analysed.raw, analysed.cut))
+        self._waiting.append((analysed.image, analysed.raw, analysed.cut, analysed.hands))
         return self._drain(final=False)
 
     def flush(self) -> list[FrameResult]:
@@ -241,11 +256,12 @@ class FaceSwapper:
     def _drain(self, final: bool) -> list[FrameResult]:
         done = []
         while (smoothed := self.smoother.pop(final)) is not None:
-            image, raw, cut = self._waiting.popleft()
-            done.append(self._swap(image, smoothed, raw, cut))
+            image, raw, cut, hands = self._waiting.popleft()
+            done.append(self._swap(image, smoothed, raw, cut, hands))
         return done
 
-    def _swap(self, image: np.ndarray, smoothed: Faces, raw: Faces, cut: bool) -> FrameResult:
+    def _swap(self, image: np.ndarray, smoothed: Faces, raw: Faces, cut: bool,
+              hands: np.ndarray | None) -> FrameResult:
         chosen, people = self.selector.select(image, smoothed)
         patches, swapped = [], []
         for person in np.unique(people):
@@ -256,10 +272,11 @@ class FaceSwapper:
             made = self.swapper.swap(source, [image], [chosen[rows]])[0]
             if self.masker is not None:
                 made = self.masker.apply(image, made, chosen[rows])
+            made = occlude(made, hands, image.shape[1::-1])
             patches += [self.colour.correct_patch(patch) for patch in made]
             swapped += rows.tolist()
         faces = chosen[sorted(swapped)]
-        return FrameResult(paste_patches(image, patches) if patches else image, faces, raw, cut)
+        return FrameResult(paste_patches(image, patches) if patches else image, faces, raw, cut, hands)
 
     def process(self, image: np.ndarray) -> FrameResult:
         """Swap one frame now (causal smoothing) and say what was done."""
@@ -276,7 +293,8 @@ class FaceSwapper:
     def swap_image(self, image: np.ndarray) -> FrameResult:
         """A still photo: analysed without temporal state or smoothing."""
         faces = self.tracker.update(self.analyzer.analyze([image], video=False)[0])
-        result = self._swap(image, faces, faces, False)
+        hands = self.hand_finder.find(image, video=False) if self.hand_finder is not None and len(faces) else None
+        result = self._swap(image, faces, faces, False, hands)
         self.reset_tracking()
         return result
 
@@ -284,6 +302,8 @@ class FaceSwapper:
         """Forget every track and scene and drop frames still waiting (after a seek, or for a new video), so
         what follows depends only on the frames to come (and the reference faces), not on earlier frames."""
         self.analyzer.reset()
+        if self.hand_finder is not None:
+            self.hand_finder.reset()
         self.cuts.reset()
         self.tracker.reset(renumber=True)
         self.smoother.reset()
@@ -294,6 +314,8 @@ class FaceSwapper:
     def close(self) -> None:
         self.analyzer.close()
         self.swapper.close()
+        if self.hand_finder is not None:
+            self.hand_finder.close()
 
     def __enter__(self) -> FaceSwapper:
         return self

@@ -17,6 +17,7 @@ from steadyswap.config import (
     EXECUTION_PROVIDERS,
     SELECTOR_MODES,
     SMOOTHING_MODES,
+    SWITCHES,
     VIDEO_ENCODERS,
     VIDEO_PRESETS,
     RunConfig,
@@ -59,6 +60,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("reference_face_distance", "Likeness distance", "number", "Which faces", REFERENCE, step=0.05),
     Option("face_mask_blur", "Mask edge blur", "number", "Mask and colour", step=0.05),
     Option("face_mask_padding", "Mask padding (%)", "text", "Mask and colour"),
+    Option("hand_occluder", "Keep hands over faces visible", "select", "Mask and colour"),
     Option("color_strength", "Colour matching", "number", "Mask and colour", step=0.05),
     Option("face_smoothing", "Landmark smoothing", "select", "Smoothing", target="video"),
     Option("smoothing_min_cutoff", "Minimum cutoff (Hz)", "number", "Smoothing", ONE_EURO, "video", 0.1),
@@ -88,6 +90,7 @@ def _choices(field: str) -> list[str] | None:
     return {
         "face_selector_mode": list(SELECTOR_MODES),
         "face_smoothing": list(SMOOTHING_MODES),
+        "hand_occluder": list(SWITCHES),
         "output_video_encoder": ["", *VIDEO_ENCODERS],  # blank: chosen from the output's extension
         "output_video_preset": list(VIDEO_PRESETS),
         "execution_providers": list(EXECUTION_PROVIDERS),

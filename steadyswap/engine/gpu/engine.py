@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from steadyswap.analysis.face_map import run_inputs
+from steadyswap.analysis.hands import hand_size
 from steadyswap.blend import torch_ops
 from steadyswap.blend.colour import ColourMatcher
 from steadyswap.config import RunConfig
@@ -175,9 +176,9 @@ class _Item:
     frame: Frame | None = None
 
 
-Final = tuple[_Item, torch.Tensor, list[tuple[SourceFace, Faces]], ColourMatcher]
-"""A frame whose decisions are final: its item, its (H, W, 3) picture on the device, what to swap in it, and its
-stream's colour stage (per-track statistics)."""
+Final = tuple[_Item, torch.Tensor, list[tuple[SourceFace, Faces]], ColourMatcher, np.ndarray | None]
+"""A frame whose decisions are final: its item, its (H, W, 3) picture on the device, what to swap in it, its
+stream's colour stage (per-track statistics) and its hands (``FrameResult.hands``)."""
 
 
 class _Stream:
@@ -216,14 +217,18 @@ class _Stream:
                 kept = Frame(index, pts, image.copy()) if self.full_frames else None
                 yield _Item(self.index, index, pts, start <= index < end, kept), image
 
-    def push(self, item: _Item, picture: torch.Tensor, found: Faces | None, thumbnail: np.ndarray) -> list[Final]:
-        """Analyse one frame (its detections given, or by the swapper's own analyser); return the frames now final."""
+    def push(self, item: _Item, picture: torch.Tensor, found: Faces | None, thumbnail: np.ndarray,
+             hand_picture: np.ndarray | None = None) -> list[Final]:
+        """Analyse one frame (its detections given, or by the swapper's own analyser); return the frames now final.
+        ``hand_picture``: the frame at the hand occluder's size, for streams that see only thumbnails."""
         if self.feed is not None:
             assert found is not None
             self.feed.give(found)
-        seen = item.frame.image if self.full_frames and item.frame is not None else thumbnail
+        full = self.full_frames and item.frame is not None
+        seen = item.frame.image if full else thumbnail
         self.pending.append((item, picture, seen))
-        finals = self._pair(self.swapper.push(seen, item.index if item.write else None))
+        finals = self._pair(self.swapper.push(seen, item.index if item.write else None,
+                                              None if full else hand_picture))
         if item.index == self.segment.decode_end - 1:
             finals += self.flush()
         return finals
@@ -237,9 +242,9 @@ class _Stream:
 
     def _pair(self, results: list) -> list[Final]:
         finals = []
-        for _ in results:
+        for result in results:
             item, picture, seen = self.pending.popleft()
-            finals.append((item, picture, self.deferred.take(seen), self.swapper.colour))
+            finals.append((item, picture, self.deferred.take(seen), self.swapper.colour, result.hands))
         return finals
 
 
@@ -386,14 +391,17 @@ class GpuEngine:
             detections: list[Faces | None] = list(self.detector.detect(frames)) if self.detector \
                 else [None] * len(items)
             thumbnails = thumbnail(frames).cpu().numpy()
+            hand_pictures: list[np.ndarray | None] = [None] * len(items)
+            if self.config.hand_occluder == "on" and not all(stream.full_frames for stream in streams):
+                hand_pictures = list(thumbnail(frames, hand_size(frames.shape[2], frames.shape[1])).cpu().numpy())
         rows_of: dict[int, list[int]] = {}
         for row, item in enumerate(items):
             rows_of.setdefault(item.stream, []).append(row)
 
         def run_stream(rows: list[int]) -> list[Final]:
             stream = streams[items[rows[0]].stream]
-            return [final for row in rows
-                    for final in stream.push(items[row], frames[row], detections[row], thumbnails[row])]
+            return [final for row in rows for final in
+                    stream.push(items[row], frames[row], detections[row], thumbnails[row], hand_pictures[row])]
 
         groups = list(rows_of.values())
         with self.clock.measure("decide"):
@@ -404,13 +412,15 @@ class GpuEngine:
     def render(self, finals: list[Final]) -> torch.Tensor:
         """(n, H, W, 3) uint8 on the device: the final frames with their faces swapped and pasted."""
         assert self.swapper is not None
-        frames = torch.stack([picture for _, picture, _, _ in finals])
-        colours = [colour for _, _, _, colour in finals]
-        requests = [requests for _, _, requests, _ in finals]
+        frames = torch.stack([picture for _, picture, _, _, _ in finals])
+        colours = [colour for _, _, _, colour, _ in finals]
+        requests = [requests for _, _, requests, _, _ in finals]
+        hands = [found for _, _, _, _, found in finals]
         made = self.swapper.swap(frames, requests)
         if self.masker is not None:
             self.masker.apply(frames, made, requests)
         for patches in made:
+            patches.occlude(hands, (frames.shape[2], frames.shape[1]))
             patches.correct_colour(colours)
             patches.paste(frames)
         self.release.tick(len(finals))
@@ -436,8 +446,8 @@ class GpuEngine:
                 item = _Item(0, row, None, True)
                 if stream.feed is not None:
                     stream.feed.give(detections[row])  # type: ignore[arg-type]
-                stream.swapper.process(image)
-                finals.append((item, frames[row], stream.deferred.take(image), stream.swapper.colour))
+                result = stream.swapper.process(image)
+                finals.append((item, frames[row], stream.deferred.take(image), stream.swapper.colour, result.hands))
         with clock.measure("render"):
             rendered = self.render(finals)
         with clock.measure("download"):
@@ -457,12 +467,12 @@ class GpuEngine:
             if any(index != 0 for index in swapper.reference_frames):
                 raise UsageError("a photo target has only frame 0: reference frames must be 0")
             swapper.set_references([image] * len(swapper.reference_frames))
-        swapper.swap_image(image)
+        hands = swapper.swap_image(image).hands
         requests = stream.deferred.take(image)
         if not requests:
             return image
         frames = torch.from_numpy(image[None].copy()).to(self.device)
-        return self.render([(_Item(0, 0, None, True), frames[0], requests, swapper.colour)])[0].cpu().numpy()
+        return self.render([(_Item(0, 0, None, True), frames[0], requests, swapper.colour, hands)])[0].cpu().numpy()
 
     def segments(self, info: VideoInfo, start: int, end: int) -> list[Segment]:
         """Segments to run side by side: one per four CPU cores, at most MAX_SEGMENTS, none shorter than

@@ -184,6 +184,20 @@ class GpuPatches:
     masks: torch.Tensor
     to_frame: np.ndarray
 
+    def occlude(self, regions: list[np.ndarray | None], frame_size: tuple[int, int]) -> None:
+        """The occluder stage, as ``blend.occlusion.occlude`` on the CPU path: each face's mask times one minus
+        what its crop sees of its frame's region (``regions`` per batch row, None: nothing in front)."""
+        rows = [i for i, frame in enumerate(self.frame_index) if regions[frame] is not None]
+        if not rows:
+            return
+        found = torch_ops.to_device(np.stack([regions[self.frame_index[i]] for i in rows]), self.masks,
+                                    torch.float32)
+        seen = torch_ops.regions_in_crops(found, frame_size, self.to_frame[rows],
+                                          (self.masks.shape[2], self.masks.shape[1]))
+        keep = torch.ones_like(self.masks)
+        keep[rows] = 1 - seen.to(keep.dtype)
+        self.masks = self.masks * keep
+
     def correct_colour(self, matchers: list[ColourMatcher]) -> None:
         """The colour stage, as ``ColourMatcher.correct_patch`` on the CPU path: LAB statistics inside each
         mask taken on the device, smoothed per track by the matcher of each face's frame (in face order, which
