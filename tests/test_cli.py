@@ -126,6 +126,7 @@ def test_steadyswap_flags_and_aliases(api: FakeApi) -> None:
         "arcface_w600k_r50", "--color-strength", "0.5", "--face-smoothing", "ema", "--smoothing-min-cutoff", "0.8",
         "--smoothing-beta", "0.1", "--smoothing-d-cutoff", "2", "--smoothing-ema-alpha", "0.3", "--analysis-size",
         "480", "--quality-report", "q.json", "--execution-batch-size", "16", "--models-dir", "/m", "--quiet",
+        "--hand-occluder", "off",
     ]
     assert main(argv) == 0
     config = api.calls[0]["config"]
@@ -133,7 +134,7 @@ def test_steadyswap_flags_and_aliases(api: FakeApi) -> None:
         "arcface_w600k_r50", 0.5, "ema")
     assert (config.smoothing_min_cutoff, config.smoothing_beta, config.smoothing_d_cutoff) == (0.8, 0.1, 2.0)
     assert (config.smoothing_ema_alpha, config.analysis_size, config.quality_report) == (0.3, 480, "q.json")
-    assert (config.execution_batch_size, config.models_dir) == (16, "/m")
+    assert (config.execution_batch_size, config.models_dir, config.hand_occluder) == (16, "/m", "off")
     assert api.calls[0]["output"] == Path("o.mkv")
 
 

@@ -245,13 +245,14 @@ def test_job_file_yaml_with_shared_options_relative_paths_and_malformed_entries(
         "options: {output-video-quality: 90, face_smoothing: ema}\n"
         "jobs:\n"
         "  - {source: face.jpg, target: clips/a.mp4, output: out/a.mp4, options: {face-smoothing: 'off'}}\n"
-        "  - {source: [f1.jpg, f2.jpg], target: b.mp4, output: out/b.mp4, name: second}\n"
+        "  - {source: [f1.jpg, f2.jpg], target: b.mp4, output: out/b.mp4, name: second, options: {hand-occluder: off}}\n"
         "  - {target: c.mp4}\n"
         "  - just a string\n")
     a, b, c, d = load_job_file(tmp_path / "jobs.yaml")
     assert a.sources == (str(tmp_path / "face.jpg"),) and a.target == str(tmp_path / "clips/a.mp4")
     assert a.config().face_smoothing == "off" and a.config().output_video_quality == 90
     assert b.name == "second" and len(b.sources) == 2 and b.config().face_smoothing == "ema"
+    assert (a.config().hand_occluder, b.config().hand_occluder) == ("on", "off")  # YAML's off (a boolean) too
     assert a.id != b.id and a.id.startswith("a-")
     with pytest.raises(UsageError, match="job entry 3 has no source, output"):
         c.config()

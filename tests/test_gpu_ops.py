@@ -15,7 +15,11 @@ torch = pytest.importorskip("torch")
 from steadyswap.blend import torch_ops  # noqa: E402
 from steadyswap.blend.align import warp_face  # noqa: E402
 from steadyswap.blend.colour import lab_stats, transfer_lab  # noqa: E402
+from steadyswap.analysis.hands import hand_mask, hand_size  # noqa: E402
+from steadyswap.blend.align import estimate_matrix  # noqa: E402
 from steadyswap.blend.mask import feather  # noqa: E402
+from steadyswap.blend.occlusion import occlude, region_in_crop  # noqa: E402
+from steadyswap.engine.gpu.stages import GpuPatches  # noqa: E402
 from steadyswap.blend.paste import paste_patches  # noqa: E402
 from steadyswap.types import SwapPatch  # noqa: E402
 
@@ -140,6 +144,33 @@ def test_feather_matches_opencv_distance(torch_device: str) -> None:
         expected = np.stack([feather(r, radius) for r in region])
         got = torch_ops.feather(torch.from_numpy(region).to(torch_device), radius).cpu().numpy()
         assert np.abs(got - expected).max() < 1e-3
+
+
+def test_regions_in_crops_match_region_in_crop(torch_device: str) -> None:
+    """A hand region found at 256 px of a 640×360 frame, seen by rotated, scaled and unrotated crops (one
+    partly outside the frame), gives each crop the mask ``region_in_crop`` gives, and cuts it out alike."""
+    rng = np.random.default_rng(7)
+    frame_size, size = (640, 360), hand_size(640, 360)
+    hand = np.array([[40 + 30 * np.cos(a), 60 + 40 * np.sin(a)] for a in np.linspace(0, 6, 21)], np.float32)
+    regions = [hand_mask(hand[None] + (dx, 0), (size[1], size[0])) for dx in (0, 150)]
+    assert all(0 < r.mean() < 0.5 and r.max() == 1 for r in regions)
+    kps = [_kps(rng, 110, 110, 160), _kps(rng, 500, 300, 200), _kps(rng, 620, 40, 120)]
+    to_frame = np.stack([cv2.invertAffineTransform(estimate_matrix(k, "arcface_128", 256)) for k in kps])
+    to_frame = np.concatenate([to_frame, [[[1.0, 0, 300], [0, 1.0, 100]]]])
+    frame_index = [0, 1, 0, 1]
+    expected = np.stack([region_in_crop(regions[f], frame_size, m, (256, 256)) for f, m in zip(frame_index, to_frame)])
+    stacked = torch.from_numpy(np.stack([regions[f] for f in frame_index])).to(torch_device)
+    got = torch_ops.regions_in_crops(stacked, frame_size, to_frame, (256, 256)).cpu().numpy()
+    assert [bool(m.max() == 1) for m in expected] == [True, True, False, True]  # the third crop sees no hand
+    assert np.abs(got - expected).max() < 0.02  # OpenCV's bilinear weights step in 1/32
+    masks = np.ones((4, 256, 256), np.float32)
+    patches = GpuPatches(frame_index, [0, 1, 2, 3], torch.zeros(4, 3, 256, 256), torch.zeros(4, 3, 256, 256),
+                         torch.from_numpy(masks).to(torch_device), to_frame)
+    patches.occlude([regions[0], regions[1]], frame_size)
+    blank = np.zeros((256, 256, 3), np.uint8)
+    cut = [occlude([SwapPatch(blank, masks[i], to_frame[i])], regions[f], frame_size)[0].mask
+           for i, f in enumerate(frame_index)]
+    assert np.abs(patches.masks.cpu().numpy() - np.stack(cut)).max() < 0.02
 
 
 def test_lab_round_trip_matches_opencv(torch_device: str) -> None:
