@@ -3,10 +3,10 @@
 Usage: python scripts/bench_cpu.py [VIDEO] [--source PHOTO] [--json OUT.json]
 
 Stages alone: decode (VideoReader to RGB), analysis (the run's analyser: embedded face mesh, video
-mode), track+smooth,
+mode), hands (the hand occluder's MediaPipe hand landmarker, video mode), track+smooth,
 swap+paste (classic swapper on the analysed faces), encode (VideoWriter at the default settings:
 libx264 veryfast, quality 80 = crf 10). End to end: `swap_file` with default options, which overlaps
-decode, analysis, swap and encode on threads; the speed that the same stages run one after another in one
+decode, analysis, swap and encode on threads, and again with `--hand-occluder off`; the speed that the same stages run one after another in one
 thread would reach (computed from the stage times) is printed for comparison. All figures come from
 one process, measured one after another.
 """
@@ -20,10 +20,12 @@ import platform
 import statistics
 import tempfile
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
 from steadyswap import RunConfig
+from steadyswap.analysis.hands import HandFinder
 from steadyswap.api import swap_file
 from steadyswap.blend.paste import paste_patches
 from steadyswap.engine.frame_swapper import FaceSwapper, build_analyzer
@@ -50,6 +52,9 @@ def measure_once(args: argparse.Namespace, config: RunConfig, folder: Path, resu
     n = len(frames)
     analyzer = build_analyzer(config)
     faces = timed("analysis", n, results, lambda: [analyzer.analyze([f.image], video=True)[0] for f in frames])
+    hands = HandFinder()
+    timed("hands", n, results, lambda: [hands.find(f.image) for f in frames])
+    hands.close()
     tracker, smoother = FaceTracker(), LandmarkSmoother(fps=info.fps)
     faces = timed("track + smooth", n, results, lambda: [smoother.update(tracker.update(f)) for f in faces])
     swapper = FaceSwapper([args.source], config, info.fps)
@@ -69,6 +74,8 @@ def measure_once(args: argparse.Namespace, config: RunConfig, folder: Path, resu
     timed("encode", n, results, encode)
     timed("end to end (steadyswap run)", n, results,
           lambda: swap_file([args.source], args.video, folder / "o.mp4", config))
+    timed("end to end, --hand-occluder off", n, results,
+          lambda: swap_file([args.source], args.video, folder / "o.mp4", replace(config, hand_occluder="off")))
     return info, n
 
 

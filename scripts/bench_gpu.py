@@ -279,8 +279,9 @@ def export_models(root: Path) -> dict:
 
 
 NEURAL_OPTIONS = {"face_swapper_model": "hyperswap_1a_256", "face_detector_model": "yunet",
-                  "face_landmarker_model": "none"}
-"""The models ``export_models`` provides, as run options (also ``bench_distributed.py --standin-models``)."""
+                  "face_landmarker_model": "none", "hand_occluder": "off"}
+"""The models ``export_models`` provides, as run options (also ``bench_distributed.py --standin-models``). The
+hand occluder is off: it runs MediaPipe, which the GPU machine lacks (its CPU cost: scripts/bench_cpu.py)."""
 
 
 def neural_config(models: Path, **changes) -> RunConfig:
@@ -820,7 +821,7 @@ def section_classic(out: dict, clip: Path, scratch: Path, frames: int) -> None:
     with np.load(CLASSIC_FACES) as data:  # read now: NpzFile reads lazily and is not thread-safe
         topology = {"triangles": data["triangles"], "oval": data["oval"]}
     source = read_image(shared(SOURCE_IMAGE))
-    config = RunConfig(execution_providers=("cuda",), trim_frame_end=frames)
+    config = RunConfig(execution_providers=("cuda",), trim_frame_end=frames, hand_occluder="off")  # no MediaPipe
     original = frame_swapper.build_analyzer, mesh_topology.triangles, mesh_topology.face_oval
     frame_swapper.build_analyzer = lambda cfg: PrecomputedAnalyzer(by_frame, source_points)
     gpu_engine.build_analyzer = frame_swapper.build_analyzer  # its own name for it, bound at import
