@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
-from steadyswap.errors import UsageError
+from steadyswap.errors import UnsupportedOptionError, UsageError
 
 SelectorMode = Literal["one", "many", "reference"]
 Smoothing = Literal["one-euro", "ema", "off"]
@@ -31,6 +31,8 @@ FACE_OCCLUDER_MODELS = ("many", "xseg_1", "xseg_2", "xseg_3")
 """'many': every occluder, their masks combined by minimum."""
 FACE_PARSER_MODELS = ("bisenet_resnet_18", "bisenet_resnet_34")
 SWITCHES = ("on", "off")
+PROCESSORS = ("face_swapper", "face_enhancer")
+"""FaceFusion's processors that steadyswap runs, in the only order it runs them (swap, then enhance)."""
 
 
 @dataclass
@@ -57,6 +59,10 @@ class RunConfig:
     hand_occluder: Literal["on", "off"] = "on"
     face_swapper_pixel_boost: str | None = None
     face_swapper_weight: float = 0.5
+    processors: tuple[str, ...] = ("face_swapper",)
+    face_enhancer_model: str = "gfpgan_1.4"
+    face_enhancer_blend: int = 80
+    face_enhancer_weight: float = 0.5
     color_strength: float = 0.7
     face_smoothing: Smoothing = "one-euro"
     smoothing_min_cutoff: float = 1.0
@@ -118,6 +124,9 @@ class RunConfig:
         _between("--face-mask-blur", self.face_mask_blur, 0.0, 1.0)
         _between("--face-swapper-weight", self.face_swapper_weight, 0.0, 1.0)
         _between("--color-strength", self.color_strength, 0.0, 1.0)
+        _check_processors(self.processors)
+        _between("--face-enhancer-blend", self.face_enhancer_blend, 0, 100)
+        _between("--face-enhancer-weight", self.face_enhancer_weight, 0.0, 1.0)
         _between("--reference-face-distance", self.reference_face_distance, 0.0, 2.0)
         _between("--face-detector-score", self.face_detector_score, 0.0, 1.0)
         if len(self.face_mask_padding) != 4 or any(not 0 <= p <= 100 for p in self.face_mask_padding):
@@ -144,6 +153,11 @@ class RunConfig:
             if value < 0 or (value == 0 and flag != "--smoothing-beta"):
                 raise UsageError(f"{flag}: {value} must be positive")
         return self
+
+    @property
+    def enhances(self) -> bool:
+        """Whether the face enhancer runs after the swap (``--processors face_swapper face_enhancer``)."""
+        return "face_enhancer" in self.processors
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -186,6 +200,17 @@ def crf_from_quality(quality: int, encoder: str) -> int:
 def _choice(flag: str, value: object, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise UsageError(f"{flag}: '{value}' is not one of {', '.join(allowed)}")
+
+
+def _check_processors(processors: tuple[str, ...]) -> None:
+    """UsageError unless ``processors`` is face_swapper, optionally followed by face_enhancer."""
+    other = [name for name in processors if name not in PROCESSORS]
+    if other:
+        raise UnsupportedOptionError(f"--processors {' '.join(other)} is not supported yet (steadyswap runs "
+                                     f"face_swapper and face_enhancer)")
+    if tuple(processors) not in (PROCESSORS[:1], PROCESSORS):
+        raise UsageError(f"--processors {' '.join(processors)}: steadyswap runs face_swapper, optionally followed by "
+                         f"face_enhancer (it always swaps, and enhances the swapped face)")
 
 
 def _between(flag: str, value: float, low: float, high: float) -> None:

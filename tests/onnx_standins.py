@@ -151,6 +151,25 @@ def mask_models(root: Path) -> Path:
     return root
 
 
+def enhancer(path: Path, size: int, *, weight: bool = False, gain: float = 1.25, shift: float = 0.1,
+             batch: Batch = "N") -> Path:
+    """Face enhancer stand-in: ``input`` (b,3,S,S) → ``output`` = input·gain + shift (more contrast, brighter: a
+    tone change the stage must carry over steadily). ``weight`` adds codeformer's ``weight`` (1,) float64 input,
+    and the output becomes input·(gain − weight·0.2) + shift, so the weight shows in the picture."""
+    inits: list = [("gain", np.full((), gain, np.float32)), ("shift", np.full((), shift, np.float32))]
+    nodes = []
+    inputs = [_tensor("input", [batch, 3, size, size])]
+    if weight:
+        inputs.append(_tensor("weight", [1], TensorProto.DOUBLE))
+        inits.append(("fifth", np.full((), 0.2, np.float32)))
+        nodes += [helper.make_node("Cast", ["weight"], ["weight32"], to=TensorProto.FLOAT),
+                  helper.make_node("Mul", ["weight32", "fifth"], ["less"]),
+                  helper.make_node("Sub", ["gain", "less"], ["used_gain"])]
+    nodes += [helper.make_node("Mul", ["input", "used_gain" if weight else "gain"], ["scaled"]),
+              helper.make_node("Add", ["scaled", "shift"], ["output"])]
+    return save(nodes, inputs, [_tensor("output", [batch, 3, size, size])], inits, path)
+
+
 def face_points_68() -> np.ndarray:
     """68 heatmap-space points (x, y, score) with eyes, nose and mouth where 68-point indices put them."""
     points = np.zeros((68, 3), np.float32)

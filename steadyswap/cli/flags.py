@@ -40,6 +40,7 @@ GROUPS = (
     "paths",
     "face detection & selection",
     "face swapper",
+    "face enhancer",
     "mask",
     "smoothing & colour",
     "output video/image",
@@ -133,6 +134,20 @@ FLAGS: tuple[Flag, ...] = (
          metavar="WxH"),
     Flag(("--face-swapper-weight",), "face_swapper_weight", "face swapper",
          "strength of the source identity, 0-1 (default: {default})", type=float, metavar="WEIGHT"),
+    # face enhancer
+    Flag(("--processors",), "processors", "face enhancer",
+         "FaceFusion's processors: face_swapper, then optionally face_enhancer, which re-renders each swapped face "
+         "with --face-enhancer-model (default: {default})", nargs="+", metavar="NAME"),
+    Flag(("--face-enhancer-model",), "face_enhancer_model", "face enhancer",
+         "face enhancer model with --processors face_swapper face_enhancer: codeformer, gfpgan_1.2, gfpgan_1.3, "
+         "gfpgan_1.4, gpen_bfr_256, gpen_bfr_512, gpen_bfr_1024, gpen_bfr_2048, restoreformer_plus_plus "
+         "(default: {default})", metavar="NAME"),
+    Flag(("--face-enhancer-blend",), "face_enhancer_blend", "face enhancer",
+         "how much of the enhanced face replaces the swapped one, 0-100 (default: {default})", type=int,
+         metavar="PERCENT"),
+    Flag(("--face-enhancer-weight",), "face_enhancer_weight", "face enhancer",
+         "codeformer's fidelity weight, 0-1; other models have no weight input (default: {default})", type=float,
+         metavar="WEIGHT"),
     # mask
     Flag(("--face-mask-types",), "face_mask_types", "mask",
          "masks combined by minimum, of box, occlusion, area, region: box (the swapper's own: the crop's box, or the classic swapper's mesh outline), "
@@ -291,8 +306,7 @@ FACEFUSION_FLAGS: tuple[FaceFusionFlag, ...] = (
     _none("--keep-temp", "steadyswap writes no temporary frames"),
     # output creation
     _unsupported("--output-image-scale", "the output keeps the target's size", honoured=("1",)),
-    # processors
-    _unsupported("--processors", "steadyswap has the face_swapper processor only", honoured=("face_swapper",)),
+    # processors (face_swapper and face_enhancer are flags of their own)
     *_processor("age_modifier", "model", "direction"),
     *_processor("background_remover", "model", "color"),
     *_processor("deep_swapper", "model", "morph"),
@@ -303,7 +317,6 @@ FACEFUSION_FLAGS: tuple[FaceFusionFlag, ...] = (
         "eye-open-ratio", "lip-open-ratio", "mouth-grim", "mouth-pout", "mouth-purse", "mouth-smile",
         "mouth-position-horizontal", "mouth-position-vertical", "head-pitch", "head-yaw", "head-roll",
     ),
-    *_processor("face_enhancer", "model", "blend", "weight"),
     *_processor("frame_colorizer", "model", "size", "blend"),
     *_processor("frame_enhancer", "model", "blend"),
     *_processor("lip_syncer", "model", "weight"),
@@ -337,7 +350,7 @@ def check_facefusion_flag(name: str, values: Sequence[str]) -> str | None:
 
     >>> check_facefusion_flag("--temp-frame-format", ["png"])
     '--temp-frame-format has no effect (steadyswap writes no temporary frames)'
-    >>> check_facefusion_flag("--processors", ["face_swapper"]) is None
+    >>> check_facefusion_flag("--face-selector-order", ["large-small"]) is None
     True
     """
     flag = FACEFUSION_BY_NAME[name]

@@ -23,6 +23,7 @@ from steadyswap.blend.colour import ColourMatcher
 from steadyswap.blend.occlusion import occlude
 from steadyswap.blend.paste import paste_patches
 from steadyswap.config import RunConfig
+from steadyswap.enhance.tone import ToneSmoother
 from steadyswap.errors import NoFaceError
 from steadyswap.io import read_image
 from steadyswap.swap.base import SourceFace, Swapper
@@ -93,6 +94,15 @@ def build_masker(config: RunConfig) -> FaceMasker | None:
     return build_model_masker(config)
 
 
+def build_enhancer(config: RunConfig):
+    """The face enhancer of ``--processors face_swapper face_enhancer`` (onnxruntime), or None."""
+    if not config.enhances:
+        return None
+    from steadyswap.models.factory import build_enhancer as build_model_enhancer
+
+    return build_model_enhancer(config)
+
+
 def build_swapper(config: RunConfig) -> Swapper:
     """The swapper named by the config: the embedded classic warp, or an ONNX model."""
     if config.face_swapper_model == "classic":
@@ -120,6 +130,8 @@ class FaceSwapper:
         analyzer, swapper: use these instead of building the ones ``config`` names (the GPU engine
             passes its device-side detector and a swapper that leaves the pixel work to the device; the masks
             of ``--face-mask-types`` are then the given swapper's work too).
+        enhance: run the face enhancer ``config`` names, if any; False when the caller enhances (the GPU engine,
+            on the device).
 
     Raises:
         NoFaceError: no face in any source photo (naming them).
@@ -130,13 +142,15 @@ class FaceSwapper:
     """
 
     def __init__(self, sources: list[str | Path | np.ndarray], config: RunConfig | None = None,
-                 fps: float = 30.0, analyzer: FaceAnalyzer | None = None, swapper: Swapper | None = None) -> None:
+                 fps: float = 30.0, analyzer: FaceAnalyzer | None = None, swapper: Swapper | None = None,
+                 enhance: bool = True) -> None:
         self.config = (config or RunConfig()).validate()
         cfg = self.config
         self.analyzer = analyzer or build_analyzer(cfg)
         self.masker = None if swapper is not None else build_masker(cfg)
         """Occlusion, area and region masks (None: only the swapper's own), applied to every patch before colour."""
         self.swapper = swapper or build_swapper(cfg)
+        self.enhancer = build_enhancer(cfg) if enhance else None
         self.face_map: FaceMap | None = load_face_map(cfg.face_map) if cfg.face_map else None
         self.inputs = run_inputs(sources, None, cfg.face_map)
         """The files this swapper reads (source photos, face map and its photos): never an output."""
@@ -162,6 +176,8 @@ class FaceSwapper:
         """The colour stage's per-track state (the GPU engine applies it on the device)."""
         self.hand_finder = HandFinder() if cfg.hand_occluder == "on" else None
         """The hand occluder (``--hand-occluder``): hands found per frame, cut out of the masks."""
+        self.tone = ToneSmoother()
+        """The enhancer's per-track tone smoothing (the GPU engine applies it on the device)."""
         self._waiting: deque[tuple[np.ndarray, Faces, bool, np.ndarray | None]] = deque()
 
     def _prepare(self, sources: list[str | Path | np.ndarray]) -> SourceFace:
@@ -273,6 +289,8 @@ class FaceSwapper:
             if self.masker is not None:
                 made = self.masker.apply(image, made, chosen[rows])
             made = occlude(made, hands, image.shape[1::-1])
+            if self.enhancer is not None:
+                made = self.enhancer.enhance(image, chosen[rows].kps, made, self.tone)
             patches += [self.colour.correct_patch(patch) for patch in made]
             swapped += rows.tolist()
         faces = chosen[sorted(swapped)]
@@ -309,6 +327,7 @@ class FaceSwapper:
         self.smoother.reset()
         self.selector.reset()
         self.colour.reset()
+        self.tone.reset()
         self._waiting.clear()
 
     def close(self) -> None:

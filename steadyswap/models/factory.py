@@ -16,6 +16,7 @@ from steadyswap.analysis.landmarker_2dfan4 import Fan68Landmarker
 from steadyswap.analysis.onnx_detectors import OnnxDetector
 from steadyswap.blend.face_masks import FaceMasker, MaskOptions
 from steadyswap.config import RunConfig
+from steadyswap.enhance.onnx_enhancer import FaceEnhancer
 from steadyswap.errors import ModelError, UsageError
 from steadyswap.models import runtime
 from steadyswap.models.registry import EMBEDDED, ModelSpec, get_model, models_for, requirements
@@ -133,6 +134,20 @@ def build_masker(config: RunConfig, store: ModelStore | None = None) -> FaceMask
     require_models(store, occluders + ([parser] if parser else []))
     return FaceMasker(options, [(spec, _session(store, spec, config)) for spec in occluders],
                       (parser, _session(store, parser, config)) if parser else None)
+
+
+def build_enhancer(config: RunConfig, store: ModelStore | None = None) -> FaceEnhancer | None:
+    """The ``--face-enhancer-model`` enhancer when ``--processors`` names face_enhancer, else None."""
+    if not config.enhances:
+        return None
+    store = store or model_store(config)
+    spec = get_model(config.face_enhancer_model, "enhancer")
+    _require(store, [spec])
+    log.debug("enhancer %s: %d-px %s crops, blend %d%%", spec.name, spec.size, spec.template,
+              config.face_enhancer_blend)
+    return FaceEnhancer(spec, _session(store, spec, config), blend=config.face_enhancer_blend,
+                        weight=config.face_enhancer_weight, mask_blur=config.face_mask_blur,
+                        batch_size=config.execution_batch_size)
 
 
 def parse_pixel_boost(value: str | None) -> int | None:

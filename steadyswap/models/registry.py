@@ -2,7 +2,8 @@
 
 Facts (file, release tag, template, input size, normalisation, source conversion, licence) are as
 FaceFusion 3.5.0 declares them in its model sets (facefusion/face_detector.py, face_landmarker.py,
-face_recognizer.py, face_masker.py, processors/modules/face_swapper/core.py). Files live under one URL pattern with a
+face_recognizer.py, face_masker.py, processors/modules/face_swapper/core.py,
+processors/modules/face_enhancer/core.py). Files live under one URL pattern with a
 sibling ``.hash`` file holding the CRC32 (8 lower-case hex digits) of the model file.
 
 Input convention for every entry: ``tensor = (pixel / 255 - mean) / std`` per channel, NCHW float32,
@@ -16,7 +17,7 @@ from typing import Literal
 
 from steadyswap.errors import UsageError
 
-Task = Literal["swapper", "detector", "landmarker", "recognizer", "converter", "occluder", "parser"]
+Task = Literal["swapper", "detector", "landmarker", "recognizer", "converter", "occluder", "parser", "enhancer"]
 SourceKind = Literal["emap", "normed", "converted", "converted_normed", "image"]
 """How a swapper's ``source`` input is made from ArcFace embeddings (averaged over the source photos):
 
@@ -61,8 +62,10 @@ class ModelSpec:
         source: swappers only, see ``SourceKind``.
         converter: swappers only, the name of the embedding converter model they need.
         source_template, source_size: ``image`` sources only, how the source crop is aligned.
-        denormalise: swappers only, the output is in normalised units (``x * std + mean``), else [0, 1].
+        denormalise: swappers and enhancers, the output is in normalised units (``x * std + mean``), else [0, 1].
         pixel_boosts: swappers only, the crop sides allowed for ``--face-swapper-pixel-boost``.
+        weight_input: enhancers only, the graph has a second input ``weight`` (1,) float64 (codeformer's fidelity,
+            ``--face-enhancer-weight``), fed when the graph declares it, as FaceFusion does.
         inputs, outputs: the graph's inputs by name and outputs by position, with shapes.
         crc32: the published CRC32 if known; None means "read the sibling .hash file".
     """
@@ -86,6 +89,7 @@ class ModelSpec:
     source_size: int | None = None
     denormalise: bool = False
     pixel_boosts: tuple[int, ...] = ()
+    weight_input: bool = False
     inputs: tuple[str, ...] = ()
     outputs: tuple[str, ...] = ()
     crc32: str | None = None
@@ -124,6 +128,16 @@ def _swapper(name: str, family: str, tag: str, vendor: str, licence: str, size: 
 
 # Pixel-boost crop sides: FaceFusion's choices that are whole multiples of the model size (space to depth
 # needs that; FaceFusion also lists 384 for blendswap_256 and 768 for simswap_unofficial_512, which fail there).
+def _enhancer(name: str, vendor: str, licence: str, size: int, template: str = "ffhq_512",
+              weight_input: bool = False) -> ModelSpec:
+    """A face enhancer: BGR crop in [-1, 1] (mean = std = 0.5) in, the same crop size out in [-1, 1]."""
+    inputs = (f"input (1,3,{size},{size}) BGR [-1,1]",) + (("weight (1,) float64",) if weight_input else ())
+    return ModelSpec(name=name, task="enhancer", family="enhancer", file_stem=name, tag="models-3.0.0",
+                     vendor=vendor, licence=licence, size=size, template=template, mean=HALF, std=HALF, bgr=True,
+                     denormalise=True, weight_input=weight_input, inputs=inputs,
+                     outputs=(f"output (1,3,{size},{size}) BGR [-1,1]",))
+
+
 _B128 = (128, 256, 384, 512, 768, 1024)
 _B256 = (256, 512, 768, 1024)
 _ANCHOR_OUTPUTS = tuple(f"{what}_{stride} {shape}" for what, shape in
@@ -162,6 +176,12 @@ _TABLE: tuple[ModelSpec, ...] = (
         tag="models-3.4.0", vendor="FaceFusion", licence="Unknown",  # FaceFusion's model set states none
         inputs=("input (1,512)",), outputs=("embedding (1,512)",),
     ) for family in ("ghost", "hififace", "simswap")),
+    # Face enhancers (processors/modules/face_enhancer/core.py): every file in models-3.0.0.
+    _enhancer("codeformer", "sczhou", "S-Lab-1.0", 512, weight_input=True),
+    *(_enhancer(f"gfpgan_{v}", "TencentARC", "Apache-2.0", 512) for v in ("1.2", "1.3", "1.4")),
+    _enhancer("gpen_bfr_256", "yangxy", "Non-Commercial", 256, template="arcface_128"),
+    *(_enhancer(f"gpen_bfr_{size}", "yangxy", "Non-Commercial", size) for size in (512, 1024, 2048)),
+    _enhancer("restoreformer_plus_plus", "wzhouxiff", "Apache-2.0", 512),
     # Detectors (face_detector.py): BGR frames, letterboxed top-left into size×size.
     ModelSpec(name="retinaface", task="detector", family="retinaface", file_stem="retinaface_10g",
               tag="models-3.0.0", vendor="InsightFace", licence="Non-Commercial", size=640,
