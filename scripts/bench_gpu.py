@@ -543,7 +543,7 @@ def section_stages(out: dict, models: Path, clip: Path, scratch: Path, quick: bo
         finals.extend(stream.flush())
 
     out["decide_fps"] = rate(n, decide)
-    requests = [[r for _, _, r in finals[i:i + step]] for i in range(0, n, step)]
+    requests = [[r for _, _, r, *_ in finals[i:i + step]] for i in range(0, n, step)]
     patches = [engine.swapper.swap(b, r) for b, r in zip(batches, requests)]  # cuDNN tunes this batch shape first
     out["swap_fps"] = rate(n * 3, lambda: [engine.swapper.swap(b, r) for _ in range(3)
                                            for b, r in zip(batches, requests)])

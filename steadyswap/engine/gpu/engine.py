@@ -42,6 +42,7 @@ from steadyswap.config import RunConfig
 from steadyswap.engine.frame_swapper import FaceSwapper, build_analyzer
 from steadyswap.engine.gpu import memory
 from steadyswap.engine.gpu.masks import GpuFaceMasker
+from steadyswap.engine.gpu.enhancer import GpuEnhancer
 from steadyswap.engine.gpu.onnx_module import TorchOnnx
 from steadyswap.engine.gpu.stages import (
     DeferredSwapper,
@@ -58,6 +59,7 @@ from steadyswap.engine.output import output_settings
 from steadyswap.engine.phases import PhaseClock
 from steadyswap.engine.pipeline import Progress, RunResult, save_photo
 from steadyswap.engine.stream import prepare_references
+from steadyswap.enhance.tone import ToneSmoother
 from steadyswap.errors import Interrupted, MediaDecodeError, ModelError, UsageError
 from steadyswap.io import (VideoReader, VideoWriter, atomic_output, check_output_extension, probe, read_image,
                            scratch_folder)
@@ -176,9 +178,10 @@ class _Item:
     frame: Frame | None = None
 
 
-Final = tuple[_Item, torch.Tensor, list[tuple[SourceFace, Faces]], ColourMatcher, np.ndarray | None]
+Final = tuple[_Item, torch.Tensor, list[tuple[SourceFace, Faces]], ColourMatcher, np.ndarray | None, ToneSmoother]
 """A frame whose decisions are final: its item, its (H, W, 3) picture on the device, what to swap in it, its
-stream's colour stage (per-track statistics) and its hands (``FrameResult.hands``)."""
+stream's colour stage (per-track statistics), its hands (``FrameResult.hands``) and its stream's enhancer tone
+smoothing (per-track statistics)."""
 
 
 class _Stream:
@@ -244,7 +247,8 @@ class _Stream:
         finals = []
         for result in results:
             item, picture, seen = self.pending.popleft()
-            finals.append((item, picture, self.deferred.take(seen), self.swapper.colour, result.hands))
+            finals.append((item, picture, self.deferred.take(seen), self.swapper.colour, result.hands,
+                           self.swapper.tone))
         return finals
 
 
@@ -275,6 +279,7 @@ class GpuEngine:
         self.detector: GpuDetector | None = None
         self.swapper: DeviceSwapper | None = None
         self.masker: GpuFaceMasker | None = None
+        self.enhancer: GpuEnhancer | None = None
         self._load_models()
         self.sources = self._with_faces(source_names(sources), images)
         """The source photos that have a face: checked once here, so each segment's FaceSwapper does not warn again."""
@@ -306,6 +311,14 @@ class GpuEngine:
             spec = get_model(config.face_detector_model, "detector")
             self.detector = GpuDetector(spec, TorchOnnx(store.require(spec), self.device),
                                         score_threshold=config.face_detector_score, landmarker=landmarker)
+        if config.enhances:
+            enhancer = get_model(config.face_enhancer_model, "enhancer")
+            path = store.require(enhancer)
+            self.enhancer = GpuEnhancer(
+                enhancer, TorchOnnx(path, self.device, half=self.options.half and self.device.type == "cuda",
+                                    channels_last=self.options.channels_last),
+                blend=config.face_enhancer_blend, weight=config.face_enhancer_weight, mask_blur=config.face_mask_blur,
+                faces_per_call=self.options.faces_per_call or memory.UNPROBED_FACES_PER_CALL)
         if config.face_swapper_model == EMBEDDED["swapper"]:
             from steadyswap.engine.gpu.classic import GpuClassicSwapper
 
@@ -350,6 +363,7 @@ class GpuEngine:
         return [images[i] for i in check_faces(names, faces)]
 
     def _plan_memory(self) -> memory.MemoryPlan:
+        self._plan_enhancer()
         options = self.options
         if self.device.type != "cuda" or not isinstance(self.swapper, GpuSwapper):
             faces = options.faces_per_call or memory.UNPROBED_FACES_PER_CALL
@@ -375,11 +389,27 @@ class GpuEngine:
             torch.cuda.empty_cache()
         return chosen
 
+    def _plan_enhancer(self) -> None:
+        """The enhancer's faces per call from its own memory probe on CUDA (a 512 or 2048 face costs far more
+        than a swapper's crop); ``--execution-batch-size`` wins, as for the swapper."""
+        enhancer = self.enhancer
+        if enhancer is None or self.device.type != "cuda" or self.options.faces_per_call:
+            return
+        side = enhancer.spec.size
+        enhancer.faces_per_call = 1 << 16
+
+        def run(n: int) -> None:
+            enhancer.run(torch.rand((n, 3, side, side), device=self.device) * 255, probe=True)
+
+        enhancer.faces_per_call = memory.plan(memory.face_bytes(run, self.device), self.options.strategy,
+                                              self.device).faces_per_call
+        log.debug("enhancer %s: %d faces per call", enhancer.name, enhancer.faces_per_call)
+
     def _stream(self, index: int, segment: Segment, fps: float) -> _Stream:
         assert self.swapper is not None
         feed = DetectionFeed(self.detector) if self.detector is not None else None
         deferred = DeferredSwapper(self.swapper)
-        swapper = FaceSwapper(self.sources, self.config, fps, analyzer=feed, swapper=deferred)
+        swapper = FaceSwapper(self.sources, self.config, fps, analyzer=feed, swapper=deferred, enhance=False)
         return _Stream(index, segment, swapper, feed, deferred)
 
     # --- the per-step work --------------------------------------------------------------------------
@@ -412,15 +442,21 @@ class GpuEngine:
     def render(self, finals: list[Final]) -> torch.Tensor:
         """(n, H, W, 3) uint8 on the device: the final frames with their faces swapped and pasted."""
         assert self.swapper is not None
-        frames = torch.stack([picture for _, picture, _, _, _ in finals])
-        colours = [colour for _, _, _, colour, _ in finals]
-        requests = [requests for _, _, requests, _, _ in finals]
-        hands = [found for _, _, _, _, found in finals]
-        made = self.swapper.swap(frames, requests)
+        frames = torch.stack([picture for _, picture, *_ in finals])
+        colours = [colour for _, _, _, colour, *_ in finals]
+        requests = [requests for _, _, requests, *_ in finals]
+        hands = [found for _, _, _, _, found, _ in finals]
+        groups = self.swapper.swap(frames, requests)
         if self.masker is not None:
-            self.masker.apply(frames, made, requests)
-        for patches in made:
+            self.masker.apply(frames, groups, requests)
+        for patches in groups:
             patches.occlude(hands, (frames.shape[2], frames.shape[1]))
+        if self.enhancer is not None and groups:
+            # the device swappers give their patches in request order: frame by frame, pair by pair, face by face
+            kps = np.concatenate([faces.kps for pairs in requests for _, faces in pairs])
+            with self.clock.measure("enhance (part of render)"):
+                groups = [self.enhancer.enhance(frames, groups, kps, [tone for *_, tone in finals])]
+        for patches in groups:
             patches.correct_colour(colours)
             patches.paste(frames)
         self.release.tick(len(finals))
@@ -447,7 +483,8 @@ class GpuEngine:
                 if stream.feed is not None:
                     stream.feed.give(detections[row])  # type: ignore[arg-type]
                 result = stream.swapper.process(image)
-                finals.append((item, frames[row], stream.deferred.take(image), stream.swapper.colour, result.hands))
+                finals.append((item, frames[row], stream.deferred.take(image), stream.swapper.colour, result.hands,
+                               stream.swapper.tone))
         with clock.measure("render"):
             rendered = self.render(finals)
         with clock.measure("download"):
@@ -472,7 +509,8 @@ class GpuEngine:
         if not requests:
             return image
         frames = torch.from_numpy(image[None].copy()).to(self.device)
-        return self.render([(_Item(0, 0, None, True), frames[0], requests, swapper.colour, hands)])[0].cpu().numpy()
+        final = (_Item(0, 0, None, True), frames[0], requests, swapper.colour, hands, swapper.tone)
+        return self.render([final])[0].cpu().numpy()
 
     def segments(self, info: VideoInfo, start: int, end: int) -> list[Segment]:
         """Segments to run side by side: one per four CPU cores, at most MAX_SEGMENTS, none shorter than
