@@ -256,9 +256,9 @@ def test_mask_flags_are_steadyswaps_own(api: FakeApi, capsys: pytest.CaptureFixt
 
 
 def test_other_processor_names_the_processor(api: FakeApi, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(run("--processors", "face_swapper", "face_enhancer")) == 2
+    assert main(run("--processors", "face_swapper", "face_enhancer", "frame_enhancer")) == 2
     (line,) = stderr_lines(capsys)
-    assert line.startswith("steadyswap: error: --processors face_enhancer is not supported yet")
+    assert line.startswith("steadyswap: error: --processors frame_enhancer is not supported yet")
 
 
 def test_unsupported_flag_wins_over_notes(api: FakeApi, capsys: pytest.CaptureFixture[str]) -> None:

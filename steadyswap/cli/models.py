@@ -11,7 +11,7 @@ from steadyswap.models.download import download_model
 from steadyswap.models.registry import ASSET_HOSTS, MODELS, ModelSpec, get_model
 from steadyswap.models.store import ENV_VAR, ModelStore, open_store
 
-TASKS = ("swapper", "detector", "landmarker", "recognizer", "converter", "occluder", "parser")
+TASKS = ("swapper", "detector", "landmarker", "recognizer", "converter", "occluder", "parser", "enhancer")
 
 
 def add_models_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:

@@ -133,7 +133,7 @@ def build_config(args: argparse.Namespace) -> RunConfig:
     values = {name: value for name, value in vars(args).items() if name in _CONFIG_FIELDS}
     if "face_mask_padding" in values:
         values["face_mask_padding"] = css_sides(values["face_mask_padding"])
-    for name in ("execution_providers", "face_mask_types", "face_mask_areas", "face_mask_regions"):
+    for name in ("execution_providers", "face_mask_types", "face_mask_areas", "face_mask_regions", "processors"):
         if name in values:
             values[name] = tuple(values[name])
     return RunConfig(**values).validate()

@@ -65,6 +65,8 @@ def models_used(config: RunConfig) -> list[dict[str, Any]]:
         recognizer = "arcface_w600k_r50"
     if recognizer != EMBEDDED["recognizer"]:
         names.append(("recognizer", recognizer))
+    if config.enhances:
+        names.append(("enhancer", config.face_enhancer_model))
     models: list[dict[str, Any]] = []
     for task, name in names:
         if name == EMBEDDED.get(task):
