@@ -5,6 +5,10 @@ On the GPU machine (through scripts/bench_gpu.sh, which installs the carried whe
 On the CPU machine:
     python scripts/bench_gpu.py --sections prepare_classic   # once: .bench/classic_faces.npz (MediaPipe landmarks)
     python scripts/bench_gpu.py --sections cpu_path --out DIR
+    python scripts/bench_gpu.py --sections cpu_enhancer --out DIR   # the face enhancer's cost per face on the CPU
+The face enhancer alone (GPU machine, after ``prepare``):
+    python scripts/bench_gpu.py --sections prepare,enhancer --out DIR [--enhancer-batches 1,8,32] [--enhancer-frames 300]
+and its smoke run on torch's CPU: --device cpu --size 640x360 --frames 6 --enhancer-batches 1 --enhancer-frames 3.
 Every number goes to DIR/bench.json (rewritten after each section); a summary is printed last.
 
 Inputs: a 1080p30 clip made on the spot by upscaling media/video/liveportrait_s32_1280x720.mp4 (bicubic) and
@@ -58,7 +62,8 @@ CLASSIC_FACES = ROOT / ".bench" / "classic_faces.npz"
 SOURCE_IMAGE = "media/image/liveportrait_s1.jpg"
 CLIP_720 = "media/video/liveportrait_s32_1280x720.mp4"
 CLIP_512 = "media/video/liveportrait_d3.mp4"
-GPU_SECTIONS = ("env", "prepare", "correctness", "models", "stages", "encoders", "e2e", "classic", "compile")
+GPU_SECTIONS = ("env", "prepare", "correctness", "models", "stages", "encoders", "e2e", "classic", "compile",
+                "enhancer")
 DEVICE = "cuda"
 STANDIN_SUBSET = ["hyperswap_1a_256", "inswapper_128", "2dfan4", "arcface_w600k_r50", "yoloface_8n"]
 """Stand-ins the correctness and models sections cover (``--standins``)."""
@@ -846,8 +851,119 @@ def section_classic(out: dict, clip: Path, scratch: Path, frames: int) -> None:
         (scratch / name).unlink(missing_ok=True)
 
 
+def export_enhancer(models: Path) -> Path:
+    """The gfpgan_1.4 stand-in (GFPGANv1Clean's layers, random weights) as gfpgan_1.4.onnx, once."""
+    from steadyswap.models import standins
+
+    path = models / "gfpgan_1.4.onnx"
+    if not path.exists():
+        models.mkdir(parents=True, exist_ok=True)
+        standins.export_onnx("gfpgan_1.4", path, standins.build("gfpgan_1.4"))
+    return path
+
+
+def enhancer_patches(count: int, device: str) -> tuple[object, list, np.ndarray, list]:
+    """``count`` synthetic 256² swapped faces spread over one 1080p frame, as the swapper hands them on."""
+    import torch
+
+    from steadyswap.blend.align import estimate_matrix, template_points
+    from steadyswap.blend.box_mask import box_mask
+    from steadyswap.blend.torch_ops import invert_affine
+    from steadyswap.engine.gpu.stages import GpuPatches
+    from steadyswap.enhance.tone import ToneSmoother
+
+    frames = torch.randint(0, 256, (1, 1080, 1920, 3), dtype=torch.uint8, device=device)
+    kps = np.stack([template_points("arcface_128", 200) + (100 + 170 * (i % 10), 100 + 300 * (i // 10 % 3))
+                    for i in range(count)]).astype(np.float32)
+    to_crop = np.stack([estimate_matrix(points, "arcface_128", 256) for points in kps])
+    crops = torch.rand((count, 3, 256, 256), device=device) * 255
+    masks = torch.from_numpy(box_mask(256)).to(device).expand(count, -1, -1)
+    group = GpuPatches([0] * count, list(range(count)), crops, crops.clone(), masks, invert_affine(to_crop))
+    return frames, [group], kps, [ToneSmoother()]
+
+
+def section_enhancer(out: dict, models: Path, clip: Path, scratch: Path, batches: list[int], frames: int) -> None:
+    """The face enhancer (gfpgan_1.4 stand-in) in the GPU engine: the model alone and the whole stage (canvas
+    warps, tone smoothing, blend) per face at several batch sizes, fp16 as the engine runs it on CUDA; then the
+    engine on the 1080p clip without and with the enhancer, one after the other in this call."""
+    import torch
+
+    from steadyswap.engine.gpu.engine import GpuEngine, GpuOptions
+    from steadyswap.engine.gpu.enhancer import GpuEnhancer
+    from steadyswap.engine.gpu.onnx_module import TorchOnnx
+    from steadyswap.models.registry import get_model
+
+    spec = get_model("gfpgan_1.4")
+    half = DEVICE == "cuda"
+    model = TorchOnnx(export_enhancer(models), DEVICE, half=half, channels_last=half)
+    rows = []
+    for batch in batches:
+        enhancer = GpuEnhancer(spec, model, faces_per_call=batch)
+        crops = torch.rand((batch, 3, 512, 512), device=DEVICE) * 255
+        if DEVICE != "cpu":
+            torch.cuda.reset_peak_memory_stats()
+        model_ms = time_call(lambda: enhancer.run(crops))
+        frames_in, groups, kps, tones = enhancer_patches(batch, DEVICE)
+        stage_ms = time_call(lambda: enhancer.enhance(frames_in, groups, kps, tones))
+        rows.append({"precision": "fp16" if half else "fp32", "batch": batch, "model_ms": model_ms,
+                     "model_ms_per_face": model_ms / batch, "stage_ms": stage_ms, "stage_ms_per_face": stage_ms / batch,
+                     "peak_mib": torch.cuda.max_memory_allocated() / 2**20 if DEVICE != "cpu" else 0.0})
+        print(f"  enhancer batch {batch}: {rows[-1]['stage_ms_per_face']:.2f} ms/face", flush=True)
+    out["gfpgan_1.4_per_face"] = rows
+    model = None
+    source = read_image(shared(SOURCE_IMAGE))
+    for label, changes in (("without_enhancer", {}),
+                           ("with_enhancer", {"processors": ("face_swapper", "face_enhancer")})):
+        config = neural_config(models, trim_frame_end=frames, **changes)
+        output = scratch / f"enhancer_{label}.mp4"
+        with GpuEngine([source], config, GpuOptions(device=DEVICE)) as engine:
+            with Sampler() as sampler:
+                result = engine.run_video(clip, output)
+            out[label] = {"frames": result.frames, "seconds": result.seconds, "fps": result.fps,
+                          "phases_seconds": engine.clock.totals()} | sampler.figures()
+        output.unlink(missing_ok=True)
+        print(f"  e2e {label}: {out[label]['fps']:.1f} fps", flush=True)
+    out["enhancer_fps_share"] = out["with_enhancer"]["fps"] / out["without_enhancer"]["fps"]
+    gc.collect()
+    if DEVICE == "cuda":
+        torch.cuda.empty_cache()
+
+
 # ---------------------------------------------------------------------------------------------------------
 # CPU-machine sections
+
+
+def section_cpu_enhancer(out: dict, scratch: Path, repeats: int = 3) -> None:
+    """The face enhancer on the CPU path (onnxruntime, this machine's threads): the gfpgan_1.4 stand-in's model
+    call and the whole stage per face at 512, on the swapped face of a real photo."""
+    from steadyswap.engine.frame_swapper import FaceSwapper
+    from steadyswap.enhance.tone import ToneSmoother
+    from tests import onnx_standins
+
+    models = scratch / "cpu-models"
+    export_enhancer(models)
+    onnx_standins.gpu_engine_models(models, shared("models/yunet/yunet_n_640_640.onnx"))
+    image = read_image(shared("media/image/liveportrait_s12.jpg"))
+    config = RunConfig(face_swapper_model="hyperswap_1a_256", face_detector_model="yunet", models_dir=str(models),
+                       processors=("face_swapper", "face_enhancer"))
+    with FaceSwapper([read_image(shared(SOURCE_IMAGE))], config) as swapper:
+        faces = swapper.analyzer.analyze([image])[0][:1]
+        patches = swapper.swapper.swap(swapper.source, [image], [faces])[0]  # type: ignore[arg-type]
+        enhancer = swapper.enhancer
+        assert enhancer is not None
+        crop = np.zeros((1, 512, 512, 3), np.uint8)
+        enhancer._run(crop)  # warm-up
+        model_s, stage_s = [], []
+        for _ in range(repeats):
+            began = time.perf_counter()
+            enhancer._run(crop)
+            model_s.append(time.perf_counter() - began)
+            began = time.perf_counter()
+            enhancer.enhance(image, faces.kps, patches, ToneSmoother())
+            stage_s.append(time.perf_counter() - began)
+    out["gfpgan_1.4_standin_512"] = {"model_ms_per_face": statistics.median(model_s) * 1000,
+                                     "stage_ms_per_face": statistics.median(stage_s) * 1000,
+                                     "cpu_threads": os.cpu_count(), "repeats": repeats}
 
 
 def section_prepare_classic(out: dict) -> None:
@@ -992,6 +1108,9 @@ def main() -> None:
     parser.add_argument("--tables", metavar="JSON", help="print markdown tables of a bench.json and stop")
     parser.add_argument("--no-claim", action="store_true", help="skip the empty_cache comparison runs")
     parser.add_argument("--e2e-runs", help="comma-separated labels of the e2e runs to make (default: all)")
+    parser.add_argument("--enhancer-batches", default="1,8,32", help="faces per enhancer call to time")
+    parser.add_argument("--enhancer-frames", type=int, default=300,
+                        help="frames of the 1080p clip the engine runs without and with the enhancer")
     args = parser.parse_args()
     global CLAIM_RUNS, E2E_RUNS
     CLAIM_RUNS = not args.no_claim
@@ -1038,6 +1157,11 @@ def main() -> None:
                 section_prepare_classic(section)
             elif name == "cpu_path":
                 section_cpu_path(section, scratch)
+            elif name == "enhancer":
+                section_enhancer(section, models, clip, scratch, [int(b) for b in args.enhancer_batches.split(",")],
+                                 min(args.enhancer_frames, args.frames))
+            elif name == "cpu_enhancer":
+                section_cpu_enhancer(section, scratch)
             else:
                 raise SystemExit(f"unknown section {name}")
         except Exception:

@@ -194,9 +194,14 @@ FAMILY_MODELS = {"hyperswap": "hyperswap_1a_256", "inswapper": "inswapper_128", 
 """One registry entry per swapper family (each family shares its pre/post-processing and source kind)."""
 
 
+ENHANCER_MODELS = ("gfpgan_1.4", "codeformer", "gpen_bfr_256")
+"""Enhancers with a stand-in: the default, the one with a weight input, the one on another template and size."""
+
+
 def every_family_models(root: Path, yunet: Path) -> Path:
     """``gpu_engine_models``' recognizer and YuNet, a 2dfan4 stand-in (confident points that move with the crop),
-    a stand-in for each of ``FAMILY_MODELS`` with the converters they need, and the mask models (``mask_models``).
+    a stand-in for each of ``FAMILY_MODELS`` with the converters they need, the mask models (``mask_models``) and
+    the ``ENHANCER_MODELS``.
 
     Embedding sources add their first three values to the target (a colour shift the colour stage can
     undo); hyperswap's mask output is 0.75 (it bounds the paste mask; the colour statistics take pixels
@@ -223,4 +228,8 @@ def every_family_models(root: Path, yunet: Path) -> Path:
             converter(root / f"{spec.converter}.onnx")
     landmarker(root / "2dfan4.onnx", face_points_68(), peak=0.9, gain=8.0)
     mask_models(root)
+    for name in ENHANCER_MODELS:
+        spec = get_model(name)
+        assert spec.size is not None
+        enhancer(root / spec.file_name, spec.size, weight=spec.weight_input)
     return root

@@ -14,7 +14,7 @@ Each case asserts:
 - or, for an option a family cannot take, the same one-line refusal on both paths.
 
 Swappers are stand-in graphs (tests/onnx_standins.py: the target plus a colour shift, or the source's mean
-colour), and so is 2dfan4; detection is the real YuNet, classic runs on the embedded MediaPipe mesh.
+colour), and so are 2dfan4 and the face enhancers (more contrast, brighter); detection is the real YuNet, classic runs on the embedded MediaPipe mesh.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ FRAMES = 5
 SIDE = 192
 """Each face's half of the clip: SIDE × SIDE, so frames are 2·SIDE × SIDE."""
 FAMILIES = ("classic", *onnx_standins.FAMILY_MODELS)
+ENHANCE = ("face_swapper", "face_enhancer")
 
 OPTIONS: dict[str, dict] = {
     "defaults": {},
@@ -62,6 +63,11 @@ OPTIONS: dict[str, dict] = {
     "mask area": {"face_mask_types": ("box", "area"), "face_mask_areas": ("lower-face", "mouth")},
     "mask area 2dfan4": {"face_mask_types": ("area",), "face_landmarker_model": "2dfan4"},
     "mask occluders many": {"face_mask_types": ("occlusion",), "face_occluder_model": "many"},
+    "enhancer gfpgan_1.4": {"processors": ENHANCE},
+    "enhancer codeformer": {"processors": ENHANCE, "face_enhancer_model": "codeformer", "face_enhancer_blend": 60,
+                            "face_enhancer_weight": 0.3},
+    "enhancer gpen_bfr_256 many": {"processors": ENHANCE, "face_enhancer_model": "gpen_bfr_256",
+                                   "face_selector_mode": "many"},
 }
 REFUSED = {("classic", "landmarker 2dfan4"): "needs an ONNX --face-detector-model",
            ("classic", "mask area 2dfan4"): "needs an ONNX --face-detector-model"}

@@ -415,6 +415,102 @@ class YoloFaceStandIn(nn.Module):
 
 
 # ---------------------------------------------------------------------------------------------------------
+# gfpgan_1.4 (GFPGANv1Clean at 512: channel multiplier 2, SFT on half the channels, a style code per layer)
+
+
+_UNET_CHANNELS = {4: 256, 8: 256, 16: 256, 32: 256, 64: 256, 128: 128, 256: 64, 512: 32}
+_DECODER_CHANNELS = {4: 512, 8: 512, 16: 512, 32: 512, 64: 512, 128: 256, 256: 128, 512: 64}
+
+
+class _ResampleBlock(nn.Module):
+    """3×3 conv, bilinear resample by ``scale``, 3×3 conv, with a resampled 1×1 shortcut."""
+
+    def __init__(self, cin: int, cout: int, scale: float) -> None:
+        super().__init__()
+        self.scale = scale
+        self.conv1, self.conv2 = nn.Conv2d(cin, cin, 3, 1, 1), nn.Conv2d(cin, cout, 3, 1, 1)
+        self.skip = nn.Conv2d(cin, cout, 1, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = F.interpolate(F.leaky_relu(self.conv1(x), 0.2), scale_factor=self.scale, mode="bilinear")
+        return F.leaky_relu(self.conv2(out), 0.2) + self.skip(F.interpolate(x, scale_factor=self.scale, mode="bilinear"))
+
+
+class _StyledConv(nn.Module):
+    """A StyleGAN2 modulated convolution written as input scaling, plain convolution and output demodulation
+    (the same arithmetic and multiply-accumulates as a per-sample weight)."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, demodulate: bool = True, up: bool = False) -> None:
+        super().__init__()
+        self.up, self.demodulate = up, demodulate
+        self.modulation = nn.Linear(512, cin)
+        self.conv = nn.Conv2d(cin, cout, kernel, 1, kernel // 2, bias=False)
+
+    def forward(self, x: Tensor, style: Tensor) -> Tensor:
+        gain = self.modulation(style)
+        if self.up:
+            x = F.interpolate(x, scale_factor=2, mode="bilinear")
+        out = self.conv(x * gain[:, :, None, None])
+        if self.demodulate:
+            norm = ((self.conv.weight[None] * gain[:, None, :, None, None]) ** 2).sum(dim=(2, 3, 4))
+            out = out * torch.rsqrt(norm + 1e-8)[:, :, None, None]
+        return out
+
+
+class GfpganStandIn(nn.Module):
+    """A U-Net encoder whose features steer (SFT: scale and shift of half the channels) a StyleGAN2 decoder
+    from 4² to 512², with 16 style codes from the encoder's 4² features. Input and output (n, 3, 512, 512)
+    in [-1, 1] (the output not clipped, as the model's)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        sides = [4 << i for i in range(8)]  # 4 … 512
+        self.first = nn.Conv2d(3, _UNET_CHANNELS[512], 1)
+        self.down = nn.ModuleList(_ResampleBlock(_UNET_CHANNELS[s], _UNET_CHANNELS[s // 2], 0.5) for s in sides[:0:-1])
+        self.final = nn.Conv2d(256, 256, 3, 1, 1)
+        self.styles = nn.Linear(256 * 16, 16 * 512)
+        self.up = nn.ModuleList(_ResampleBlock(_UNET_CHANNELS[s // 2], _UNET_CHANNELS[s], 2.0) for s in sides[1:])
+
+        def condition(c: int) -> nn.Sequential:
+            return nn.Sequential(nn.Conv2d(c, c, 3, 1, 1), nn.LeakyReLU(0.2), nn.Conv2d(c, c, 3, 1, 1))
+
+        self.scales = nn.ModuleList(condition(_UNET_CHANNELS[s]) for s in sides[1:])
+        self.shifts = nn.ModuleList(condition(_UNET_CHANNELS[s]) for s in sides[1:])
+        self.constant = nn.Parameter(torch.randn(1, 512, 4, 4))
+        self.conv1 = _StyledConv(512, 512, 3)
+        self.rgb1 = _StyledConv(512, 3, 1, demodulate=False)
+        self.convs = nn.ModuleList()
+        self.rgbs = nn.ModuleList()
+        for side in sides[1:]:
+            cin, cout = _DECODER_CHANNELS[side // 2], _DECODER_CHANNELS[side]
+            self.convs.extend([_StyledConv(cin, cout, 3, up=True), _StyledConv(cout, cout, 3)])
+            self.rgbs.append(_StyledConv(cout, 3, 1, demodulate=False))
+
+    def forward(self, x: Tensor) -> Tensor:
+        feat = F.leaky_relu(self.first(x), 0.2)
+        skips = []
+        for block in self.down:
+            feat = block(feat)
+            skips.insert(0, feat)
+        feat = F.leaky_relu(self.final(feat), 0.2)
+        codes = self.styles(feat.flatten(1)).view(len(x), 16, 512)
+        conditions = []
+        for block, scale, shift, skip in zip(self.up, self.scales, self.shifts, skips):
+            feat = block(feat + skip)
+            conditions.append((scale(feat), shift(feat)))
+        out = F.leaky_relu(self.conv1(self.constant.expand(len(x), -1, -1, -1), codes[:, 0]), 0.2)
+        image = self.rgb1(out, codes[:, 1])
+        for level, ((gain, bias), rgb) in enumerate(zip(conditions, self.rgbs)):
+            code = 1 + 2 * level
+            out = F.leaky_relu(self.convs[2 * level](out, codes[:, code]), 0.2)
+            same, steered = out.chunk(2, dim=1)
+            out = torch.cat([same, steered * gain + bias], dim=1)
+            out = F.leaky_relu(self.convs[2 * level + 1](out, codes[:, code + 1]), 0.2)
+            image = F.interpolate(image, scale_factor=2, mode="bilinear") + rgb(out, codes[:, code + 2])
+        return image
+
+
+# ---------------------------------------------------------------------------------------------------------
 # building, measuring, exporting
 
 _BUILDERS: dict[str, Callable[[], nn.Module]] = {
@@ -423,6 +519,7 @@ _BUILDERS: dict[str, Callable[[], nn.Module]] = {
     "2dfan4": FanStandIn,
     "arcface_w600k_r50": ArcFaceStandIn,
     "yoloface_8n": YoloFaceStandIn,
+    "gfpgan_1.4": GfpganStandIn,
 }
 
 IO: dict[str, tuple[tuple[tuple[str, tuple[int, ...]], ...], tuple[str, ...]]] = {
@@ -431,6 +528,7 @@ IO: dict[str, tuple[tuple[tuple[str, tuple[int, ...]], ...], tuple[str, ...]]] =
     "2dfan4": ((("input", (3, 256, 256)),), ("landmarks", "heatmaps")),
     "arcface_w600k_r50": ((("input", (3, 112, 112)),), ("embedding",)),
     "yoloface_8n": ((("input", (3, 640, 640)),), ("output",)),
+    "gfpgan_1.4": ((("input", (3, 512, 512)),), ("output",)),
 }
 """Per stand-in: (graph input name, shape without batch) in forward order, and graph output names."""
 
