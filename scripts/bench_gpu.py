@@ -7,7 +7,8 @@ On the CPU machine:
     python scripts/bench_gpu.py --sections cpu_path --out DIR
     python scripts/bench_gpu.py --sections cpu_enhancer --out DIR   # the face enhancer's cost per face on the CPU
 The face enhancer alone (GPU machine, after ``prepare``):
-    python scripts/bench_gpu.py --sections prepare,enhancer --out DIR [--enhancer-batches 1,8,32] [--enhancer-frames 300]
+    python scripts/bench_gpu.py --sections prepare,enhancer --out DIR [--enhancer-batches 1,8,32] \
+        [--enhancer-frames 300]
 and its smoke run on torch's CPU: --device cpu --size 640x360 --frames 6 --enhancer-batches 1 --enhancer-frames 3.
 Every number goes to DIR/bench.json (rewritten after each section); a summary is printed last.
 

@@ -170,6 +170,20 @@ def test_models_download_command(tmp_path, server):
     assert "error: scrfd: cannot fetch" in err.getvalue() and "404" in err.getvalue()
 
 
+def test_models_download_fetches_face_enhancers(tmp_path, server):
+    _publish(server, "gfpgan_1.4", PAYLOAD)
+    _publish(server, "codeformer", PAYLOAD[::-1])
+    parser, _ = build_parser()
+    out, err = io.StringIO(), io.StringIO()
+    args = parser.parse_args(["models", "download", "gfpgan_1.4", "codeformer", "--models-dir", str(tmp_path),
+                              "--url-pattern", server.pattern])
+    assert run_models(args, out, err) == 0
+    assert out.getvalue().splitlines() == [f"gfpgan_1.4: verified {tmp_path / 'gfpgan_1.4.onnx'}",
+                                           f"codeformer: verified {tmp_path / 'codeformer.onnx'}"]
+    assert ("/models-3.0.0/gfpgan_1.4.hash", None) in server.requests
+    assert (tmp_path / "codeformer.onnx").read_bytes() == PAYLOAD[::-1]
+
+
 def test_second_host_serves_what_the_first_cannot(tmp_path, server):
     """FaceFusion's two hosts: a dead or incomplete first host falls through to the second, with one warning."""
     with socket.socket() as probe:

@@ -11,6 +11,7 @@ import io
 import re
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -60,7 +61,8 @@ def swap(models: Path, image: np.ndarray, **options):
 def test_registry_holds_facefusion_35_enhancers_with_their_contracts():
     assert [spec.name for spec in models_for("enhancer")] == ENHANCERS
     for spec in models_for("enhancer"):
-        assert spec.url() == f"https://github.com/facefusion/facefusion-assets/releases/download/models-3.0.0/{spec.name}.onnx"
+        assert spec.url() == ("https://github.com/facefusion/facefusion-assets/releases/download/models-3.0.0/"
+                              f"{spec.name}.onnx")
         assert spec.hash_url().endswith(f"/models-3.0.0/{spec.name}.hash")
         assert (spec.mean, spec.std, spec.bgr, spec.denormalise) == ((0.5,) * 3, (0.5,) * 3, True, True)
         assert spec.weight_input == (spec.name == "codeformer")
@@ -131,9 +133,9 @@ def test_enhancer_changes_only_the_swapped_face_and_blend_sets_how_much(models: 
     none = swap(models, image, processors=("face_swapper", "face_enhancer"), face_enhancer_blend=0)
     swapped = (alone != image).any(axis=2)
     assert swapped.mean() > 0.05
+    near = cv2.dilate(swapped.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0  # the swap's mask edge, resampled
     for result in (full, none):
-        assert np.array_equal(result[~swapped & ((full == image).all(axis=2))], image[~swapped & (full == image).all(axis=2)])
-        assert (result != image).any(axis=2)[~swapped].mean() < 0.01  # only the swap's own mask edge resampled
+        assert np.array_equal(result[~near], image[~near])
     # the stand-in brightens and adds contrast: the enhanced face is brighter than the swap alone
     assert full[swapped].mean() > alone[swapped].mean() + 8
     # blend 0: the swap alone, resampled once more through the canvas

@@ -14,7 +14,8 @@ Each case asserts:
 - or, for an option a family cannot take, the same one-line refusal on both paths.
 
 Swappers are stand-in graphs (tests/onnx_standins.py: the target plus a colour shift, or the source's mean
-colour), and so are 2dfan4 and the face enhancers (more contrast, brighter); detection is the real YuNet, classic runs on the embedded MediaPipe mesh.
+colour), and so are 2dfan4 and the face enhancers (more contrast, brighter); detection is the real YuNet, classic
+runs on the embedded MediaPipe mesh.
 """
 
 from __future__ import annotations
@@ -246,3 +247,52 @@ def test_options_a_path_cannot_honour_are_refused(parity_models: Path, tmp_path:
     config = config_for("hyperswap", parity_models, tmp_path, quality_report=str(tmp_path / "q.json"))
     with pytest.raises(UsageError, match="--quality-report"):
         GpuEngine([photo(media_path("image/liveportrait_s1_512.jpg"))], config, GpuOptions(device="cpu"))
+
+
+@pytest.mark.parametrize("family", ["hyperswap", "classic"])
+def test_enhancer_changes_swaps_on_both_paths(family: str, parity_models: Path, two_faces: Path, torch_device: str,
+                                              tmp_path: Path, monkeypatch) -> None:
+    if family == "classic":
+        pytest.importorskip("mediapipe", reason="the classic swapper needs the MediaPipe mesh")
+    runs = {}
+    for processors in (ENHANCE[:1], ENHANCE):
+        folder = tmp_path / str(len(processors))
+        folder.mkdir()
+        config = config_for(family, parity_models, folder, processors=processors, face_enhancer_blend=100)
+        runs[processors] = run_both(config, two_faces, folder, torch_device, monkeypatch)[:2]
+    target = np.stack(decode(two_faces))
+    for path in (0, 1):
+        plain, enhanced = runs[ENHANCE[:1]][path].astype(np.int16), runs[ENHANCE][path]
+        swapped = (plain != target).any(axis=3)
+        assert (enhanced != target).any(axis=3)[~swapped].mean() < 0.01  # the enhancer re-renders the swapped face
+        moved = np.abs(enhanced - plain).max(axis=3)[swapped]
+        assert (moved > 3).mean() > 0.2, f"path {path}: the enhancer changed {np.mean(moved > 3):.3f} of the face"
+
+
+def test_tone_smoothing_keeps_a_wandering_enhancer_steady_on_both_paths(parity_models: Path, two_faces: Path,
+                                                                       torch_device: str, tmp_path: Path,
+                                                                       monkeypatch) -> None:
+    """An enhancer whose brightness jumps with every small change of its input (stand-in ``flicker``): the
+    face's brightness moves from frame to frame much less with the per-track tone smoothing than without."""
+    from steadyswap.enhance.tone import ToneSmoother
+
+    models = tmp_path / "models"
+    models.mkdir()
+    for path in parity_models.glob("*.onnx"):
+        if path.name != "gfpgan_1.4.onnx":
+            (models / path.name).symlink_to(path)
+    onnx_standins.enhancer(models / "gfpgan_1.4.onnx", 512, flicker=8.0)
+    wander = {}
+    for momentum in (0.0, ToneSmoother().momentum):
+        monkeypatch.setattr("steadyswap.engine.frame_swapper.ToneSmoother", lambda m=momentum: ToneSmoother(m))
+        folder = tmp_path / str(momentum)
+        folder.mkdir()
+        config = config_for("hyperswap", models, folder, processors=ENHANCE, face_enhancer_blend=100,
+                            color_strength=0.0)
+        cpu, gpu, _, _ = run_both(config, two_faces, folder, torch_device, monkeypatch)
+        for path, frames in (("cpu", cpu), ("gpu", gpu)):
+            face = frames[:, 50:150, 50:SIDE - 50].astype(np.float64)  # the left face's middle
+            wander[momentum, path] = np.abs(np.diff(face.mean(axis=(1, 2, 3)))).mean()
+    print(wander)
+    for path in ("cpu", "gpu"):
+        assert wander[0.8, path] < 0.6 * wander[0.0, path], wander

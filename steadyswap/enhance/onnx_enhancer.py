@@ -82,9 +82,9 @@ class FaceEnhancer:
         spec = self.spec
         feeds = {"input": runtime.blob(crops, spec.mean, spec.std, spec.bgr)}
         if self.weight is not None:
-            outputs = [runtime.run(self.session, {**{k: v[i:i + 1] for k, v in feeds.items()}, "weight": self.weight})[0]
-                       for i in range(len(crops))]
-            out = np.concatenate(outputs)
+            rows = feeds["input"]
+            out = np.concatenate([runtime.run(self.session, {"input": rows[i:i + 1], "weight": self.weight})[0]
+                                  for i in range(len(rows))])
         else:
             out = runtime.run(self.session, feeds, self.batch_size)[0]
         out = np.clip(out * np.float32(spec.std)[:, None, None] + np.float32(spec.mean)[:, None, None], 0, 1) * 255

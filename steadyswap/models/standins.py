@@ -433,7 +433,8 @@ class _ResampleBlock(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         out = F.interpolate(F.leaky_relu(self.conv1(x), 0.2), scale_factor=self.scale, mode="bilinear")
-        return F.leaky_relu(self.conv2(out), 0.2) + self.skip(F.interpolate(x, scale_factor=self.scale, mode="bilinear"))
+        shortcut = self.skip(F.interpolate(x, scale_factor=self.scale, mode="bilinear"))
+        return F.leaky_relu(self.conv2(out), 0.2) + shortcut
 
 
 class _StyledConv(nn.Module):
