@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from steadyswap.errors import UnsupportedOptionError, UsageError
+from steadyswap.models.registry import get_model
 
 SelectorMode = Literal["one", "many", "reference"]
 Smoothing = Literal["one-euro", "ema", "off"]
@@ -125,6 +126,7 @@ class RunConfig:
         _between("--face-swapper-weight", self.face_swapper_weight, 0.0, 1.0)
         _between("--color-strength", self.color_strength, 0.0, 1.0)
         _check_processors(self.processors)
+        get_model(self.face_enhancer_model, "enhancer")
         _between("--face-enhancer-blend", self.face_enhancer_blend, 0, 100)
         _between("--face-enhancer-weight", self.face_enhancer_weight, 0.0, 1.0)
         _between("--reference-face-distance", self.reference_face_distance, 0.0, 2.0)

@@ -189,10 +189,11 @@ def test_enhancer_ranges_are_checked(option: str, value: float):
         RunConfig(**{option: value}).validate()
 
 
-def test_unknown_enhancer_model_is_named(models: Path):
+def test_unknown_enhancer_model_is_named():
     with pytest.raises(UsageError, match="unknown enhancer model 'gfpgan_9'.*gfpgan_1.4"):
-        FaceSwapper([media_path("image/liveportrait_s1_512.jpg")],
-                    config(models, processors=("face_swapper", "face_enhancer"), face_enhancer_model="gfpgan_9"))
+        RunConfig(processors=("face_swapper", "face_enhancer"), face_enhancer_model="gfpgan_9").validate()
+    with pytest.raises(UsageError, match="unknown enhancer model 'inswapper_128'"):
+        RunConfig(face_enhancer_model="inswapper_128").validate()
 
 
 def test_missing_enhancer_file_is_one_line_with_the_download_command(tmp_path: Path, capsys):

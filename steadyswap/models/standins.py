@@ -494,12 +494,12 @@ class GfpganStandIn(nn.Module):
             feat = block(feat)
             skips.insert(0, feat)
         feat = F.leaky_relu(self.final(feat), 0.2)
-        codes = self.styles(feat.flatten(1)).view(len(x), 16, 512)
+        codes = self.styles(feat.flatten(1)).unflatten(1, (16, 512))
         conditions = []
         for block, scale, shift, skip in zip(self.up, self.scales, self.shifts, skips):
             feat = block(feat + skip)
             conditions.append((scale(feat), shift(feat)))
-        out = F.leaky_relu(self.conv1(self.constant.expand(len(x), -1, -1, -1), codes[:, 0]), 0.2)
+        out = F.leaky_relu(self.conv1(self.constant.expand(x.shape[0], -1, -1, -1), codes[:, 0]), 0.2)
         image = self.rgb1(out, codes[:, 1])
         for level, ((gain, bias), rgb) in enumerate(zip(conditions, self.rgbs)):
             code = 1 + 2 * level
