@@ -22,6 +22,19 @@ def test_parameters_and_macs_match_the_published_figures(name: str) -> None:
     assert macs == pytest.approx(published_macs, rel=0.02)
 
 
+@pytest.mark.parametrize("name", standins.ENHANCER_STANDINS)
+def test_enhancer_standin_keeps_the_crop_size_at_any_batch(name: str) -> None:
+    from steadyswap.models.registry import get_model
+
+    with torch.device("meta"):
+        model = standins._BUILDERS[name]().eval()
+        (crops,) = standins.example_inputs(name, batch=3, device="meta")
+        assert model(crops).shape == (3, 3, get_model(name).size, get_model(name).size)
+    parameters, macs = standins.COUNTED[name]
+    assert standins.count_parameters(model) == pytest.approx(parameters, rel=0.001)
+    assert standins.count_macs(model, standins.example_inputs(name, device="meta")) == pytest.approx(macs, rel=0.001)
+
+
 def test_onnx_export_keeps_the_contract_and_converts_back(tmp_path) -> None:
     from steadyswap.engine.gpu.onnx_module import TorchOnnx
 

@@ -13,7 +13,13 @@ inswapper_128                 138.3 M      174.6       conv encoder to 1024@32²
 2dfan4                        23.8 M       25.2        4 stacked hourglasses (FAN) at 64², 68 heatmaps
 arcface_w600k_r50             43.6 M       6.3         IResNet-50, 512-d embedding
 yoloface_8n                   3.1 M        4.2         YOLOv8n backbone + neck, box/score/5-point head
+gfpgan_1.4 (counted)          84.3 M       197.8       GFPGANv1Clean at 512: U-Net encoder, SFT-steered
+                                                       StyleGAN2 decoder, 16 style codes
 ============================  ===========  ==========  =======================================================
+
+No published cost was found for the face enhancers: gfpgan_1.4's figures are counted on the stand-in built from
+GFPGANv1Clean's layer list (TencentARC/GFPGAN; channel multiplier 2, SFT on half the channels, a style code per
+layer). The unused 8-layer style MLP (2.1 M parameters, not run when the codes come from the encoder) is left out.
 """
 
 from __future__ import annotations
@@ -27,6 +33,10 @@ from torch import Tensor, nn
 
 STANDINS = ("hyperswap_1a_256", "inswapper_128", "2dfan4", "arcface_w600k_r50", "yoloface_8n")
 """Names of the stand-ins, as the registry's file stems."""
+ENHANCER_STANDINS = ("gfpgan_1.4",)
+"""Face enhancer stand-ins; their cost is counted on the layer list (``COUNTED``), not published."""
+COUNTED = {"gfpgan_1.4": (84.3e6, 197.8e9)}
+"""(parameters, multiply-accumulates per face) of the face enhancer stand-ins, as counted on their layer lists."""
 
 PUBLISHED = {
     "hyperswap_1a_256": (201.2e6, 31.9e9),
@@ -587,7 +597,7 @@ def example_inputs(name: str, batch: int = 1, device: str | torch.device = "cpu"
         value = torch.rand((batch, *shape), generator=generator)
         if input_name == "source":
             value = F.normalize(value - 0.5, dim=1)
-        elif name in ("hyperswap_1a_256", "arcface_w600k_r50"):
+        elif name in ("hyperswap_1a_256", "arcface_w600k_r50", "gfpgan_1.4"):
             value = value * 2 - 1
         inputs.append(value.to(device=device, dtype=dtype))
     return tuple(inputs)
