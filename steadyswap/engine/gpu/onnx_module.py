@@ -137,11 +137,11 @@ class TorchOnnx:
         self.device = torch.device(device)
         self.dtype = torch.float16 if half else torch.float32
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.module = convert(model).to(self.device, self.dtype).to(memory_format=self.memory_format)
+        self.module = self._laid_out(convert(model).to(self.device, self.dtype), path)
         self.batchable = not freed or self._check_free_batch()
         if freed and not self.batchable:
             log.warning("%s: the batch dimension could not be freed; images run one by one", path)
-            self.module = convert(onnx.load(str(path))).to(self.device, self.dtype).to(memory_format=self.memory_format)
+            self.module = self._laid_out(convert(onnx.load(str(path))).to(self.device, self.dtype), path)
         if self.device.type == "cuda":
             self._shapes_on_host()
         self.compiled = compile
@@ -160,6 +160,16 @@ class TorchOnnx:
                 outputs = _stack(rows)
         outputs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
         return [o.float() for o in outputs]
+
+    def _laid_out(self, module: torch.nn.Module, path: str | Path) -> torch.nn.Module:
+        """``module`` in the asked memory format; contiguous when channels-last cannot take it (torch refuses
+        channels-last for a module holding constants that are not 4-d, as a modulated convolution's can be)."""
+        try:
+            return module.to(memory_format=self.memory_format)
+        except RuntimeError as error:
+            log.debug("%s: kept contiguous (%s)", Path(path).name, error)
+            self.memory_format = torch.contiguous_format
+            return module
 
     def _place(self, value: torch.Tensor) -> torch.Tensor:
         value = value.to(self.device, self.dtype)
