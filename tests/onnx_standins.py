@@ -156,10 +156,10 @@ def enhancer(path: Path, size: int, *, weight: bool = False, gain: float = 1.25,
     """Face enhancer stand-in: ``input`` (b,3,S,S) → ``output`` = input·gain + shift (more contrast, brighter: a
     tone change the stage must carry over steadily). ``weight`` adds codeformer's ``weight`` (1,) float64 input,
     and the output becomes input·(gain − weight·0.2) + shift, so the weight shows in the picture. ``flicker``
-    adds flicker × the crop's mean over everything: an overall brightness that jumps with every small change of
-    the input, as a real enhancer's tone wanders from frame to frame."""
+    adds flicker × sin(2000 × the crop's mean): an overall brightness that jumps by up to ±flicker (in [-1, 1]
+    units) with every small change of the input, as a real enhancer's tone wanders from frame to frame."""
     inits: list = [("gain", np.full((), gain, np.float32)), ("shift", np.full((), shift, np.float32)),
-                   ("flicker", np.full((), flicker, np.float32))]
+                   ("flicker", np.full((), flicker, np.float32)), ("rate", np.full((), 2000, np.float32))]
     nodes = []
     inputs = [_tensor("input", [batch, 3, size, size])]
     if weight:
@@ -171,7 +171,9 @@ def enhancer(path: Path, size: int, *, weight: bool = False, gain: float = 1.25,
     nodes += [helper.make_node("Mul", ["input", "used_gain" if weight else "gain"], ["scaled"]),
               helper.make_node("Add", ["scaled", "shift"], ["steady"]),
               helper.make_node("ReduceMean", ["input"], ["mean"], axes=[1, 2, 3], keepdims=1),
-              helper.make_node("Mul", ["mean", "flicker"], ["wander"]),
+              helper.make_node("Mul", ["mean", "rate"], ["phase"]),
+              helper.make_node("Sin", ["phase"], ["swing"]),
+              helper.make_node("Mul", ["swing", "flicker"], ["wander"]),
               helper.make_node("Add", ["steady", "wander"], ["output"])]
     return save(nodes, inputs, [_tensor("output", [batch, 3, size, size])], inits, path)
 

@@ -258,22 +258,23 @@ def test_enhancer_changes_swaps_on_both_paths(family: str, parity_models: Path, 
     for processors in (ENHANCE[:1], ENHANCE):
         folder = tmp_path / str(len(processors))
         folder.mkdir()
-        config = config_for(family, parity_models, folder, processors=processors, face_enhancer_blend=100)
+        config = config_for(family, parity_models, folder, processors=processors, face_enhancer_blend=100,
+                            watermark=False)
         runs[processors] = run_both(config, two_faces, folder, torch_device, monkeypatch)[:2]
-    target = np.stack(decode(two_faces))
     for path in (0, 1):
         plain, enhanced = runs[ENHANCE[:1]][path].astype(np.int16), runs[ENHANCE][path]
-        swapped = (plain != target).any(axis=3)
-        assert (enhanced != target).any(axis=3)[~swapped].mean() < 0.01  # the enhancer re-renders the swapped face
-        moved = np.abs(enhanced - plain).max(axis=3)[swapped]
-        assert (moved > 3).mean() > 0.2, f"path {path}: the enhancer changed {np.mean(moved > 3):.3f} of the face"
+        moved = np.abs(enhanced - plain).max(axis=3) > 3
+        halves = sorted([moved[:, :, :SIDE].mean(), moved[:, :, SIDE:].mean()])  # one person swapped, one not
+        assert halves[0] == 0, f"path {path}: the enhancer changed the person who was not swapped"
+        assert halves[1] > 0.1, f"path {path}: the enhancer changed {halves[1]:.3f} of the swapped person's half"
 
 
 def test_tone_smoothing_keeps_a_wandering_enhancer_steady_on_both_paths(parity_models: Path, two_faces: Path,
                                                                        torch_device: str, tmp_path: Path,
                                                                        monkeypatch) -> None:
-    """An enhancer whose brightness jumps with every small change of its input (stand-in ``flicker``): the
-    face's brightness moves from frame to frame much less with the per-track tone smoothing than without."""
+    """An enhancer whose brightness jumps by up to ±13 levels with every small change of its input (stand-in
+    ``flicker``): each face's brightness moves from frame to frame much less with the per-track tone smoothing
+    than without it (momentum 0)."""
     from steadyswap.enhance.tone import ToneSmoother
 
     models = tmp_path / "models"
@@ -281,18 +282,17 @@ def test_tone_smoothing_keeps_a_wandering_enhancer_steady_on_both_paths(parity_m
     for path in parity_models.glob("*.onnx"):
         if path.name != "gfpgan_1.4.onnx":
             (models / path.name).symlink_to(path)
-    onnx_standins.enhancer(models / "gfpgan_1.4.onnx", 512, flicker=8.0)
+    onnx_standins.enhancer(models / "gfpgan_1.4.onnx", 512, flicker=0.1)
     wander = {}
     for momentum in (0.0, ToneSmoother().momentum):
         monkeypatch.setattr("steadyswap.engine.frame_swapper.ToneSmoother", lambda m=momentum: ToneSmoother(m))
         folder = tmp_path / str(momentum)
         folder.mkdir()
         config = config_for("hyperswap", models, folder, processors=ENHANCE, face_enhancer_blend=100,
-                            color_strength=0.0)
+                            color_strength=0.0, face_selector_mode="many")
         cpu, gpu, _, _ = run_both(config, two_faces, folder, torch_device, monkeypatch)
         for path, frames in (("cpu", cpu), ("gpu", gpu)):
-            face = frames[:, 50:150, 50:SIDE - 50].astype(np.float64)  # the left face's middle
-            wander[momentum, path] = np.abs(np.diff(face.mean(axis=(1, 2, 3)))).mean()
-    print(wander)
-    for path in ("cpu", "gpu"):
-        assert wander[0.8, path] < 0.6 * wander[0.0, path], wander
+            faces = frames[:, 50:150].reshape(len(frames), 100, 2, SIDE, 3)[:, :, :, 50:SIDE - 50]  # their middles
+            wander[momentum, path] = np.abs(np.diff(faces.astype(np.float64).mean(axis=(1, 3, 4)), axis=0)).mean()
+    for path in ("cpu", "gpu"):  # measured: 7.3 levels a frame without, 2.0 with
+        assert wander[0.8, path] < 0.45 * wander[0.0, path], wander
