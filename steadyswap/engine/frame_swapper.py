@@ -10,6 +10,7 @@ import logging
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -31,6 +32,9 @@ from steadyswap.swap.sources import check_faces, source_names
 from steadyswap.tracking.smoothing import LandmarkSmoother
 from steadyswap.tracking.tracker import FaceTracker
 from steadyswap.types import Faces, check_shape
+
+if TYPE_CHECKING:
+    from steadyswap.enhance.onnx_enhancer import FaceEnhancer
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +98,7 @@ def build_masker(config: RunConfig) -> FaceMasker | None:
     return build_model_masker(config)
 
 
-def build_enhancer(config: RunConfig):
+def build_enhancer(config: RunConfig) -> FaceEnhancer | None:
     """The face enhancer of ``--processors face_swapper face_enhancer`` (onnxruntime), or None."""
     if not config.enhances:
         return None
