@@ -69,6 +69,7 @@ OPTIONS: dict[str, dict] = {
                             "face_enhancer_weight": 0.3},
     "enhancer gpen_bfr_256 many": {"processors": ENHANCE, "face_enhancer_model": "gpen_bfr_256",
                                    "face_selector_mode": "many"},
+    "enhancer after occlusion mask": {"processors": ENHANCE, "face_mask_types": ("box", "occlusion")},
 }
 REFUSED = {("classic", "landmarker 2dfan4"): "needs an ONNX --face-detector-model",
            ("classic", "mask area 2dfan4"): "needs an ONNX --face-detector-model"}

@@ -142,7 +142,7 @@ def build_enhancer(config: RunConfig, store: ModelStore | None = None) -> FaceEn
         return None
     store = store or model_store(config)
     spec = get_model(config.face_enhancer_model, "enhancer")
-    _require(store, [spec])
+    require_models(store, [spec])
     log.debug("enhancer %s: %d-px %s crops, blend %d%%", spec.name, spec.size, spec.template,
               config.face_enhancer_blend)
     return FaceEnhancer(spec, _session(store, spec, config), blend=config.face_enhancer_blend,
