@@ -32,7 +32,8 @@ LIVE_FIELDS = (
     "models_dir", "face_detector_model", "face_detector_score", "face_landmarker_model", "analysis_size",
     "face_selector_mode", "face_swapper_model", "face_swapper_pixel_boost", "face_swapper_weight", "face_mask_types",
     "face_mask_areas", "face_mask_regions", "face_occluder_model", "face_parser_model", "face_mask_blur",
-    "face_mask_padding", "hand_occluder", "face_smoothing", "smoothing_min_cutoff", "smoothing_beta",
+    "face_mask_padding", "hand_occluder", "processors", "face_enhancer_model", "face_enhancer_blend",
+    "face_enhancer_weight", "face_smoothing", "smoothing_min_cutoff", "smoothing_beta",
     "smoothing_d_cutoff", "smoothing_ema_alpha", "color_strength", "output_video_encoder", "output_video_quality",
     "output_video_preset", "execution_providers", "execution_batch_size", "watermark", "c2pa_cert", "c2pa_key",
 )
