@@ -17,6 +17,8 @@ Smoothing = Literal["one-euro", "ema", "off"]
 
 SELECTOR_MODES = ("one", "many", "reference")
 SMOOTHING_MODES = ("one-euro", "ema", "off")
+DEGRADE_MODES = ("match", "none")
+HOLD_MODES = ("still", "none")
 VIDEO_ENCODERS = ("libx264", "libx265", "libvpx-vp9", "libsvtav1")
 AUDIO_ENCODERS = ("flac", "aac", "libmp3lame", "libopus", "libvorbis", "pcm_s16le", "pcm_s32le")
 """FaceFusion 3.5's audio encoders; a run refuses one this PyAV build lacks (libvorbis in the wheel)."""
@@ -65,6 +67,8 @@ class RunConfig:
     face_enhancer_blend: int = 80
     face_enhancer_weight: float = 0.5
     color_strength: float = 0.7
+    face_degrade: str = "match"
+    face_hold: str = "still"
     face_smoothing: Smoothing = "one-euro"
     smoothing_min_cutoff: float = 1.0
     smoothing_beta: float = 2.0
@@ -98,6 +102,8 @@ class RunConfig:
         _choice("--face-selector-mode", self.face_selector_mode, SELECTOR_MODES)
         _choice("--face-smoothing", self.face_smoothing, SMOOTHING_MODES)
         _choice("--hand-occluder", self.hand_occluder, SWITCHES)
+        _choice("--face-degrade", self.face_degrade, DEGRADE_MODES)
+        _choice("--face-hold", self.face_hold, HOLD_MODES)
         _choice("--output-video-preset", self.output_video_preset, VIDEO_PRESETS)
         for flag, values, allowed in (("--face-mask-types", self.face_mask_types, FACE_MASK_TYPES),
                                       ("--face-mask-areas", self.face_mask_areas, FACE_MASK_AREAS),

@@ -67,3 +67,25 @@ def looped_clip(output: Path, relative: str, times: int) -> Path:
                 copy.is_keyframe, copy.time_base, copy.stream = packet.is_keyframe, packet.time_base, stream
                 out.mux(copy)
     return output
+
+
+def repeated_frames_clip(output: Path, relative: str = "video/liveportrait_d3_93f.mp4", count: int = 24,
+                         repeat_at: int = 10, repeats: int = 8) -> tuple[Path, list[int]]:
+    """The first ``count`` frames of a clip with frame ``repeat_at`` shown ``repeats`` more times, encoded with
+    libx264 (crf 18): a held shot as real videos have it, the repeats equal up to codec noise.
+
+    Returns:
+        the clip and the indices (in it) of the repeated frames.
+    """
+    frames = decode(media_path(relative), count)
+    order = list(range(repeat_at + 1)) + [repeat_at] * repeats + list(range(repeat_at + 1, count))
+    with av.open(str(output), "w") as out:
+        stream = out.add_stream("libx264", rate=25, options={"crf": "18"})
+        stream.height, stream.width = frames[0].shape[:2]
+        stream.pix_fmt = "yuv420p"
+        for index in order:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frames[index], format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return output, list(range(repeat_at + 1, repeat_at + 1 + repeats))

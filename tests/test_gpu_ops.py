@@ -12,7 +12,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from steadyswap.blend import torch_ops  # noqa: E402
+from steadyswap.blend import degrade, torch_ops  # noqa: E402
 from steadyswap.blend.align import warp_face  # noqa: E402
 from steadyswap.blend.colour import lab_stats, transfer_lab  # noqa: E402
 from steadyswap.analysis.hands import hand_mask, hand_size  # noqa: E402
@@ -21,7 +21,10 @@ from steadyswap.blend.mask import feather  # noqa: E402
 from steadyswap.blend.occlusion import occlude, region_in_crop  # noqa: E402
 from steadyswap.engine.gpu.stages import GpuPatches  # noqa: E402
 from steadyswap.blend.paste import paste_patches  # noqa: E402
+from steadyswap.io import read_image  # noqa: E402
 from steadyswap.types import SwapPatch  # noqa: E402
+from tests.conftest import media_path  # noqa: E402
+from tests.helpers import decode  # noqa: E402
 
 
 def _picture(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
@@ -233,3 +236,68 @@ def test_yuv420p_to_rgb_inverts_the_encoder_conversion(torch_device: str, clip: 
     swscale = frame.to_ndarray(format="rgb24").astype(np.int16)
     diff = rgb[0].cpu().numpy().astype(np.int16) - swscale
     assert 0.3 < diff.mean() < 1.6 and np.percentile(np.abs(diff), 99) <= 4
+
+
+def test_degrade_matches_blend_degrade(torch_device: str) -> None:
+    """Spectra, noise and the blur-and-grain of a real face against a blurred, noisy copy of it, as
+    ``BlurMatcher.degrade_patch`` on the CPU (the decisions are the matcher's own on both paths)."""
+    face = read_image(media_path("image/fr_obama_512.jpg"))[130:330, 156:356].copy()
+    mask = np.zeros((200, 200), np.float32)
+    cv2.ellipse(mask, (100, 100), (70, 90), 0, 0, 360, 1.0, -1)
+    mask = cv2.GaussianBlur(mask, (0, 0), 4)
+    rng = np.random.default_rng(3)
+    target = np.clip(cv2.GaussianBlur(face, (0, 0), 1.6) + rng.normal(0, 4, (200, 200, 1)), 0, 255).astype(np.uint8)
+    greys = [degrade.luma(face), degrade.luma(target)]
+    images = torch.from_numpy(np.stack([face, target])).permute(0, 3, 1, 2).float().to(torch_device)
+    weights = torch.from_numpy(np.stack([mask, mask])).to(torch_device)
+    got_grey = torch_ops.luma(images)
+    assert np.abs(got_grey.cpu().numpy() - np.stack(greys)).max() < 1e-3
+    powers = torch_ops.degrade_power(got_grey, weights).cpu().numpy()
+    for grey, power in zip(greys, powers):
+        expected = degrade.power(grey, mask)
+        assert power.shape == expected.shape
+        assert np.abs(power - expected).sum() < 1e-3 * expected.sum()
+    noise = torch_ops.degrade_noise(got_grey, weights > 0.5).cpu().numpy()
+    assert np.allclose(noise, [degrade.noise(g, mask > 0.5) for g in greys], rtol=1e-3, atol=1e-3)
+    moves = [0.0, 5.0]
+    cpu, device = degrade.BlurMatcher(), degrade.BlurMatcher()
+    for x in moves:
+        matrix = np.array([[1.0, 0, x], [0, 1, 0]])
+        expected = cpu.degrade_patch(SwapPatch(face, mask, matrix, 2, target)).crop.astype(np.int16)
+        plan = device.plan(2, matrix, powers[0], powers[1], float(noise[0]), float(noise[1]), mask.shape)
+        assert plan.grain is not None and len(plan.blur.x) > 3
+        out = torch_ops.degrade_apply(images[:1], [plan])[0].permute(1, 2, 0).cpu().numpy()
+        diff = np.abs(out - expected)
+        assert diff.mean() < 0.1 and diff.max() <= 2
+
+
+def test_hold_matches_blend_hold(torch_device: str) -> None:
+    """The frame under a patch and its change, as ``blend.hold`` measures them; ``GpuPatches.hold`` pastes a
+    track's last crop again on a repeated frame (codec noise only) and the new one on a moving frame."""
+    from steadyswap.blend.hold import StillHold, change, under_patch
+    from steadyswap.engine.gpu.stages import GpuPatches
+
+    frames = decode(media_path("video/liveportrait_d3_93f.mp4"), 12)
+    matrix = np.array([[1.1, 0.2, 140.3], [-0.2, 1.1, 120.7]])
+    device_frames = torch.from_numpy(np.stack(frames)).to(torch_device)
+    planar = device_frames.permute(0, 3, 1, 2).float()
+    mask = np.zeros((160, 160), np.float32)
+    cv2.ellipse(mask, (80, 80), (60, 75), 0, 0, 360, 1.0, -1)
+    unders = [under_patch(frame, matrix, mask.shape) for frame in frames[:2]]
+    got = torch_ops.luma(torch_ops.warp_affine(planar[:2], np.stack([matrix] * 2), (160, 160),
+                                               inverse_map=True).round_())
+    assert np.abs(got.cpu().numpy() - np.stack(unders)).mean() < 0.1  # OpenCV's fixed-point bilinear
+    weights = torch.from_numpy(mask).to(torch_device)
+    assert abs(float(torch_ops.weighted_change(got[0], got[1], weights)) - change(unders[0], unders[1], mask)) < 0.05
+
+    def patches(row: int, value: float) -> GpuPatches:
+        crops = torch.full((1, 3, 160, 160), value, device=torch_device)
+        return GpuPatches([row], [7], crops, crops.clone(), weights[None].clone(), matrix[None].copy())
+
+    hold = StillHold()
+    repeated = torch.stack([device_frames[0], device_frames[0], device_frames[5]])
+    first, again, moved = patches(0, 10.0), patches(1, 20.0), patches(2, 30.0)
+    for made in (first, again, moved):
+        made.hold([hold] * 3, repeated)
+    assert float(again.crops.mean()) == 10.0  # the repeat pastes the first crop again
+    assert float(moved.crops.mean()) == 30.0  # the moved frame its own

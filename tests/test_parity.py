@@ -49,6 +49,7 @@ ENHANCE = ("face_swapper", "face_enhancer")
 OPTIONS: dict[str, dict] = {
     "defaults": {},
     "color-strength 0": {"color_strength": 0.0},
+    "degrade and hold off": {"face_degrade": "none", "face_hold": "none"},
     "mask blur and padding": {"face_mask_blur": 0.8, "face_mask_padding": (10, 5, 20, 0)},
     "smoothing ema": {"face_smoothing": "ema"},
     "smoothing off": {"face_smoothing": "off"},

@@ -16,6 +16,10 @@ torch twin                  numpy/OpenCV counterpart
 ``rgb_to_lab8``/``lab8_to_rgb``  ``cv2.cvtColor(..., COLOR_RGB2LAB / COLOR_LAB2RGB)`` on uint8
 ``lab_stats``               ``blend.colour.lab_stats``
 ``transfer_lab``            ``blend.colour.transfer_lab``
+``luma``/``degrade_power``  ``blend.degrade.luma`` / ``blend.degrade.power``
+``degrade_noise``           ``blend.degrade.noise``
+``degrade_apply``           ``blend.degrade.apply``
+``weighted_change``         ``blend.hold.change`` (with ``warp_affine`` and ``luma``: ``blend.hold.under_patch``)
 ``rgb_to_yuv420p``          the ``VideoWriter``'s swscale RGB→yuv420p conversion
 ==========================  ===============================================================================
 
@@ -33,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from steadyswap.blend import degrade
 from steadyswap.blend.occlusion import crop_to_region
 
 Size = tuple[int, int]
@@ -266,6 +271,81 @@ def regions_in_crops(regions: Tensor, frame_size: Size, to_frame: np.ndarray, cr
     """
     matrices = crop_to_region(to_frame, frame_size, (regions.shape[2], regions.shape[1]))
     return warp_affine(regions[:, None].float(), matrices, crop_size, "zeros", inverse_map=True)[:, 0]
+
+
+# --- blur and grain (blend.degrade) ---------------------------------------------------------------------
+
+
+def luma(images: Tensor) -> Tensor:
+    """(n, h, w) luma of (n, 3, h, w) RGB 0..255, as ``degrade.luma``."""
+    weights = to_device(degrade.LUMA, images, torch.float32)
+    return torch.einsum("nchw,c->nhw", images.float(), weights)
+
+
+def degrade_power(grey: Tensor, weight: Tensor) -> Tensor:
+    """(n, ph, pw) pooled power spectra of (n, h, w) greys under (n, h, w) weights, as ``degrade.power``."""
+    n, h, w = grey.shape
+    ph, pw = degrade.padded_shape((h, w))
+    total = weight.sum(dim=(1, 2)).clamp(min=1e-6)
+    mean = (grey * weight).sum(dim=(1, 2)) / total
+    centred = F.pad((grey - mean[:, None, None]) * weight, (0, pw - w, 0, ph - h))
+    energy = torch.fft.rfft2(centred).abs().square() / (total * h * w)[:, None, None]
+    width = energy.shape[2]
+    energy = F.pad(energy, (0, -width % degrade.POOL))
+    return F.avg_pool2d(energy[:, None], degrade.POOL)[:, 0] * degrade.POOL ** 2
+
+
+def degrade_noise(grey: Tensor, inside: Tensor) -> Tensor:
+    """(n,) noise of (n, h, w) greys inside (n, h, w) bool regions, as ``degrade.noise``."""
+    kernel = to_device(degrade.NOISE_KERNEL, grey, torch.float32)[None, None]
+    response = F.conv2d(F.pad(grey[:, None], (1, 1, 1, 1), mode="reflect"), kernel)[:, 0, ::2, ::2].abs()
+    inside = inside[:, ::2, ::2]
+    scale = 6 * degrade.HALF_NORMAL_MEDIAN
+    return torch.stack([response[i][inside[i]].quantile(0.5) / scale if inside[i].any() else response.new_zeros(())
+                        for i in range(len(grey))])
+
+
+def weighted_change(before: Tensor, now: Tensor, mask: Tensor) -> Tensor:
+    """Mean absolute difference of two (h, w) lumas weighted by ``mask``, as ``blend.hold.change``."""
+    total = mask.sum()
+    return torch.where(total > 0, ((now - before).abs() * mask).sum() / total.clamp(min=1e-12),
+                       torch.full_like(total, float("inf")))
+
+
+def degrade_apply(crops: Tensor, plans: Sequence[degrade.Degradation]) -> Tensor:
+    """(n, 3, h, w) crops 0..255 blurred by each plan's separable blur (reflected border) plus its grain, rounded
+    as ``degrade.apply`` rounds to uint8; crops a plan leaves untouched come back as they were."""
+    n, _, h, w = crops.shape
+    half = max(len(plan.blur.x) // 2 for plan in plans)
+    rows = np.zeros((n, 2, 2 * half + 1), np.float32)
+    for i, plan in enumerate(plans):
+        k = len(plan.blur.x) // 2
+        rows[i, 0, half - k: half + k + 1], rows[i, 1, half - k: half + k + 1] = plan.blur.x, plan.blur.y
+    kernels = to_device(np.repeat(rows, 3, axis=0), crops, torch.float32)
+    blurred = crops.float().reshape(1, n * 3, h, w)
+    if half > 0:
+        blurred = F.conv2d(_reflect(blurred, half, 0), kernels[:, 0, None, None, :], groups=n * 3)
+        blurred = F.conv2d(_reflect(blurred, 0, half), kernels[:, 1, None, :, None], groups=n * 3)
+    blurred = blurred.reshape(n, 3, h, w)
+    grains = [i for i, plan in enumerate(plans) if plan.grain is not None]
+    if grains:
+        noise = to_device(np.stack([plans[i].grain for i in grains]), crops, torch.float32)
+        blurred[grains] += noise[:, None]
+    blurred = (blurred + 0.5).floor_().clamp_(0, 255)
+    untouched = [i for i, plan in enumerate(plans) if degrade.untouched(plan)]
+    blurred[untouched] = crops[untouched].float()
+    return blurred
+
+
+def _reflect(images: Tensor, across: int, down: int) -> Tensor:
+    """Reflect-101 padding (OpenCV's default border) by ``across`` columns and ``down`` rows on each side, of
+    any width: torch's "reflect" needs a pad below the size, so wider pads repeat it."""
+    while across > 0 or down > 0:
+        x, y = min(across, images.shape[-1] - 1), min(down, images.shape[-2] - 1)
+        images = F.pad(images, (x, x, y, y), mode="reflect")
+        across, down = across - x, down - y
+    return images
+
 
 
 # --- colour --------------------------------------------------------------------------------------------

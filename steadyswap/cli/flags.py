@@ -16,12 +16,14 @@ from typing import Any, Literal
 
 from steadyswap.config import (
     AUDIO_ENCODERS,
+    DEGRADE_MODES,
     EXECUTION_PROVIDERS,
     FACE_MASK_AREAS,
     FACE_MASK_REGIONS,
     FACE_MASK_TYPES,
     FACE_OCCLUDER_MODELS,
     FACE_PARSER_MODELS,
+    HOLD_MODES,
     SELECTOR_MODES,
     SMOOTHING_MODES,
     SWITCHES,
@@ -196,6 +198,12 @@ FLAGS: tuple[Flag, ...] = (
     Flag(("--color-strength",), "color_strength", "smoothing & colour",
          "LAB colour matching of the swapped face to the target's, every swapper, 0 (off) to 1 (default: {default})",
          type=float, metavar="STRENGTH"),
+    Flag(("--face-degrade",), "face_degrade", "smoothing & colour",
+         "blur and grain the swapped face to the target's own sharpness and noise (match), every swapper, "
+         "or leave it as the swapper made it (none) (default: {default})", choices=DEGRADE_MODES),
+    Flag(("--face-hold",), "face_hold", "smoothing & colour",
+         "where the target's face does not change between frames, paste the previous swapped face again "
+         "(still), or swap every frame anew (none) (default: {default})", choices=HOLD_MODES),
     # output video/image
     Flag(("--trim-frame-start",), "trim_frame_start", "output video/image",
          "first frame to process (default: the first)", type=int, metavar="FRAME"),

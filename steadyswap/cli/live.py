@@ -34,8 +34,9 @@ LIVE_FIELDS = (
     "face_mask_areas", "face_mask_regions", "face_occluder_model", "face_parser_model", "face_mask_blur",
     "face_mask_padding", "hand_occluder", "processors", "face_enhancer_model", "face_enhancer_blend",
     "face_enhancer_weight", "face_smoothing", "smoothing_min_cutoff", "smoothing_beta",
-    "smoothing_d_cutoff", "smoothing_ema_alpha", "color_strength", "output_video_encoder", "output_video_quality",
-    "output_video_preset", "execution_providers", "execution_batch_size", "watermark", "c2pa_cert", "c2pa_key",
+    "smoothing_d_cutoff", "smoothing_ema_alpha", "color_strength", "face_degrade", "face_hold",
+    "output_video_encoder", "output_video_quality", "output_video_preset", "execution_providers",
+    "execution_batch_size", "watermark", "c2pa_cert", "c2pa_key",
 )
 """The RunConfig fields that mean something live, as in a file run. Not here: the target, trims and reference or
 face-map selection (they need a file's frames) and the smoothing lookahead (live has no future frames)."""

@@ -21,6 +21,8 @@ from steadyswap.analysis.hands import HandFinder
 from steadyswap.analysis.selection import FaceSelector, descriptors, pick_face
 from steadyswap.blend.face_masks import FaceMasker
 from steadyswap.blend.colour import ColourMatcher
+from steadyswap.blend.degrade import BlurMatcher
+from steadyswap.blend.hold import StillHold
 from steadyswap.blend.occlusion import occlude
 from steadyswap.blend.paste import paste_patches
 from steadyswap.config import RunConfig
@@ -178,6 +180,10 @@ class FaceSwapper:
                   cfg.face_smoothing, cfg.smoothing_lookahead)
         self.colour = ColourMatcher(strength=cfg.color_strength)
         """The colour stage's per-track state (the GPU engine applies it on the device)."""
+        self.degrade = BlurMatcher(enabled=cfg.face_degrade != "none")
+        """The blur/grain stage's per-track state, after colour (the GPU engine applies it on the device)."""
+        self.hold = StillHold(enabled=cfg.face_hold != "none")
+        """Each track's last patch, pasted again while the target's face does not change (both paths)."""
         self.hand_finder = HandFinder() if cfg.hand_occluder == "on" else None
         """The hand occluder (``--hand-occluder``): hands found per frame, cut out of the masks."""
         self.tone = ToneSmoother()
@@ -295,9 +301,10 @@ class FaceSwapper:
             made = occlude(made, hands, image.shape[1::-1])
             if self.enhancer is not None:
                 made = self.enhancer.enhance(image, chosen[rows].kps, made, self.tone)
-            patches += [self.colour.correct_patch(patch) for patch in made]
+            patches += [self.degrade.degrade_patch(self.colour.correct_patch(patch)) for patch in made]
             swapped += rows.tolist()
         faces = chosen[sorted(swapped)]
+        patches = self.hold.hold_patches(image, patches)
         return FrameResult(paste_patches(image, patches) if patches else image, faces, raw, cut, hands)
 
     def process(self, image: np.ndarray) -> FrameResult:
@@ -332,6 +339,8 @@ class FaceSwapper:
         self.selector.reset()
         self.colour.reset()
         self.tone.reset()
+        self.degrade.reset()
+        self.hold.reset()
         self._waiting.clear()
 
     def close(self) -> None:

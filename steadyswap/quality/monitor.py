@@ -17,8 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from steadyswap.blend.hold import STILL_LEVELS
 from steadyswap.errors import UsageError
 from steadyswap.quality import report
+from steadyswap.quality.look import colour_contrast, region_change, regions, seam_ratio
 from steadyswap.quality.metrics import (
     Box,
     face_region,
@@ -37,10 +39,15 @@ TPSNR_FRAME_OUT = "tpsnr_frame_out"
 TPSNR_FRAME_TGT = "tpsnr_frame_tgt"
 TD_FIDELITY_FACE = "td_fidelity_face"
 SHARPNESS_FACE = "sharpness_face"
+COLOUR_CONTRAST = "colour_contrast"
+SEAM = "seam_ratio"
+STILL_MOTION_OUT = "still_motion_out"
+STILL_MOTION_TGT = "still_motion_tgt"
 JITTER = "jitter"
 JITTER_RAW = "jitter_raw"
 
-IMAGE_KEYS = (TPSNR_FACE_OUT, TPSNR_FACE_TGT, TPSNR_FRAME_OUT, TPSNR_FRAME_TGT, TD_FIDELITY_FACE, SHARPNESS_FACE)
+IMAGE_KEYS = (TPSNR_FACE_OUT, TPSNR_FACE_TGT, TPSNR_FRAME_OUT, TPSNR_FRAME_TGT, TD_FIDELITY_FACE, SHARPNESS_FACE,
+              COLOUR_CONTRAST, SEAM, STILL_MOTION_OUT, STILL_MOTION_TGT)
 """Per-frame keys computed from the pictures, known as soon as ``update`` returns."""
 
 PSNR_KEYS = IMAGE_KEYS[:5]
@@ -82,11 +89,15 @@ def _union(a: Box | None, b: Box | None) -> Box | None:
 
 
 class QualityMonitor:
-    """Measures flicker, temporal fidelity, sharpness and landmark jitter of a swapped video.
+    """Measures flicker, temporal fidelity, sharpness, landmark jitter and the look of the pasted face.
 
     Call ``update`` once per frame, in order. Consecutive-frame figures (tPSNR, TD fidelity) compare a
     frame with the one before, in the face region (union of this and the previous frame's face boxes,
     enlarged by ``margin``) and over the whole frame; they are NaN on the first frame and on a scene cut.
+    The look (``quality.look``): the face's colour contrast against its surroundings moved from the
+    target's (ΔE), the seam's gradient energy along the face outline over the target's, and, on still
+    frames (the target's face region changed by less than ``blend.hold.STILL_LEVELS``), how much the
+    output's face region changed and the target's (``still_motion_out`` / ``_tgt``, levels; NaN elsewhere).
     Jitter (and ``jitter_raw`` when raw landmarks are given) needs ``jitter_window // 2`` frames on both
     sides, so it is written into a frame's ``FrameStats`` that many frames later (NaN at run ends).
     Memory: per-frame scalars, each track's last ``jitter_window`` landmark sets and its centroid path.
@@ -148,6 +159,9 @@ class QualityMonitor:
         values = dict.fromkeys(IMAGE_KEYS, math.nan)
         if box is not None:
             values[SHARPNESS_FACE] = sharpness_ratio(output, target, box)
+            where = regions(faces, face_region(faces, target.shape, max(self.margin, 0.5)))  # type: ignore[arg-type]
+            values[COLOUR_CONTRAST] = colour_contrast(output, target, where)
+            values[SEAM] = seam_ratio(output, target, where)
         if self._previous is not None and not scene_cut:
             tgt_prev, out_prev, prev_box = self._previous
             values[TPSNR_FRAME_OUT] = psnr(out_prev, output)
@@ -157,6 +171,10 @@ class QualityMonitor:
                 values[TPSNR_FACE_OUT] = psnr(out_prev, output, pair_box)
                 values[TPSNR_FACE_TGT] = psnr(tgt_prev, target, pair_box)
                 values[TD_FIDELITY_FACE] = td_fidelity(out_prev, output, tgt_prev, target, pair_box)
+                still = region_change(tgt_prev, target, pair_box)
+                if still < STILL_LEVELS:
+                    values[STILL_MOTION_TGT] = still
+                    values[STILL_MOTION_OUT] = region_change(out_prev, output, pair_box)
         self._previous = (target.copy(), output.copy(), box)
         values[JITTER] = math.nan
         stats = FrameStats(index, values, scene_cut)
@@ -229,7 +247,9 @@ class QualityMonitor:
         key (``tpsnr_face_out``, ``tpsnr_face_tgt``, ``tpsnr_frame_out``, ``tpsnr_frame_tgt``,
         ``td_fidelity_face``, ``sharpness_face``, ``jitter``, and ``jitter_raw`` when raw landmarks were
         given); ``flicker_added_face`` / ``flicker_added_frame`` (target minus output mean tPSNR in dB:
-        > 0 when the swap adds flicker); ``lag_frames`` (smoothed behind raw, NaN without raw landmarks).
+        > 0 when the swap adds flicker); ``lag_frames`` (smoothed behind raw, NaN without raw landmarks);
+        ``colour_contrast``, ``seam_ratio``, ``still_motion_out`` / ``still_motion_tgt`` (``count``: the still
+        frames) and ``still_motion_added`` (output minus target mean change on still frames, levels).
         """
         stats = self._stats
         result: dict[str, Any] = {
@@ -248,6 +268,7 @@ class QualityMonitor:
             target, output = result[f"tpsnr_{region}_tgt"]["mean"], result[f"tpsnr_{region}_out"]["mean"]
             result[f"flicker_added_{region}"] = target - output
         result["lag_frames"] = self.lag()
+        result["still_motion_added"] = result[STILL_MOTION_OUT]["mean"] - result[STILL_MOTION_TGT]["mean"]
         return result
 
     def write_json(self, path: str | PathLike[str]) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from steadyswap.blend.hold import STILL_LEVELS
 from steadyswap.errors import OutputError
 from steadyswap.types import FrameStats
 
@@ -26,6 +27,12 @@ _PSNR_LINES = (
     ("tpsnr_frame_tgt", "frame, target", "C1", ":"),
 )
 _JITTER_LINES = (("jitter", "tracked landmarks", "C2", "-"), ("jitter_raw", "raw landmarks", "C3", ":"))
+_LOOK_LINES = (
+    ("colour_contrast", "colour contrast moved, ΔE", "C4", "-"),
+    ("seam_ratio", "seam energy out/target", "C5", "-"),
+    ("still_motion_out", "still frame: output change", "C6", "o"),
+    ("still_motion_tgt", "still frame: target change", "C7", "x"),
+)
 
 
 @contextmanager
@@ -83,8 +90,9 @@ def write_csv(path: str | PathLike[str], stats: Sequence[FrameStats]) -> None:
 
 
 def plot(path: str | PathLike[str], stats: Sequence[FrameStats], psnr_cap: float = 100.0) -> None:
-    """Save a PNG: tPSNR (face and frame, output and target; infinite shown at ``psnr_cap``) above
-    landmark jitter, against the frame index, scene cuts as dashed vertical lines.
+    """Save a PNG: tPSNR (face and frame, output and target; infinite shown at ``psnr_cap``), landmark jitter,
+    and the look (colour contrast moved, seam energy ratio, still-frame change of output and target), against
+    the frame index, scene cuts as dashed vertical lines.
 
     Raises:
         OutputError: the file cannot be written.
@@ -92,21 +100,30 @@ def plot(path: str | PathLike[str], stats: Sequence[FrameStats], psnr_cap: float
     from matplotlib.figure import Figure  # Agg canvas, no pyplot state; imported here as it is slow
 
     frames = np.array([s.index for s in stats])
-    figure = Figure(figsize=(10, 6), layout="constrained")
-    top, bottom = figure.subplots(2, 1, sharex=True)
+    figure = Figure(figsize=(10, 8.5), layout="constrained")
+    top, middle, bottom = figure.subplots(3, 1, sharex=True)
     keys = keys_of(stats)
-    for axes, lines, cap in ((top, _PSNR_LINES, psnr_cap), (bottom, _JITTER_LINES, math.inf)):
+    for axes, lines, cap in ((top, _PSNR_LINES, psnr_cap), (middle, _JITTER_LINES, math.inf),
+                             (bottom, _LOOK_LINES, math.inf)):
         for key, label, colour, style in lines:
             if key in keys:
-                axes.plot(frames, np.minimum(column(stats, key), cap), color=colour, linestyle=style, label=label)
+                values = np.minimum(column(stats, key), cap)
+                if style in ("o", "x"):  # defined on a few frames only: points
+                    axes.plot(frames, values, color=colour, marker=style, linestyle="none", markersize=3,
+                              label=label)
+                else:
+                    axes.plot(frames, values, color=colour, linestyle=style, label=label)
         for i, cut in enumerate(s.index for s in stats if s.scene_cut):
             axes.axvline(cut, color="grey", linestyle="--", linewidth=0.8, label="scene cut" if i == 0 else None)
         axes.grid(alpha=0.3)
-        axes.legend(fontsize="small", loc="lower left")
+        axes.legend(fontsize="small", loc="upper left")
     top.set_ylabel("tPSNR (dB)")
     top.set_title("Temporal PSNR (higher = steadier)")
+    middle.set_ylim(bottom=0)
+    middle.set_ylabel("jitter / inter-ocular distance")
     bottom.set_ylim(bottom=0)
-    bottom.set_ylabel("jitter / inter-ocular distance")
+    bottom.set_ylabel("look (0 / 1 / 0 ideal)")
+    bottom.set_title("Pasted look: colour contrast moved (0 ideal), seam energy (1 ideal), still-frame change (levels)")
     bottom.set_xlabel("frame")
     with _writing(path):
         figure.savefig(path, dpi=100, format="png")
@@ -140,10 +157,17 @@ def text_summary(summary: dict[str, Any]) -> str:
     lines.append(_row("jitter / IOD", summary["jitter"], 4, worst="argmax"))
     if "jitter_raw" in summary:
         lines.append(_row("jitter raw / IOD", summary["jitter_raw"], 4, worst="argmax"))
+    lines.append(_row("colour contrast dE", summary["colour_contrast"], 2, worst="argmax"))
+    lines.append(_row("seam out/target", summary["seam_ratio"], 3, worst="argmax"))
+    lines.append(_row("still: output change", summary["still_motion_out"], 3, worst="argmax"))
+    lines.append(_row("still: target change", summary["still_motion_tgt"], 3, worst="argmax"))
     lines += [
         f"Added flicker (target - output mean tPSNR): face {_number(summary['flicker_added_face'], 2)} dB, "
         f"frame {_number(summary['flicker_added_frame'], 2)} dB (> 0: the swap flickers more)",
         f"Smoothing lag on fast motion: {_number(summary['lag_frames'], 2)} frames",
+        f"Still frames (target face changed < {STILL_LEVELS:g} levels): {summary['still_motion_tgt']['count']}; "
+        f"output face changed {_number(summary['still_motion_added'], 3)} levels more than the target's",
+        "Colour contrast: face against surroundings, moved from the target's (0 ideal); seam: 1 ideal",
         f"Infinite PSNR (identical frames) counts as {summary['settings']['psnr_cap']:g} dB; "
         f"worst = frame of the min (max for jitter).",
     ]

@@ -62,6 +62,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("face_mask_padding", "Mask padding (%)", "text", "Mask and colour"),
     Option("hand_occluder", "Keep hands over faces visible", "select", "Mask and colour"),
     Option("color_strength", "Colour matching", "number", "Mask and colour", step=0.05),
+    Option("face_degrade", "Match the target's blur and grain", "select", "Mask and colour"),
+    Option("face_hold", "Still target face, still output face", "select", "Mask and colour", target="video"),
     Option("face_smoothing", "Landmark smoothing", "select", "Smoothing", target="video"),
     Option("smoothing_min_cutoff", "Minimum cutoff (Hz)", "number", "Smoothing", ONE_EURO, "video", 0.1),
     Option("smoothing_beta", "Speed coefficient", "number", "Smoothing", ONE_EURO, "video", 0.1),

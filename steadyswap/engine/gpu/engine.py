@@ -37,7 +37,6 @@ import torch
 from steadyswap.analysis.face_map import run_inputs
 from steadyswap.analysis.hands import hand_size
 from steadyswap.blend import torch_ops
-from steadyswap.blend.colour import ColourMatcher
 from steadyswap.config import RunConfig
 from steadyswap.engine.frame_swapper import FaceSwapper, build_analyzer
 from steadyswap.engine.gpu import memory
@@ -59,7 +58,6 @@ from steadyswap.engine.output import output_settings
 from steadyswap.engine.phases import PhaseClock
 from steadyswap.engine.pipeline import Progress, RunResult, save_photo
 from steadyswap.engine.stream import prepare_references
-from steadyswap.enhance.tone import ToneSmoother
 from steadyswap.errors import Interrupted, MediaDecodeError, ModelError, UsageError
 from steadyswap.io import (VideoReader, VideoWriter, atomic_output, check_output_extension, probe, read_image,
                            scratch_folder)
@@ -178,10 +176,10 @@ class _Item:
     frame: Frame | None = None
 
 
-Final = tuple[_Item, torch.Tensor, list[tuple[SourceFace, Faces]], ColourMatcher, np.ndarray | None, ToneSmoother]
+Final = tuple[_Item, torch.Tensor, list[tuple[SourceFace, Faces]], FaceSwapper, np.ndarray | None]
 """A frame whose decisions are final: its item, its (H, W, 3) picture on the device, what to swap in it, its
-stream's colour stage (per-track statistics), its hands (``FrameResult.hands``) and its stream's enhancer tone
-smoothing (per-track statistics)."""
+stream's ``FaceSwapper`` (whose enhancer tone, colour, degrade and hold stages keep the per-track state) and its
+hands (``FrameResult.hands``)."""
 
 
 class _Stream:
@@ -247,8 +245,7 @@ class _Stream:
         finals = []
         for result in results:
             item, picture, seen = self.pending.popleft()
-            finals.append((item, picture, self.deferred.take(seen), self.swapper.colour, result.hands,
-                           self.swapper.tone))
+            finals.append((item, picture, self.deferred.take(seen), self.swapper, result.hands))
         return finals
 
 
@@ -442,10 +439,10 @@ class GpuEngine:
     def render(self, finals: list[Final]) -> torch.Tensor:
         """(n, H, W, 3) uint8 on the device: the final frames with their faces swapped and pasted."""
         assert self.swapper is not None
-        frames = torch.stack([picture for _, picture, *_ in finals])
-        colours = [colour for _, _, _, colour, *_ in finals]
-        requests = [requests for _, _, requests, *_ in finals]
-        hands = [found for _, _, _, _, found, _ in finals]
+        frames = torch.stack([picture for _, picture, _, _, _ in finals])
+        deciders = [decider for _, _, _, decider, _ in finals]
+        requests = [requests for _, _, requests, _, _ in finals]
+        hands = [found for _, _, _, _, found in finals]
         groups = self.swapper.swap(frames, requests)
         if self.masker is not None:
             self.masker.apply(frames, groups, requests)
@@ -455,9 +452,12 @@ class GpuEngine:
             # the device swappers give their patches in request order: frame by frame, pair by pair, face by face
             kps = np.concatenate([faces.kps for pairs in requests for _, faces in pairs])
             with self.clock.measure("enhance (part of render)"):
-                groups = [self.enhancer.enhance(frames, groups, kps, [tone for *_, tone in finals])]
+                groups = [self.enhancer.enhance(frames, groups, kps, [decider.tone for decider in deciders])]
         for patches in groups:
-            patches.correct_colour(colours)
+            patches.correct_colour([decider.colour for decider in deciders])
+            patches.degrade([decider.degrade for decider in deciders])
+            patches.hold([decider.hold for decider in deciders], frames)  # reads the frames: before any paste
+        for patches in groups:
             patches.paste(frames)
         self.release.tick(len(finals))
         return frames
@@ -483,8 +483,7 @@ class GpuEngine:
                 if stream.feed is not None:
                     stream.feed.give(detections[row])  # type: ignore[arg-type]
                 result = stream.swapper.process(image)
-                finals.append((item, frames[row], stream.deferred.take(image), stream.swapper.colour, result.hands,
-                               stream.swapper.tone))
+                finals.append((item, frames[row], stream.deferred.take(image), stream.swapper, result.hands))
         with clock.measure("render"):
             rendered = self.render(finals)
         with clock.measure("download"):
@@ -509,8 +508,7 @@ class GpuEngine:
         if not requests:
             return image
         frames = torch.from_numpy(image[None].copy()).to(self.device)
-        final = (_Item(0, 0, None, True), frames[0], requests, swapper.colour, hands, swapper.tone)
-        return self.render([final])[0].cpu().numpy()
+        return self.render([(_Item(0, 0, None, True), frames[0], requests, swapper, hands)])[0].cpu().numpy()
 
     def segments(self, info: VideoInfo, start: int, end: int) -> list[Segment]:
         """Segments to run side by side: one per four CPU cores, at most MAX_SEGMENTS, none shorter than

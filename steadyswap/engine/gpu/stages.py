@@ -30,6 +30,8 @@ from steadyswap.blend import torch_ops
 from steadyswap.blend.align import estimate_matrix
 from steadyswap.blend.box_mask import box_mask
 from steadyswap.blend.colour import ColourMatcher
+from steadyswap.blend.degrade import BlurMatcher
+from steadyswap.blend.hold import Held, StillHold
 from steadyswap.engine.gpu.onnx_module import TorchOnnx
 from steadyswap.errors import ModelError, UsageError
 from steadyswap.models.registry import ModelSpec
@@ -210,6 +212,56 @@ class GpuPatches:
                     for i, (frame, track) in enumerate(zip(self.frame_index, self.track_ids))]
         self.crops = torch_ops.transfer_lab(self.crops, torch.stack([a for a, _ in smoothed]),
                                             torch.stack([b for _, b in smoothed]), strength)
+
+    def degrade(self, matchers: list[BlurMatcher]) -> None:
+        """The degrade stage, as ``BlurMatcher.degrade_patch`` on the CPU path: spectra and noise of each
+        crop's and target's luma measured on the device, the decision (blur, grain, per-track smoothing)
+        made by the matcher of each face's frame, in face order, and the crops blurred on the device."""
+        if not self.frame_index or not matchers[self.frame_index[0]].enabled:
+            return
+        crops, targets, weight = torch_ops.luma(self.crops), torch_ops.luma(self.targets), self.masks.float()
+        inside = weight > 0.5
+        crop_powers = torch_ops.degrade_power(crops, weight).cpu().numpy()
+        target_powers = torch_ops.degrade_power(targets, weight).cpu().numpy()
+        crop_noise = torch_ops.degrade_noise(crops, inside).cpu().numpy()
+        target_noise = torch_ops.degrade_noise(targets, inside).cpu().numpy()
+        shape = tuple(self.masks.shape[1:])
+        plans = [matchers[frame].plan(track, self.to_frame[i], crop_powers[i], target_powers[i], float(crop_noise[i]),
+                                      float(target_noise[i]), shape)
+                 for i, (frame, track) in enumerate(zip(self.frame_index, self.track_ids))]
+        self.crops = torch_ops.degrade_apply(self.crops, plans)
+
+    def hold(self, holds: list[StillHold], frames: torch.Tensor) -> None:
+        """The hold stage, as ``StillHold.hold_patches`` on the CPU path, face by face in face order (frame
+        order): where the frame under a track's last patch has not changed, that patch's crop, mask and
+        matrix replace the face's; otherwise the face's become the track's last. ``frames``: (B, H, W, 3)."""
+        if not self.frame_index or not holds[self.frame_index[0]].enabled:
+            return
+        crops, masks, to_frame = self.crops.clone(), self.masks.clone(), self.to_frame.copy()
+        changed = False
+        for i, (frame, track) in enumerate(zip(self.frame_index, self.track_ids)):
+            hold, picture = holds[frame], frames[frame:frame + 1].permute(0, 3, 1, 2).float()
+            held = hold.previous(track)
+            if held is not None:
+                crop, mask, matrix = held.patch
+                size = (mask.shape[1], mask.shape[0])
+                now = torch_ops.luma(torch_ops.warp_affine(picture, matrix[None], size, inverse_map=True).round_())[0]
+                if hold.is_still(float(torch_ops.weighted_change(held.under, now, mask))):
+                    if crop.shape == crops.shape[1:]:
+                        crops[i], masks[i], to_frame[i] = crop, mask, matrix
+                    else:  # a classic face: one row, whose size follows the face
+                        crops, masks, to_frame = crop[None], mask[None], matrix[None].copy()
+                    hold.keep(track, held)
+                    changed = True
+                    continue
+            if track >= 0:
+                size = (self.masks.shape[2], self.masks.shape[1])
+                under = torch_ops.luma(torch_ops.warp_affine(picture, self.to_frame[i:i + 1], size,
+                                                             inverse_map=True).round_())
+                hold.keep(track, Held((self.crops[i].clone(), self.masks[i].clone(), self.to_frame[i].copy()),
+                                      under[0]))
+        if changed:
+            self.crops, self.masks, self.to_frame = crops, masks, to_frame
 
     def paste(self, frames: torch.Tensor) -> None:
         torch_ops.paste_back(frames, self.frame_index, self.crops, self.masks, self.to_frame)

@@ -1,0 +1,326 @@
+"""Degrade the swapped face to the target's blur and grain: a stage after colour, before paste-back.
+
+A swapper gives a face as sharp as its source (or its model) makes it, whatever the target frame looks like:
+on a defocused or motion-blurred frame the pasted face stays crisp while the head around it is soft. This
+stage measures, per face and frame, how sharp and how noisy the target's own pixels under the mask are
+(``SwapPatch.target``), blurs the swapped crop until its sharpness matches, and adds grain up to the
+target's noise level. The blur is a Gaussian stretched along the face's motion (from its tracked landmarks),
+so a moving head gets a streak, a still one a defocus (the motion is the crop's own, which follows the
+tracked landmarks). The amounts are smoothed per track, so the correction itself does not flicker. The CPU
+form is here; its torch twins are ``blend.torch_ops.luma``, ``degrade_power``, ``degrade_noise`` and
+``degrade_apply``, and both paths decide in ``BlurMatcher.plan``.
+
+Sharpness is the mean squared Laplacian of the luma times the mask, read from one power spectrum per image,
+so the sharpness after each blur tried costs a weighted sum (with the kernel's response), not a filter; the
+amounts are tried in rising order until one is no sharper than the target. Noise is the median absolute
+response to Immerkær's second-difference kernel inside the mask.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import cv2
+import numpy as np
+
+from steadyswap.types import SwapPatch
+
+AMOUNTS = np.array([0.0, 0.5, 0.8, 1.2, 1.7, 2.4, 3.2], np.float32)
+"""Blur amounts tried (Gaussian sigma across the motion, crop pixels); the match interpolates between them."""
+
+MAX_ELONGATION = 3.0
+"""Longest streak, as a multiple of the blur across the motion."""
+
+MAX_ALONG = 6.0
+"""Largest sigma along the motion (crop pixels): keeps kernels at most 37 pixels long."""
+
+STREAK_PER_PIXEL = 0.35
+"""Elongation gained per pixel of motion per frame (in crop pixels): √(1 + (0.35·v)²), capped."""
+
+NOISE_FLOOR = 0.5
+"""Grain below this standard deviation (levels) is not added: compression leaves about that much."""
+
+HALF_NORMAL_MEDIAN = 0.6745
+"""Median of |x| for x ~ N(0, 1): the kernel's response to white noise of std σ has std 6σ."""
+
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+
+NOISE_KERNEL = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
+
+
+def luma(image: np.ndarray) -> np.ndarray:
+    """(h, w) float32 luma of an (h, w, 3) RGB image (uint8 or float 0..255)."""
+    return image.astype(np.float32) @ LUMA
+
+
+POOL = 2
+"""Spectra are summed over POOL×POOL blocks of frequencies before weighting: the weights vary slowly."""
+
+
+SIDE_STEP = 32
+"""Images are zero-padded to a multiple of this before the transform, so few spectrum shapes occur."""
+
+
+def padded_shape(shape: tuple[int, ...]) -> tuple[int, int]:
+    """The (h, w) an image of ``shape`` is transformed at: each side rounded up to ``SIDE_STEP`` times a number
+    with no prime factor above 5 (the transform is fast at such sizes; 352 = 32·11 takes twice as long as 384)."""
+    return _padded_side(shape[0]), _padded_side(shape[1])
+
+
+def _padded_side(side: int) -> int:
+    steps = -(-side // SIDE_STEP)
+    while _factor_above_5(steps):
+        steps += 1
+    return steps * SIDE_STEP
+
+
+def _factor_above_5(number: int) -> bool:
+    for prime in (2, 3, 5):
+        while number % prime == 0:
+            number //= prime
+    return number > 1
+
+
+def power(grey: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """Power spectrum of a (h, w) grey less its weighted mean, times ``weight`` (the mask), zero-padded to
+    ``padded_shape`` and summed over ``POOL``×``POOL`` blocks (a block never spans the jump from the highest
+    positive to the most negative row frequency: the padded height is a multiple of ``2·POOL``). Every
+    sharpness below is read from it, so an image is transformed once whatever the blurs tried.
+
+    Returns:
+        (h/POOL, ceil((w/2 + 1)/POOL)) float32 for the padded (h, w).
+    """
+    total = max(float(weight.sum()), 1e-6)
+    h, w = padded_shape(grey.shape)
+    centred = np.zeros((h, w), np.float32)
+    centred[: grey.shape[0], : grey.shape[1]] = (grey - float((grey * weight).sum()) / total) * weight
+    real, imaginary = cv2.split(cv2.dft(centred, flags=cv2.DFT_COMPLEX_OUTPUT)[:, : w // 2 + 1])
+    return pool(cv2.magnitude(real, imaginary) ** 2 / np.float32(total * grey.size))
+
+
+def pool(values: np.ndarray) -> np.ndarray:
+    """Sums over ``POOL``×``POOL`` blocks of a (h, w) array, h a multiple of ``POOL``; the last block of an odd
+    width counts only what it has."""
+    h, w = values.shape
+    if w % POOL:
+        values = np.concatenate([values, np.zeros((h, POOL - w % POOL), values.dtype)], axis=1)
+    return values.reshape(h // POOL, POOL, -1, POOL).sum(axis=(1, 3), dtype=np.float32)
+
+
+@lru_cache(maxsize=32)
+def _grid(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The block-mean row and column frequencies (cycles per pixel) of a pooled ``power`` spectrum of ``shape``,
+    (h',) and (w',), and its block-mean squared Laplacian response (the columns rfft2 leaves out counted twice)."""
+    h, w = shape
+    fy = np.fft.fftfreq(h)[:, None] * np.ones((1, w // 2 + 1))
+    fx = np.fft.rfftfreq(w)[None, :] * np.ones((h, 1))
+    laplacian = (2 * np.cos(2 * np.pi * fx) + 2 * np.cos(2 * np.pi * fy) - 4) ** 2
+    halves = np.where((fx > 0) & (fx < 0.5), 2.0, 1.0)
+    count = pool(np.ones((h, w // 2 + 1)))
+    return (pool(fy) / count)[:, 0], (pool(fx) / count)[0], pool(laplacian * halves) / count
+
+
+@lru_cache(maxsize=64)
+def _waves(shape: tuple[int, int], size: int) -> tuple[np.ndarray, np.ndarray]:
+    """cos 2π·offset·frequency for the pooled rows, (size, h'), and columns, (size, w'), of ``shape``, for kernel
+    offsets −size//2..size//2."""
+    fy, fx, _ = _grid(shape)
+    offsets = np.arange(size, dtype=np.float64) - size // 2
+    return np.cos(2 * np.pi * np.outer(offsets, fy)), np.cos(2 * np.pi * np.outer(offsets, fx))
+
+
+def transfer(blur: Blur, shape: tuple[int, int]) -> np.ndarray:
+    """The pooled frequency response of ``blur`` on the grid of a ``power`` spectrum of the padded ``shape``:
+    for symmetric 1-d kernels the sine terms vanish, and it is the outer product of their cosine sums."""
+    size = len(blur.x)
+    cos_y, cos_x = _waves(shape, size)
+    return np.outer(cos_y.T @ blur.y.astype(np.float64), cos_x.T @ blur.x.astype(np.float64))
+
+
+def blurred_sharpness(spectrum: np.ndarray, shape: tuple[int, int], amount: float, motion: np.ndarray) -> float:
+    """The mean squared 3×3 Laplacian of an image of ``shape`` whose pooled ``power`` is ``spectrum``, after
+    ``blur_for(amount, motion)`` (the sampled kernels' own response, which blurs less than a continuous
+    Gaussian of the same sigma); ``amount`` 0: the image's own sharpness."""
+    padded = padded_shape(shape)
+    weights = _grid(padded)[2]
+    if amount > 0:
+        weights = weights * transfer(blur_for(amount, motion), padded) ** 2
+    return float((weights * spectrum).sum(dtype=np.float64))
+
+
+def noise(grey: np.ndarray, inside: np.ndarray) -> float:
+    """Noise standard deviation of ``grey`` where ``inside`` (levels), from the median absolute response to
+    Immerkær's second-difference kernel (the median, not his mean, so texture and edges count little), taken
+    on every other row and column (a median needs no more); 0 on an empty region."""
+    if not inside.any():
+        return 0.0
+    response = np.abs(cv2.filter2D(grey, cv2.CV_32F, NOISE_KERNEL))[::2, ::2][inside[::2, ::2]]
+    return float(np.median(response) / (6 * HALF_NORMAL_MEDIAN)) if response.size else 0.0
+
+
+def elongation(motion: np.ndarray) -> float:
+    """How much longer the blur is along ``motion`` (crop pixels per frame) than across it."""
+    return float(min(MAX_ELONGATION, np.sqrt(1 + (STREAK_PER_PIXEL * np.hypot(*motion)) ** 2)))
+
+
+@dataclass
+class Blur:
+    """A separable blur: the (k,) float32 kernels along x and along y (the same length, odd, each summing to 1)."""
+
+    x: np.ndarray
+    y: np.ndarray
+
+    @property
+    def identity(self) -> bool:
+        return len(self.x) == 1
+
+
+def gaussian_1d(sigma: float, half: int) -> np.ndarray:
+    """(2·half + 1,) float32 sampled, normalised Gaussian of ``sigma`` > 0."""
+    offsets = np.arange(-half, half + 1, dtype=np.float64)
+    kernel = np.exp(-0.5 * (offsets / sigma) ** 2)
+    return (kernel / kernel.sum()).astype(np.float32)
+
+
+def blur_for(amount: float, motion: np.ndarray) -> Blur:
+    """The blur of ``amount`` (sigma across the motion, crop pixels; 0: none) for a face moving by ``motion``
+    (crop pixels per frame): a Gaussian whose variance along the motion is ``elongation``² times larger,
+    split into its horizontal and vertical parts (σx² = a² + e·ux², σy² = a² + e·uy², e the extra variance
+    along the motion): separable, so a tenth of the cost of the rotated kernel, exact for horizontal and
+    vertical motion and rounder for diagonal motion."""
+    if amount <= 0:
+        return Blur(np.ones(1, np.float32), np.ones(1, np.float32))
+    along = min(amount * elongation(motion), MAX_ALONG)
+    extra = along ** 2 - amount ** 2
+    speed = float(np.hypot(*motion))
+    ux, uy = (motion / speed) if speed > 0 else (1.0, 0.0)
+    sx, sy = np.sqrt(amount ** 2 + extra * ux ** 2), np.sqrt(amount ** 2 + extra * uy ** 2)
+    half = max(1, int(np.ceil(3 * max(sx, sy))))
+    return Blur(gaussian_1d(sx, half), gaussian_1d(sy, half))
+
+
+def match_amount(target: float, tried: list[float]) -> float:
+    """The blur amount whose sharpness would equal ``target``, from the sharpness after the first
+    ``len(tried)`` blurs of ``AMOUNTS`` (a list that stops once one is no sharper than ``target``).
+
+    Log-linear interpolation between the two amounts that bracket ``target``; 0 when the unblurred face is
+    already no sharper than the target, the last amount tried when even it stays sharper.
+    """
+    logs = np.log(np.maximum(np.asarray(tried, np.float64), 1e-6))
+    goal = np.log(max(target, 1e-6))
+    if goal >= logs[0]:
+        return 0.0
+    for i in range(1, len(logs)):
+        if goal >= logs[i]:
+            t = (logs[i - 1] - goal) / max(logs[i - 1] - logs[i], 1e-9)
+            return float(AMOUNTS[i - 1] + t * (AMOUNTS[i] - AMOUNTS[i - 1]))
+    return float(AMOUNTS[len(logs) - 1])
+
+
+def grain(shape: tuple[int, int], std: float, seed: int) -> np.ndarray:
+    """(h, w) float32 zero-mean Gaussian grain of ``std`` levels, the same for the same seed on both paths."""
+    return np.random.default_rng(seed).standard_normal(shape, np.float32) * np.float32(std)
+
+
+@dataclass
+class Degradation:
+    """What to do to one face: the blur and the grain added after it (None: none)."""
+
+    blur: Blur
+    grain: np.ndarray | None
+
+
+@dataclass
+class BlurMatcher:
+    """The degrade stage: one instance per stream of frames (its track ids), whatever the swapper.
+
+    ``degrade_patch`` degrades a patch on the CPU path; the GPU engine measures on the device
+    (``blend.torch_ops``) and asks ``plan`` here, so both paths share the decisions and the per-track state.
+
+    Args:
+        enabled: off leaves every crop as the swapper made it (``--face-degrade none``).
+        momentum: weight of a track's history in each update of its amounts (0: none).
+    """
+
+    enabled: bool = True
+    momentum: float = 0.6
+    _amounts: dict[int, tuple[float, float]] = field(default_factory=dict)
+    _centres: dict[int, np.ndarray] = field(default_factory=dict)
+    _frames: dict[int, int] = field(default_factory=dict)
+
+    def motion(self, track_id: int, to_frame: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+        """The face's motion since the track's previous patch, in the crop's pixels: the displacement of the
+        crop's centre in the frame (the crop follows the tracked landmarks), turned into crop pixels by the
+        2×3 crop→frame matrix ``to_frame``. The patch's own geometry, so the GPU engine, which renders after
+        deciding a whole step, sees the same motion as the CPU path."""
+        matrix = np.asarray(to_frame, np.float64)
+        centre = matrix @ np.array([shape[1] / 2, shape[0] / 2, 1.0])
+        previous = self._centres.get(track_id)
+        if track_id >= 0:
+            self._centres[track_id] = centre
+        if previous is None:
+            return np.zeros(2)
+        return np.linalg.solve(matrix[:, :2], centre - previous)
+
+    def plan(self, track_id: int, to_frame: np.ndarray, crop_power: np.ndarray, target_power: np.ndarray,
+             crop_noise: float, target_noise: float, shape: tuple[int, int]) -> Degradation:
+        """The degradation of one face from its measurements, smoothed with its track's history; both paths
+        measure (``power``, ``noise`` or their torch twins) and decide here.
+
+        Args:
+            to_frame: the patch's 2×3 crop→frame matrix (the motion is turned into crop pixels with it).
+            crop_power, target_power: ``power`` of the crop's and of the target's luma under the mask.
+            crop_noise, target_noise: ``noise`` of the crop's and of the target's luma inside the mask.
+            shape: the crop's (h, w).
+        """
+        motion = self.motion(track_id, to_frame, shape)
+        goal = blurred_sharpness(target_power, shape, 0.0, motion)
+        tried = [blurred_sharpness(crop_power, shape, 0.0, motion)]
+        while goal < tried[-1] and len(tried) < len(AMOUNTS):  # sharpness falls with the amount: stop once past
+            tried.append(blurred_sharpness(crop_power, shape, float(AMOUNTS[len(tried)]), motion))
+        amount = match_amount(goal, tried)
+        std = float(np.sqrt(max(0.0, target_noise ** 2 - crop_noise ** 2)))
+        if track_id >= 0 and track_id in self._amounts:
+            old_amount, old_std = self._amounts[track_id]
+            amount = self.momentum * old_amount + (1 - self.momentum) * amount
+            std = self.momentum * old_std + (1 - self.momentum) * std
+        frame = self._frames.get(track_id, 0)
+        if track_id >= 0:
+            self._amounts[track_id] = (amount, std)
+            self._frames[track_id] = frame + 1
+        seed = (max(track_id, 0) << 20) + frame
+        noisy = grain(shape, std, seed) if std >= NOISE_FLOOR else None
+        return Degradation(blur_for(amount, motion), noisy)
+
+    def degrade_patch(self, patch: SwapPatch) -> SwapPatch:
+        """``patch`` with its crop blurred and grained to match the target pixels it covers (``patch.target``)."""
+        if not self.enabled or patch.target is None:
+            return patch
+        inside = patch.mask > 0.5
+        crop, target = luma(patch.crop), luma(patch.target)
+        plan = self.plan(patch.track_id, patch.matrix, power(crop, patch.mask), power(target, patch.mask),
+                         noise(crop, inside), noise(target, inside), patch.mask.shape)
+        return SwapPatch(apply(patch.crop, plan), patch.mask, patch.matrix, patch.track_id, patch.target)
+
+    def reset(self) -> None:
+        self._amounts.clear()
+        self._centres.clear()
+        self._frames.clear()
+
+
+def apply(crop: np.ndarray, plan: Degradation) -> np.ndarray:
+    """``crop`` (h, w, 3) uint8 blurred by ``plan.blur`` (reflected border) plus ``plan.grain``; uint8."""
+    if untouched(plan):
+        return crop
+    blurred = crop.astype(np.float32)
+    if not plan.blur.identity:
+        blurred = cv2.sepFilter2D(blurred, -1, plan.blur.x, plan.blur.y, borderType=cv2.BORDER_REFLECT_101)
+    if plan.grain is not None:
+        blurred += plan.grain[:, :, None]
+    return np.clip(blurred + 0.5, 0, 255).astype(np.uint8)
+
+
+def untouched(plan: Degradation) -> bool:
+    """Whether ``plan`` leaves a crop as it is (no blur, no grain)."""
+    return plan.blur.identity and plan.grain is None

@@ -1,0 +1,81 @@
+"""The degrade stage (blend/degrade.py) on a real face: blur and grain follow the target's, per track."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from steadyswap.blend.degrade import BlurMatcher, luma, noise
+from steadyswap.io import read_image
+from steadyswap.types import SwapPatch
+from tests.conftest import media_path
+
+
+def _face() -> tuple[np.ndarray, np.ndarray]:
+    """A 200×200 crop of a real face photo and an elliptic mask over the face."""
+    image = read_image(media_path("image/fr_obama_512.jpg"))[130:330, 156:356].copy()
+    mask = np.zeros((200, 200), np.float32)
+    cv2.ellipse(mask, (100, 100), (70, 90), 0, 0, 360, 1.0, -1)
+    return image, cv2.GaussianBlur(mask, (0, 0), 4)
+
+
+def _sharpness(image: np.ndarray, mask: np.ndarray) -> float:
+    return float(np.square(cv2.Laplacian(luma(image), cv2.CV_32F, ksize=1))[mask > 0.5].mean())
+
+
+def _patch(crop: np.ndarray, target: np.ndarray, mask: np.ndarray, x: float = 0.0) -> SwapPatch:
+    return SwapPatch(crop, mask, np.array([[1.0, 0, x], [0, 1, 0]]), 1, target)
+
+
+def test_blurred_target_blurs_the_swapped_face_to_its_sharpness() -> None:
+    face, mask = _face()
+    for sigma in (1.0, 2.0):
+        target = cv2.GaussianBlur(face, (0, 0), sigma)
+        out = BlurMatcher(momentum=0).degrade_patch(_patch(face, target, mask)).crop
+        ratio = _sharpness(out, mask) / _sharpness(target, mask)
+        assert 0.8 <= ratio <= 1.25, (sigma, ratio)
+        assert _sharpness(face, mask) / _sharpness(target, mask) > 2
+
+
+def test_a_face_as_sharp_and_clean_as_the_target_is_left_as_it_is() -> None:
+    face, mask = _face()
+    softer = cv2.GaussianBlur(face, (0, 0), 1.5)
+    assert BlurMatcher().degrade_patch(_patch(face, face, mask)).crop is face
+    assert BlurMatcher().degrade_patch(_patch(softer, softer, mask)).crop is softer
+    assert BlurMatcher(enabled=False).degrade_patch(_patch(face, softer, mask)).crop is face
+
+
+def _across_over_along(image: np.ndarray, mask: np.ndarray) -> float:
+    """Vertical over horizontal gradient energy of the luma inside the mask."""
+    grey, inside = luma(image), mask[:-1, :-1] > 0.5
+    return float(np.square(np.diff(grey, axis=0))[:, :-1][inside].mean()
+                 / np.square(np.diff(grey, axis=1))[:-1][inside].mean())
+
+
+def test_motion_blur_follows_the_motion_direction() -> None:
+    """A target smeared horizontally, the face moving 12 px a frame to the right: the blur is stretched along x,
+    leaving more vertical than horizontal detail than the same blur without motion does."""
+    face, mask = _face()
+    target = cv2.filter2D(face, -1, np.zeros((1, 13), np.float32) + 1 / 13)
+    moving = BlurMatcher(momentum=0)
+    moving.degrade_patch(_patch(face, target, mask, 0.0))
+    streaked = moving.degrade_patch(_patch(face, target, mask, 12.0)).crop
+    still = BlurMatcher(momentum=0).degrade_patch(_patch(face, target, mask, 0.0)).crop
+    assert _across_over_along(streaked, mask) > 1.3 * _across_over_along(still, mask)
+    assert _across_over_along(streaked, mask) > 1.3 * _across_over_along(face, mask)
+
+
+def test_grain_matches_a_noisy_target_and_is_smoothed_per_track() -> None:
+    face, mask = _face()
+    rng = np.random.default_rng(0)
+    noisy = np.clip(face + rng.normal(0, 6, face.shape[:2])[:, :, None], 0, 255).astype(np.uint8)
+    inside = mask > 0.5
+    matcher = BlurMatcher()
+    first = matcher.degrade_patch(_patch(face, noisy, mask)).crop
+    for _ in range(10):
+        settled = matcher.degrade_patch(_patch(face, noisy, mask)).crop
+    target_noise = noise(luma(noisy), inside)
+    assert noise(luma(face), inside) < 0.6 * target_noise
+    assert noise(luma(first), inside) < noise(luma(settled), inside)  # the track's history eases it in
+    assert abs(noise(luma(settled), inside) - target_noise) < 0.25 * target_noise
+    assert not np.array_equal(first, settled)
