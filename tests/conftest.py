@@ -8,6 +8,8 @@ only the ones found, so a checkout without them runs every test on the committed
 
 from __future__ import annotations
 
+import importlib.util
+
 import os
 from pathlib import Path
 
@@ -63,9 +65,15 @@ def gpu_models_dir(tmp_path_factory) -> Path:
     return onnx_standins.gpu_engine_models(tmp_path_factory.mktemp("gpu-models"), YUNET)
 
 
+HAND_OCCLUDER = "on" if importlib.util.find_spec("mediapipe") else "off"
+"""The default hand occluder where MediaPipe is installed (always on CI: it is a core dependency); the GPU machine
+has none, so there the runs of neural stand-ins go without it (tests/test_hands.py covers it everywhere else)."""
+
+
 def gpu_engine_config(models_dir: Path, **changes):
     """Run options that select ``gpu_models_dir``'s models (YuNet's five points, no landmarker)."""
     from steadyswap.config import RunConfig
 
     return RunConfig(face_swapper_model="hyperswap_1a_256", face_detector_model="yunet",
-                     face_landmarker_model="none", models_dir=str(models_dir), **changes)
+                     face_landmarker_model="none", models_dir=str(models_dir),
+                     **{"hand_occluder": HAND_OCCLUDER, **changes})

@@ -37,7 +37,7 @@ from steadyswap.engine.gpu.engine import GpuEngine, GpuOptions  # noqa: E402
 from steadyswap.engine.pipeline import run_video  # noqa: E402
 from steadyswap.errors import UsageError  # noqa: E402
 from tests import onnx_standins  # noqa: E402
-from tests.conftest import YUNET, media_path  # noqa: E402
+from tests.conftest import HAND_OCCLUDER, YUNET, media_path  # noqa: E402
 from tests.helpers import decode, photo  # noqa: E402
 
 FRAMES = 5
@@ -142,7 +142,7 @@ def config_for(family: str, models: Path, tmp_path: Path, **options) -> RunConfi
     if family == "classic":
         return RunConfig(**lossless, **options)
     return RunConfig(face_swapper_model=onnx_standins.FAMILY_MODELS[family], face_detector_model="yunet",
-                     **{"face_landmarker_model": "none", **lossless, **options})
+                     **{"face_landmarker_model": "none", "hand_occluder": HAND_OCCLUDER, **lossless, **options})
 
 
 def _face_map(folder: Path) -> Path:
