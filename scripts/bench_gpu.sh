@@ -3,7 +3,7 @@
 # Needs .whl/ (av, onnx2torch, platformdirs and the Dask stack for Python 3.12) and .bench/ (media, YuNet,
 # classic landmarks) carried beside the checkout. Results in $OUT.
 #   bash scripts/bench_gpu.sh [bench_gpu.py options]
-#       the GPU engine: pytest -m gpu, then scripts/bench_gpu.py (bench.json)
+#       the GPU engine: pytest -m gpu (at most TEST_SECONDS, default 420), then scripts/bench_gpu.py (bench.json)
 #   bash scripts/bench_gpu.sh --distributed [bench_distributed.py overhead options]
 #       steadyswap batch with one GPU worker against a plain run, both on the GPU engine with the stand-in
 #       models: tests/test_distributed_gpu_engine.py, then bench_distributed.py overhead (bench_distributed_gpu.json)
@@ -38,7 +38,8 @@ if [ "${1:-}" = "--live" ]; then
         | grep -v -e "^W0000" -e "^I0000" | tee "$out/live_profile.log"
     exit
 fi
-timeout 420 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_gpu_ops.py tests/test_gpu_engine.py \
-    > "$out/pytest.log" 2>&1
-tail -n 3 "$out/pytest.log"
+timeout "${TEST_SECONDS:-420}" python3 -m pytest -q -m gpu -p no:cacheprovider -rs tests/test_gpu_ops.py \
+    tests/test_gpu_engine.py tests/test_gpu_transfer.py tests/test_gpu_standins.py tests/test_onnx_detectors.py \
+    tests/test_sources.py tests/test_enhancer.py tests/test_face_masks.py tests/test_parity.py > "$out/pytest.log" 2>&1
+grep -E "passed|failed|error" "$out/pytest.log" | tail -n 3
 python3 scripts/bench_gpu.py --out "$out" "$@" 2>&1 | quiet | tee "$out/bench.log"
