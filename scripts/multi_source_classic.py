@@ -32,6 +32,7 @@ import numpy as np
 
 from steadyswap.analysis import mesh_topology
 from steadyswap.analysis.mediapipe_mesh import MediaPipeAnalyzer
+from steadyswap.blend.skin import source_keep
 from steadyswap.config import RunConfig
 from steadyswap.engine.frame_swapper import FaceSwapper
 from steadyswap.engine.pipeline import run_video
@@ -60,7 +61,8 @@ class PoseChoiceSwapper(ClassicSwapper):
     def prepare_source(self, images: list[np.ndarray], faces: list[Faces]) -> SourceFace:
         chosen = largest_faces(images, faces)
         points = [face.landmarks[0, :mesh_topology.MESH_POINTS] for _, face in chosen]
-        data = {"pyramids": [source_pyramid(image, p) for (image, _), p in zip(chosen, points)],
+        data = {"pyramids": [source_pyramid(np.dstack([image, source_keep(image, p, self.oval)]), p)
+                             for (image, _), p in zip(chosen, points)],
                 "poses": mesh_topology.head_pose(np.stack(points))}
         return SourceFace(image=chosen[0][0], faces=chosen[0][1], data=data)
 

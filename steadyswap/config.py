@@ -12,6 +12,9 @@ from typing import Any, Literal
 from steadyswap.errors import UnsupportedOptionError, UsageError
 from steadyswap.models.registry import get_model
 
+FACE_MASK_FOREHEAD = 0.2
+"""Default share of the forehead (brows to the face mesh's top) the classic swapper pastes."""
+
 SelectorMode = Literal["one", "many", "reference"]
 Smoothing = Literal["one-euro", "ema", "off"]
 
@@ -60,6 +63,7 @@ class RunConfig:
     face_occluder_model: str = "xseg_1"
     face_parser_model: str = "bisenet_resnet_34"
     hand_occluder: Literal["on", "off"] = "on"
+    face_mask_forehead: float = FACE_MASK_FOREHEAD
     face_swapper_pixel_boost: str | None = None
     face_swapper_weight: float = 0.5
     processors: tuple[str, ...] = ("face_swapper",)
@@ -129,6 +133,10 @@ class RunConfig:
             _between("--output-audio-quality", self.output_audio_quality, 0, 100)
         _between("--output-audio-volume", self.output_audio_volume, 0, 400)
         _between("--face-mask-blur", self.face_mask_blur, 0.0, 1.0)
+        _between("--face-mask-forehead", self.face_mask_forehead, 0.0, 1.0)
+        if self.face_mask_forehead != FACE_MASK_FOREHEAD and self.face_swapper_model != "classic":
+            raise UsageError("--face-mask-forehead: only the classic swapper pastes a mesh region with a forehead "
+                             f"to cut (not {self.face_swapper_model}); use --face-mask-padding")
         _between("--face-swapper-weight", self.face_swapper_weight, 0.0, 1.0)
         _between("--color-strength", self.color_strength, 0.0, 1.0)
         _check_processors(self.processors)

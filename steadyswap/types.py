@@ -170,7 +170,10 @@ class SwapPatch:
     mask: h×w float32 in [0, 1]; frame pixels the mask does not reach stay bit-exact.
     matrix: 2×3 float affine from crop coordinates to frame coordinates (a pure translation for box crops).
     target: h×w×3 uint8, the target's own pixels in the crop's space (what the swapper was given): the
-        colour stage matches the crop to them. None: no colour correction.
+        colour stage matches the crop to them and the paste carries their low frequencies in at the mask's
+        edge. None: neither.
+    skin: h×w uint8, 1 where the face is skin (``blend.skin``): the colour stage's statistics come from there.
+        None: the whole mask.
     """
 
     crop: np.ndarray
@@ -178,6 +181,7 @@ class SwapPatch:
     matrix: np.ndarray
     track_id: int = -1
     target: np.ndarray | None = None
+    skin: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         check_shape("SwapPatch.crop", self.crop, (None, None, 3), np.uint8)
@@ -185,12 +189,14 @@ class SwapPatch:
         check_shape("SwapPatch.matrix", self.matrix, (2, 3))
         if self.target is not None:
             check_shape("SwapPatch.target", self.target, self.crop.shape, np.uint8)
+        if self.skin is not None:
+            check_shape("SwapPatch.skin", self.skin, self.crop.shape[:2], np.uint8)
 
     @classmethod
     def at(cls, crop: np.ndarray, mask: np.ndarray, x: int, y: int, track_id: int = -1,
-           target: np.ndarray | None = None) -> SwapPatch:
+           target: np.ndarray | None = None, skin: np.ndarray | None = None) -> SwapPatch:
         """A patch whose crop sits unrotated at (x, y) of the frame."""
-        return cls(crop, mask, np.array([[1, 0, x], [0, 1, y]], np.float64), track_id, target)
+        return cls(crop, mask, np.array([[1, 0, x], [0, 1, y]], np.float64), track_id, target, skin)
 
     @property
     def is_translation(self) -> bool:

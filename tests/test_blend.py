@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from steadyswap.blend.colour import ColourMatcher, lab_stats, transfer_lab
@@ -86,3 +87,46 @@ def test_paste_of_a_rotated_patch_and_one_off_the_edge() -> None:
     out = paste_patches(frame, [SwapPatch(crop, mask, matrix), SwapPatch.at(crop, mask, 90, 90)])
     assert out[50, 48].min() > 150
     assert out[95, 95].min() == 200 and out[0, 0].max() == 0
+
+
+def test_seamless_paste_meets_the_target_at_the_edge_and_keeps_the_outside() -> None:
+    """A face darker than its target: the seamless paste lifts it to the target's level where the mask fades
+    (no colour step), keeps its own detail inside, and leaves every pixel outside the mask exact."""
+    rng = np.random.default_rng(5)
+    frame = rng.integers(150, 190, (120, 160, 3), dtype=np.uint8)
+    crop = np.full((60, 60, 3), 90, np.uint8)
+    crop[28:32, 10:50] = 40  # a dark stroke: detail of the swapped face
+    region = np.zeros((60, 60), np.uint8)
+    region[4:56, 4:56] = 1
+    mask = feather(region, 10)
+    patch = SwapPatch.at(crop, mask, 50, 30, target=frame[30:90, 50:110].copy())
+    out = paste_patches(frame, [patch]).astype(int)
+    outside = np.ones(frame.shape[:2], bool)
+    outside[30:90, 50:110] = mask == 0
+    np.testing.assert_array_equal(out[outside], frame[outside])
+    edge = out[30:90, 50:110][(mask > 0.2) & (mask < 0.8)].mean()
+    assert abs(edge - frame[30:90, 50:110].mean()) < 6, "no step where the face fades into the target"
+    stroke = out[30 + 28:30 + 32, 50 + 20:50 + 40].mean() - out[30 + 24:30 + 27, 50 + 20:50 + 40].mean()
+    assert stroke < -40, "the face's own detail is kept"
+
+
+def test_colour_transfer_cannot_shift_hue() -> None:
+    """A pink source face with grey eyeshadow and dark brows, matched to a less red, more yellow target skin:
+    the skin takes the target's colour, grey stays grey, and no colour crosses grey into the opposite hue
+    (the teal brows and blue-grey strips of issue 15)."""
+    def rgb(lab: tuple[int, int, int]) -> np.ndarray:
+        return cv2.cvtColor(np.array([[lab]], np.uint8), cv2.COLOR_LAB2RGB)[0, 0]
+
+    face = np.empty((60, 60, 3), np.uint8)
+    face[:] = rgb((170, 150, 140))          # pink skin
+    face[10:16, 10:50] = rgb((90, 131, 129))  # grey-brown eyeshadow, just on the red side of grey
+    face[5:9, 10:50] = rgb((60, 128, 128))    # neutral dark brows
+    target = np.full_like(face, rgb((160, 140, 150)))
+    skin = np.zeros((60, 60), np.uint8)
+    skin[20:, :] = 1
+    patch = SwapPatch.at(face, np.ones((60, 60), np.float32), 0, 0, target=target, skin=skin)
+    out = cv2.cvtColor(ColourMatcher(strength=1.0).correct_patch(patch).crop, cv2.COLOR_RGB2LAB).astype(int)
+    wanted = cv2.cvtColor(target[:1, :1], cv2.COLOR_RGB2LAB)[0, 0].astype(int)
+    assert np.abs(out[40, 30] - wanted).max() <= 2, "the skin takes the target's colour"
+    assert abs(out[7, 30, 1] - 128) <= 1 and abs(out[7, 30, 2] - 128) <= 1, "grey stays grey"
+    assert out[12, 30, 1] >= 128, "the eyeshadow does not cross grey towards green"

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 
 from steadyswap.analysis.mediapipe_mesh import MediaPipeAnalyzer
+from steadyswap.analysis import mesh_topology
 from steadyswap.analysis.mesh_topology import mouth_opening
 from steadyswap.config import RunConfig
 from steadyswap.engine.frame_swapper import FaceSwapper
-from steadyswap.errors import NoFaceError
+from steadyswap.errors import NoFaceError, UsageError
 from tests.conftest import media_path
 from tests.helpers import decode, photo
 
@@ -68,3 +69,24 @@ def test_talking_mouth_and_blinks_follow_the_target() -> None:
     assert np.ptp(target_open) > 0.15, "the clip really talks"
     assert np.corrcoef(target_open, output_open)[0, 1] > 0.9
     assert np.abs(target_open - output_open).mean() < 0.05
+
+
+def test_the_source_fringe_stays_out_and_the_forehead_share_is_honoured() -> None:
+    """A source with a fringe down to the brows (liveportrait_s1) pasted onto a bare forehead: by default almost
+    none of the forehead above the target's brows changes; asking for the whole forehead pastes more of it, but
+    the fringe, unlike skin, stays out (the forehead's colour barely moves); other swappers refuse the option."""
+    target = photo(media_path("image/fr_biden_512.jpg"))
+    changed, change = {}, {}
+    for share in (0.0, 1.0):
+        with FaceSwapper([media_path("image/liveportrait_s1_512.jpg")], RunConfig(face_mask_forehead=share)) as swapper:
+            result = swapper.swap_image(target)
+        points = result.faces.landmarks[0]
+        brows = points[mesh_topology.eyebrows()]
+        rows = slice(int(points[mesh_topology.FOREHEAD_TOP, 1]), int(brows[:, 1].min()))
+        columns = slice(int(brows[:, 0].min()), int(brows[:, 0].max()))
+        difference = np.abs(result.image[rows, columns].astype(int) - target[rows, columns])
+        changed[share], change[share] = int((difference.sum(axis=2) > 0).sum()), float(difference.mean())
+    assert changed[0.0] == 0 and changed[1.0] > 200
+    assert change[1.0] < 3, "the source's hair is not pasted over the target's forehead"
+    with pytest.raises(UsageError, match="--face-mask-forehead"):
+        RunConfig(face_swapper_model="inswapper_128", face_mask_forehead=0.5).validate()

@@ -22,6 +22,7 @@ from steadyswap.blend.occlusion import occlude, region_in_crop  # noqa: E402
 from steadyswap.engine.gpu.stages import GpuPatches  # noqa: E402
 from steadyswap.blend.paste import paste_patches  # noqa: E402
 from steadyswap.io import read_image  # noqa: E402
+from steadyswap.blend.seamless import seamless_crop  # noqa: E402
 from steadyswap.types import SwapPatch  # noqa: E402
 from tests.conftest import media_path  # noqa: E402
 from tests.helpers import decode  # noqa: E402
@@ -197,14 +198,15 @@ def test_colour_transfer_matches_blend_colour(torch_device: str) -> None:
     expected_stats = np.stack([lab_stats(image, mask), lab_stats(target, mask)])
     images = torch.from_numpy(np.stack([image, target])).permute(0, 3, 1, 2).float().to(torch_device)
     stats = torch_ops.lab_stats(images, torch.from_numpy(np.stack([mask, mask])).to(torch_device)).cpu().numpy()
-    assert np.abs(stats - expected_stats).max() < 0.6
+    # medians and quartiles are LAB levels: OpenCV's fixed-point conversion moves one by a level at most
+    assert np.abs(stats - expected_stats).max() <= 1.0 and np.abs(stats - expected_stats).mean() < 0.3
     expected = transfer_lab(image, expected_stats[0], expected_stats[1], 0.7).astype(np.int16)
     got = torch_ops.transfer_lab(images[:1], torch.from_numpy(expected_stats[:1]).to(torch_device),
                                  torch.from_numpy(expected_stats[1:]).to(torch_device), 0.7)
     diff = np.abs(got[0].permute(1, 2, 0).cpu().numpy() - expected)
-    # OpenCV's fixed-point LAB differs by a level here and there; the transfer scales that up, most
-    # where a channel is pushed out of gamut and clipped.
-    assert np.percentile(diff, 99) <= 3 and diff.mean() < 0.5
+    # OpenCV's fixed-point LAB differs by a level here and there; the transfer scales that up (a and b by
+    # up to MAX_CHROMA = 2 about grey), most where a channel is pushed out of gamut and clipped.
+    assert np.percentile(diff, 99) <= 4 and diff.mean() < 0.5
 
 
 @pytest.mark.parametrize(("colorspace", "color_range"), [(None, None), (1, 1), (5, 2)])
@@ -301,3 +303,22 @@ def test_hold_matches_blend_hold(torch_device: str) -> None:
         made.hold([hold] * 3, repeated)
     assert float(again.crops.mean()) == 10.0  # the repeat pastes the first crop again
     assert float(moved.crops.mean()) == 30.0  # the moved frame its own
+def test_seamless_matches_blend_seamless(torch_device: str) -> None:
+    """The seamless paste's membrane, on a face-sized and a small crop (cells of 16 and 1 pixels)."""
+    rng = np.random.default_rng(11)
+
+    def skin(base: tuple[int, int, int], h: int, w: int) -> np.ndarray:  # skin-like: a base colour, some texture
+        return np.clip(_picture(rng, h, w) * 0.3 + base, 0, 255).astype(np.uint8)
+
+    for side in (300, 40):
+        crop, target = skin((150, 100, 80), side, side + 8), skin((120, 90, 60), side, side + 8)
+        region = np.zeros((side, side + 8), np.uint8)
+        cv2.ellipse(region, (side // 2, side // 2), (side * 2 // 5, side * 9 // 20), 0, 0, 360, 1, -1)
+        mask = feather(region, side / 12)
+        expected = seamless_crop(crop, target, mask)
+        assert np.abs(expected.astype(int) - crop).max() > 20, "the test must move the crop"
+        tensors = [torch.from_numpy(a).permute(2, 0, 1)[None].float().to(torch_device) for a in (crop, target)]
+        got = torch_ops.seamless(*tensors, torch.from_numpy(mask)[None].to(torch_device))
+        diff = np.abs(got[0].permute(1, 2, 0).cpu().numpy() - expected)
+        # the skin medians that weigh the edge cells may differ by a LAB level (OpenCV fixed point)
+        assert diff.max() <= 2 and diff.mean() < 0.2

@@ -47,6 +47,22 @@ def face_oval() -> np.ndarray:
     return _ordered_loop(FACEMESH_FACE_OVAL)
 
 
+@lru_cache(maxsize=1)
+def features() -> tuple[np.ndarray, ...]:
+    """Index sets of the features that are not skin: both eyes, both eyebrows and the lips (outer contour)."""
+    from mediapipe.python.solutions import face_mesh_connections as mesh
+
+    sets = (mesh.FACEMESH_LEFT_EYE, mesh.FACEMESH_RIGHT_EYE, mesh.FACEMESH_LEFT_EYEBROW,
+            mesh.FACEMESH_RIGHT_EYEBROW, mesh.FACEMESH_LIPS)
+    return tuple(np.array(sorted({i for edge in edges for i in edge}), np.int32) for edges in sets)
+
+
+@lru_cache(maxsize=1)
+def eyebrows() -> np.ndarray:
+    """Indices of both eyebrows' points."""
+    return np.concatenate(features()[2:4])
+
+
 def _ordered_loop(edges: frozenset[tuple[int, int]]) -> np.ndarray:
     following = dict(edges)
     start = next(iter(following))

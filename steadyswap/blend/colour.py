@@ -1,8 +1,12 @@
-"""Colour correction in LAB space: match the swapped face's mean and spread to the target's.
+"""Colour correction in LAB space that cannot shift hue: the swapped face's skin moved to the target's.
 
 A stage of its own, after the swapper and before paste-back, for every swapper family: each ``SwapPatch``
-carries the target pixels it replaces (``target``), and the correction moves the swapped crop's statistics
-towards theirs inside the patch's mask.
+carries the target pixels it replaces (``target``) and where its face is skin (``skin``; the mask where it
+has none). Statistics are robust (median, interquartile spread) and taken on skin only, so eyes, brows, lips,
+hair and background do not pull them. Lightness is scaled (within ``MAX_SCALE``) and offset; the two colour
+channels are scaled about the neutral grey up to the skin and offset beyond it (``lab_curves``), so grey
+stays grey and no colour crosses into the opposite hue (a spread ratio or an offset applied to a and b swings
+brows or eyeshadow through grey).
 """
 
 from __future__ import annotations
@@ -20,11 +24,18 @@ Stats = TypeVar("Stats")
 
 
 _STATS_SIDE = 48
-"""Statistics are taken on a copy no larger than this: means and spreads need no more pixels."""
+"""Statistics are taken on a copy no larger than this: medians and spreads need no more pixels."""
+MAX_SCALE = 2.0
+"""Lightness spread is matched within a factor of this (and its inverse)."""
+MAX_CHROMA = 2.0
+"""a and b are scaled about grey by at most this factor (and at least its inverse) up to the skin's median."""
+IQR_TO_SIGMA = 1.349
+"""Interquartile range of a normal distribution, in standard deviations."""
 
 
 def lab_stats(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """(2, 3) float32 per-channel LAB mean and standard deviation of ``image`` where ``mask`` > 0.5.
+    """(2, 3) float32 per-channel LAB median and robust spread (interquartile range / 1.349) of ``image`` where
+    ``mask`` > 0.5, on every ``max(h, w) // 48``-th pixel.
 
     Args:
         image: (h, w, 3) uint8 RGB. mask: (h, w) float or bool.
@@ -35,13 +46,52 @@ def lab_stats(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     inside = lab[mask[::step, ::step] > 0.5].astype(np.float32)
     if len(inside) < 16:
         return np.array([[0, 0, 0], [1, 1, 1]], np.float32)
-    return np.stack([inside.mean(axis=0), inside.std(axis=0) + 1e-3]).astype(np.float32)
+    low, median, high = np.percentile(inside, (25, 50, 75), axis=0)
+    return np.stack([median, (high - low) / IQR_TO_SIGMA + 1e-3]).astype(np.float32)
+
+
+def lab_curves(values: Any, source: Any, target: Any, strength: float) -> tuple[Any, Any]:
+    """The colour stage's tone curves: (…, 3) LAB levels → (lightness (…,), a and b (…, 2)), moved from
+    ``source`` statistics towards ``target``'s by ``strength``.
+
+    Lightness is scaled about the median by the spread ratio (clamped to ``MAX_SCALE``) and moved to the target's
+    median. a and b are scaled about the neutral grey (128) between grey and the skin's median, by the ratio that
+    takes the source's skin to the target's (clamped to ``MAX_CHROMA``); beyond it (lips, blush) they keep their
+    difference from the skin, narrowed by the spread ratio where the target's skin varies less (never widened):
+    grey stays grey, skin goes to skin, and no colour crosses the grey point into the opposite hue (an offset
+    turns grey eyeshadow teal on a less red target; a widening spread ratio swings brows through grey). Each
+    curve is continuous and increasing.
+
+    Plain arithmetic, so numpy arrays (the CPU path's lookup tables) and torch tensors (the GPU engine) share it;
+    ``source``/``target`` are (…, 2, 3) median and spread, broadcast against ``values``.
+
+    >>> levels = np.array([[100.0, 128, 128], [110, 148, 138], [120, 168, 160]])
+    >>> stats = np.array([[110, 148, 138], [10, 8, 4]]), np.array([[120, 138, 148], [30, 4, 9]])
+    >>> lightness, chroma = lab_curves(levels, *stats, 1.0)
+    >>> lightness.tolist(), chroma.tolist()
+    ([100.0, 120.0, 140.0], [[128.0, 128.0], [138.0, 148.0], [148.0, 170.0]])
+    """
+    ratio = (target[..., 1, 0] / source[..., 1, 0]).clip(1 / MAX_SCALE, MAX_SCALE)
+    scale = 1 + strength * (ratio - 1)
+    median = source[..., 0, 0]
+    lightness = median + strength * (target[..., 0, 0] - median) + scale * (values[..., 0] - median)
+    skin = source[..., 0, 1:] - 128
+    side = (skin >= 0) * 2.0 - 1
+    skin = side * abs(skin).clip(1, None)
+    gain = ((target[..., 0, 1:] - 128) / skin).clip(1 / MAX_CHROMA, MAX_CHROMA)
+    gain = 1 + strength * (gain - 1)
+    spread = (target[..., 1, 1:] / source[..., 1, 1:]).clip(1 / MAX_CHROMA, 1)
+    spread = 1 + strength * (spread - 1)
+    away = values[..., 1:] - 128
+    inner = 128 + gain * away
+    beyond = side * away > abs(skin)
+    return lightness, inner + beyond * (128 + gain * skin + spread * (away - skin) - inner)
 
 
 def transfer_lab(image: np.ndarray, source: np.ndarray, target: np.ndarray, strength: float) -> np.ndarray:
     """Move ``image``'s LAB statistics from ``source`` towards ``target`` by ``strength`` (0..1).
 
-    Per channel ``v → v·scale + shift`` applied through a lookup table in LAB.
+    Per channel the curves of ``lab_curves``, applied through a lookup table in LAB.
 
     Args:
         image: (h, w, 3) uint8 RGB. source, target: (2, 3) stats from ``lab_stats``.
@@ -51,12 +101,18 @@ def transfer_lab(image: np.ndarray, source: np.ndarray, target: np.ndarray, stre
     """
     if strength <= 0:
         return image
-    scale = 1 + strength * (target[1] / source[1] - 1)
-    shift = strength * target[0] + (1 - strength) * source[0] - scale * source[0]
-    values = np.arange(256, dtype=np.float32)[:, None] * scale + shift
+    levels = np.repeat(np.arange(256, dtype=np.float32)[:, None], 3, axis=1)
+    lightness, chroma = lab_curves(levels, source, target, strength)
+    values = np.column_stack([lightness, chroma])
     table = np.clip(values + 0.5, 0, 255).astype(np.uint8).reshape(256, 1, 3)
     lab = cv2.cvtColor(image, cv2.COLOR_RGB2LAB)
     return cv2.cvtColor(cv2.LUT(lab, table), cv2.COLOR_LAB2RGB)
+
+
+def skin_weights(mask: np.ndarray, skin: np.ndarray | None) -> np.ndarray:
+    """(h, w) float32: where the colour stage takes statistics: the skin (over half) inside the mask (> 0.5)."""
+    inside = (mask > 0.5).astype(np.float32)
+    return inside if skin is None else inside * (skin >= 0.5)
 
 
 @dataclass
@@ -91,17 +147,20 @@ class ColourMatcher:
         return source, target
 
     def correct(self, track_id: int, image: np.ndarray, target_region: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """Colour-correct ``image`` (the swapped face) towards ``target_region`` inside ``mask``."""
+        """Colour-correct ``image`` (the swapped face) towards ``target_region``, statistics where ``mask`` > 0.5
+        (the skin)."""
         if self.strength <= 0:
             return image
         source, target = self.smooth(track_id, lab_stats(image, mask), lab_stats(target_region, mask))
         return transfer_lab(image, source, target, self.strength)
 
     def correct_patch(self, patch: SwapPatch) -> SwapPatch:
-        """``patch`` with its crop corrected towards the target pixels it covers (``patch.target``)."""
+        """``patch`` with its crop corrected towards the target pixels it covers (``patch.target``), statistics
+        on its skin (``patch.skin``) where the mask is over half."""
         if self.strength <= 0 or patch.target is None:
             return patch
-        return replace(patch, crop=self.correct(patch.track_id, patch.crop, patch.target, patch.mask))
+        weights = skin_weights(patch.mask, patch.skin)
+        return replace(patch, crop=self.correct(patch.track_id, patch.crop, patch.target, weights))
 
     def reset(self) -> None:
         self._state.clear()

@@ -1,12 +1,18 @@
-"""Paste swap patches back into frames; pixels the masks do not reach stay bit-exact."""
+"""Paste swap patches back into frames; pixels the masks do not reach stay bit-exact.
+
+A patch that carries its target pixels is made seamless first (``blend.seamless``: the target's low
+frequencies carried in from the mask's soft edge), then cross-faded through its mask.
+"""
 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import cv2
 import numpy as np
 
+from steadyswap.blend.seamless import seamless_crop
 from steadyswap.types import SwapPatch
 
 
@@ -24,6 +30,8 @@ def paste_patches(frame: np.ndarray, patches: list[SwapPatch]) -> np.ndarray:
         return frame
     out = frame.copy()
     for patch in patches:
+        if patch.target is not None:
+            patch = replace(patch, crop=seamless_crop(patch.crop, patch.target, patch.mask, patch.skin))
         crop, mask, x, y = _in_frame_space(patch, frame.shape[1], frame.shape[0])
         if crop is None:
             continue

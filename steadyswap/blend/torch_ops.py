@@ -13,6 +13,7 @@ torch twin                  numpy/OpenCV counterpart
 ``feather``                 ``blend.mask.feather``
 ``resize``                  ``cv2.resize(..., INTER_LINEAR)``
 ``soften``                  ``blend.face_masks.soften``
+``seamless``                ``blend.seamless.seamless_crop``
 ``rgb_to_lab8``/``lab8_to_rgb``  ``cv2.cvtColor(..., COLOR_RGB2LAB / COLOR_LAB2RGB)`` on uint8
 ``lab_stats``               ``blend.colour.lab_stats``
 ``transfer_lab``            ``blend.colour.transfer_lab``
@@ -39,6 +40,8 @@ from torch import Tensor
 
 from steadyswap.blend import degrade
 from steadyswap.blend.occlusion import crop_to_region
+from steadyswap.blend.colour import IQR_TO_SIGMA, lab_curves
+from steadyswap.blend.seamless import EDGE, SAMPLES, SKIN_SHARE, SPREAD, TRUST, cell_size
 
 Size = tuple[int, int]
 """(width, height), OpenCV's order."""
@@ -271,6 +274,68 @@ def regions_in_crops(regions: Tensor, frame_size: Size, to_frame: np.ndarray, cr
     """
     matrices = crop_to_region(to_frame, frame_size, (regions.shape[2], regions.shape[1]))
     return warp_affine(regions[:, None].float(), matrices, crop_size, "zeros", inverse_map=True)[:, 0]
+# --- seamless paste ------------------------------------------------------------------------------------
+
+def _pool(values: Tensor, cell: int) -> Tensor:
+    """Means over ``cell``×``cell`` blocks of (n, c, h, w), the far edges padded with zeros (as
+    ``blend.seamless._pool``)."""
+    h, w = values.shape[-2:]
+    values = F.pad(values, (0, -w % cell, 0, -h % cell))
+    return values if cell == 1 else F.avg_pool2d(values, cell)
+
+
+def _up(values: Tensor, factor: int, shape: tuple[int, int]) -> Tensor:
+    """Bilinear upsampling by ``factor`` as ``cv2.resize`` (pixel centres), cut to ``shape`` (h, w)."""
+    if factor > 1:
+        values = F.interpolate(values, scale_factor=factor, mode="bilinear", align_corners=False)
+    return values[..., : shape[0], : shape[1]]
+
+
+def seamless(crops: Tensor, targets: Tensor, masks: Tensor, skins: Tensor | None = None) -> Tensor:
+    """Each crop plus the membrane of (target − crop) measured on its mask's soft edge, as
+    ``blend.seamless.seamless_crop`` (same grid, skin medians and likeness, push-pull and rounding); nothing
+    waits on the device.
+
+    Args:
+        crops, targets: (n, 3, h, w) float 0..255 (crops rounded). masks: (n, h, w) float 0..1.
+        skins: (n or 1, h, w), nonzero on skin (only there does the soft edge count); None: everywhere.
+    Returns:
+        (n, 3, h, w) float 0..255, rounded.
+    """
+    h, w = masks.shape[-2:]
+    cell = cell_size(h, w)
+    step = max(1, cell // SAMPLES)
+    mask = _pool(masks.float()[:, None], step)
+    band, region = (mask > 0) & (mask < EDGE), mask > 0.5
+    if skins is not None:
+        skin = _pool(skins.float()[:, None], step) >= 0.5
+        band, region = band & skin, region & skin
+    band, region = band.float(), region.float()
+    share, weight = _pool(region, cell // step), _pool(band, cell // step)
+    spread = to_device(SPREAD, weight)[:, None, None]
+    sums, trusted = [], torch.ones_like(weight)
+    for image in (targets, crops):
+        small = _pool(image.float(), step)
+        sums.append(_pool(small * band, cell // step))
+        colours = rgb_to_lab8((_pool(small * region, cell // step) / share.clamp(min=1e-6)).clamp(0, 255))
+        cells = torch.where(share >= SKIN_SHARE, colours, torch.full_like(colours, math.nan)).flatten(2)
+        median = torch.nanquantile(cells, 0.5, dim=2)[:, :, None, None]
+        lab = rgb_to_lab8((sums[-1] / weight.clamp(min=1e-6)).clamp(0, 255))
+        alike = torch.exp(-0.5 * (((lab - median) / spread) ** 2).sum(dim=1, keepdim=True))
+        trusted = trusted * torch.where(median.isnan().any(dim=1, keepdim=True), torch.ones_like(alike), alike)
+    levels = [torch.cat([(sums[0] - sums[1]) * trusted, weight * trusted], dim=1)]
+    while min(levels[-1].shape[-2:]) > 2:
+        levels.append(_pool(levels[-1], 2))
+    top = levels[-1]
+    total = top[:, 3:].sum(dim=(2, 3), keepdim=True)
+    estimate = (top[:, :3].sum(dim=(2, 3), keepdim=True) / total.clamp(min=1e-12)).expand_as(top[:, :3])
+    for means in reversed(levels):
+        factor = 1 if estimate.shape[-2:] == means.shape[-2:] else 2
+        estimate = _up(estimate, factor, tuple(means.shape[-2:]))
+        known = means[:, 3:]
+        trust = (known * TRUST).clamp(max=1.0)
+        estimate = trust * (means[:, :3] / known.clamp(min=1e-6)) + (1 - trust) * estimate
+    return (crops + _up(estimate, cell, (h, w))).round_().clamp_(0, 255)
 
 
 # --- blur and grain (blend.degrade) ---------------------------------------------------------------------
@@ -388,25 +453,25 @@ STATS_SIDE = 48
 
 
 def lab_stats(images: Tensor, masks: Tensor) -> Tensor:
-    """(n, 2, 3) LAB mean and standard deviation inside each mask (> 0.5), as ``blend.colour.lab_stats``.
+    """(n, 2, 3) LAB median and robust spread inside each mask (> 0.5), as ``blend.colour.lab_stats``.
 
     Args:
         images: (n, 3, h, w) RGB 0..255. masks: (n, h, w).
     """
     h, w = masks.shape[-2:]
     step = max(1, max(h, w) // STATS_SIDE)
-    lab = rgb_to_lab8(images[:, :, ::step, ::step].float()).round()
-    inside = (masks[:, ::step, ::step] > 0.5).float()[:, None]
-    count = inside.sum(dim=(2, 3))
-    mean = (lab * inside).sum(dim=(2, 3)) / count.clamp(min=1)
-    variance = (((lab - mean[..., None, None]) ** 2) * inside).sum(dim=(2, 3)) / count.clamp(min=1)
-    stats = torch.stack([mean, variance.sqrt() + 1e-3], dim=1)
+    lab = rgb_to_lab8(images[:, :, ::step, ::step].float()).round().flatten(2)
+    inside = (masks[:, ::step, ::step] > 0.5).flatten(1)[:, None].expand_as(lab)
+    values = torch.where(inside, lab, torch.full_like(lab, math.nan))
+    quartiles = torch.nanquantile(values, to_device([0.25, 0.5, 0.75], values), dim=2)
+    stats = torch.stack([quartiles[1], (quartiles[2] - quartiles[0]) / IQR_TO_SIGMA + 1e-3], dim=1)
     fallback = to_device([[0.0, 0.0, 0.0], [1.0, 1.0, 1.0]], stats)
-    return torch.where((count[:, :1] < 16)[:, :, None], fallback, stats)
+    return torch.where((inside[:, :1].sum(dim=2) < 16)[:, :, None], fallback, stats)
 
 
 def transfer_lab(images: Tensor, source: Tensor, target: Tensor, strength: float) -> Tensor:
-    """Move each image's LAB statistics from ``source`` towards ``target``, as ``blend.colour.transfer_lab``.
+    """Move each image's LAB statistics from ``source`` towards ``target``, as ``blend.colour.transfer_lab``
+    (the same curves: ``blend.colour.lab_curves``).
 
     Args:
         images: (n, 3, h, w) RGB 0..255. source, target: (n, 2, 3) from ``lab_stats``.
@@ -415,10 +480,10 @@ def transfer_lab(images: Tensor, source: Tensor, target: Tensor, strength: float
     """
     if strength <= 0:
         return images
-    scale = 1 + strength * (target[:, 1] / source[:, 1] - 1)
-    shift = strength * target[:, 0] + (1 - strength) * source[:, 0] - scale * source[:, 0]
-    lab = rgb_to_lab8(images.float()).round()
-    moved = (lab * scale[:, :, None, None] + shift[:, :, None, None] + 0.5).clamp(0, 255).floor()
+    lab = rgb_to_lab8(images.float()).round().permute(0, 2, 3, 1)
+    lightness, chroma = lab_curves(lab, source[:, None, None], target[:, None, None], strength)
+    moved = torch.cat([lightness[..., None], chroma], dim=-1).permute(0, 3, 1, 2)
+    moved = (moved + 0.5).clamp(0, 255).floor()
     return lab8_to_rgb(moved).round()
 
 

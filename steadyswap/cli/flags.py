@@ -178,6 +178,10 @@ FLAGS: tuple[Flag, ...] = (
          "keep hands in front of a face visible: MediaPipe's hand landmarks (inside the wheel) cut the hands "
          "out of every swapped face's mask; off pastes the face over them (default: {default})",
          choices=SWITCHES),
+    Flag(("--face-mask-forehead",), "face_mask_forehead", "mask",
+         "classic swapper: share of the forehead pasted above the brows, 0 (none) to 1 (up to the hairline, "
+         "with the source's hair); the source's hair and frames above the eyes are left out either way "
+         "(default: {default})", type=float, metavar="SHARE"),
     # smoothing & colour
     Flag(("--face-smoothing",), "face_smoothing", "smoothing & colour",
          "landmark smoothing per tracked face (default: {default})", choices=SMOOTHING_MODES),

@@ -114,7 +114,7 @@ def build_swapper(config: RunConfig) -> Swapper:
     if config.face_swapper_model == "classic":
         from steadyswap.swap.classic import ClassicSwapper
 
-        return ClassicSwapper(config.face_mask_blur, config.face_mask_padding)
+        return ClassicSwapper(config.face_mask_blur, config.face_mask_padding, config.face_mask_forehead)
     from steadyswap.models.factory import build_swapper as build_model_swapper
 
     return build_model_swapper(config)

@@ -17,8 +17,9 @@ import onnx
 import onnxruntime as ort
 from onnx import numpy_helper
 
-from steadyswap.blend.align import warp_face
+from steadyswap.blend.align import template_points, warp_face
 from steadyswap.blend.box_mask import box_mask
+from steadyswap.blend.skin import five_point_skin
 from steadyswap.errors import ModelError, UsageError
 from steadyswap.models import runtime
 from steadyswap.models.registry import ModelSpec
@@ -101,6 +102,7 @@ class OnnxSwapper(Swapper):
         self.outputs = [o.name for o in session.get_outputs()]
         self.mask = box_mask(self.crop_size, mask_blur, mask_padding) if box else \
             np.ones((self.crop_size, self.crop_size), np.float32)
+        self.skin = five_point_skin((self.crop_size,) * 2, template_points(spec.template, self.crop_size))
 
     def prepare_source(self, images: list[np.ndarray], faces: list[Faces]) -> SourceFace:
         """Average the largest face of each photo into the model's ``source`` input (``swap.sources``)."""
@@ -146,7 +148,7 @@ class OnnxSwapper(Swapper):
             return patches
         swapped, masks = self._run(np.stack(crops), np.stack(sources))
         for (index, track_id), crop, mask, matrix, target in zip(owners, swapped, masks, matrices, crops):
-            patches[index].append(SwapPatch(crop, mask, matrix, track_id, target))
+            patches[index].append(SwapPatch(crop, mask, matrix, track_id, target, self.skin))
         return patches
 
     def _source_rows(self, source: SourceFace, frame: np.ndarray, faces: Faces) -> np.ndarray:

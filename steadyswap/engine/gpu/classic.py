@@ -3,7 +3,8 @@
 ``ClassicSwapper.plan`` (the host, per face) places the patch, picks the source pyramid level, computes the
 mesh warp on its coarse grid and rasterises the face oval: small arrays. Everything at full patch size runs
 on the device, with the torch twins of what ``ClassicSwapper`` does with OpenCV: upsampling the warp maps,
-sampling the source, feathering the oval and the mesh's coverage, the padding cut. The colour stage and
+sampling the source (its colours and ``source_keep``), feathering the pasted region and the mesh's coverage,
+the padding cut. The colour stage and
 paste-back follow in the engine, as for every swapper. MediaPipe's landmarks stay on the CPU.
 """
 
@@ -17,7 +18,7 @@ from steadyswap.blend.mask import padding_box
 from steadyswap.blend.warp import upsample_grid
 from steadyswap.engine.gpu.stages import DeviceSwapper, GpuPatches
 from steadyswap.swap.base import SourceFace
-from steadyswap.swap.classic import ClassicSwapper, FacePlan
+from steadyswap.swap.classic import ClassicSwapper, FacePlan, keep_weight
 from steadyswap.types import Faces
 
 
@@ -25,14 +26,16 @@ class GpuClassicSwapper(DeviceSwapper):
     """``ClassicSwapper`` with its pixel work on ``device``.
 
     Args:
-        mask_blur, mask_padding: as ``ClassicSwapper`` (``--face-mask-blur``, ``--face-mask-padding``).
+        mask_blur, mask_padding, forehead: as ``ClassicSwapper`` (``--face-mask-blur``, ``--face-mask-padding``,
+            ``--face-mask-forehead``).
         device: where the pixels are.
     """
 
     name = ClassicSwapper.name
 
-    def __init__(self, mask_blur: float, mask_padding: tuple[int, int, int, int], device: torch.device) -> None:
-        self.geometry = ClassicSwapper(mask_blur, mask_padding)
+    def __init__(self, mask_blur: float, mask_padding: tuple[int, int, int, int], forehead: float,
+                 device: torch.device) -> None:
+        self.geometry = ClassicSwapper(mask_blur, mask_padding, forehead)
         self.device = device
 
     def prepare_source(self, images: list[np.ndarray], faces: list[Faces]) -> SourceFace:
@@ -54,9 +57,11 @@ class GpuClassicSwapper(DeviceSwapper):
             grid = upsample_grid(plan.step)[None]
             maps = torch_ops.warp_affine(maps, grid, plan.size, "replicate", inverse_map=True)
             covered = torch_ops.warp_affine(covered, grid, plan.size, "replicate", inverse_map=True, mode="nearest")
-        warped = torch_ops.remap(source.data["device_pyramid"][plan.level], maps[:, 0], maps[:, 1]).round_()
+        layers = torch_ops.remap(source.data["device_pyramid"][plan.level], maps[:, 0], maps[:, 1]).round_()
+        warped, keep = layers[:, :3], keep_weight(layers[:, 3])
         hull = torch.from_numpy(plan.hull).to(self.device)[None] > 0
         mask = torch_ops.feather(hull, plan.outer_radius) * torch_ops.feather(covered[:, 0] > 0.5, plan.hole_radius)
+        mask = mask * keep
         kept = padding_box(plan.box, self.geometry.mask_padding)
         if kept is not None:
             xa, ya, xb, yb = kept
@@ -65,4 +70,5 @@ class GpuClassicSwapper(DeviceSwapper):
             mask = mask * cut
         target = frames[row, plan.y0:plan.y1, plan.x0:plan.x1].permute(2, 0, 1)[None].float()
         to_frame = np.array([[[1.0, 0.0, plan.x0], [0.0, 1.0, plan.y0]]])
-        return GpuPatches([row], [plan.track_id], warped, target, mask, to_frame)
+        skin = torch.from_numpy(plan.skin).to(self.device)[None]
+        return GpuPatches([row], [plan.track_id], warped, target, mask, to_frame, skin)

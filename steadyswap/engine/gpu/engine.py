@@ -319,7 +319,8 @@ class GpuEngine:
         if config.face_swapper_model == EMBEDDED["swapper"]:
             from steadyswap.engine.gpu.classic import GpuClassicSwapper
 
-            self.swapper = GpuClassicSwapper(config.face_mask_blur, config.face_mask_padding, self.device)
+            self.swapper = GpuClassicSwapper(config.face_mask_blur, config.face_mask_padding,
+                                             config.face_mask_forehead, self.device)
             return
         spec = get_model(config.face_swapper_model, "swapper")
         recognizer_name = config.face_recognizer_model

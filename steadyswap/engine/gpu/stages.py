@@ -27,8 +27,9 @@ from steadyswap.analysis.landmarker_2dfan4 import (
 )
 from steadyswap.analysis.onnx_detectors import detections, split_images, with_landmarks
 from steadyswap.blend import torch_ops
-from steadyswap.blend.align import estimate_matrix
+from steadyswap.blend.align import estimate_matrix, template_points
 from steadyswap.blend.box_mask import box_mask
+from steadyswap.blend.skin import five_point_skin
 from steadyswap.blend.colour import ColourMatcher
 from steadyswap.blend.degrade import BlurMatcher
 from steadyswap.blend.hold import Held, StillHold
@@ -177,6 +178,7 @@ class GpuPatches:
     frame_index: batch row of each face. track_ids: each face's track (-1: none).
     crops: (n, 3, S, S) float 0..255. targets: (n, 3, S, S) float 0..255, the target pixels each crop replaces.
     masks: (n, S, S) float 0..1. to_frame: (n, 2, 3) float64 crop→frame matrices, on the host.
+    skins: (n, S, S) or (1, S, S), nonzero where the face is skin (``SwapPatch.skin``); None: the whole mask.
     """
 
     frame_index: list[int]
@@ -185,6 +187,7 @@ class GpuPatches:
     targets: torch.Tensor
     masks: torch.Tensor
     to_frame: np.ndarray
+    skins: torch.Tensor | None = None
 
     def occlude(self, regions: list[np.ndarray | None], frame_size: tuple[int, int]) -> None:
         """The occluder stage, as ``blend.occlusion.occlude`` on the CPU path: each face's mask times one minus
@@ -203,11 +206,15 @@ class GpuPatches:
     def correct_colour(self, matchers: list[ColourMatcher]) -> None:
         """The colour stage, as ``ColourMatcher.correct_patch`` on the CPU path: LAB statistics inside each
         mask taken on the device, smoothed per track by the matcher of each face's frame (in face order, which
-        is frame order), and the crops moved towards the targets'. All matchers share one strength (the run's)."""
+        is frame order), and the crops moved towards the targets'. All matchers share one strength (the run's).
+        Statistics come from the skin inside each mask, as ``blend.colour.skin_weights``."""
         strength = matchers[0].strength if matchers else 0.0
         if strength <= 0 or not self.frame_index:
             return
-        sources, targets = torch_ops.lab_stats(self.crops, self.masks), torch_ops.lab_stats(self.targets, self.masks)
+        weights = (self.masks > 0.5).float()
+        if self.skins is not None:
+            weights = weights * (self.skins >= 0.5)
+        sources, targets = torch_ops.lab_stats(self.crops, weights), torch_ops.lab_stats(self.targets, weights)
         smoothed = [matchers[frame].smooth(track, sources[i], targets[i])
                     for i, (frame, track) in enumerate(zip(self.frame_index, self.track_ids))]
         self.crops = torch_ops.transfer_lab(self.crops, torch.stack([a for a, _ in smoothed]),
@@ -264,7 +271,9 @@ class GpuPatches:
             self.crops, self.masks, self.to_frame = crops, masks, to_frame
 
     def paste(self, frames: torch.Tensor) -> None:
-        torch_ops.paste_back(frames, self.frame_index, self.crops, self.masks, self.to_frame)
+        """The paste stage, as ``blend.paste.paste_patches``: each crop made seamless, then cross-faded in."""
+        crops = torch_ops.seamless(self.crops, self.targets, self.masks, self.skins)
+        torch_ops.paste_back(frames, self.frame_index, crops, self.masks, self.to_frame)
 
 
 class DeviceSwapper(ABC):
@@ -326,6 +335,8 @@ class GpuSwapper(DeviceSwapper):
         mask = box_mask(self.crop_size, mask_blur, mask_padding) if box else \
             np.ones((self.crop_size, self.crop_size), np.float32)
         self.box = torch.from_numpy(mask).to(device)
+        skin = five_point_skin((self.crop_size,) * 2, template_points(spec.template, self.crop_size))
+        self.skin = torch.from_numpy(skin).to(device)[None]
         self.mean = torch.tensor(spec.mean, device=device)[:, None, None]
         self.std = torch.tensor(spec.std, device=device)[:, None, None]
 
@@ -382,7 +393,7 @@ class GpuSwapper(DeviceSwapper):
                 targets = F.normalize(targets, dim=1)
             sources = sources * (1 - share) + targets * share
         swapped, masks = self.run(crops, sources)
-        return [GpuPatches(frame_index, track_ids, swapped, crops, masks, torch_ops.invert_affine(to_crop))]
+        return [GpuPatches(frame_index, track_ids, swapped, crops, masks, torch_ops.invert_affine(to_crop), self.skin)]
 
     def run(self, crops: torch.Tensor, sources: torch.Tensor,
             probe: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
