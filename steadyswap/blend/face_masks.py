@@ -182,7 +182,7 @@ class FaceMasker:
                 mask = cv2.warpAffine(mask, to_mask, (width, height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                                       borderMode=cv2.BORDER_CONSTANT, borderValue=0)
             out.append(SwapPatch(patch.crop, combine([patch.mask, mask]).astype(np.float32), patch.matrix,
-                                 patch.track_id, patch.target))
+                                 patch.track_id, patch.target, patch.skin))
         return out
 
     def masks(self, targets: np.ndarray, swapped: np.ndarray, landmarks: np.ndarray,
