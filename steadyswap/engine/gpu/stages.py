@@ -29,10 +29,11 @@ from steadyswap.analysis.onnx_detectors import detections, split_images, with_la
 from steadyswap.blend import torch_ops
 from steadyswap.blend.align import estimate_matrix, template_points
 from steadyswap.blend.box_mask import box_mask
-from steadyswap.blend.skin import five_point_skin
 from steadyswap.blend.colour import ColourMatcher
 from steadyswap.blend.degrade import BlurMatcher
 from steadyswap.blend.hold import Held, StillHold
+from steadyswap.blend.occlusion import HAND_SEEN
+from steadyswap.blend.skin import five_point_skin
 from steadyswap.engine.gpu.onnx_module import TorchOnnx
 from steadyswap.errors import ModelError, UsageError
 from steadyswap.models.registry import ModelSpec
@@ -202,6 +203,9 @@ class GpuPatches:
         keep = torch.ones_like(self.masks)
         keep[rows] = 1 - seen.to(keep.dtype)
         self.masks = self.masks * keep
+        clear = torch.ones_like(self.masks)
+        clear[rows] = (seen < HAND_SEEN).to(clear.dtype)
+        self.skins = clear if self.skins is None else self.skins * clear
 
     def correct_colour(self, matchers: list[ColourMatcher]) -> None:
         """The colour stage, as ``ColourMatcher.correct_patch`` on the CPU path: LAB statistics inside each
