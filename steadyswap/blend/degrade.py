@@ -301,7 +301,7 @@ class BlurMatcher:
         crop, target = luma(patch.crop), luma(patch.target)
         plan = self.plan(patch.track_id, patch.matrix, power(crop, patch.mask), power(target, patch.mask),
                          noise(crop, inside), noise(target, inside), patch.mask.shape)
-        return SwapPatch(apply(patch.crop, plan), patch.mask, patch.matrix, patch.track_id, patch.target)
+        return SwapPatch(apply(patch.crop, plan), patch.mask, patch.matrix, patch.track_id, patch.target, patch.skin)
 
     def reset(self) -> None:
         self._amounts.clear()

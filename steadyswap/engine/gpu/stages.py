@@ -244,24 +244,30 @@ class GpuPatches:
 
     def hold(self, holds: list[StillHold], frames: torch.Tensor) -> None:
         """The hold stage, as ``StillHold.hold_patches`` on the CPU path, face by face in face order (frame
-        order): where the frame under a track's last patch has not changed, that patch's crop, mask and
-        matrix replace the face's; otherwise the face's become the track's last. ``frames``: (B, H, W, 3)."""
+        order): where the frame under a track's last patch has not changed, that patch (crop, mask, matrix,
+        target pixels and skin, as the CPU path keeps the whole ``SwapPatch``) replaces the face's; otherwise the
+        face's become the track's last. ``frames``: (B, H, W, 3)."""
         if not self.frame_index or not holds[self.frame_index[0]].enabled:
             return
         crops, masks, to_frame = self.crops.clone(), self.masks.clone(), self.to_frame.copy()
+        targets = self.targets.clone()
+        skins = None if self.skins is None else self.skins.expand_as(self.masks).clone()
         changed = False
         for i, (frame, track) in enumerate(zip(self.frame_index, self.track_ids)):
             hold, picture = holds[frame], frames[frame:frame + 1].permute(0, 3, 1, 2).float()
             held = hold.previous(track)
             if held is not None:
-                crop, mask, matrix = held.patch
+                crop, mask, matrix, target, skin = held.patch
                 size = (mask.shape[1], mask.shape[0])
                 now = torch_ops.luma(torch_ops.warp_affine(picture, matrix[None], size, inverse_map=True).round_())[0]
                 if hold.is_still(float(torch_ops.weighted_change(held.under, now, mask))):
                     if crop.shape == crops.shape[1:]:
-                        crops[i], masks[i], to_frame[i] = crop, mask, matrix
+                        crops[i], masks[i], to_frame[i], targets[i] = crop, mask, matrix, target
+                        if skins is not None and skin is not None:
+                            skins[i] = skin
                     else:  # a classic face: one row, whose size follows the face
                         crops, masks, to_frame = crop[None], mask[None], matrix[None].copy()
+                        targets, skins = target[None], None if skin is None else skin[None]
                     hold.keep(track, held)
                     changed = True
                     continue
@@ -269,10 +275,11 @@ class GpuPatches:
                 size = (self.masks.shape[2], self.masks.shape[1])
                 under = torch_ops.luma(torch_ops.warp_affine(picture, self.to_frame[i:i + 1], size,
                                                              inverse_map=True).round_())
-                hold.keep(track, Held((self.crops[i].clone(), self.masks[i].clone(), self.to_frame[i].copy()),
-                                      under[0]))
+                skin = None if self.skins is None else self.skins.expand_as(self.masks)[i].clone()
+                hold.keep(track, Held((self.crops[i].clone(), self.masks[i].clone(), self.to_frame[i].copy(),
+                                       self.targets[i].clone(), skin), under[0]))
         if changed:
-            self.crops, self.masks, self.to_frame = crops, masks, to_frame
+            self.crops, self.masks, self.to_frame, self.targets, self.skins = crops, masks, to_frame, targets, skins
 
     def paste(self, frames: torch.Tensor) -> None:
         """The paste stage, as ``blend.paste.paste_patches``: each crop made seamless, then cross-faded in."""
