@@ -7,7 +7,7 @@ import numpy as np
 
 from steadyswap.blend.colour import ColourMatcher, lab_stats, transfer_lab
 from steadyswap.blend.mask import feather, padding_mask
-from steadyswap.blend.paste import paste_patches
+from steadyswap.blend.paste import paste_mask, paste_patches
 from steadyswap.blend.warp import piecewise_affine_maps, triangle_affines
 from steadyswap.types import SwapPatch
 
@@ -130,3 +130,21 @@ def test_colour_transfer_cannot_shift_hue() -> None:
     assert np.abs(out[40, 30] - wanted).max() <= 2, "the skin takes the target's colour"
     assert abs(out[7, 30, 1] - 128) <= 1 and abs(out[7, 30, 2] - 128) <= 1, "grey stays grey"
     assert out[12, 30, 1] >= 128, "the eyeshadow does not cross grey towards green"
+
+
+def test_paste_mask_is_what_the_paste_takes_from_the_patches() -> None:
+    """White patches (one rotated, one soft, overlapping, one off the edge) pasted on black: each output pixel
+    is 255 × the paste mask, and the mask is 0 exactly where the frame is left bit-exact."""
+    frame = np.zeros((100, 120, 3), np.uint8)
+    crop = np.full((30, 30, 3), 255, np.uint8)
+    soft = np.tile(np.linspace(0, 1, 30, dtype=np.float32), (30, 1))
+    angle = np.deg2rad(25)
+    rotated = np.array([[np.cos(angle), -np.sin(angle), 40], [np.sin(angle), np.cos(angle), 20]])
+    patches = [SwapPatch(crop, np.ones((30, 30), np.float32), rotated), SwapPatch.at(crop, soft, 30, 35),
+               SwapPatch.at(crop, soft, 105, 80)]
+    out = paste_patches(frame, patches)
+    mask = paste_mask(frame.shape, patches)
+    assert mask.shape == (100, 120) and mask.dtype == np.float32
+    assert np.abs(out[..., 0].astype(np.float32) - 255 * mask).max() <= 1
+    assert ((mask == 0) == (out.max(axis=2) == 0)).all()
+    assert 0.3 < mask[62, 45] < 0.7 and mask[30, 40] == 1 and mask[:, :25].max() == 0

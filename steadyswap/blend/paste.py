@@ -41,6 +41,32 @@ def paste_patches(frame: np.ndarray, patches: list[SwapPatch]) -> np.ndarray:
     return out
 
 
+def paste_mask(shape: tuple[int, ...], patches: list[SwapPatch]) -> np.ndarray:
+    """The frame-space paste mask: how much of each frame pixel ``paste_patches`` takes from the patches.
+
+    Patches blend in turn, each keeping ``1 - mask`` of what is under it, so a pixel keeps the product of
+    ``1 - mask`` over the patches that reach it; this returns one minus that. It resamples each mask as the
+    paste does (the same ``_in_frame_space``), so it is exactly what the swap used, not an estimate; the web
+    UI's preview overlays it to show what is swapped and what stays the target's.
+
+    Args:
+        shape: the frame's shape, (H, W) or (H, W, 3).
+        patches: the patches ``paste_patches`` is given (e.g. ``FrameResult.patches``).
+
+    Returns:
+        (H, W) float32 in [0, 1]: 0 where the frame stays bit-exact.
+    """
+    height, width = shape[:2]
+    kept = np.ones((height, width), np.float32)
+    for patch in patches:
+        _, mask, x, y = _in_frame_space(patch, width, height)
+        if mask is None:
+            continue
+        h, w = mask.shape
+        kept[y:y + h, x:x + w] *= 1 - mask
+    return 1 - kept
+
+
 def blend_into(region: np.ndarray, crop: np.ndarray, mask: np.ndarray) -> None:
     """``region = region + mask·(crop − region)``, in place, only inside the mask's bounding box."""
     x0, y0, w, h = cv2.boundingRect((mask > 0).astype(np.uint8))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,7 +33,7 @@ from steadyswap.swap.base import SourceFace, Swapper
 from steadyswap.swap.sources import check_faces, source_names
 from steadyswap.tracking.smoothing import LandmarkSmoother
 from steadyswap.tracking.tracker import FaceTracker
-from steadyswap.types import Faces, check_shape
+from steadyswap.types import Faces, SwapPatch, check_shape
 
 if TYPE_CHECKING:
     from steadyswap.enhance.onnx_enhancer import FaceEnhancer
@@ -43,14 +43,18 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class FrameResult:
-    """What happened to one frame: the output image, the faces swapped (smoothed) and raw, and the hands
-    kept in front of them (``analysis.hands``' frame-space mask; None: none found, or the occluder is off)."""
+    """What happened to one frame: the output image, the faces swapped (smoothed) and raw, the hands
+    kept in front of them (``analysis.hands``' frame-space mask; None: none found, or the occluder is off),
+    and the patches ``paste_patches`` was given, each with its final mask (after every mask type, the hand
+    occluder, the enhancer and every later stage): ``blend.paste.paste_mask(image.shape, patches)`` is the
+    frame-space paste mask."""
 
     image: np.ndarray
     faces: Faces
     raw_faces: Faces
     scene_cut: bool
     hands: np.ndarray | None = None
+    patches: list[SwapPatch] = field(default_factory=list)
 
 
 @dataclass
@@ -305,7 +309,7 @@ class FaceSwapper:
             swapped += rows.tolist()
         faces = chosen[sorted(swapped)]
         patches = self.hold.hold_patches(image, patches)
-        return FrameResult(paste_patches(image, patches) if patches else image, faces, raw, cut, hands)
+        return FrameResult(paste_patches(image, patches) if patches else image, faces, raw, cut, hands, patches)
 
     def process(self, image: np.ndarray) -> FrameResult:
         """Swap one frame now (causal smoothing) and say what was done."""
