@@ -23,11 +23,14 @@ from fastapi.testclient import TestClient
 
 from steadyswap.cli.main import build_parser
 from steadyswap.cli.run import build_config
-from steadyswap.config import RunConfig
+from steadyswap.config import FACE_MASK_REGIONS, FACE_MASK_TYPES, PROCESSORS, RunConfig
 from steadyswap.engine.pipeline import RunResult
-from steadyswap.errors import Interrupted, NoFaceError
+from steadyswap.errors import Interrupted, ModelError, NoFaceError
+from steadyswap.models.factory import build_enhancer, build_masker
+from steadyswap.models.store import ENV_VAR
 from steadyswap.ui.app import UiSettings, create_app
 from steadyswap.ui.options import cli_command, config_from_options
+from tests import onnx_standins
 from tests.conftest import DATA, media_path
 
 
@@ -437,3 +440,117 @@ def test_ui_command_prints_the_token_and_needs_it(tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+MASK_OPTIONS = {"face_mask_types": ["box", "occlusion", "area", "region"], "face_mask_areas": ["mouth", "upper-face"],
+                "face_mask_regions": "skin nose mouth", "face_occluder_model": "many",
+                "face_parser_model": "bisenet_resnet_18", "hand_occluder": "off",
+                "processors": ["face_swapper", "face_enhancer"], "face_enhancer_model": "codeformer",
+                "face_enhancer_blend": "60", "face_enhancer_weight": "0.3"}
+PORTRAIT = {"sources": ["image/liveportrait_s1_512.jpg"], "target": "image/fr_obama_512.jpg"}
+
+
+def test_mask_and_enhancer_options_are_the_cli_flags(client: TestClient) -> None:
+    options = {o["field"]: o for o in client.get("/api/state").json()["options"]}
+    defaults = RunConfig()
+    assert options["face_mask_types"]["kind"] == "multi" and options["face_mask_types"]["flag"] == "--face-mask-types"
+    assert options["face_mask_types"]["choices"] == list(FACE_MASK_TYPES)
+    assert options["face_mask_types"]["default"] == list(defaults.face_mask_types)
+    assert options["face_mask_regions"]["default"] == list(FACE_MASK_REGIONS)
+    assert options["face_mask_areas"]["when"] == [["face_mask_types", ["area"]]]
+    assert options["face_mask_regions"]["when"] == options["face_parser_model"]["when"] == [["face_mask_types", ["region"]]]
+    assert options["face_occluder_model"]["when"] == [["face_mask_types", ["occlusion"]]]
+    assert options["processors"]["choices"] == list(PROCESSORS) and options["processors"]["fixed"] == ["face_swapper"]
+    assert options["face_enhancer_blend"]["default"] == defaults.face_enhancer_blend
+    assert options["face_enhancer_weight"]["when"] == [["processors", ["face_enhancer"]],
+                                                       ["face_enhancer_model", ["codeformer"]]]
+    assert "gpen_bfr_512" in options["face_enhancer_model"]["choices"]
+    assert "(default: box)" in options["face_mask_types"]["help"]
+
+
+def test_mask_and_enhancer_options_round_trip_to_the_command_line(client: TestClient, engine: FakeEngine,
+                                                                  tmp_path: Path) -> None:
+    job = client.post("/api/jobs", json={**PORTRAIT, "output": str(tmp_path / "out" / "m.jpg"),
+                                         "options": MASK_OPTIONS}).json()
+    assert "--face-mask-types box occlusion area region --face-mask-areas mouth upper-face" in job["command"]
+    assert "--processors face_swapper face_enhancer --face-enhancer-model codeformer" in job["command"]
+    wait_for(client, job["id"], ("done",))
+    config = engine.calls[-1][3]
+    assert (config.face_mask_regions, config.face_enhancer_weight, config.hand_occluder) == (
+        ("skin", "nose", "mouth"), 0.3, "off")
+    args = build_parser()[0].parse_args(shlex.split(job["command"])[1:])
+    assert build_config(args) == config
+    errors = client.post("/api/options/check", json={"options": {"face_mask_types": [], "processors": ["x"]}}).json()
+    assert errors["errors"] == {
+        "face_mask_types": "--face-mask-types: expected at least one of box, occlusion, area, region",
+        "processors": "--processors x is not supported yet (steadyswap runs face_swapper and face_enhancer)"}
+
+
+def test_a_missing_model_is_the_clis_line_under_its_option(client: TestClient, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    models = tmp_path / "models"
+    models.mkdir()
+    monkeypatch.setenv(ENV_VAR, str(models))
+    options = {"face_mask_types": ["box", "occlusion", "region"], "processors": ["face_swapper", "face_enhancer"]}
+    errors = client.post("/api/options/check", json={"options": options}).json()["errors"]
+    config = config_from_options(options)
+    with pytest.raises(ModelError) as masks:
+        build_masker(config)
+    with pytest.raises(ModelError) as enhancer:
+        build_enhancer(config)
+    assert errors == {"face_occluder_model": str(masks.value), "face_parser_model": str(masks.value),
+                      "face_enhancer_model": str(enhancer.value)}
+    assert "run `steadyswap models download xseg_1 bisenet_resnet_34`" in errors["face_occluder_model"]
+    assert "run `steadyswap models download gfpgan_1.4`" in errors["face_enhancer_model"]
+    preview = client.post("/api/preview", json={**PORTRAIT, "options": options})
+    assert preview.status_code == 422 and preview.json()["error"] == str(masks.value)
+    onnx_standins.mask_models(models)
+    errors = client.post("/api/options/check", json={"options": {**options, "face_parser_model": "bisenet_resnet_18",
+                                                                 "face_enhancer_model": "codeformer"}}).json()
+    assert errors["errors"] == {"face_enhancer_model": errors["errors"]["face_enhancer_model"]}
+    assert "steadyswap models download codeformer" in errors["errors"]["face_enhancer_model"]
+
+
+def preview_mask(client: TestClient, options: dict) -> np.ndarray:
+    """The preview's paste mask of the portrait swap with ``options``, 0-255."""
+    response = client.post("/api/preview", json={**PORTRAIT, "mode": "mask", "options": options})
+    assert response.status_code == 200 and response.headers["content-type"] == "image/png", response.text
+    return cv2.imdecode(np.frombuffer(response.content, np.uint8), cv2.IMREAD_UNCHANGED)
+
+
+def test_the_mask_overlay_is_the_swaps_paste_mask_of_the_face(client: TestClient) -> None:
+    (person,) = client.post("/api/people", json={"target": PORTRAIT["target"]}).json()["people"]
+    x0, y0, x1, y1 = (round(v) for v in person["box"])  # a 512-px photo: preview pixels are target pixels
+    mask = preview_mask(client, {})
+    assert mask.shape == (512, 410) and mask.dtype == np.uint8
+    assert mask[(y0 + y1) // 2, (x0 + x1) // 2] == 255 and (mask[y0:y1, x0:x1] > 0).mean() > 0.5
+    margin = (x1 - x0) // 2
+    far = np.ones(mask.shape, bool)
+    far[max(y0 - margin, 0):y1 + margin, max(x0 - margin, 0):x1 + margin] = False
+    assert mask[far].max() == 0 and far.mean() > 0.5
+    plain, tinted = (decode(client.post("/api/preview", json={**PORTRAIT, "mode": "output", "mask": shown}).content)
+                     .astype(int) for shown in (False, True))
+    change = np.abs(tinted - plain).max(axis=2)
+    assert change[mask > 128].mean() > 40 and change[far].max() <= 2
+    assert client.post("/api/preview", json={**PORTRAIT, "mode": "side", "mask": True}).status_code == 200
+
+
+def test_area_and_region_choices_change_the_overlay(client: TestClient, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each mask is cut from the box mask (combined by minimum); the upper face lies above the lower face; the
+    stand-in parser calls a pixel skin where its red channel leads and nose where green does (never on this
+    face), so skin keeps most of the face and nose almost none of it."""
+    monkeypatch.setenv(ENV_VAR, str(onnx_standins.mask_models(tmp_path)))
+    box = preview_mask(client, {}).astype(int)
+    masks = {name: preview_mask(client, {"face_mask_types": ["box", kind], f"face_mask_{kind}s": [name]}).astype(int)
+             for kind, name in (("area", "upper-face"), ("area", "lower-face"), ("region", "skin"),
+                                ("region", "nose"))}
+    masks["every region"] = preview_mask(client, {"face_mask_types": ["box", "region"]}).astype(int)
+    for name, mask in masks.items():
+        assert (mask <= box + 1).all(), name
+    for name in ("upper-face", "lower-face", "skin", "every region"):
+        assert 0 < (masks[name] > 128).sum() < (box > 128).sum(), name
+    rows = {name: np.argwhere(masks[name] > 128)[:, 0].mean() for name in ("upper-face", "lower-face")}
+    assert rows["upper-face"] + 20 < rows["lower-face"]
+    assert (masks["skin"] > 128).sum() > 0.5 * (box > 128).sum() and (masks["nose"] > 0).sum() < 100
+    assert (masks["skin"] <= masks["every region"] + 1).all()

@@ -81,9 +81,9 @@ def add_flags(parser: argparse.ArgumentParser, flags: Sequence[Flag]) -> None:
         options: dict[str, Any] = {"dest": flag.dest}
         if flag.dest in _CONFIG_FIELDS:
             options["default"] = argparse.SUPPRESS
-            options["help"] = flag.help.format(default=_shown(getattr(defaults, flag.dest)))
+            options["help"] = flag.help.format(default=help_default(getattr(defaults, flag.dest)))
         else:
-            options["help"] = flag.help.format(default=_shown(flag.default))
+            options["help"] = flag.help.format(default=help_default(flag.default))
         for key in ("type", "nargs", "choices", "metavar", "action", "required", "default"):
             value = getattr(flag, key)
             if value:
@@ -185,8 +185,8 @@ def resolve_output_path(
     return path / (digest[:8] + Path(target).suffix.lower())
 
 
-def _shown(value: object) -> str:
-    """A RunConfig default as help text shows it."""
+def help_default(value: object) -> str:
+    """A RunConfig default as help text shows it (the CLI's ``--help`` and the web UI's options panel)."""
     if isinstance(value, tuple):
         return " ".join(str(item) for item in value)
     return "none" if value is None else str(value)

@@ -84,10 +84,7 @@ def build_swapper(config: RunConfig, store: ModelStore | None = None) -> Swapper
         return None
     store = store or model_store(config)
     spec = get_model(config.face_swapper_model, "swapper")
-    recognizer_name = config.face_recognizer_model
-    recognizer_spec = get_model(DEFAULT_RECOGNIZER if recognizer_name == EMBEDDED["recognizer"] else recognizer_name,
-                                "recognizer")
-    require_models(store, requirements(spec) + [recognizer_spec])
+    require_models(store, swapper_models(config))
     recognizer = build_recognizer(config, store, required=True)
     assert recognizer is not None
     converter = _session(store, get_model(spec.converter), config) if spec.converter else None
@@ -101,6 +98,16 @@ def build_swapper(config: RunConfig, store: ModelStore | None = None) -> Swapper
               swapper.crop_size, swapper.boost ** 2, recognizer.name, spec.source,
               config.execution_batch_size or "as many as the graph takes")
     return swapper
+
+
+def swapper_models(config: RunConfig) -> list[ModelSpec]:
+    """The files an ONNX swapper needs (its own, its converter, the ArcFace that embeds the sources); none for
+    the embedded classic swapper."""
+    if config.face_swapper_model == EMBEDDED["swapper"]:
+        return []
+    recognizer = config.face_recognizer_model
+    return requirements(get_model(config.face_swapper_model, "swapper")) + [
+        get_model(DEFAULT_RECOGNIZER if recognizer == EMBEDDED["recognizer"] else recognizer, "recognizer")]
 
 
 def mask_options(config: RunConfig) -> MaskOptions:
@@ -141,13 +148,39 @@ def build_enhancer(config: RunConfig, store: ModelStore | None = None) -> FaceEn
     if not config.enhances:
         return None
     store = store or model_store(config)
-    spec = get_model(config.face_enhancer_model, "enhancer")
+    (spec,) = enhancer_models(config)
     require_models(store, [spec])
     log.debug("enhancer %s: %d-px %s crops, blend %d%%", spec.name, spec.size, spec.template,
               config.face_enhancer_blend)
     return FaceEnhancer(spec, _session(store, spec, config), blend=config.face_enhancer_blend,
                         weight=config.face_enhancer_weight, mask_blur=config.face_mask_blur,
                         batch_size=config.execution_batch_size)
+
+
+def enhancer_models(config: RunConfig) -> list[ModelSpec]:
+    """The ``--face-enhancer-model`` file when ``--processors`` names face_enhancer, else none."""
+    return [get_model(config.face_enhancer_model, "enhancer")] if config.enhances else []
+
+
+def model_problems(config: RunConfig, store: ModelStore | None = None) -> dict[str, str]:
+    """Why a run of ``config`` would stop for a model file, by the RunConfig field that chose the file: each
+    stage's one-line ModelError (swapper, masks, enhancer, as their builders raise it), under every field
+    whose file it names as missing or corrupt. Empty when every file the options need is usable; checks
+    files only (no session is made), so the web UI can say it as an option is chosen."""
+    store = store or model_store(config)
+    occluders, parser = mask_models(config)
+    stages = ([(spec, "face_swapper_model") for spec in swapper_models(config)],
+              [(spec, "face_occluder_model") for spec in occluders] + ([(parser, "face_parser_model")] if parser else []),
+              [(spec, "face_enhancer_model") for spec in enhancer_models(config)])
+    problems: dict[str, str] = {}
+    for stage in stages:
+        try:
+            require_models(store, [spec for spec, _ in stage])
+        except ModelError as error:
+            for spec, field in stage:
+                if store.status(spec) in ("missing", "corrupt"):
+                    problems.setdefault(field, str(error))
+    return problems
 
 
 def parse_pixel_boost(value: str | None) -> int | None:

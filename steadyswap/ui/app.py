@@ -84,6 +84,7 @@ class PreviewBody(InputsBody):
     mode: str = "side"
     client: str = ""
     seq: int = 0
+    mask: bool = False
 
 
 class JobBody(InputsBody):
@@ -238,11 +239,11 @@ def create_app(settings: UiSettings) -> FastAPI:
         sources, target = _inputs(guard, body)
         config = config_from_options(body.options)
         request = PreviewRequest(sources, target, body.frame, body.mode, config,
-                                 _people(guard, body.people, sources), body.client, body.seq)
+                                 _people(guard, body.people, sources), body.client, body.seq, body.mask)
         result = previews.render(request)
         if result is None:
             return Response(status_code=204, headers={"X-Superseded": "1"})
-        return Response(result.jpeg, media_type="image/jpeg", headers={
+        return Response(result.data, media_type=result.media_type, headers={
             "X-Faces": str(result.faces), "X-Frame": str(result.frame), "X-Ms": f"{result.ms:.0f}",
             "Cache-Control": "no-store"})
 

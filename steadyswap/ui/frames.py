@@ -41,6 +41,14 @@ def encode_jpeg(image: np.ndarray, quality: int = 90) -> bytes:
     return data.tobytes()
 
 
+def encode_png(image: np.ndarray) -> bytes:
+    """A grey H×W uint8 image → PNG bytes (lossless: the preview's mask mode)."""
+    ok, data = cv2.imencode(".png", image)
+    if not ok:
+        raise ValueError("PNG encoding failed")
+    return data.tobytes()
+
+
 def decode_jpeg(data: bytes) -> np.ndarray:
     return cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 

@@ -12,9 +12,15 @@ from pathlib import Path
 from typing import Any
 
 from steadyswap.cli.flags import FLAGS, MEMORY_STRATEGIES
-from steadyswap.cli.run import css_sides
+from steadyswap.cli.run import css_sides, help_default
 from steadyswap.config import (
     EXECUTION_PROVIDERS,
+    FACE_MASK_AREAS,
+    FACE_MASK_REGIONS,
+    FACE_MASK_TYPES,
+    FACE_OCCLUDER_MODELS,
+    FACE_PARSER_MODELS,
+    PROCESSORS,
     SELECTOR_MODES,
     SMOOTHING_MODES,
     SWITCHES,
@@ -23,6 +29,7 @@ from steadyswap.config import (
     RunConfig,
 )
 from steadyswap.errors import UsageError
+from steadyswap.models.factory import model_problems
 from steadyswap.models.registry import EMBEDDED, models_for
 
 _FLAG_OF = {flag.dest: flag for flag in FLAGS}
@@ -34,22 +41,30 @@ CLASSIC = EMBEDDED["swapper"]
 class Option:
     """One control of the options panel, with its label in words (the flag is shown beside it).
 
-    ``when`` shows the control only while each named option has one of the listed values; a name
-    ending in ``!`` inverts that (any value but those). ``target`` limits it to a video or image target.
+    ``when`` shows the control only while each named option has one of the listed values (a list option:
+    includes one of them); a name ending in ``!`` inverts that (any value but those). ``target`` limits it to
+    a video or image target. A "multi" control (a flag of several values) ticks any of its choices, those in
+    ``fixed`` always.
     """
 
     field: str
     label: str
-    kind: str  # "select", "number", "integer", "text"
+    kind: str  # "select", "multi", "number", "integer", "text"
     group: str
     when: tuple[tuple[str, tuple[str, ...]], ...] = ()
     target: str | None = None
     step: float | None = None
+    fixed: tuple[str, ...] = ()
 
 
 ONNX_ONLY = (("face_swapper_model!", (CLASSIC,)),)
 REFERENCE = (("face_selector_mode", ("reference",)),)
 ONE_EURO = (("face_smoothing", ("one-euro",)),)
+MASK = "Mask and colour"
+ENHANCER = "Face enhancer"
+ENHANCES = (("processors", ("face_enhancer",)),)
+WEIGHTED = tuple(spec.name for spec in models_for("enhancer") if spec.weight_input)
+"""Enhancers with a weight input (codeformer): only they read ``--face-enhancer-weight``."""
 OPTIONS: tuple[Option, ...] = (
     Option("face_swapper_model", "Swapper model", "select", "Swapper"),
     Option("face_swapper_pixel_boost", "Swap resolution", "select", "Swapper", ONNX_ONLY),
@@ -58,12 +73,22 @@ OPTIONS: tuple[Option, ...] = (
     Option("reference_face_position", "Reference face number", "integer", "Which faces", REFERENCE),
     Option("reference_frame_number", "Reference frame", "integer", "Which faces", REFERENCE),
     Option("reference_face_distance", "Likeness distance", "number", "Which faces", REFERENCE, step=0.05),
-    Option("face_mask_blur", "Mask edge blur", "number", "Mask and colour", step=0.05),
-    Option("face_mask_padding", "Mask padding (%)", "text", "Mask and colour"),
-    Option("hand_occluder", "Keep hands over faces visible", "select", "Mask and colour"),
-    Option("color_strength", "Colour matching", "number", "Mask and colour", step=0.05),
-    Option("face_degrade", "Match the target's blur and grain", "select", "Mask and colour"),
-    Option("face_hold", "Still target face, still output face", "select", "Mask and colour", target="video"),
+    Option("face_mask_types", "Mask types", "multi", MASK),
+    Option("face_mask_areas", "Face areas swapped", "multi", MASK, (("face_mask_types", ("area",)),)),
+    Option("face_mask_regions", "Face regions swapped", "multi", MASK, (("face_mask_types", ("region",)),)),
+    Option("face_occluder_model", "Occluder model", "select", MASK, (("face_mask_types", ("occlusion",)),)),
+    Option("face_parser_model", "Face parser model", "select", MASK, (("face_mask_types", ("region",)),)),
+    Option("face_mask_blur", "Mask edge blur", "number", MASK, step=0.05),
+    Option("face_mask_padding", "Mask padding (%)", "text", MASK),
+    Option("hand_occluder", "Keep hands over faces visible", "select", MASK),
+    Option("color_strength", "Colour matching", "number", MASK, step=0.05),
+    Option("face_degrade", "Match the target's blur and grain", "select", MASK),
+    Option("face_hold", "Still target face, still output face", "select", MASK, target="video"),
+    Option("processors", "Processors", "multi", ENHANCER, fixed=PROCESSORS[:1]),
+    Option("face_enhancer_model", "Enhancer model", "select", ENHANCER, ENHANCES),
+    Option("face_enhancer_blend", "Enhanced share (%)", "integer", ENHANCER, ENHANCES),
+    Option("face_enhancer_weight", "Fidelity weight", "number", ENHANCER,
+           (*ENHANCES, ("face_enhancer_model", WEIGHTED)), step=0.05),
     Option("face_smoothing", "Landmark smoothing", "select", "Smoothing", target="video"),
     Option("smoothing_min_cutoff", "Minimum cutoff (Hz)", "number", "Smoothing", ONE_EURO, "video", 0.1),
     Option("smoothing_beta", "Speed coefficient", "number", "Smoothing", ONE_EURO, "video", 0.1),
@@ -89,7 +114,15 @@ def _choices(field: str) -> list[str] | None:
     if field == "face_swapper_pixel_boost":
         sides = sorted({side for spec in models_for("swapper") for side in spec.pixel_boosts})
         return ["", *(f"{side}x{side}" for side in sides)]
+    if field == "face_enhancer_model":
+        return [spec.name for spec in models_for("enhancer")]
     return {
+        "face_mask_types": list(FACE_MASK_TYPES),
+        "face_mask_areas": list(FACE_MASK_AREAS),
+        "face_mask_regions": list(FACE_MASK_REGIONS),
+        "face_occluder_model": list(FACE_OCCLUDER_MODELS),
+        "face_parser_model": list(FACE_PARSER_MODELS),
+        "processors": list(PROCESSORS),
         "face_selector_mode": list(SELECTOR_MODES),
         "face_smoothing": list(SMOOTHING_MODES),
         "hand_occluder": list(SWITCHES),
@@ -100,8 +133,10 @@ def _choices(field: str) -> list[str] | None:
     }.get(field)
 
 
-def shown(value: Any) -> Any:
-    """A RunConfig value as the page's control holds it."""
+def shown(value: Any, kind: str = "") -> Any:
+    """A RunConfig value as the page's control of ``kind`` holds it (a "multi" one: the list of values)."""
+    if kind == "multi":
+        return list(value)
     if isinstance(value, tuple):
         return " ".join(str(item) for item in value) if value and not isinstance(value[0], str) else value[0]
     return "" if value is None else value
@@ -121,12 +156,13 @@ def schema() -> dict[str, Any]:
             "flag": _long_name(flag.names),
             "kind": option.kind,
             "group": option.group,
-            "help": flag.help.format(default=shown(default) if default is not None else "none"),
-            "default": shown(default),
+            "help": flag.help.format(default=help_default(default)),
+            "default": shown(default, option.kind),
             "choices": _choices(option.field),
             "when": [[name, list(values)] for name, values in option.when],
             "target": option.target,
             "step": option.step,
+            "fixed": list(option.fixed),
         })
     return {"options": controls, "pixel_boosts": boosts}
 
@@ -142,7 +178,7 @@ def config_from_options(values: dict[str, Any], **fixed: Any) -> RunConfig:
         option = _BY_FIELD.get(field)
         if option is None:
             raise UsageError(f"unknown option '{field}'")
-        if value is None or (isinstance(value, str) and not value.strip()):
+        if value is None or (isinstance(value, str) and not value.strip() and option.kind != "multi"):
             continue
         flag = _long_name(_FLAG_OF[field].names)
         try:
@@ -154,7 +190,8 @@ def config_from_options(values: dict[str, Any], **fixed: Any) -> RunConfig:
 
 def option_errors(values: dict[str, Any]) -> dict[str, str]:
     """What is wrong with the page's option values, by field: each value checked alone, then together
-    (e.g. a trim end before its start); empty when ``config_from_options`` accepts them.
+    (e.g. a trim end before its start), then the model files they need (the CLI's own one-line message,
+    naming the download command, under each option whose file is missing); empty when a run could start.
 
     >>> option_errors({"color_strength": "2", "face_mask_blur": "0.5"})
     {'color_strength': '--color-strength: 2.0 is outside 0.0..1.0'}
@@ -167,7 +204,7 @@ def option_errors(values: dict[str, Any]) -> dict[str, str]:
             errors[field] = str(error)
     if not errors:
         try:
-            config_from_options(values)
+            errors.update(model_problems(config_from_options(values)))
         except UsageError as error:
             errors[field_of(str(error)) or ""] = str(error)
     return errors
@@ -188,6 +225,9 @@ def _parse(field: str, kind: str, value: Any) -> Any:
         return css_sides([int(part) for part in str(value).replace(",", " ").split()])
     if field == "execution_providers":
         return (str(value),)
+    if kind == "multi":
+        items = value if isinstance(value, list | tuple) else str(value).replace(",", " ").split()
+        return tuple(str(item) for item in items)
     if kind == "integer":
         number = float(value)
         if not number.is_integer():

@@ -3,6 +3,10 @@
 Swappers are kept between requests (keyed by sources, options and people map), so moving the slider
 costs one analysis and one swap at preview size. While the slider moves only the latest request of a
 page is served: an older one still waiting for the lock answers "superseded" without computing.
+
+The mask overlay is the swap's own paste mask (``blend.paste.paste_mask`` of the patches the swap pasted,
+after every mask type, the hand occluder and the enhancer), tinted onto the output: nothing here
+recomputes a mask.
 """
 
 from __future__ import annotations
@@ -18,15 +22,19 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from steadyswap.blend.paste import paste_mask
 from steadyswap.config import RunConfig
 from steadyswap.engine.frame_swapper import FaceSwapper
 from steadyswap.types import Faces
 from steadyswap.ui.faces import PersonChoice, face_map_json
-from steadyswap.ui.frames import FrameStore, FrameStores, encode_jpeg
+from steadyswap.ui.frames import FrameStore, FrameStores, encode_jpeg, encode_png
 
-MODES = ("side", "crops", "output")
-"""side: before | after; crops: each swapped face, before and after; output: the swapped frame."""
+MODES = ("side", "crops", "output", "mask")
+"""side: before | after; crops: each swapped face, before and after; output: the swapped frame; mask: the
+frame-space paste mask alone, a grey PNG (255: the swapped face, 0: the target's pixels kept exactly)."""
 CROP_HEIGHT = 192
+TINT = np.array([255, 0, 170], np.float32)
+"""The overlay's colour (magenta: rare on skin), mixed in at half the paste mask's strength."""
 
 
 @dataclass
@@ -41,13 +49,17 @@ class PreviewRequest:
     people: list[PersonChoice] | None = None
     client: str = ""
     seq: int = 0
+    mask: bool = False
+    """Tint the output where the swap is pasted (its paste mask)."""
 
 
 @dataclass
 class Preview:
-    """A rendered preview: JPEG bytes, faces swapped, and milliseconds spent computing it."""
+    """A rendered preview: the picture's bytes (JPEG; PNG for the mask mode), faces swapped, and milliseconds
+    spent computing it."""
 
-    jpeg: bytes
+    data: bytes
+    media_type: str
     faces: int
     frame: int
     ms: float
@@ -87,10 +99,15 @@ class PreviewService:
             swapper = self._swapper(request, store)
             before = store.get(request.frame)
             result = swapper.swap_image(before)
-            image = draw(request.mode, before, result.image, result.faces)
-            jpeg = encode_jpeg(image, 85)
             index = min(max(request.frame, 0), store.info.frames - 1)
-            return Preview(jpeg, len(result.faces), index, (time.perf_counter() - began) * 1000)
+            mask = paste_mask(before.shape, result.patches) if request.mask or request.mode == "mask" else None
+            if request.mode == "mask":
+                assert mask is not None
+                data, media_type = encode_png(np.round(mask * 255).astype(np.uint8)), "image/png"
+            else:
+                after = result.image if mask is None else tint(result.image, mask)
+                data, media_type = encode_jpeg(draw(request.mode, before, after, result.faces), 85), "image/jpeg"
+            return Preview(data, media_type, len(result.faces), index, (time.perf_counter() - began) * 1000)
 
     def _swapper(self, request: PreviewRequest, store: FrameStore) -> FaceSwapper:
         config = request.config
@@ -119,6 +136,12 @@ class PreviewService:
             for swapper in self._swappers.values():
                 swapper.close()
             self._swappers.clear()
+
+
+def tint(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``image`` with ``TINT`` mixed in at half of ``mask`` (H×W in [0, 1]); pixels where it is 0 unchanged."""
+    weight = 0.5 * mask[..., None]
+    return np.round(image + weight * (TINT - image)).astype(np.uint8)
 
 
 def draw(mode: str, before: np.ndarray, after: np.ndarray, faces: Faces) -> np.ndarray:

@@ -7,7 +7,7 @@ const $ = (selector, root = document) => root.querySelector(selector);
 const SETUP_KEY = "steadyswap.setup";
 const state = {
   schema: null, sources: [], target: null, people: null, options: {},
-  frame: 0, mode: "side", client: Math.random().toString(36).slice(2), seq: 0,
+  frame: 0, mode: "side", mask: false, client: Math.random().toString(36).slice(2), seq: 0,
   previewBusy: false, previewWanted: false, jobs: new Map(), restoring: false, toastOwner: null,
 };
 
@@ -78,7 +78,7 @@ function setup() {
   return {
     sources: state.sources.map(file), target: state.target && file(state.target),
     people: state.people && state.people.map(({ id, frame, box, seen, source }) => ({ id, frame, box, seen, source })),
-    options: state.options, output: $("#output").value, mode: state.mode, frame: state.frame,
+    options: state.options, output: $("#output").value, mode: state.mode, mask: state.mask, frame: state.frame,
   };
 }
 
@@ -117,9 +117,9 @@ async function restoreSetup() {
   state.frame = Math.max(0, Math.min(Number(saved.frame) || 0, (state.target?.info.frames || 1) - 1));
   $("#output").value = saved.output || "";
   setMode(saved.mode || "side");
-  for (const option of state.schema.options) {
-    $(`#option-${option.field}`).value = String(state.options[option.field] ?? option.default);
-  }
+  state.mask = saved.mask === true;
+  $("#show-mask").checked = state.mask;
+  for (const option of state.schema.options) setControl(option, state.options[option.field] ?? option.default);
   refreshPixelBoosts();
   state.restoring = false;
   renderInputs();
@@ -240,14 +240,37 @@ function browserRow(label, action) {
 }
 
 // ---------- options: in groups, words first and the flag beside them, checked as typed ----------
+// A "multi" option (a flag of several values, e.g. --face-mask-types) holds a list; ``when`` asks that it
+// includes one of the values listed.
 function visibleOption(option) {
   if (option.target && state.target && option.target !== state.target.info.kind) return false;
   return option.when.every(([name, values]) => {
     const negate = name.endsWith("!");
     const field = negate ? name.slice(0, -1) : name;
-    const value = String(state.options[field] ?? defaultOf(field));
-    return negate ? !values.includes(value) : values.includes(value);
+    const hit = [].concat(state.options[field] ?? defaultOf(field)).some((value) => values.includes(String(value)));
+    return negate ? !hit : hit;
   });
+}
+
+function setControl(option, value, control = $(`#option-${option.field}`)) {
+  if (option.kind !== "multi") { control.value = String(value); return; }
+  const chosen = [].concat(value).map(String);
+  for (const box of control.querySelectorAll("input")) box.checked = chosen.includes(box.value) || box.disabled;
+}
+
+function controlValue(option) {
+  const control = $(`#option-${option.field}`);
+  return option.kind === "multi" ? [...control.querySelectorAll("input:checked")].map((box) => box.value) : control.value;
+}
+
+function multiControl(option, id) {
+  const group = element("div", { class: "choices", role: "group", "aria-labelledby": `${id}-label` });
+  for (const choice of option.choices) {
+    const box = element("input", { type: "checkbox", value: choice });
+    if (option.fixed.includes(choice)) box.disabled = true;
+    group.append(element("label", {}, box, choice));
+  }
+  return group;
 }
 const defaultOf = (field) => state.schema.options.find((o) => o.field === field).default;
 
@@ -258,8 +281,11 @@ function buildOptions() {
       groups.set(option.group, element("details", { open: "", "data-group": option.group },
         element("summary", {}, option.group, element("span", { class: "changed" }))));
     }
+    const id = `option-${option.field}`;
     let control;
-    if (option.kind === "select") {
+    if (option.kind === "multi") {
+      control = multiControl(option, id);
+    } else if (option.kind === "select") {
       control = element("select", {});
       for (const choice of option.choices) {
         const blank = option.field === "output_video_encoder" ? "from the output's extension" : "the model's own";
@@ -269,13 +295,11 @@ function buildOptions() {
       control = element("input", option.kind === "text" ? { type: "text" }
         : { type: "number", step: option.step ?? 1 });
     }
-    const id = `option-${option.field}`;
     control.id = id;
-    control.name = option.field;
-    control.value = String(option.default);
+    if (option.kind !== "multi") control.name = option.field;
     control.setAttribute("aria-describedby", `${id}-help ${id}-error`);
     control.onchange = () => {
-      state.options[option.field] = control.value;
+      state.options[option.field] = controlValue(option);
       if (option.field === "face_swapper_model") refreshPixelBoosts();
       renderOptions();
       saveSetup();
@@ -283,11 +307,12 @@ function buildOptions() {
       requestPreview();
     };
     if (control.tagName === "INPUT") control.oninput = () => { state.options[option.field] = control.value; checkSoon(); };
-    const label = element("label", { for: id }, element("span", { text: option.label }),
-      element("span", { class: "flag", text: option.flag }));
+    const label = element("label", option.kind === "multi" ? { id: `${id}-label` } : { for: id },
+      element("span", { text: option.label }), element("span", { class: "flag", text: option.flag }));
     groups.get(option.group).append(element("div", { class: "option", "data-field": option.field }, label, control,
       element("p", { class: "help", id: `${id}-help`, text: option.help }),
       element("p", { class: "inline-error", id: `${id}-error`, hidden: "" })));
+    setControl(option, option.default, control);
   }
   $("#options").replaceChildren(...groups.values());
   renderOptions();
@@ -337,7 +362,7 @@ async function checkOptions() {
     for (const row of document.querySelectorAll("#options .option")) {
       const message = errors[row.dataset.field];
       const place = $(".inline-error", row);
-      $("input, select", row).setAttribute("aria-invalid", message ? "true" : "false");
+      $(`#option-${row.dataset.field}`).setAttribute("aria-invalid", message ? "true" : "false");
       if (message) { place.textContent = message; place.hidden = false; } else clearError(place);
     }
   } catch (error) { showError(error.message); }
@@ -411,7 +436,7 @@ async function sendPreview() {
   try {
     const response = await postJSON("/api/preview", {
       sources: state.sources.map((s) => s.path), target: state.target.path, frame: state.frame,
-      mode: state.mode, options: chosenOptions(), people: peopleMap(), client: state.client, seq,
+      mode: state.mode, mask: state.mask, options: chosenOptions(), people: peopleMap(), client: state.client, seq,
     });
     if (response.status === 200) {
       const blob = await response.blob();
@@ -425,6 +450,7 @@ async function sendPreview() {
       $("#preview-empty").hidden = true;
       const faces = Number(response.headers.get("X-Faces"));
       $("#preview-status").textContent = `frame ${response.headers.get("X-Frame")} · ${faces} face(s) swapped · `
+        + (state.mask ? "tinted: swapped (the paste mask) · " : "")
         + `${response.headers.get("X-Ms")} ms server, ${Math.round(performance.now() - started)} ms total`;
       clearError(place);
     }
@@ -592,11 +618,12 @@ async function start() {
   for (const button of document.querySelectorAll("#modes button")) {
     button.onclick = () => { setMode(button.dataset.mode); saveSetup(); requestPreview(); };
   }
+  $("#show-mask").onchange = (event) => { state.mask = event.target.checked; saveSetup(); requestPreview(); };
   $("#find-people").onclick = findPeople;
   $("#clear-people").onclick = () => { state.people = null; renderPeople(); saveSetup(); requestPreview(); };
   $("#reset-options").onclick = () => {
     state.options = {};
-    for (const option of state.schema.options) $(`#option-${option.field}`).value = String(option.default);
+    for (const option of state.schema.options) setControl(option, option.default);
     refreshPixelBoosts(); renderOptions(); saveSetup(); checkOptions(); requestPreview();
   };
   $("#output").oninput = saveSetup;
