@@ -1,7 +1,7 @@
 """The web UI end to end in a real headless Chromium (Debian's /usr/bin/chromium) driven by Playwright.
 
 The server runs on 127.0.0.1 in a thread; pages open at 1280x720. Set STEADYSWAP_UPDATE_SCREENSHOTS=1 to
-rewrite docs/ui_main.png, docs/ui_narrow.png and docs/ui_finished.png from this run.
+rewrite docs/ui_main.png, docs/ui_narrow.png, docs/ui_finished.png and docs/ui_mask.png from this run.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 from steadyswap.cli.ui import _bind
 from steadyswap.io import probe
+from steadyswap.models.store import ENV_VAR
 from steadyswap.ui.app import UiSettings, create_app
 from tests.conftest import DATA, media_path
 
@@ -152,6 +153,66 @@ def test_preview_people_and_run_in_the_browser(page: Page, out_dir: Path, tmp_pa
     assert output.frame_count == target.frame_count == 78
     assert len(output.audio) == len(target.audio) == 1
     assert (output.width, output.height) == (target.width, target.height)
+
+
+def wait_for_new_preview(page: Page, action) -> None:
+    """Do ``action`` and wait until the preview shown answers a request made after it."""
+    seq = page.evaluate("state.seq")
+    action()
+    page.wait_for_function("seq => Number(document.querySelector('#preview').dataset.seq) > seq", arg=seq,
+                           timeout=30_000)
+
+
+def test_mask_and_enhancer_options_and_the_mask_overlay(page: Page, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV_VAR, str(tmp_path))  # no model downloaded
+    pick(page, "source", "image/liveportrait_s1_512.jpg")
+    pick(page, "target", "image/fr_obama_512.jpg")
+    preview = page.locator("#preview")
+    expect(page.locator("#preview-status")).to_contain_text("1 face(s) swapped", timeout=30_000)
+    plain = preview.screenshot()
+
+    wait_for_new_preview(page, lambda: page.check("#show-mask"))  # the swap's paste mask, tinted
+    expect(page.locator("#preview-status")).to_contain_text("tinted")
+    tinted = preview.screenshot()
+    assert tinted != plain
+    areas, regions = (page.locator(f".option[data-field=face_mask_{name}]") for name in ("areas", "regions"))
+    expect(areas).to_be_hidden()
+    wait_for_new_preview(page, lambda: page.check("#option-face_mask_types input[value=area]"))
+    expect(areas).to_be_visible()
+    expect(regions).to_be_hidden()
+    wait_for_new_preview(page, lambda: page.uncheck("#option-face_mask_areas input[value=lower-face]"))
+    assert preview.screenshot() != tinted  # the overlay follows the areas chosen
+    page.locator("#options details[data-group='Mask and colour']").evaluate("node => node.scrollIntoView()")
+    page.mouse.move(0, 0)
+    save(page, "ui_mask.png", tmp_path)
+    expect(page.locator(".option[data-field=face_mask_types] .changed, #options details[data-group='Mask and colour'] "
+                        ".changed")).to_have_text("2 changed")
+
+    page.check("#option-face_mask_types input[value=occlusion]")  # xseg_1 is not downloaded
+    occluder = page.locator(".option[data-field=face_occluder_model] .inline-error")
+    expect(occluder).to_contain_text("run `steadyswap models download xseg_1`")
+    page.uncheck("#option-face_mask_types input[value=occlusion]")
+    expect(occluder).to_be_hidden()
+
+    expect(page.locator("#option-processors input[value=face_swapper]")).to_be_checked()
+    expect(page.locator("#option-processors input[value=face_swapper]")).to_be_disabled()
+    model, weight = (page.locator(f".option[data-field=face_enhancer_{name}]") for name in ("model", "weight"))
+    expect(model).to_be_hidden()
+    page.check("#option-processors input[value=face_enhancer]")
+    expect(model).to_be_visible()
+    expect(weight).to_be_hidden()
+    expect(model.locator(".inline-error")).to_contain_text("run `steadyswap models download gfpgan_1.4`")
+    page.select_option("#option-face_enhancer_model", "codeformer")
+    expect(weight).to_be_visible()  # only codeformer has a weight input
+    expect(model.locator(".inline-error")).to_contain_text("run `steadyswap models download codeformer`")
+
+    page.reload()  # kept over a reload: the list options and the overlay switch
+    page.wait_for_selector("body[data-ready=true]")
+    expect(page.locator("#option-face_mask_areas input[value=lower-face]")).not_to_be_checked()
+    expect(page.locator("#option-face_mask_areas input[value=mouth]")).to_be_checked()
+    expect(page.locator("#option-processors input[value=face_enhancer]")).to_be_checked()
+    expect(page.locator("#show-mask")).to_be_checked()
 
 
 def test_uploaded_no_face_source_shows_one_clear_error(page: Page) -> None:
@@ -314,7 +375,7 @@ def test_layout_keeps_the_run_in_view_and_fits_narrow_screens(page: Page, tmp_pa
     expect(page.locator(".person")).to_have_count(1, timeout=30_000)
     rows = page.locator(".option:visible")
     assert rows.count() >= 18
-    for label in rows.locator("label").all():  # words first, the flag beside them
+    for label in rows.locator("label:has(.flag)").all():  # words first, the flag beside them
         words, flag = label.locator("span").all_text_contents()
         assert not words.startswith("-") and flag.startswith("--")
     for element in ("#start", "#output", "#queue-title", "#modes", "#frame"):
