@@ -3,7 +3,8 @@
 Usage: python scripts/bench_ui_preview.py [VIDEO] [--source PHOTO] [--frames N] [--json OUT.json]
 
 Measured through the HTTP API (FastAPI's TestClient, in process), as the page asks: POST /api/preview for
-frames spread over the clip, as a moving slider does, in each mode, and with a people map. "cold" is the
+frames spread over the clip, as a moving slider does, in each mode, with the mask overlay (*Show mask*) and
+with a people map. "cold" is the
 first request (it builds the swapper and waits for the frame decoder); the others reuse the swapper. Each
 figure is the server's compute time (X-Ms header) and the whole request.
 """
@@ -62,6 +63,9 @@ def main() -> None:
             for mode in ("side", "crops", "output"):
                 times = [ask(frame, mode=mode) for frame in positions]
                 results[mode] = {"server_ms": summary([t[0] for t in times]), "request_ms": summary([t[1] for t in times])}
+            times = [ask(frame, mask=True) for frame in positions]
+            results["side, mask overlay"] = {"server_ms": summary([t[0] for t in times]),
+                                             "request_ms": summary([t[1] for t in times])}
             people = client.post("/api/people", json={"target": str(video)}).json()["people"]
             mapped = [{"frame": p["frame"], "box": p["box"], "source": str(source)} for p in people]
             ask(0, people=mapped)
