@@ -554,3 +554,18 @@ def test_area_and_region_choices_change_the_overlay(client: TestClient, tmp_path
     assert rows["upper-face"] + 20 < rows["lower-face"]
     assert (masks["skin"] > 128).sum() > 0.5 * (box > 128).sum() and (masks["nose"] > 0).sum() < 100
     assert (masks["skin"] <= masks["every region"] + 1).all()
+
+
+def test_the_overlay_leaves_out_a_hand_over_the_face(client: TestClient) -> None:
+    """Frame 5 of the hand clip (a real hand over the face; its pixels stored beside it, see tests/test_hands.py):
+    with the hand occluder the paste mask is 0 on the hand and the face around it is still swapped; without it
+    the mask covers the hand."""
+    from tests.test_hands import CLIP, _hands
+
+    body = {"sources": ["image/liveportrait_s1_512.jpg"], "target": CLIP, "frame": 5, "mode": "mask"}
+    kept, covered = (cv2.imdecode(np.frombuffer(client.post("/api/preview", json={
+        **body, "options": {"hand_occluder": switch}}).content, np.uint8), cv2.IMREAD_UNCHANGED).astype(int)
+        for switch in ("on", "off"))
+    hand = _hands(6)[5]
+    assert kept[hand].max() == 0 and (covered[hand] > 128).mean() > 0.5
+    assert (kept <= covered + 1).all() and (kept > 128).sum() > 0.3 * (covered > 128).sum()
