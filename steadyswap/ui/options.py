@@ -11,23 +11,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from steadyswap.cli.flags import FLAGS, MEMORY_STRATEGIES
+from steadyswap.cli.flags import FLAGS
 from steadyswap.cli.run import css_sides, help_default
-from steadyswap.config import (
-    EXECUTION_PROVIDERS,
-    FACE_MASK_AREAS,
-    FACE_MASK_REGIONS,
-    FACE_MASK_TYPES,
-    FACE_OCCLUDER_MODELS,
-    FACE_PARSER_MODELS,
-    PROCESSORS,
-    SELECTOR_MODES,
-    SMOOTHING_MODES,
-    SWITCHES,
-    VIDEO_ENCODERS,
-    VIDEO_PRESETS,
-    RunConfig,
-)
+from steadyswap.config import PROCESSORS, VIDEO_ENCODERS, RunConfig
 from steadyswap.errors import UsageError
 from steadyswap.models.factory import model_problems
 from steadyswap.models.registry import EMBEDDED, models_for
@@ -109,6 +95,7 @@ _BY_FIELD = {option.field: option for option in OPTIONS}
 
 
 def _choices(field: str) -> list[str] | None:
+    """A select or list control's choices: the CLI flag's own, or the registry's models for a model flag."""
     if field == "face_swapper_model":
         return [CLASSIC, *(spec.name for spec in models_for("swapper"))]
     if field == "face_swapper_pixel_boost":
@@ -116,21 +103,12 @@ def _choices(field: str) -> list[str] | None:
         return ["", *(f"{side}x{side}" for side in sides)]
     if field == "face_enhancer_model":
         return [spec.name for spec in models_for("enhancer")]
-    return {
-        "face_mask_types": list(FACE_MASK_TYPES),
-        "face_mask_areas": list(FACE_MASK_AREAS),
-        "face_mask_regions": list(FACE_MASK_REGIONS),
-        "face_occluder_model": list(FACE_OCCLUDER_MODELS),
-        "face_parser_model": list(FACE_PARSER_MODELS),
-        "processors": list(PROCESSORS),
-        "face_selector_mode": list(SELECTOR_MODES),
-        "face_smoothing": list(SMOOTHING_MODES),
-        "hand_occluder": list(SWITCHES),
-        "output_video_encoder": ["", *VIDEO_ENCODERS],  # blank: chosen from the output's extension
-        "output_video_preset": list(VIDEO_PRESETS),
-        "execution_providers": list(EXECUTION_PROVIDERS),
-        "video_memory_strategy": list(MEMORY_STRATEGIES),
-    }.get(field)
+    if field == "processors":
+        return list(PROCESSORS)
+    if field == "output_video_encoder":
+        return ["", *VIDEO_ENCODERS]  # blank: chosen from the output's extension
+    choices = _FLAG_OF[field].choices
+    return None if choices is None else list(choices)
 
 
 def shown(value: Any, kind: str = "") -> Any:
