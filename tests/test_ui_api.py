@@ -21,6 +21,7 @@ pytest.importorskip("httpx", reason="FastAPI's TestClient needs httpx")
 
 from fastapi.testclient import TestClient
 
+from steadyswap.cli.flags import FLAGS
 from steadyswap.cli.main import build_parser
 from steadyswap.cli.run import build_config
 from steadyswap.config import FACE_MASK_REGIONS, FACE_MASK_TYPES, PROCESSORS, RunConfig
@@ -466,6 +467,12 @@ def test_mask_and_enhancer_options_are_the_cli_flags(client: TestClient) -> None
                                                        ["face_enhancer_model", ["codeformer"]]]
     assert "gpen_bfr_512" in options["face_enhancer_model"]["choices"]
     assert "(default: box)" in options["face_mask_types"]["help"]
+    flags = {flag.dest: flag for flag in FLAGS}
+    for field, option in options.items():  # every choice list is there, and the flag's own where it has one
+        if option["kind"] in ("select", "multi"):
+            assert option["choices"], field
+            given = [choice for choice in option["choices"] if choice]  # blank: the default the CLI leaves unsaid
+            assert flags[field].choices is None or given == list(flags[field].choices), field
 
 
 def test_mask_and_enhancer_options_round_trip_to_the_command_line(client: TestClient, engine: FakeEngine,
