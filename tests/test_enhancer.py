@@ -136,8 +136,9 @@ def test_enhancer_changes_only_the_swapped_face_and_blend_sets_how_much(models: 
     near = cv2.dilate(swapped.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0  # the swap's mask edge, resampled
     for result in (full, none):
         assert np.array_equal(result[~near], image[~near])
-    # the stand-in brightens and adds contrast: the enhanced face is brighter than the swap alone
-    assert full[swapped].mean() > alone[swapped].mean() + 8
+    # the stand-in brightens and adds contrast; the seamless paste gives the face the target's low frequencies
+    # (its brightness) back, so what shows is the contrast
+    assert full[swapped].std() > alone[swapped].std() + 5
     # blend 0: the swap alone, resampled once more through the canvas
     diff = np.abs(none.astype(np.int16) - alone)[swapped]
     assert diff.mean() < 1.0 and np.percentile(diff, 99.5) <= 6
@@ -156,7 +157,7 @@ def test_gpen_bfr_256_runs_on_its_own_template(models: Path):
     alone = swap(models, image)
     gpen = swap(models, image, processors=("face_swapper", "face_enhancer"), face_enhancer_model="gpen_bfr_256")
     swapped = (alone != image).any(axis=2)
-    assert gpen[swapped].mean() > alone[swapped].mean() + 5
+    assert gpen[swapped].std() > alone[swapped].std() + 4  # the stand-in's contrast (see above)
 
 
 # --- options and messages ---------------------------------------------------------------------------------
