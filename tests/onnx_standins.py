@@ -212,8 +212,8 @@ def every_family_models(root: Path, yunet: Path) -> Path:
     the ``ENHANCER_MODELS``.
 
     Embedding sources add their first three values to the target (a colour shift the colour stage can
-    undo); hyperswap's mask output is 0.75 (it bounds the paste mask; the colour statistics take pixels
-    where the mask passes 0.5); image sources (blendswap, uniface) mix the target with the source crop's
+    undo); hyperswap's mask output is 0.75 (unused, as in FaceFusion: the graph has blended with it already);
+    image sources (blendswap, uniface) mix the target with the source crop's
     mean colour (a flat face would have no spread for the colour stage to match).
     """
     from steadyswap.models.registry import get_model

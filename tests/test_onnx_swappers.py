@@ -142,7 +142,7 @@ def test_inswapper_emap_conversion_and_patch_geometry(tmp_path, recognizer):
         np.testing.assert_allclose(transform_points(template_points("arcface_128", 128), patch.matrix), kps, atol=1e-3)
 
 
-def test_hyperswap_uses_mean_of_unit_embeddings_and_its_mask_output(tmp_path, recognizer):
+def test_hyperswap_uses_mean_of_unit_embeddings(tmp_path, recognizer):
     swapper, _ = swapper_for("hyperswap_1a_256", tmp_path, recognizer, mask=True)
     other = [30, 220, 90]
     source = swapper.prepare_source([flat(SOURCE_RGB), flat(other), flat(0)],
@@ -152,7 +152,31 @@ def test_hyperswap_uses_mean_of_unit_embeddings_and_its_mask_output(tmp_path, re
     patch = swapper.swap(source, [flat(GRAY, (400, 400))], [faces_at([(100, 100)])])[0][0]
     assert patch.crop.shape == (256, 256, 3)
     assert np.abs(patch.crop - expected_uniform(GRAY / 255 + s[:3] * 0.5)).max() <= 1  # output × 0.5 + 0.5
-    np.testing.assert_allclose(patch.mask, np.minimum(box_mask(256), 0.25), atol=1e-6)
+
+
+def test_hyperswap_mask_output_stays_out_of_the_paste_mask_on_both_paths(tmp_path, recognizer, torch_device):
+    """FaceFusion uses output 0 only: the graph has already blended its face through ``mask`` (here 0.25
+    everywhere), so the paste mask is the box mask alone, not its minimum with ``mask``."""
+    torch = pytest.importorskip("torch")
+    from steadyswap.engine.gpu.onnx_module import TorchOnnx
+    from steadyswap.engine.gpu.stages import GpuRecognizer, GpuSwapper
+
+    options = {"mask_blur": 0.5, "mask_padding": (10, 0, 0, 0)}
+    swapper, path = swapper_for("hyperswap_1a_256", tmp_path, recognizer, mask=True, **options)
+    source = swapper.prepare_source([flat(SOURCE_RGB)], [faces_at([(80, 90)])])
+    patch = swapper.swap(source, [flat(GRAY, (400, 400))], [faces_at([(100, 100)])])[0][0]
+    expected = box_mask(256, 0.5, (10, 0, 0, 0))
+    assert (expected > 0.25).mean() > 0.5  # where a product or minimum with the model's mask would show
+    np.testing.assert_allclose(patch.mask, expected, atol=1e-6)
+
+    arcface = TorchOnnx(tmp_path / "arcface_w600k_r50.onnx", torch_device)
+    gpu = GpuSwapper(get_model("hyperswap_1a_256"), TorchOnnx(path, torch_device),
+                     GpuRecognizer(get_model("arcface_w600k_r50"), arcface), path, **options)
+    crops = torch.from_numpy(patch.target).permute(2, 0, 1)[None].float().to(torch_device)
+    vector = torch.from_numpy(source.data["source"])[None].to(torch_device)
+    swapped, masks = gpu.run(crops, vector)
+    np.testing.assert_allclose(masks[0].cpu().numpy(), expected, atol=1e-6)
+    assert np.abs(swapped[0].permute(1, 2, 0).cpu().numpy() - patch.crop).max() <= 1
 
 
 def test_hyperswap_without_mask_output_uses_the_box_mask(tmp_path, recognizer):

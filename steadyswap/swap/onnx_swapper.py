@@ -164,23 +164,21 @@ class OnnxSwapper(Swapper):
         return (rows * (1 - share) + targets * share).astype(np.float32)
 
     def _run(self, crops: np.ndarray, sources: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(k, N·S, N·S, 3) uint8 crops → swapped uint8 crops and float32 masks of the same size."""
+        """(k, N·S, N·S, 3) uint8 crops → swapped uint8 crops and float32 masks of the same size.
+
+        Only the graph's first output is used, as FaceFusion does: hyperswap's second output ``mask`` is the
+        mask the graph has already blended its face with, so multiplying it into the paste mask again would
+        fade the soft edge to about mask².
+        """
         k, n = len(crops), self.boost
         tiles = np.concatenate([implode(crop, n) for crop in crops])
         spec = self.spec
         feeds = {"target": runtime.blob(tiles, spec.mean, spec.std, spec.bgr),
                  "source": np.repeat(sources, n * n, axis=0)}
-        wanted = [self.outputs[0]] + (["mask"] if "mask" in self.outputs else [])
         tiles_per_call = self.batch_size * n * n if self.batch_size else None
-        results = runtime.run(self.session, feeds, tiles_per_call, outputs=wanted)
-        images = results[0].transpose(0, 2, 3, 1)
+        images = runtime.run(self.session, feeds, tiles_per_call, outputs=self.outputs[:1])[0].transpose(0, 2, 3, 1)
         if spec.denormalise:
             images = images * np.asarray(spec.std, np.float32) + np.asarray(spec.mean, np.float32)
         images = (np.clip(images, 0, 1) * 255).round().astype(np.uint8)
         swapped = np.stack([explode(images[i * n * n:(i + 1) * n * n], n) for i in range(k)])
-        masks = np.repeat(self.mask[None], k, axis=0)
-        if len(results) > 1:
-            model_masks = np.clip(results[1].reshape(len(tiles), spec.size, spec.size, 1), 0, 1)
-            model_masks = np.stack([explode(model_masks[i * n * n:(i + 1) * n * n], n)[..., 0] for i in range(k)])
-            masks = np.minimum(masks, model_masks)
-        return swapped, masks.astype(np.float32)
+        return swapped, np.repeat(self.mask[None], k, axis=0).astype(np.float32)

@@ -409,7 +409,8 @@ class GpuSwapper(DeviceSwapper):
     def run(self, crops: torch.Tensor, sources: torch.Tensor,
             probe: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """(k, 3, N·S, N·S) crops 0..255 and (k, …) sources → swapped crops 0..255 (rounded) and masks;
-        ``probe``: a memory probe, run eagerly."""
+        ``probe``: a memory probe, run eagerly. Only the graph's first output is used (``OnnxSwapper._run``
+        says why hyperswap's ``mask`` is not)."""
         k, n, side = len(crops), self.boost, self.spec.size
         tiles = crops.reshape(k, 3, side, n, side, n).permute(0, 3, 5, 1, 2, 4).reshape(k * n * n, 3, side, side)
         tiles = normalise(tiles, self.spec)
@@ -418,27 +419,19 @@ class GpuSwapper(DeviceSwapper):
         if fixed and self.compiled_batch is None:
             self.compiled_batch = bucket(len(tiles), self.batch_size)
         limit = self.compiled_batch if fixed and self.compiled_batch else self.batch_size
-        images, model_masks = [], []
+        images = []
         for start in range(0, len(tiles), limit):
             chunk = tiles[start:start + limit]
             size = len(chunk)
             padded = limit if fixed else bucket(size, limit)  # few distinct shapes: cuDNN tunes each once
             feeds = {"target": _pad(chunk, padded), "source": _pad(tile_sources[start:start + size], padded)}
-            outputs = [o[:size] for o in self.model(feeds, eager=probe)]
-            images.append(outputs[0])
-            if len(outputs) > 1 and "mask" in self.model.output_names:
-                model_masks.append(outputs[self.model.output_names.index("mask")])
+            images.append(self.model(feeds, eager=probe)[0][:size])
         out = torch.cat(images)
         if self.spec.denormalise:
             out = out * self.std + self.mean
         out = (out.clamp(0, 1) * 255).round_()
         out = out.reshape(k, n, n, 3, side, side).permute(0, 3, 4, 1, 5, 2).reshape(k, 3, n * side, n * side)
-        masks = self.box.expand(k, -1, -1)
-        if model_masks:
-            model_mask = torch.cat(model_masks).clamp(0, 1).reshape(k, n, n, side, side)
-            model_mask = model_mask.permute(0, 3, 1, 4, 2).reshape(k, n * side, n * side)
-            masks = torch.minimum(masks, model_mask)
-        return out, masks.contiguous()
+        return out, self.box.expand(k, -1, -1).contiguous()
 
 
 
