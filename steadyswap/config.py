@@ -55,6 +55,8 @@ class RunConfig:
     reference_frame_number: int = 0
     reference_face_distance: float = 0.3
     face_detector_score: float = 0.5
+    face_detector_size: str = "640x640"
+    face_landmarker_score: float = 0.5
     face_mask_blur: float = 0.3
     face_mask_padding: tuple[int, int, int, int] = (0, 0, 0, 0)
     face_mask_types: tuple[str, ...] = ("box",)
@@ -145,6 +147,7 @@ class RunConfig:
         _between("--face-enhancer-weight", self.face_enhancer_weight, 0.0, 1.0)
         _between("--reference-face-distance", self.reference_face_distance, 0.0, 2.0)
         _between("--face-detector-score", self.face_detector_score, 0.0, 1.0)
+        _between("--face-landmarker-score", self.face_landmarker_score, 0.0, 1.0)
         if len(self.face_mask_padding) != 4 or any(not 0 <= p <= 100 for p in self.face_mask_padding):
             raise UsageError("--face-mask-padding: expected 1 to 4 percentages between 0 and 100")
         if self.trim_frame_start is not None and self.trim_frame_start < 0:

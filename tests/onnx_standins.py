@@ -178,6 +178,25 @@ def enhancer(path: Path, size: int, *, weight: bool = False, gain: float = 1.25,
     return save(nodes, inputs, [_tensor("output", [batch, 3, size, size])], inits, path)
 
 
+def fan_68_5_weights() -> np.ndarray:
+    """(68, 5) rows of affine weights (each sums to 1) of the fan_68_5 stand-in: eye, nose and mouth points where
+    68-point indices put them, jaw ends 0 and 16 on the eye line beyond the eyes, the rest random mixtures. Such
+    mixtures commute with the similarities around the network, so the frame estimate is ``weights @ kps``."""
+    weights = np.random.default_rng(5).dirichlet(np.ones(5), 68)
+    one_hot = np.eye(5)
+    weights[36:42], weights[42:48], weights[30], weights[48], weights[54] = one_hot[0], one_hot[1], *one_hot[2:]
+    weights[0], weights[16] = 1.5 * one_hot[0] - 0.5 * one_hot[1], 1.5 * one_hot[1] - 0.5 * one_hot[0]
+    return weights.astype(np.float32)
+
+
+def fan_68_5(path: Path, batch: Batch = 1) -> Path:
+    """fan_68_5 stand-in: ``input`` (b,5,2) → (b,68,2) = ``fan_68_5_weights()`` @ input (a batch of 1, as the
+    real file's graph is exported)."""
+    nodes = [helper.make_node("MatMul", ["weights", "input"], ["landmarks"])]
+    return save(nodes, [_tensor("input", [batch, 5, 2])], [_tensor("landmarks", [batch, 68, 2])],
+                [("weights", fan_68_5_weights())], path)
+
+
 def face_points_68() -> np.ndarray:
     """68 heatmap-space points (x, y, score) with eyes, nose and mouth where 68-point indices put them."""
     points = np.zeros((68, 3), np.float32)
@@ -207,9 +226,9 @@ ENHANCER_MODELS = ("gfpgan_1.4", "codeformer", "gpen_bfr_256")
 
 
 def every_family_models(root: Path, yunet: Path) -> Path:
-    """``gpu_engine_models``' recognizer and YuNet, a 2dfan4 stand-in (confident points that move with the crop),
-    a stand-in for each of ``FAMILY_MODELS`` with the converters they need, the mask models (``mask_models``) and
-    the ``ENHANCER_MODELS``.
+    """``gpu_engine_models``' recognizer and YuNet, a 2dfan4 stand-in (confident points that move with the crop)
+    with fan_68_5's, a stand-in for each of ``FAMILY_MODELS`` with the converters they need, the mask models
+    (``mask_models``) and the ``ENHANCER_MODELS``.
 
     Embedding sources add their first three values to the target (a colour shift the colour stage can
     undo); hyperswap's mask output is 0.75 (unused, as in FaceFusion: the graph has blended with it already);
@@ -240,4 +259,5 @@ def every_family_models(root: Path, yunet: Path) -> Path:
         spec = get_model(name)
         assert spec.size is not None
         enhancer(root / spec.file_name, spec.size, weight=spec.weight_input)
+    fan_68_5(root / "fan_68_5.onnx")
     return root

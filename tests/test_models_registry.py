@@ -56,6 +56,12 @@ def test_facefusion_facts_for_key_models():
     assert get_model("arcface_w600k_r50").template == "arcface_112_v2"
     assert get_model("yunet").url().endswith("/models-3.4.0/yunet_2023_mar.onnx")
     assert [s.name for s in models_for("detector")] == ["retinaface", "scrfd", "yolo_face", "yunet"]
+    assert [get_model(name).sizes for name in ("retinaface", "scrfd", "yolo_face", "yunet")] == [
+        (160, 320, 480, 512, 640), (160, 320, 480, 512, 640), (640,), (640,)]
+    fan_68_5 = get_model("fan_68_5")
+    assert (fan_68_5.task, fan_68_5.template, fan_68_5.licence, fan_68_5.url()) == (
+        "converter", "ffhq_512", "OpenRAIL-M",
+        "https://github.com/facefusion/facefusion-assets/releases/download/models-3.0.0/fan_68_5.onnx")
 
 
 def test_face_masker_models_as_facefusion_declares_them():
@@ -71,6 +77,9 @@ def test_face_masker_models_as_facefusion_declares_them():
 def test_lookup_by_file_stem_and_requirements():
     assert get_model("yoloface_8n").name == "yolo_face"
     assert [s.name for s in requirements(get_model("ghost_2_256"))] == ["ghost_2_256", "crossface_ghost"]
+    assert [s.name for s in requirements(get_model("2dfan4"))] == ["2dfan4", "fan_68_5"]
+    with pytest.raises(UsageError, match="unknown landmarker model 'fan_68_5' \\(known: 2dfan4\\)"):
+        get_model("fan_68_5", "landmarker")
     with pytest.raises(UsageError, match="unknown swapper model 'yunet'"):
         get_model("yunet", "swapper")
     with pytest.raises(UsageError, match="known: .*inswapper_128"):

@@ -71,9 +71,11 @@ OPTIONS: dict[str, dict] = {
     "enhancer gpen_bfr_256 many": {"processors": ENHANCE, "face_enhancer_model": "gpen_bfr_256",
                                    "face_selector_mode": "many"},
     "enhancer after occlusion mask": {"processors": ENHANCE, "face_mask_types": ("box", "occlusion")},
+    "landmarker score 0": {"face_landmarker_model": "2dfan4", "face_landmarker_score": 0.0},
 }
 REFUSED = {("classic", "landmarker 2dfan4"): "needs an ONNX --face-detector-model",
-           ("classic", "mask area 2dfan4"): "needs an ONNX --face-detector-model"}
+           ("classic", "mask area 2dfan4"): "needs an ONNX --face-detector-model",
+           ("classic", "landmarker score 0"): "needs an ONNX --face-detector-model"}
 """Cases both paths refuse in one line (the MediaPipe mesh brings its own landmarks)."""
 
 
@@ -84,6 +86,7 @@ def work_done_once():
     detectors' own answers). Everything after detection runs in full in every case."""
     from steadyswap.analysis.onnx_detectors import OnnxDetector
     from steadyswap.engine.gpu import engine as engine_module
+    from steadyswap.engine.gpu import stages as stages_module
     from steadyswap.engine.gpu.stages import GpuDetector
 
     converted: dict = {}
@@ -99,7 +102,7 @@ def work_done_once():
     def replay(method, pixels):
         def detect(detector, images):
             key = (type(detector).__name__, detector.spec.name, detector.score_threshold, detector.landmark_count,
-                   hash(pixels(images)))
+                   detector.landmarker is None, detector.landmarker_score, hash(pixels(images)))
             if key not in answers:
                 answers[key] = method(detector, images)
             return copy.deepcopy(answers[key])
@@ -107,6 +110,7 @@ def work_done_once():
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(engine_module, "TorchOnnx", convert, raising=True)
+        patch.setattr(stages_module, "TorchOnnx", convert, raising=True)
         patch.setattr(OnnxDetector, "detect", replay(OnnxDetector.detect, lambda image: image.tobytes()))
         patch.setattr(GpuDetector, "detect", replay(GpuDetector.detect, lambda frames: frames.cpu().numpy().tobytes()))
         yield

@@ -1,7 +1,7 @@
 """The 2dfan4 68-point landmarker: a 256 crop around each box, 68 heatmaps of 64×64 back to frame points.
 
 As FaceFusion 3.5 does it: the box is scaled so its long side is 195 px and centred in a 256 crop, turned
-upright by the face's rough angle (a multiple of 90°), brightened with CLAHE when very dark, and fed BGR
+upright by the face's rough angle (a multiple of 90°, from fan_68_5's estimate: ``landmarker_68_5``), brightened with CLAHE when very dark, and fed BGR
 in [0, 1]. The network's first output holds the points in heatmap pixels (×4 to crop pixels); the score
 is the mean of the heatmap peaks mapped from [0, 0.9] to [0, 1].
 """
@@ -31,20 +31,11 @@ def landmarks_68_to_5(points: np.ndarray) -> np.ndarray:
                      points[..., 30, :], points[..., 48, :], points[..., 54, :]], axis=-2)
 
 
-def face_angle(kps: np.ndarray) -> int:
-    """The face's in-plane rotation from its eye line, rounded to 0, 90, 180 or 270 degrees.
-
-    >>> face_angle(np.array([[10, 10], [10, 30], [0, 20], [-5, 12], [-5, 28.]]))
-    90
-    """
-    dx, dy = kps[1] - kps[0]
-    return int(round(np.degrees(np.arctan2(dy, dx)) % 360 / 90) % 4 * 90)
-
-
 def crop_matrix(box: np.ndarray, angle: int = 0) -> np.ndarray:
     """Frame→crop 2×3 matrix: box long side to 195 px, centred in the 256 crop, turned upright.
 
-    ``angle`` is ``face_angle``'s result; OpenCV's positive angle turns the crop counter-clockwise.
+    ``angle`` is the face's rough rotation (``landmarker_68_5.face_angles``); OpenCV's positive angle turns the
+    crop counter-clockwise.
     """
     scale = BOX_SIDE / max(float(np.max(box[2:] - box[:2])), 1.0)
     tx, ty = (CROP - (box[:2] + box[2:]) * scale) * 0.5
@@ -78,13 +69,13 @@ class Fan68Landmarker:
         self.batch_size = batch_size
 
     def landmarks(self, image: np.ndarray, boxes: np.ndarray,
-                  kps: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                  angles: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Points and scores for each box of one image.
 
         Args:
             image: H×W×3 uint8 RGB.
             boxes: (n, 4) xyxy.
-            kps: (n, 5, 2) five points, used only for the face angle (upright when None).
+            angles: each face's rough rotation in degrees, a multiple of 90 (upright when None).
         Returns:
             (points (n, 68, 2) float32 frame pixels, scores (n,) float32).
         """
@@ -94,7 +85,7 @@ class Fan68Landmarker:
         if n == 0:
             return np.zeros((0, 68, 2), np.float32), np.zeros((0,), np.float32)
         bgr = np.ascontiguousarray(image[:, :, ::-1])
-        matrices = crop_matrices(boxes, kps)
+        matrices = crop_matrices(boxes, angles)
         crops = np.stack([brighten_if_dark(cv2.warpAffine(bgr, m, (CROP, CROP))) for m in matrices])
         tensor = runtime.blob(crops, self.spec.mean, self.spec.std, bgr=False)
         name = self.session.get_inputs()[0].name
@@ -102,10 +93,9 @@ class Fan68Landmarker:
         return frame_landmarks(points, matrices), landmark_scores(heatmaps.reshape(n, 68, -1).max(-1))
 
 
-def crop_matrices(boxes: np.ndarray, kps: np.ndarray | None) -> np.ndarray:
-    """(n, 2, 3) frame→crop matrices of the boxes, turned upright by each face's five points (``kps``;
-    upright when None)."""
-    return np.stack([crop_matrix(box, face_angle(kps[i]) if kps is not None else 0) for i, box in enumerate(boxes)])
+def crop_matrices(boxes: np.ndarray, angles: list[int] | None) -> np.ndarray:
+    """(n, 2, 3) frame→crop matrices of the boxes, each turned upright by its face's angle (upright when None)."""
+    return np.stack([crop_matrix(box, angles[i] if angles is not None else 0) for i, box in enumerate(boxes)])
 
 
 def frame_landmarks(points: np.ndarray, matrices: np.ndarray) -> np.ndarray:

@@ -3,7 +3,7 @@
 Pre-processing as FaceFusion 3.5 does it: the frame (BGR) is shrunk to fit the detector size, keeping its
 aspect, and placed top-left on a black canvas. Each family's raw outputs are decoded by a pure function
 into boxes, scores and five points; the score threshold and non-maximum suppression (IoU 0.4) follow.
-``landmarks`` are the five points unless a 68-point landmarker is attached.
+``landmarks`` are the five points unless 2dfan4 (or, at ``--face-landmarker-score 0``, fan_68_5 alone) adds 68.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import onnxruntime as ort
 
 from steadyswap.analysis.base import FaceAnalyzer
 from steadyswap.analysis.landmarker_2dfan4 import Fan68Landmarker, landmarks_68_to_5
-from steadyswap.errors import ModelError
+from steadyswap.analysis.landmarker_68_5 import Fan68From5, face_angles
+from steadyswap.errors import ModelError, UsageError
 from steadyswap.models import runtime
 from steadyswap.models.registry import ModelSpec
 from steadyswap.types import Faces, check_shape
@@ -149,6 +150,20 @@ def detections(spec: ModelSpec, outputs: list[np.ndarray], size: tuple[int, int]
                  scores=scores[keep].astype(np.float32), landmarks=kps.copy(), kps=kps)
 
 
+def input_size(spec: ModelSpec, fixed: tuple[int, int] | None, size: int | None) -> tuple[int, int]:
+    """(height, width) a detector runs at: ``size`` (``--face-detector-size``), else the registry's default.
+
+    A graph fixed to one input size runs at that size only: another ``size`` is a UsageError (both paths).
+    """
+    side = size or spec.size or 640
+    height, width = fixed or (side, side)
+    if size is not None and (height, width) != (size, size):
+        raise UsageError(f"--face-detector-size: {spec.name}'s graph takes {width}x{height} only, not {size}x{size}")
+    if height % 32 or width % 32:
+        raise ModelError(f"detector size {width}×{height} is not a multiple of 32")
+    return height, width
+
+
 class OnnxDetector(FaceAnalyzer):
     """A FaceFusion detector, optionally followed by the 2dfan4 landmarker.
 
@@ -157,16 +172,21 @@ class OnnxDetector(FaceAnalyzer):
         session: its onnxruntime session.
         score_threshold: minimum detection score (``--face-detector-score``).
         iou_threshold: NMS overlap above which the weaker box is dropped.
-        landmarker: adds 68 ``landmarks``; the five ``kps`` then come from them where its score passes.
+        landmarker: 2dfan4: 68 ``landmarks``; the five ``kps`` then come from them where its score passes.
         landmarker_score: the landmarker score above which its points replace the detector's five.
-        size: detector input side when the graph's input size is free (FaceFusion's ``--face-detector-size``).
+        size: detector input side (FaceFusion's ``--face-detector-size``), see ``input_size``.
+        estimator: fan_68_5: 68 points estimated from the five, for 2dfan4's crop angle, and the ``landmarks``
+            where 2dfan4 is not run (``landmarker`` None); needed by ``landmarker``.
     """
 
     def __init__(self, spec: ModelSpec, session: ort.InferenceSession, score_threshold: float = 0.5,
                  iou_threshold: float = 0.4, landmarker: Fan68Landmarker | None = None,
-                 landmarker_score: float = 0.5, size: int | None = None) -> None:
+                 landmarker_score: float = 0.5, size: int | None = None,
+                 estimator: Fan68From5 | None = None) -> None:
         if spec.task != "detector":
             raise ModelError(f"'{spec.name}' is a {spec.task}, not a detector")
+        if landmarker is not None and estimator is None:
+            raise ModelError("2dfan4 needs fan_68_5 beside it (the angle of its crops), as in FaceFusion")
         self.spec = spec
         self.session = session
         self.name = spec.name
@@ -174,11 +194,9 @@ class OnnxDetector(FaceAnalyzer):
         self.iou_threshold = iou_threshold
         self.landmarker = landmarker
         self.landmarker_score = landmarker_score
-        self.landmark_count = 68 if landmarker else 5
-        side = size or spec.size or 640
-        self.height, self.width = runtime.fixed_size(session) or (side, side)
-        if self.height % 32 or self.width % 32:
-            raise ModelError(f"detector size {self.width}×{self.height} is not a multiple of 32")
+        self.estimator = estimator
+        self.landmark_count = 68 if estimator else 5
+        self.height, self.width = input_size(spec, runtime.fixed_size(session), size)
 
     def detect(self, image: np.ndarray) -> Faces:
         """Faces in one H×W×3 uint8 RGB image, best score first, landmarks = the five points."""
@@ -191,21 +209,25 @@ class OnnxDetector(FaceAnalyzer):
 
     def analyze(self, images: list[np.ndarray], video: bool = False) -> list[Faces]:
         results = [self.detect(image) for image in images]
-        if self.landmarker is None:
+        if self.estimator is None:
             return results
         return [self._add_landmarks(image, faces) for image, faces in zip(images, results)]
 
     def _add_landmarks(self, image: np.ndarray, faces: Faces) -> Faces:
         if not len(faces):
             return Faces.empty(k=68)
-        assert self.landmarker is not None
-        points, scores = self.landmarker.landmarks(image, faces.boxes, faces.kps)
+        assert self.estimator is not None
+        estimate = self.estimator.estimate(faces.kps)
+        if self.landmarker is None:
+            return faces.with_(landmarks=estimate)
+        points, scores = self.landmarker.landmarks(image, faces.boxes, face_angles(estimate))
         return with_landmarks(faces, points, scores, self.landmarker_score)
 
 
 def with_landmarks(faces: Faces, points: np.ndarray, scores: np.ndarray, landmarker_score: float) -> Faces:
-    """``faces`` with 68 ``landmarks``; their five points replace the detector's where ``scores`` passes
-    ``landmarker_score`` (both paths)."""
+    """``faces`` with 2dfan4's 68 ``points`` as ``landmarks``; their five points replace the detector's where
+    ``scores`` passes ``landmarker_score`` (both paths). As in FaceFusion, the 68 points stay 2dfan4's below the
+    cut-off too (its '68' landmark set, which the area masks use); only the five points fall back."""
     if not len(faces):
         return Faces.empty(k=68)
     good = (scores > landmarker_score)[:, None, None]

@@ -102,8 +102,14 @@ FLAGS: tuple[Flag, ...] = (
          "face detector (default: {default})", metavar="NAME"),
     Flag(("--face-detector-score",), "face_detector_score", "face detection & selection",
          "minimum detection score, 0-1 (default: {default})", type=float, metavar="SCORE"),
+    Flag(("--face-detector-size",), "face_detector_size", "face detection & selection",
+         "input size of an ONNX detector: retinaface and scrfd 160x160, 320x320, 480x480, 512x512 or 640x640; "
+         "yolo_face and yunet 640x640 (default: {default})", type=pixel_size, metavar="WxH"),
     Flag(("--face-landmarker-model",), "face_landmarker_model", "face detection & selection",
          "face landmarker (default: {default})", metavar="NAME"),
+    Flag(("--face-landmarker-score",), "face_landmarker_score", "face detection & selection",
+         "2dfan4's points replace the detector's five points where its score is above this, 0-1; "
+         "0 skips 2dfan4, as FaceFusion does (default: {default})", type=float, metavar="SCORE"),
     Flag(("--face-recognizer-model",), "face_recognizer_model", "face detection & selection",
          "ArcFace model that tells people apart for reference selection and face maps; 'none' compares "
          "their appearance (a colour histogram of the face box). Neural swappers embed the sources with it "
@@ -302,10 +308,8 @@ FACEFUSION_FLAGS: tuple[FaceFusionFlag, ...] = (
     _none("--temp-path", "steadyswap writes no temporary frames; its unfinished output lies beside the output"),
     _none("--jobs-path", "steadyswap runs without a job store"),
     # face detector, landmarker, selector
-    _none("--face-detector-size", "each detector runs at its own input size; see --analysis-size"),
     _unsupported("--face-detector-margin", "padding the frame before detection", honoured=("0",)),
     _unsupported("--face-detector-angles", "detecting rotated faces", honoured=("0",)),
-    _none("--face-landmarker-score", "it picks FaceFusion's fallback to 5-point landmarks, which steadyswap lacks"),
     _unsupported("--face-selector-order", "steadyswap orders faces largest first", honoured=("large-small",)),
     _unsupported("--face-selector-gender", "needs a gender classifier"),
     _unsupported("--face-selector-race", "needs a race classifier"),

@@ -13,6 +13,7 @@ import onnxruntime as ort
 
 from steadyswap.analysis.base import FaceAnalyzer
 from steadyswap.analysis.landmarker_2dfan4 import Fan68Landmarker
+from steadyswap.analysis.landmarker_68_5 import Fan68From5
 from steadyswap.analysis.onnx_detectors import OnnxDetector
 from steadyswap.blend.face_masks import FaceMasker, MaskOptions
 from steadyswap.config import RunConfig
@@ -41,27 +42,68 @@ def build_analyzer(config: RunConfig, store: ModelStore | None = None) -> FaceAn
     With an ONNX detector, ``--face-landmarker-model mediapipe`` (or ``none``) means no 68-point
     landmarker: ``landmarks`` are the detector's five points.
     """
-    check_landmarker(config)
-    landmarker_name = config.face_landmarker_model
+    check_analysis(config)
     if config.face_detector_model == EMBEDDED["detector"]:
         return None
     store = store or model_store(config)
     detector = get_model(config.face_detector_model, "detector")
-    landmarker = None if landmarker_name in NO_LANDMARKER else get_model(landmarker_name, "landmarker")
-    require_models(store, [detector] + ([landmarker] if landmarker else []))
+    size = detector_size(config.face_detector_size, detector)
+    landmarker, estimator = landmarker_specs(config)
+    require_models(store, [detector] + ([landmarker] if landmarker else []) + ([estimator] if estimator else []))
     fan = None
     if landmarker:
         fan = Fan68Landmarker(landmarker, _session(store, landmarker, config), config.execution_batch_size)
+    fan_68_5 = Fan68From5(estimator, _session(store, estimator, config)) if estimator else None
     return OnnxDetector(detector, _session(store, detector, config), score_threshold=config.face_detector_score,
-                        landmarker=fan)
+                        landmarker=fan, landmarker_score=config.face_landmarker_score, size=size,
+                        estimator=fan_68_5)
 
 
-def check_landmarker(config: RunConfig) -> None:
-    """UsageError for a landmarker model beside the embedded MediaPipe analyser (both paths ask here)."""
-    if config.face_detector_model == EMBEDDED["detector"] and config.face_landmarker_model not in NO_LANDMARKER:
+def check_analysis(config: RunConfig) -> None:
+    """UsageError for detector and landmarker options the chosen analyser cannot honour (both paths ask here):
+    a landmarker model or a detector size beside the embedded MediaPipe mesh, a landmarker score without 2dfan4."""
+    embedded = config.face_detector_model == EMBEDDED["detector"]
+    if embedded and config.face_landmarker_model not in NO_LANDMARKER:
         raise UsageError(f"--face-landmarker-model {config.face_landmarker_model} needs an ONNX "
                          f"--face-detector-model (retinaface, scrfd, yolo_face, yunet); mediapipe brings its own "
                          f"landmarks")
+    if embedded and detector_size(config.face_detector_size) != detector_size(RunConfig.face_detector_size):
+        raise UsageError("--face-detector-size sizes an ONNX --face-detector-model's input; the embedded mediapipe "
+                         "analyses frames at --analysis-size")
+    default_score = RunConfig.face_landmarker_score
+    if config.face_landmarker_model in NO_LANDMARKER and config.face_landmarker_score != default_score:
+        raise UsageError("--face-landmarker-score is the 2dfan4 score above which its points are used; "
+                         "it needs --face-landmarker-model 2dfan4")
+
+
+def landmarker_specs(config: RunConfig) -> tuple[ModelSpec | None, ModelSpec | None]:
+    """The 68-point landmarker to run beside an ONNX detector and the 5→68 estimator it needs (fan_68_5).
+
+    Neither for 'mediapipe' and 'none'; the estimator alone at ``--face-landmarker-score 0``, where
+    FaceFusion does not run 2dfan4 (its points could never be used) and takes the estimate for the 68 points.
+    """
+    if config.face_landmarker_model in NO_LANDMARKER:
+        return None, None
+    landmarker = get_model(config.face_landmarker_model, "landmarker")
+    estimator = get_model(landmarker.converter, "converter") if landmarker.converter else None
+    return (landmarker if config.face_landmarker_score > 0 else None), estimator
+
+
+def detector_size(value: str, spec: ModelSpec | None = None) -> int:
+    """``--face-detector-size`` ('640x640', FaceFusion's form, or '640') as a side in pixels; with ``spec``, one of
+    the sizes FaceFusion offers for that detector.
+
+    >>> detector_size("320x320", get_model("scrfd"))
+    320
+    """
+    match = re.fullmatch(r"\s*(\d+)\s*(?:x\s*(\d+)\s*)?", str(value))
+    if not match or (match.group(2) and match.group(1) != match.group(2)):
+        raise UsageError(f"--face-detector-size: expected a square size such as 640x640, got '{value}'")
+    side = int(match.group(1))
+    if spec is not None and side not in spec.sizes:
+        raise UsageError(f"--face-detector-size: {side}x{side} is not one of "
+                         f"{', '.join(f'{s}x{s}' for s in spec.sizes)} for {spec.name}")
+    return side
 
 
 def build_recognizer(config: RunConfig, store: ModelStore | None = None,

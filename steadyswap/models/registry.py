@@ -18,6 +18,7 @@ from typing import Literal
 from steadyswap.errors import UsageError
 
 Task = Literal["swapper", "detector", "landmarker", "recognizer", "converter", "occluder", "parser", "enhancer"]
+"""``converter``: a helper another model needs (crossface embeddings for swappers, fan_68_5 points for 2dfan4)."""
 SourceKind = Literal["emap", "normed", "converted", "converted_normed", "image"]
 """How a swapper's ``source`` input is made from ArcFace embeddings (averaged over the source photos):
 
@@ -60,12 +61,13 @@ class ModelSpec:
         bgr: the network reads BGR (as FaceFusion feeds OpenCV-decoded frames).
         layout: the image input's layout, "nchw" or "nhwc".
         source: swappers only, see ``SourceKind``.
-        converter: swappers only, the name of the embedding converter model they need.
+        converter: the helper model this one needs: a swapper's embedding converter; 2dfan4's fan_68_5.
         source_template, source_size: ``image`` sources only, how the source crop is aligned.
         denormalise: swappers and enhancers, the output is in normalised units (``x * std + mean``), else [0, 1].
         pixel_boosts: swappers only, the crop sides allowed for ``--face-swapper-pixel-boost``.
         weight_input: enhancers only, the graph has a second input ``weight`` (1,) float64 (codeformer's fidelity,
             ``--face-enhancer-weight``), fed when the graph declares it, as FaceFusion does.
+        sizes: detectors only, the input sides FaceFusion offers for ``--face-detector-size`` (square).
         inputs, outputs: the graph's inputs by name and outputs by position, with shapes.
         crc32: the published CRC32 if known; None means "read the sibling .hash file".
     """
@@ -90,6 +92,7 @@ class ModelSpec:
     denormalise: bool = False
     pixel_boosts: tuple[int, ...] = ()
     weight_input: bool = False
+    sizes: tuple[int, ...] = ()
     inputs: tuple[str, ...] = ()
     outputs: tuple[str, ...] = ()
     crc32: str | None = None
@@ -140,6 +143,8 @@ def _enhancer(name: str, vendor: str, licence: str, size: int, template: str = "
 
 _B128 = (128, 256, 384, 512, 768, 1024)
 _B256 = (256, 512, 768, 1024)
+_ANCHOR_SIZES = (160, 320, 480, 512, 640)
+"""retinaface and scrfd take any multiple of 32; these are FaceFusion's choices (yolo_face and yunet: 640 only)."""
 _ANCHOR_OUTPUTS = tuple(f"{what}_{stride} {shape}" for what, shape in
                         (("score", "(A,1)"), ("bbox", "(A,4) distances in strides"), ("kps", "(A,10)"))
                         for stride in (8, 16, 32))
@@ -184,21 +189,27 @@ _TABLE: tuple[ModelSpec, ...] = (
     _enhancer("restoreformer_plus_plus", "wzhouxiff", "Apache-2.0", 512),
     # Detectors (face_detector.py): BGR frames, letterboxed top-left into size×size.
     ModelSpec(name="retinaface", task="detector", family="retinaface", file_stem="retinaface_10g",
-              tag="models-3.0.0", vendor="InsightFace", licence="Non-Commercial", size=640,
+              tag="models-3.0.0", vendor="InsightFace", licence="Non-Commercial", size=640, sizes=_ANCHOR_SIZES,
               mean=HALF, std=(128 / 255,) * 3, bgr=True, inputs=("input (1,3,H,W)",), outputs=_ANCHOR_OUTPUTS),
     ModelSpec(name="scrfd", task="detector", family="scrfd", file_stem="scrfd_2.5g",
-              tag="models-3.0.0", vendor="InsightFace", licence="Non-Commercial", size=640,
+              tag="models-3.0.0", vendor="InsightFace", licence="Non-Commercial", size=640, sizes=_ANCHOR_SIZES,
               mean=HALF, std=(128 / 255,) * 3, bgr=True, inputs=("input (1,3,H,W)",), outputs=_ANCHOR_OUTPUTS),
     ModelSpec(name="yolo_face", task="detector", family="yolo_face", file_stem="yoloface_8n",
-              tag="models-3.0.0", vendor="derronqi", licence="GPL-3.0", size=640, bgr=True,
+              tag="models-3.0.0", vendor="derronqi", licence="GPL-3.0", size=640, sizes=(640,), bgr=True,
               inputs=("input (1,3,640,640)",), outputs=("output (1,20,A): cx,cy,w,h,score,5×(x,y,conf)",)),
     ModelSpec(name="yunet", task="detector", family="yunet", file_stem="yunet_2023_mar",
-              tag="models-3.4.0", vendor="OpenCV", licence="MIT", size=640, std=(1 / 255,) * 3, bgr=True,
+              tag="models-3.4.0", vendor="OpenCV", licence="MIT", size=640, sizes=(640,), std=(1 / 255,) * 3, bgr=True,
               inputs=("input (1,3,640,640)",), outputs=_YUNET_OUTPUTS),
     # Landmarker (face_landmarker.py): 256 crop of the box scaled so its long side is 195 px.
     ModelSpec(name="2dfan4", task="landmarker", family="2dfan4", file_stem="2dfan4", tag="models-3.0.0",
-              vendor="breadbread1984", licence="MIT", size=256, bgr=True, inputs=("input (n,3,256,256)",),
+              vendor="breadbread1984", licence="MIT", size=256, bgr=True, converter="fan_68_5",
+              inputs=("input (n,3,256,256)",),
               outputs=("landmarks (n,68,3) x,y in 64-px heatmap space", "heatmaps (n,68,64,64)")),
+    # 5 → 68 points (face_landmarker.py), loaded beside 2dfan4: points in a unit square by the ffhq_512 template.
+    ModelSpec(name="fan_68_5", task="converter", family="fan_68_5", file_stem="fan_68_5", tag="models-3.0.0",
+              vendor="FaceFusion", licence="OpenRAIL-M", template="ffhq_512",
+              inputs=("input (1,5,2) five points, ffhq_512 template units",),
+              outputs=("landmarks (1,68,2) the same units",)),
     # Recognizer (face_recognizer.py).
     ModelSpec(name="arcface_w600k_r50", task="recognizer", family="arcface", file_stem="arcface_w600k_r50",
               tag="models-3.0.0", vendor="InsightFace", licence="Non-Commercial", size=112,

