@@ -42,7 +42,9 @@ def swapper(path: Path, size: int, *, mode: str = "add_source", source_shape: tu
     modes: ``add_source``: output = target + source[:, :3] per channel;
     ``tile_mean``: output = per-channel mean of the target tile everywhere;
     ``source_mean``: output = per-channel mean of an image source everywhere;
-    ``mix_source_mean``: output = (target + per-channel mean of an image source) / 2.
+    ``mix_source_mean``: output = (target + per-channel mean of an image source) / 2;
+    ``overflow``: as ``add_source``, through target × 300 × 300 / 300 / 300, which passes fp16's largest value
+    (65504) where |target| > 0.73: inf in fp16, the target (within rounding) in fp32.
     ``mask`` adds a second output ``mask`` (b,1,S,S) = ``mask_value``; ``emap`` is stored as the last initializer.
     """
     numpy_type = np.float16 if dtype == TensorProto.FLOAT16 else np.float32
@@ -57,6 +59,15 @@ def swapper(path: Path, size: int, *, mode: str = "add_source", source_shape: tu
     elif mode == "tile_mean":
         nodes += [helper.make_node("GlobalAveragePool", ["target"], ["mean"]),
                   helper.make_node("Add", ["blank", "mean"], ["output"])]
+    elif mode == "overflow":
+        inits.append(("big", np.full((), 300, numpy_type)))
+        nodes += [helper.make_node("Slice", ["source", "starts", "ends", "axes"], ["s3"]),
+                  helper.make_node("Unsqueeze", ["s3", "hw"], ["s3x"]),
+                  helper.make_node("Mul", ["target", "big"], ["up"]),
+                  helper.make_node("Mul", ["up", "big"], ["upper"]),
+                  helper.make_node("Div", ["upper", "big"], ["down"]),
+                  helper.make_node("Div", ["down", "big"], ["back"]),
+                  helper.make_node("Add", ["back", "s3x"], ["output"])]
     elif mode == "mix_source_mean":
         inits.append(("half", np.full((), 0.5, numpy_type)))
         nodes += [helper.make_node("GlobalAveragePool", ["source"], ["mean"]),
@@ -74,6 +85,30 @@ def swapper(path: Path, size: int, *, mode: str = "add_source", source_shape: tu
         inits.append(("emap", emap.astype(numpy_type)))
     inputs = [_tensor("target", [batch, 3, size, size], dtype), _tensor("source", [batch, *source_shape], dtype)]
     return save(nodes, inputs, outputs, inits, path)
+
+
+def with_half_weights(source: Path, path: Path) -> Path:
+    """``source`` as FaceFusion's inswapper_128_fp16 is stored: every float initializer in fp16, the float32
+    inputs cast to fp16 on the way in and the outputs back to float32 on the way out (initializer order kept)."""
+    model = onnx.load(str(source))
+    graph = model.graph
+    for index, tensor in enumerate(graph.initializer):
+        if tensor.data_type == TensorProto.FLOAT:
+            graph.initializer[index].CopyFrom(numpy_helper.from_array(
+                numpy_helper.to_array(tensor).astype(np.float16), tensor.name))
+    inputs = {i.name for i in graph.input}
+    outputs = {o.name for o in graph.output}
+    for node in graph.node:
+        node.input[:] = [f"{name}_half" if name in inputs else name for name in node.input]
+        node.output[:] = [f"{name}_half" if name in outputs else name for name in node.output]
+    casts_in = [helper.make_node("Cast", [name], [f"{name}_half"], to=TensorProto.FLOAT16) for name in inputs]
+    casts_out = [helper.make_node("Cast", [f"{name}_half"], [name], to=TensorProto.FLOAT) for name in outputs]
+    nodes = casts_in + list(graph.node) + casts_out
+    del graph.node[:]
+    graph.node.extend(nodes)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
 
 
 def recognizer(path: Path, weights: np.ndarray, batch: Batch = "N") -> Path:

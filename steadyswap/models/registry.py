@@ -68,6 +68,8 @@ class ModelSpec:
         weight_input: enhancers only, the graph has a second input ``weight`` (1,) float64 (codeformer's fidelity,
             ``--face-enhancer-weight``), fed when the graph declares it, as FaceFusion does.
         sizes: detectors only, the input sides FaceFusion offers for ``--face-detector-size`` (square).
+        fp16_safe: the GPU engine may run it in fp16 without first checking against fp32
+            (``engine.gpu.precision``): its file is fp16.
         inputs, outputs: the graph's inputs by name and outputs by position, with shapes.
         crc32: the published CRC32 if known; None means "read the sibling .hash file".
     """
@@ -93,6 +95,7 @@ class ModelSpec:
     pixel_boosts: tuple[int, ...] = ()
     weight_input: bool = False
     sizes: tuple[int, ...] = ()
+    fp16_safe: bool = False
     inputs: tuple[str, ...] = ()
     outputs: tuple[str, ...] = ()
     crc32: str | None = None
@@ -168,7 +171,8 @@ _TABLE: tuple[ModelSpec, ...] = (
         outputs=("output (n,3,256,256)", "mask (n,1,256,256) [0,1], when the file has it"),
     ) for v in "abc"),
     *(_swapper(name, "inswapper", "models-3.0.0", "InsightFace", "Non-Commercial", 128, "arcface_128",
-               ZERO, ONE, "emap", _B128) for name in ("inswapper_128", "inswapper_128_fp16")),
+               ZERO, ONE, "emap", _B128, fp16_safe=name.endswith("fp16"))
+      for name in ("inswapper_128", "inswapper_128_fp16")),
     _swapper("simswap_256", "simswap", "models-3.0.0", "neuralchen", "Non-Commercial", 256, "arcface_112_v1",
              IMAGENET_MEAN, IMAGENET_STD, "converted_normed", _B256, converter="crossface_simswap"),
     _swapper("simswap_unofficial_512", "simswap", "models-3.0.0", "neuralchen", "Non-Commercial", 512,

@@ -39,7 +39,7 @@ from steadyswap.analysis.hands import hand_size
 from steadyswap.blend import torch_ops
 from steadyswap.config import RunConfig
 from steadyswap.engine.frame_swapper import FaceSwapper, build_analyzer
-from steadyswap.engine.gpu import memory
+from steadyswap.engine.gpu import memory, precision
 from steadyswap.engine.gpu.masks import GpuFaceMasker
 from steadyswap.engine.gpu.enhancer import GpuEnhancer
 from steadyswap.engine.gpu.onnx_module import TorchOnnx
@@ -103,7 +103,8 @@ class GpuOptions:
 
     Attributes:
         device: a torch device with CUDA ("cuda", "cuda:1"); "cpu" runs the same code, for tests.
-        half: run the swapper in fp16 (docs/benchmarks.md: the error against fp32 stays small).
+        half: let the swapper and the enhancer run in fp16 where ``precision`` finds it safe (else fp32); False:
+            fp32 always.
         channels_last: NHWC layout for the swapper's convolutions.
         faces_per_call: faces per swapper call; None: from the memory probe (``--execution-batch-size``).
         frames_per_step: frames on the device per step; None: from the memory probe.
@@ -304,8 +305,8 @@ class GpuEngine:
             enhancer = get_model(config.face_enhancer_model, "enhancer")
             path = store.require(enhancer)
             self.enhancer = GpuEnhancer(
-                enhancer, TorchOnnx(path, self.device, half=self.options.half and self.device.type == "cuda",
-                                    channels_last=self.options.channels_last),
+                enhancer, precision.load(enhancer, path, self.device, self.options.half and self.device.type == "cuda",
+                                         channels_last=self.options.channels_last),
                 blend=config.face_enhancer_blend, weight=config.face_enhancer_weight, mask_blur=config.face_mask_blur,
                 faces_per_call=self.options.faces_per_call or memory.UNPROBED_FACES_PER_CALL)
         if config.face_swapper_model == EMBEDDED["swapper"]:
@@ -323,8 +324,8 @@ class GpuEngine:
         if spec.converter:
             converter = TorchOnnx(store.require(get_model(spec.converter)), self.device)
         path = store.require(spec)
-        model = TorchOnnx(path, self.device, half=self.options.half and self.device.type == "cuda",
-                          channels_last=self.options.channels_last, compile=self.options.compile)
+        model = precision.load(spec, path, self.device, self.options.half and self.device.type == "cuda",
+                               channels_last=self.options.channels_last, compile=self.options.compile)
         self.swapper = GpuSwapper(spec, model, recognizer, path, converter,
                                   pixel_boost=parse_pixel_boost(config.face_swapper_pixel_boost),
                                   weight=config.face_swapper_weight, mask_blur=config.face_mask_blur,

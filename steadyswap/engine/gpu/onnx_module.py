@@ -1,7 +1,8 @@
 """ONNX graphs as torch modules (through onnx2torch), called with named inputs on a device.
 
 FaceFusion ships its models as ONNX; onnxruntime-gpu cannot be carried to every GPU machine, so the
-GPU engine converts each graph to a torch module once and runs it there, in fp16 where asked. Graphs
+GPU engine converts each graph to a torch module once and runs it there, in fp16 where asked
+(``precision`` decides where). Graphs
 exported with a batch of 1 (the YuNet detector, for one) get a free batch dimension when their Reshape
 constants allow it; ``batchable`` says whether that worked, checked against single-image runs.
 """
@@ -120,6 +121,8 @@ class TorchOnnx:
         compiled: ``compile`` was asked.
         input_names, output_names: the graph's, in order.
         batchable: the batch dimension is free (rows are independent and may be stacked).
+        native_half: the file's weights are fp16 (inswapper_128_fp16): it runs as stored, its own Cast nodes
+            deciding each tensor's type, and its inputs get the types the graph declares; ``half`` does not apply.
     """
 
     def __init__(self, path: str | Path, device: torch.device | str, half: bool = False,
@@ -133,24 +136,36 @@ class TorchOnnx:
         self.output_names = [o.name for o in model.graph.output]
         self.input_shapes = [[d.dim_value if d.HasField("dim_value") else None for d in i.type.tensor_type.shape.dim]
                              for i in model.graph.input if i.name not in initialisers]
+        self.native_half = any(t.data_type == onnx.TensorProto.FLOAT16 for t in model.graph.initializer)
+        declared = [i.type.tensor_type.elem_type for i in model.graph.input if i.name not in initialisers]
+        if self.native_half:
+            self.input_dtypes = [torch.float16 if kind == onnx.TensorProto.FLOAT16 else torch.float32
+                                 for kind in declared]
+        else:
+            self.input_dtypes = [torch.float16 if half else torch.float32] * len(declared)
         freed = free_batch(model)
         self.device = torch.device(device)
-        self.dtype = torch.float16 if half else torch.float32
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.module = self._laid_out(convert(model).to(self.device, self.dtype), path)
+        self.module = self._placed(convert(model), half, path)
         self.batchable = not freed or self._check_free_batch()
         if freed and not self.batchable:
             log.warning("%s: the batch dimension could not be freed; images run one by one", path)
-            self.module = self._laid_out(convert(onnx.load(str(path))).to(self.device, self.dtype), path)
+            self.module = self._placed(convert(onnx.load(str(path))), half, path)
         if self.device.type == "cuda":
             self._shapes_on_host()
         self.compiled = compile
         self.run = torch.compile(self.module, dynamic=False) if compile else self.module
 
+    def _placed(self, module: torch.nn.Module, half: bool, path: str | Path) -> torch.nn.Module:
+        """``module`` on the device in the run's precision (a native fp16 graph keeps its own types), laid out."""
+        module = module.to(self.device) if self.native_half else module.to(self.device, torch.float16 if half
+                                                                          else torch.float32)
+        return self._laid_out(module, path)
+
     def __call__(self, feeds: dict[str, torch.Tensor], eager: bool = False) -> list[torch.Tensor]:
         """The graph's outputs (float32) for ``feeds``; ``eager``: skip the compiled graph (a probe of a shape
         that will not recur should not cost a compilation)."""
-        args = [self._place(feeds[name]) for name in self.input_names]
+        args = [self._place(feeds[name], dtype) for name, dtype in zip(self.input_names, self.input_dtypes)]
         run = self.module if eager else self.run
         with torch.inference_mode():
             if self.batchable or len(args[0]) == 1:
@@ -171,8 +186,8 @@ class TorchOnnx:
             self.memory_format = torch.contiguous_format
             return module
 
-    def _place(self, value: torch.Tensor) -> torch.Tensor:
-        value = value.to(self.device, self.dtype)
+    def _place(self, value: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        value = value.to(self.device, dtype)
         return value.contiguous(memory_format=self.memory_format) if value.dim() == 4 else value
 
     def _example(self, batch: int) -> list[torch.Tensor] | None:
@@ -180,7 +195,8 @@ class TorchOnnx:
         if any(None in shape[1:] for shape in self.input_shapes):
             return None
         generator = torch.Generator().manual_seed(0)
-        return [self._place(torch.rand((batch, *shape[1:]), generator=generator)) for shape in self.input_shapes]
+        return [self._place(torch.rand((batch, *shape[1:]), generator=generator), dtype)
+                for shape, dtype in zip(self.input_shapes, self.input_dtypes)]
 
     def _check_free_batch(self) -> bool:
         """Two images through the freed graph give what each gives alone (up to TF32 and algorithm choice)."""
