@@ -63,15 +63,43 @@ def _torchvision_optional() -> Iterator[None]:
             sys.modules.pop(name, None)
 
 
-def convert(model: onnx.ModelProto) -> torch.nn.Module:
-    """The ONNX model as an eval-mode torch module (onnx2torch leaves its modules in training mode)."""
+_ADVICE = "run it with --execution-providers cpu (onnxruntime)"
+
+
+def check_operators(model: onnx.ModelProto, name: str) -> None:
+    """ModelError naming the file ``name`` and each operator of ``model`` onnx2torch has no converter for."""
+    with _torchvision_optional():
+        from onnx2torch.node_converters.registry import get_converter
+
+    opsets = {entry.domain: entry.version for entry in model.opset_import}
+    missing: dict[str, None] = {}
+    for node in model.graph.node:
+        version = opsets.get(node.domain, 0)
+        try:
+            get_converter(domain=node.domain, operation_type=node.op_type, version=version)
+        except NotImplementedError:
+            missing[f"{node.domain + '.' if node.domain else ''}{node.op_type} (opset {version})"] = None
+    if missing:
+        raise ModelError(f"{name}: the GPU engine cannot run this model: onnx2torch has no converter for the "
+                         f"operator {', '.join(missing)}; {_ADVICE}")
+
+
+def convert(model: onnx.ModelProto, name: str) -> torch.nn.Module:
+    """The ONNX model (the file ``name``) as an eval-mode torch module (onnx2torch leaves its modules in
+    training mode).
+
+    Raises:
+        ModelError: naming the file and the operators onnx2torch has no converter for, or its own complaint.
+    """
+    check_operators(model, name)
     with _torchvision_optional():
         import onnx2torch
 
     try:
         return onnx2torch.convert(model).eval()
-    except Exception as error:  # onnx2torch raises NotImplementedError and others for unsupported nodes
-        raise ModelError(f"cannot convert ONNX graph '{model.graph.name}' to torch: {error}") from error
+    except Exception as error:  # onnx2torch raises NotImplementedError and others for attributes it lacks
+        raise ModelError(f"{name}: the GPU engine cannot convert this model to torch "
+                         f"({type(error).__name__}: {error}); {_ADVICE}") from error
 
 
 def free_batch(model: onnx.ModelProto) -> bool:
@@ -143,14 +171,16 @@ class TorchOnnx:
                                  for kind in declared]
         else:
             self.input_dtypes = [torch.float16 if half else torch.float32] * len(declared)
-        freed = free_batch(model)
         self.device = torch.device(device)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.module = self._placed(convert(model), half, path)
-        self.batchable = not freed or self._check_free_batch()
-        if freed and not self.batchable:
-            log.warning("%s: the batch dimension could not be freed; images run one by one", path)
-            self.module = self._placed(convert(onnx.load(str(path))), half, path)
+        name = Path(path).name
+        check_operators(model, name)
+        freed = free_batch(model)
+        self.batchable = not freed or self._free_batch_works(model, name, half)
+        if not freed:
+            self.module = self._placed(convert(model, name), half, path)
+        elif not self.batchable:  # the graph as stored
+            self.module = self._placed(convert(onnx.load(str(path)), name), half, path)
         if self.device.type == "cuda":
             self._shapes_on_host()
         self.compiled = compile
@@ -198,17 +228,27 @@ class TorchOnnx:
         return [self._place(torch.rand((batch, *shape[1:]), generator=generator), dtype)
                 for shape, dtype in zip(self.input_shapes, self.input_dtypes)]
 
-    def _check_free_batch(self) -> bool:
-        """Two images through the freed graph give what each gives alone (up to TF32 and algorithm choice)."""
+    def _free_batch_works(self, freed: onnx.ModelProto, name: str, half: bool) -> bool:
+        """Convert ``freed`` (a batch-1 graph after ``free_batch``) into ``self.module`` and check that two
+        images through it give what each gives alone (up to TF32 and algorithm choice). Any failure (the
+        converter or a run rejecting the rewritten graph, different answers, a free input size to test with)
+        means False: the stored graph then runs one image per call."""
         feeds = self._example(2)
-        if feeds is None:
+        try:
+            self.module = self._placed(convert(freed, name), half, name)
+            if feeds is None:
+                raise ValueError("an input size other than the batch is free, so no example to check with")
+            with torch.inference_mode():
+                both = self.module(*feeds)
+                alone = _stack([self.module(*(f[i:i + 1] for f in feeds)) for i in range(2)])
+            both = list(both) if isinstance(both, (list, tuple)) else [both]
+            if not all(a.shape == b.shape and float((a.float() - b.float()).abs().max())
+                       <= 1e-2 * max(1.0, float(b.float().abs().max())) for a, b in zip(both, alone)):
+                raise ValueError("a batch of two gives other answers than two batches of one")
+        except Exception as error:  # whatever the rewritten graph does, the stored one is the fallback
+            log.warning("%s: the batch dimension could not be freed (%s); images run one by one", name, error)
             return False
-        with torch.inference_mode():
-            both = self.module(*feeds)
-            alone = _stack([self.module(*(f[i:i + 1] for f in feeds)) for i in range(2)])
-        both = list(both) if isinstance(both, (list, tuple)) else [both]
-        return all(a.shape == b.shape and float((a.float() - b.float()).abs().max())
-                   <= 1e-2 * max(1.0, float(b.float().abs().max())) for a, b in zip(both, alone))
+        return True
 
     def _shapes_on_host(self) -> None:
         """Keep small int64 constants (Reshape shapes) on the CPU: onnx2torch inspects them in Python, and on

@@ -1,0 +1,54 @@
+"""ONNX graphs the GPU engine cannot take as they are (engine/gpu/onnx_module.py) fall back per model.
+
+A batch-1 graph whose rewrite to a free batch changes its answers runs one image per call; a graph with an
+operator onnx2torch cannot convert stops with one error naming the file and the operator.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper
+
+torch = pytest.importorskip("torch")
+
+from steadyswap.engine.gpu.onnx_module import TorchOnnx  # noqa: E402
+from steadyswap.errors import ModelError  # noqa: E402
+from tests import onnx_standins  # noqa: E402
+
+
+def transposed_batch_one(path: Path) -> Path:
+    """(1, 6) → transpose → (6, 1) → Reshape [1, 6] → (1, 6): the input itself. Freeing the batch turns the
+    shape into [0, 6], which keeps the transposed tensor's first side (6): a batch of two, (6, 2), cannot take
+    that shape, and the check run of the rewritten graph raises."""
+    nodes = [helper.make_node("Transpose", ["input"], ["columns"], perm=[1, 0]),
+             helper.make_node("Reshape", ["columns", "shape"], ["output"])]
+    return onnx_standins.save(nodes, [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 6])],
+                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 6])],
+                              [("shape", np.array([1, 6], np.int64))], path)
+
+
+def test_a_graph_the_batch_rewrite_breaks_runs_one_image_per_call(tmp_path: Path, caplog) -> None:
+    path = transposed_batch_one(tmp_path / "transposed.onnx")
+    with caplog.at_level(logging.WARNING, logger="steadyswap.engine.gpu.onnx_module"):
+        model = TorchOnnx(path, "cpu")
+    assert not model.batchable
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert line.startswith("transposed.onnx: the batch dimension could not be freed (") and "one by one" in line
+    rows = torch.rand(3, 6)
+    assert torch.equal(model({"input": rows})[0], rows)
+
+
+def test_a_graph_with_an_operator_onnx2torch_lacks_names_it(tmp_path: Path) -> None:
+    nodes = [helper.make_node("Relu", ["input"], ["positive"]), helper.make_node("Hardmax", ["positive"], ["output"])]
+    path = onnx_standins.save(nodes, [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["n", 4])],
+                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["n", 4])], [],
+                              tmp_path / "hardmax_face.onnx")
+    with pytest.raises(ModelError) as caught:
+        TorchOnnx(path, "cpu")
+    assert str(caught.value) == ("hardmax_face.onnx: the GPU engine cannot run this model: onnx2torch has no "
+                                 "converter for the operator Hardmax (opset 17); run it with --execution-providers "
+                                 "cpu (onnxruntime)")
