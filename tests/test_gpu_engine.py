@@ -37,9 +37,9 @@ def test_swap_frames_matches_the_cpu_path(gpu_models_dir: Path, torch_device: st
     changed = expected != np.stack(frames)
     assert changed.mean() > 0.05  # a face was found and swapped
     diff = np.abs(got - expected)
-    # one level of rounding (8-bit LAB and fixed-point warps against float) on a third of the face's pixels,
-    # pasted at the box mask's full strength
-    assert diff.mean() < 0.3 and np.percentile(diff[changed], 99.9) <= 3
+    # one level of rounding (8-bit LAB and fixed-point warps against float, the seamless paste) on a third of the
+    # face's pixels, pasted at the box mask's full strength
+    assert diff.mean() < 0.4 and np.percentile(diff[changed], 99.9) <= 3
 
 
 def test_classic_swapper_runs_on_the_device_as_on_the_cpu(torch_device: str) -> None:
