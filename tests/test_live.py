@@ -292,7 +292,7 @@ def test_gpu_engine_swaps_live_frames_as_the_cpu_path(gpu_models_dir: Path) -> N
     changed = expected != np.stack(frames)
     assert changed.mean() > 0.05  # a face was found and swapped
     diff = np.abs(got - expected)
-    assert diff.mean() < 0.3 and np.percentile(diff[changed], 99.9) <= 3  # as in test_gpu_engine: rounding
+    assert diff.mean() < 0.4 and np.percentile(diff[changed], 99.9) <= 3  # as in test_gpu_engine: rounding
 
 
 def test_gpu_engine_in_the_live_loop(gpu_models_dir: Path) -> None:
