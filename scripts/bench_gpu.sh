@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks on the GPU machine: install the carried wheels (.whl), run the GPU tests, run the benchmark.
-# Needs .whl/ (av, onnx2torch, platformdirs and the Dask stack for Python 3.12) and .bench/ (media, YuNet,
+# Needs .whl/ (av, onnx2torch, platformdirs, cryptography, cffi, c2pa-python and the Dask stack for Python 3.12;
+# wheels, or unpacked wheels as .tar.xz) and .bench/ (media, YuNet,
 # classic landmarks) carried beside the checkout. Results in $OUT.
 #   bash scripts/bench_gpu.sh [bench_gpu.py options]
 #       the GPU engine: pytest -m gpu (at most TEST_SECONDS, default 420), then scripts/bench_gpu.py (bench.json)
@@ -15,6 +16,9 @@ cd "$(dirname "$0")/.."
 out="${OUT:-$PWD/out}"
 mkdir -p "$out"
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+for packed in .whl/*.tar.xz; do  # unpacked wheels, xz-compressed to fit the carry (PyAV: 36 MB as a wheel, 25 so)
+    [ -e "$packed" ] && tar -xJf "$packed" -C /tmp/site
+done
 export PYTHONPATH="/tmp/site:$PWD" PYTHONUNBUFFERED=1
 [ -e ../shared ] || ln -s "$PWD/.bench/shared" ../shared
 nvidia-smi > "$out/nvidia-smi.txt" 2>&1

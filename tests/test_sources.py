@@ -116,6 +116,6 @@ def test_gpu_engine_builds_the_source_as_the_cpu_path(gpu_models_dir: Path, torc
     assert len(used) == 2
     with FaceSwapper([paths[0], paths[2]], config) as cpu:
         assert cpu.source is not None
-        np.testing.assert_allclose(gpu.data["source"].cpu().numpy(), cpu.source.data["source"], atol=1e-5)
+        np.testing.assert_allclose(gpu.data["source"].cpu().numpy(), cpu.source.data["source"], atol=1e-4)  # TF32 on CUDA
         # raw embeddings differ by the crops' interpolation (torch vs OpenCV), about 1e-4 here
         np.testing.assert_allclose(gpu.embedding, cpu.source.embedding, atol=1e-3)
