@@ -44,6 +44,7 @@ if [ "${1:-}" = "--live" ]; then
 fi
 timeout "${TEST_SECONDS:-420}" python3 -m pytest -q -m gpu -p no:cacheprovider -rs tests/test_gpu_ops.py \
     tests/test_gpu_engine.py tests/test_gpu_transfer.py tests/test_gpu_standins.py tests/test_onnx_detectors.py \
-    tests/test_sources.py tests/test_enhancer.py tests/test_face_masks.py tests/test_parity.py > "$out/pytest.log" 2>&1
+    tests/test_sources.py tests/test_enhancer.py tests/test_face_masks.py tests/test_gpu_precision.py \
+    tests/test_parity.py > "$out/pytest.log" 2>&1
 grep -E "passed|failed|error" "$out/pytest.log" | tail -n 3
 python3 scripts/bench_gpu.py --out "$out" "$@" 2>&1 | quiet | tee "$out/bench.log"
