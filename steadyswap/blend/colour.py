@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import cv2
 import numpy as np
 
+from steadyswap.tracking.smoothing import smooth_per_track
 from steadyswap.types import SwapPatch
 
 Stats = TypeVar("Stats")
@@ -138,13 +139,7 @@ class ColourMatcher:
         Plain arithmetic, so the statistics may be numpy arrays (CPU path) or torch tensors on a device (GPU
         engine): both paths share this maths. A track id below 0 (no track) keeps no history.
         """
-        if track_id >= 0 and track_id in self._state:
-            old_source, old_target = self._state[track_id]
-            source = self.momentum * old_source + (1 - self.momentum) * source
-            target = self.momentum * old_target + (1 - self.momentum) * target
-        if track_id >= 0:
-            self._state[track_id] = (source, target)
-        return source, target
+        return smooth_per_track(self._state, track_id, self.momentum, source, target)  # type: ignore[return-value]
 
     def correct(self, track_id: int, image: np.ndarray, target_region: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Colour-correct ``image`` (the swapped face) towards ``target_region``, statistics where ``mask`` > 0.5

@@ -24,6 +24,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
+from steadyswap.tracking.smoothing import smooth_per_track
 from steadyswap.types import SwapPatch
 
 AMOUNTS = np.array([0.0, 0.5, 0.8, 1.2, 1.7, 2.4, 3.2], np.float32)
@@ -281,13 +282,9 @@ class BlurMatcher:
             tried.append(blurred_sharpness(crop_power, shape, float(AMOUNTS[len(tried)]), motion))
         amount = match_amount(goal, tried)
         std = float(np.sqrt(max(0.0, target_noise ** 2 - crop_noise ** 2)))
-        if track_id >= 0 and track_id in self._amounts:
-            old_amount, old_std = self._amounts[track_id]
-            amount = self.momentum * old_amount + (1 - self.momentum) * amount
-            std = self.momentum * old_std + (1 - self.momentum) * std
+        amount, std = smooth_per_track(self._amounts, track_id, self.momentum, amount, std)
         frame = self._frames.get(track_id, 0)
         if track_id >= 0:
-            self._amounts[track_id] = (amount, std)
             self._frames[track_id] = frame + 1
         seed = (max(track_id, 0) << 20) + frame
         noisy = grain(shape, std, seed) if std >= NOISE_FLOOR else None

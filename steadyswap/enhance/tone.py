@@ -16,6 +16,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from steadyswap.tracking.smoothing import smooth_per_track
+
 Array = TypeVar("Array")
 """A numpy array or a torch tensor."""
 
@@ -48,13 +50,7 @@ class ToneSmoother:
     def smooth(self, track_id: int, offset: Array, gain: Array) -> tuple[Array, Array]:
         """This frame's (offset, gain) of one face blended into its track's history, which they then become.
         A track id below 0 keeps no history."""
-        if track_id >= 0 and track_id in self._state:
-            old_offset, old_gain = self._state[track_id]
-            offset = self.momentum * old_offset + (1 - self.momentum) * offset
-            gain = self.momentum * old_gain + (1 - self.momentum) * gain
-        if track_id >= 0:
-            self._state[track_id] = (offset, gain)
-        return offset, gain
+        return smooth_per_track(self._state, track_id, self.momentum, offset, gain)  # type: ignore[return-value]
 
     def reset(self) -> None:
         self._state.clear()

@@ -210,3 +210,18 @@ def _with_points(faces: Faces, points: np.ndarray) -> Faces:
 
 def _face_size(points: np.ndarray) -> float:
     return float(np.ptp(points[:, 0]) + np.ptp(points[:, 1])) / 2 or 1.0
+
+
+def smooth_per_track(history: dict[int, tuple], track_id: int, momentum: float, *values):
+    """``values`` blended into the track's history (``momentum`` of the old, the rest of the new), which they then
+    become; a track id below 0 keeps no history. Plain arithmetic, so the values may be numbers, numpy arrays or
+    torch tensors: the colour, tone and degrade stages smooth their per-track measurements with it on both paths.
+
+    >>> h = {}; smooth_per_track(h, 3, 0.5, 2.0), smooth_per_track(h, 3, 0.5, 4.0)
+    ((2.0,), (3.0,))
+    """
+    if track_id >= 0 and track_id in history:
+        values = tuple(momentum * old + (1 - momentum) * new for old, new in zip(history[track_id], values))
+    if track_id >= 0:
+        history[track_id] = values
+    return values
