@@ -751,6 +751,12 @@ def section_e2e(out: dict, models: Path, clip: Path, scratch: Path, total: int, 
         ("default_8_segments", {}, {"segments": 8}, total),
         ("ultrafast_2_segments", {"output_video_preset": "ultrafast"}, {"segments": 2}, total),
         ("memory_1_segment", {}, {"segments": 1}, total),
+        # the default run with one stage or setting changed: which of them costs what (issue 19)
+        ("default_no_degrade", {"face_degrade": "none"}, {}, total),
+        ("default_no_hold", {"face_hold": "none"}, {}, total),
+        ("default_no_colour", {"color_strength": 0.0}, {}, total),
+        ("default_fp32", {}, {"half": False}, total),
+        ("default_one_worker", {}, {"workers": 1}, total),
     ]
     if CLAIM_RUNS:
         runs += [("empty_cache_off", {}, {"release_every": 0}, claim),
