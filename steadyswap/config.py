@@ -29,6 +29,9 @@ VIDEO_PRESETS = (
     "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
 )
 EXECUTION_PROVIDERS = ("cpu", "cuda", "tensorrt")
+MEMORY_STRATEGIES = ("strict", "moderate", "tolerant")
+"""``--video-memory-strategy``: how much free GPU memory the engine plans to use (``engine/gpu/memory.STRATEGY_SHARE``)
+and whether it frees models and caches early (strict) or keeps them (tolerant)."""
 FACE_MASK_TYPES = ("box", "occlusion", "area", "region")
 FACE_MASK_AREAS = ("upper-face", "lower-face", "mouth")
 FACE_MASK_REGIONS = ("skin", "left-eyebrow", "right-eyebrow", "left-eye", "right-eye", "glasses", "nose", "mouth",
@@ -126,6 +129,7 @@ class RunConfig:
             _choice("--output-audio-encoder", self.output_audio_encoder, AUDIO_ENCODERS)
         for provider in self.execution_providers:
             _choice("--execution-providers", provider, EXECUTION_PROVIDERS)
+        _choice("--video-memory-strategy", self.video_memory_strategy, MEMORY_STRATEGIES)
         _between("--output-video-quality", self.output_video_quality, 0, 100)
         _between("--output-image-quality", self.output_image_quality, 0, 100)
         _between("--output-video-scale", self.output_video_scale, 0.25, 8.0)

@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 
 from steadyswap.cli import main as cli_main
-from steadyswap.cli.flags import FACEFUSION_FLAGS, FLAGS
 from steadyswap.cli.main import main
-from steadyswap.cli.run import css_sides, resolve_output_path
-from steadyswap.config import RunConfig
-from steadyswap.errors import NoFaceError
+from steadyswap.cli.run import resolve_output_path
+from steadyswap.config import MEMORY_STRATEGIES, RunConfig
+from steadyswap.errors import NoFaceError, UsageError
+from steadyswap.flags import FACEFUSION_FLAGS, FLAGS, css_sides
 
 NO_EFFECT = [flag for flag in FACEFUSION_FLAGS if flag.effect == "none"]
 UNSUPPORTED = [flag for flag in FACEFUSION_FLAGS if flag.effect == "unsupported"]
@@ -146,6 +146,19 @@ def test_flags_not_given_keep_runconfig_defaults(api: FakeApi) -> None:
 def test_every_runconfig_field_has_a_flag() -> None:
     dests = {flag.dest for flag in FLAGS}
     assert {f.name for f in fields(RunConfig)} - {"extra"} <= dests
+
+
+def test_memory_strategy_is_checked_on_every_path(api: FakeApi, capsys: pytest.CaptureFixture[str]) -> None:
+    """The CLI offers RunConfig's strategies, and a job file or the API (no argparse) is refused in one line too."""
+    (flag,) = [flag for flag in FLAGS if flag.dest == "video_memory_strategy"]
+    assert tuple(flag.choices or ()) == MEMORY_STRATEGIES
+    for strategy in MEMORY_STRATEGIES:
+        assert RunConfig(video_memory_strategy=strategy).validate().video_memory_strategy == strategy
+    with pytest.raises(UsageError, match="^--video-memory-strategy: 'lavish' is not one of strict, moderate, tolerant$"):
+        RunConfig.from_dict({"video-memory-strategy": "lavish"})
+    assert main(run("--video-memory-strategy", "lavish")) == 2
+    assert "--video-memory-strategy" in capsys.readouterr().err
+    assert not api.calls
 
 
 @pytest.mark.parametrize(

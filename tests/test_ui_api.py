@@ -21,12 +21,12 @@ pytest.importorskip("httpx", reason="FastAPI's TestClient needs httpx")
 
 from fastapi.testclient import TestClient
 
-from steadyswap.cli.flags import FLAGS
 from steadyswap.cli.main import build_parser
 from steadyswap.cli.run import build_config
 from steadyswap.config import FACE_MASK_REGIONS, FACE_MASK_TYPES, PROCESSORS, RunConfig
 from steadyswap.engine.pipeline import RunResult
 from steadyswap.errors import Interrupted, ModelError, NoFaceError
+from steadyswap.flags import FLAGS
 from steadyswap.models.factory import build_enhancer, build_masker
 from steadyswap.models.store import ENV_VAR
 from steadyswap.ui.app import UiSettings, create_app

@@ -12,14 +12,13 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, TextIO
 
-from steadyswap.cli.flags import FLAGS, GROUPS
-from steadyswap.cli.run import css_sides
 from steadyswap.config import RunConfig
 from steadyswap.distributed import (
     Batch, BatchProgress, BatchResult, BatchSettings, Job, jobs_from_folder, load_job_file,
 )
 from steadyswap.distributed.dask_executor import DaskExecutor, gpu_ids, local_worker_envs
 from steadyswap.errors import UsageError
+from steadyswap.flags import FLAGS, GROUPS, css_sides
 
 log = logging.getLogger("steadyswap.cli")
 

@@ -20,9 +20,9 @@ import string
 from pathlib import Path
 from typing import Any
 
-from steadyswap.cli.flags import FLAGS
 from steadyswap.cli.run import ProgressBar, add_facefusion_flags, add_flags, checked_config
 from steadyswap.errors import InputNotFoundError, SteadySwapError, UsageError
+from steadyswap.flags import FLAGS
 
 log = logging.getLogger("steadyswap.cli")
 

@@ -7,11 +7,11 @@ import importlib.util
 import logging
 from pathlib import Path
 
-from steadyswap.cli.flags import FLAGS, pixel_size
 from steadyswap.cli.run import add_flags, build_config
 from steadyswap.config import crf_from_quality
 from steadyswap.engine.output import output_settings
 from steadyswap.errors import InputError, OutputError, UsageError
+from steadyswap.flags import FLAGS, LIVE_OPTIONS, pixel_size
 from steadyswap.io import check_output
 from steadyswap.io.capture import open_capture
 from steadyswap.io.live_outputs import (
@@ -27,21 +27,6 @@ from steadyswap.io.live_outputs import (
 from steadyswap.provenance import seal_for
 
 log = logging.getLogger("steadyswap.cli")
-
-LIVE_FIELDS = (
-    "models_dir", "face_detector_model", "face_detector_score", "face_landmarker_model", "analysis_size",
-    "face_selector_mode", "face_swapper_model", "face_swapper_pixel_boost", "face_swapper_weight", "face_mask_types",
-    "face_mask_areas", "face_mask_regions", "face_occluder_model", "face_parser_model", "face_mask_blur",
-    "face_mask_padding", "face_mask_forehead", "hand_occluder", "processors", "face_enhancer_model",
-    "face_enhancer_blend", "face_enhancer_weight", "face_smoothing", "smoothing_min_cutoff", "smoothing_beta",
-    "smoothing_d_cutoff", "smoothing_ema_alpha", "color_strength", "face_degrade", "face_hold",
-    "output_video_encoder", "output_video_quality", "output_video_preset", "execution_providers",
-    "execution_batch_size", "watermark", "c2pa_cert", "c2pa_key",
-)
-"""The RunConfig fields that mean something live, as in a file run. Not here: the target, trims and reference or
-face-map selection (they need a file's frames) and the smoothing lookahead (live has no future frames)."""
-LIVE_OPTIONS = ("sources", *LIVE_FIELDS, "log_level", "quiet")
-"""The ``run`` flags of ``live``: same names, same meaning."""
 
 DESCRIPTION = """\
 Swap the source face into a live picture: a camera (--camera), or a stream, capture device or file (--input),

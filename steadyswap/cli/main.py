@@ -14,10 +14,10 @@ from contextlib import contextmanager
 from importlib import metadata
 
 from steadyswap.cli.batch_run import add_batch_run_parser, run_batch_run
-from steadyswap.cli.flags import LOG_LEVELS
 from steadyswap.cli.native_log import filtered_native_stderr
 from steadyswap.cli.run import add_run_parser, run_command
 from steadyswap.errors import SteadySwapError, Terminated, UsageError
+from steadyswap.flags import LOG_LEVELS
 
 HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 

@@ -14,16 +14,17 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from steadyswap.cli.flags import (
+from steadyswap.config import RunConfig, resolve_path
+from steadyswap.flags import (
     FACEFUSION_FLAGS,
     FLAGS,
     GROUPS,
     Flag,
     check_facefusion_flag,
+    css_sides,
+    help_default,
     unsupported_summary,
 )
-from steadyswap.config import RunConfig, resolve_path
-from steadyswap.errors import UsageError
 
 log = logging.getLogger("steadyswap.cli")
 
@@ -37,7 +38,7 @@ works after 'steadyswap run'. FaceFusion flags that mean nothing here print one 
 
 
 def add_run_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add the ``run`` command (alias ``headless-run``) with every flag of the table in ``flags.py``."""
+    """Add the ``run`` command (alias ``headless-run``) with every flag of the table in ``steadyswap.flags``."""
     epilog = "FaceFusion flags not supported yet (exit code 2):\n" + "\n".join(
         textwrap.fill(line, width=100, initial_indent="  ", subsequent_indent="      ", break_on_hyphens=False)
         for line in unsupported_summary()
@@ -139,21 +140,6 @@ def build_config(args: argparse.Namespace) -> RunConfig:
     return RunConfig(**values).validate()
 
 
-def css_sides(values: Sequence[int]) -> tuple[int, int, int, int]:
-    """Expand 1-4 values to (top, right, bottom, left) as CSS and FaceFusion do.
-
-    >>> css_sides([5]), css_sides([5, 10]), css_sides([5, 10, 15])
-    ((5, 5, 5, 5), (5, 10, 5, 10), (5, 10, 15, 10))
-    """
-    if not 1 <= len(values) <= 4:
-        raise UsageError(f"--face-mask-padding: expected 1 to 4 values, got {len(values)}")
-    top = values[0]
-    right = values[1] if len(values) > 1 else top
-    bottom = values[2] if len(values) > 2 else top
-    left = values[3] if len(values) > 3 else right
-    return top, right, bottom, left
-
-
 def resolve_output_path(
     sources: Sequence[str | Path],
     target: str | Path,
@@ -183,13 +169,6 @@ def resolve_output_path(
     }
     digest = hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
     return path / (digest[:8] + Path(target).suffix.lower())
-
-
-def help_default(value: object) -> str:
-    """A RunConfig default as help text shows it (the CLI's ``--help`` and the web UI's options panel)."""
-    if isinstance(value, tuple):
-        return " ".join(str(item) for item in value)
-    return "none" if value is None else str(value)
 
 
 class _FaceFusionAction(argparse.Action):

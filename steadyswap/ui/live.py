@@ -3,7 +3,7 @@
 Protocol. The page opens the socket (on 127.0.0.1 freely; elsewhere with the token, in the address or the
 cookie the page got; from the page's own origin only) and sends one JSON message: ``{"sources": [paths],
 "options": {field: value}}``, the source list and options panel of the page; options that mean nothing live
-(``cli.live.LIVE_FIELDS``) are set aside and named in the answer, ``{"ready": true, "device": ..., "unused":
+(those not in ``flags.LIVE_FIELDS``) are set aside and named in the answer, ``{"ready": true, "device": ..., "unused":
 [...]}``, or ``{"error": "one line"}`` before the socket closes. Then each binary message is a frame: 8 bytes
 the page's own timestamp (float64, little-endian) and a JPEG; each answer is the same 8 bytes and the swapped
 frame as JPEG, so the page measures capture→display latency on its own clock. A frame arriving while one is
@@ -27,9 +27,9 @@ import cv2
 import numpy as np
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 
-from steadyswap.cli.live import LIVE_FIELDS
 from steadyswap.engine.live import LiveSwapper
 from steadyswap.errors import SteadySwapError, UsageError
+from steadyswap.flags import LIVE_FIELDS
 from steadyswap.io import media_kind
 from steadyswap.ui.frames import encode_jpeg
 from steadyswap.ui.options import config_from_options

@@ -1,7 +1,8 @@
 """The run options the page shows, with the CLI's flag names, help and RunConfig's defaults; and the
 command line that repeats a UI run.
 
-Nothing here restates a default: values come from ``RunConfig()`` and help texts from the CLI's flag table.
+Nothing here restates a default: values come from ``RunConfig()`` and help texts from the flag table
+(``steadyswap.flags``, which the CLI reads too).
 """
 
 from __future__ import annotations
@@ -11,10 +12,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from steadyswap.cli.flags import FLAGS
-from steadyswap.cli.run import css_sides, help_default
 from steadyswap.config import PROCESSORS, VIDEO_ENCODERS, RunConfig
 from steadyswap.errors import UsageError
+from steadyswap.flags import FLAGS, css_sides, help_default
 from steadyswap.models.factory import model_problems
 from steadyswap.models.registry import EMBEDDED, models_for
 

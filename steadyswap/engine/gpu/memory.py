@@ -14,10 +14,13 @@ from dataclasses import dataclass
 
 import torch
 
+from steadyswap.config import MEMORY_STRATEGIES
+
 log = logging.getLogger(__name__)
 
-STRATEGY_SHARE = {"strict": 0.5, "moderate": 0.7, "tolerant": 0.85}
-"""``--video-memory-strategy``: the share of free GPU memory the engine plans to use for batches."""
+STRATEGY_SHARE = dict(zip(MEMORY_STRATEGIES, (0.5, 0.7, 0.85), strict=True))
+"""``--video-memory-strategy`` (``config.MEMORY_STRATEGIES``): the share of free GPU memory the engine plans to use
+for batches."""
 MAX_FACES_PER_CALL = 64
 """Beyond this a bigger batch no longer speeds the model up (see docs/benchmarks.md), it only adds latency."""
 MAX_FRAMES_PER_STEP = 32
@@ -85,7 +88,7 @@ def plan(face_cost: int, strategy: str, device: torch.device, faces_override: in
          frames_override: int | None = None) -> MemoryPlan:
     """Batch sizes that fit the strategy's share of the free memory on ``device`` (overrides win)."""
     free, _ = torch.cuda.mem_get_info(device)
-    budget = int(STRATEGY_SHARE.get(strategy, STRATEGY_SHARE["strict"]) * free)
+    budget = int(STRATEGY_SHARE[strategy] * free)
     faces = faces_override or int(max(1, min(MAX_FACES_PER_CALL, budget * 3 // 4 // face_cost)))
     chosen = MemoryPlan(faces, face_cost, budget, frames_override)
     log.info("GPU batches: %d faces per model call, %d 1080p frames per step (%.0f MiB per face, %.0f MiB free)",

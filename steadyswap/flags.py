@@ -3,6 +3,9 @@
 ``FLAGS`` lists the flags that work; their ``dest`` is a RunConfig field (or a CLI-only setting such as
 ``sources``). ``FACEFUSION_FLAGS`` lists the FaceFusion flags that do not map: accepted without effect (one
 warning line each) or not supported yet (a usage error), sometimes depending on the value given.
+
+The table is read by every front end: the CLI wires it into argparse (``cli/``), the web UI builds its options
+panel from it (``ui/``). Neither restates a flag's name, help or choices.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from steadyswap.config import (
     FACE_OCCLUDER_MODELS,
     FACE_PARSER_MODELS,
     HOLD_MODES,
+    MEMORY_STRATEGIES,
     SELECTOR_MODES,
     SMOOTHING_MODES,
     SWITCHES,
@@ -32,7 +36,6 @@ from steadyswap.config import (
 )
 from steadyswap.errors import UnsupportedOptionError, UsageError
 
-MEMORY_STRATEGIES = ("strict", "moderate", "tolerant")
 LOG_LEVELS = {
     "debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "warn": logging.WARNING,
     "error": logging.ERROR,
@@ -267,6 +270,48 @@ FLAGS: tuple[Flag, ...] = (
     Flag(("-q", "--quiet",), "quiet", "misc", "no progress bar and no info lines (warnings and errors still show)",
          action="store_true"),
 )
+
+
+LIVE_FIELDS = (
+    "models_dir", "face_detector_model", "face_detector_score", "face_landmarker_model", "analysis_size",
+    "face_selector_mode", "face_swapper_model", "face_swapper_pixel_boost", "face_swapper_weight", "face_mask_types",
+    "face_mask_areas", "face_mask_regions", "face_occluder_model", "face_parser_model", "face_mask_blur",
+    "face_mask_padding", "face_mask_forehead", "hand_occluder", "processors", "face_enhancer_model",
+    "face_enhancer_blend", "face_enhancer_weight", "face_smoothing", "smoothing_min_cutoff", "smoothing_beta",
+    "smoothing_d_cutoff", "smoothing_ema_alpha", "color_strength", "face_degrade", "face_hold",
+    "output_video_encoder", "output_video_quality", "output_video_preset", "execution_providers",
+    "execution_batch_size", "watermark", "c2pa_cert", "c2pa_key",
+)
+"""The RunConfig fields that mean something live, as in a file run. Not here: the target, trims and reference or
+face-map selection (they need a file's frames) and the smoothing lookahead (live has no future frames)."""
+LIVE_OPTIONS = ("sources", *LIVE_FIELDS, "log_level", "quiet")
+"""The ``run`` flags of ``live``: same names, same meaning."""
+
+
+def help_default(value: object) -> str:
+    """A RunConfig default as help text shows it (the CLI's ``--help`` and the web UI's options panel).
+
+    >>> help_default((0, 0, 0, 0)), help_default(None)
+    ('0 0 0 0', 'none')
+    """
+    if isinstance(value, tuple):
+        return " ".join(str(item) for item in value)
+    return "none" if value is None else str(value)
+
+
+def css_sides(values: Sequence[int]) -> tuple[int, int, int, int]:
+    """``--face-mask-padding``'s 1-4 values as (top, right, bottom, left), as CSS and FaceFusion expand them.
+
+    >>> css_sides([5]), css_sides([5, 10]), css_sides([5, 10, 15])
+    ((5, 5, 5, 5), (5, 10, 5, 10), (5, 10, 15, 10))
+    """
+    if not 1 <= len(values) <= 4:
+        raise UsageError(f"--face-mask-padding: expected 1 to 4 values, got {len(values)}")
+    top = values[0]
+    right = values[1] if len(values) > 1 else top
+    bottom = values[2] if len(values) > 2 else top
+    left = values[3] if len(values) > 3 else right
+    return top, right, bottom, left
 
 
 @dataclass(frozen=True)
