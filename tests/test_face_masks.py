@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from steadyswap.analysis import mesh_topology
+from steadyswap.assembly import build_masker, mask_models
 from steadyswap.blend.align import warp_face
 from steadyswap.blend.areas import AREAS, MESH_68, area_mask, area_points
 from steadyswap.blend.face_masks import REGION_CLASSES, MaskOptions, soften
@@ -18,7 +19,6 @@ from steadyswap.config import FACE_MASK_AREAS, FACE_MASK_REGIONS, RunConfig
 from steadyswap.engine.frame_swapper import FaceSwapper
 from steadyswap.errors import ModelError
 from steadyswap.models import runtime
-from steadyswap.models.factory import build_masker, mask_models
 from steadyswap.models.registry import get_model
 from tests import onnx_standins
 from tests.conftest import YUNET, media_path
@@ -168,7 +168,7 @@ def test_face_mask_types_change_the_swap_where_facefusion_would(mask_models_dir:
 
 def test_without_box_the_neural_swappers_mask_is_the_whole_crop(mask_models_dir: Path) -> None:
     """FaceFusion combines only the mask types asked for: without box, nothing cuts the aligned crop's edges."""
-    from steadyswap.models.factory import build_swapper
+    from steadyswap.assembly import build_swapper
 
     edges = {}
     for types in (("box",), ("region",)):

@@ -13,12 +13,13 @@ import cv2
 import numpy as np
 import pytest
 
+from steadyswap import assembly
 from steadyswap.blend import align
 from steadyswap.blend.box_mask import box_mask
 from steadyswap.cli.models import add_models_parser, run_models
 from steadyswap.config import RunConfig
 from steadyswap.errors import ModelError, UsageError
-from steadyswap.models import factory, runtime, store as store_module
+from steadyswap.models import runtime, store as store_module
 from steadyswap.models.registry import MODELS, TAGS, get_model, models_for, requirements
 from steadyswap.models.store import ModelStore, resolve_models_dir
 
@@ -215,25 +216,25 @@ def test_blob_normalises_and_flips_channels():
 
 def test_factories_return_none_for_embedded_defaults(tmp_path):
     config = RunConfig(models_dir=str(tmp_path))
-    assert factory.build_analyzer(config) is None
-    assert factory.build_swapper(config) is None
-    assert factory.build_recognizer(config) is None
+    assert assembly.build_analyzer(config) is None
+    assert assembly.build_swapper(config) is None
+    assert assembly.build_recognizer(config) is None
     with pytest.raises(UsageError, match="needs an ONNX --face-detector-model"):
-        factory.build_analyzer(RunConfig(face_landmarker_model="2dfan4", models_dir=str(tmp_path)))
+        assembly.build_analyzer(RunConfig(face_landmarker_model="2dfan4", models_dir=str(tmp_path)))
 
 
-def test_factory_names_every_missing_file(tmp_path):
+def test_assembly_names_every_missing_file(tmp_path):
     config = RunConfig(face_swapper_model="simswap_256", models_dir=str(tmp_path))
     with pytest.raises(ModelError, match=r"simswap_256\.onnx \(missing\).*crossface_simswap\.onnx.*"
                                          r"arcface_w600k_r50\.onnx.*models download simswap_256 crossface_simswap"):
-        factory.build_swapper(config)
+        assembly.build_swapper(config)
 
 
 def test_pixel_boost_parsing():
-    assert factory.parse_pixel_boost(None) is None
-    assert factory.parse_pixel_boost("512") == 512
+    assert assembly.parse_pixel_boost(None) is None
+    assert assembly.parse_pixel_boost("512") == 512
     with pytest.raises(UsageError, match="square size"):
-        factory.parse_pixel_boost("512x256")
+        assembly.parse_pixel_boost("512x256")
 
 
 # --- CLI ------------------------------------------------------------------------------------------------

@@ -9,13 +9,14 @@ import cv2
 import numpy as np
 import pytest
 
+from steadyswap import assembly
 from steadyswap.analysis.landmarker_2dfan4 import Fan68Landmarker, crop_matrix, landmarks_68_to_5
 from steadyswap.analysis.landmarker_68_5 import Fan68From5, face_angles
 from steadyswap.analysis.onnx_detectors import OnnxDetector, anchor_centers, letterbox, nms
 from steadyswap.blend.align import transform_points
 from steadyswap.config import RunConfig
 from steadyswap.errors import ModelError, UsageError
-from steadyswap.models import factory, runtime
+from steadyswap.models import runtime
 from steadyswap.models.registry import get_model
 from steadyswap.models.store import ModelStore
 from tests import onnx_standins
@@ -68,11 +69,11 @@ def test_yunet_matches_opencv_face_detector_yn(yunet_session):
     np.testing.assert_allclose(faces.scores, rows[:, -1] ** 2, atol=1e-3)  # OpenCV reports sqrt(cls·obj)
 
 
-def test_factory_builds_yunet_from_a_models_folder(tmp_path, yunet_session):
+def test_assembly_builds_yunet_from_a_models_folder(tmp_path, yunet_session):
     spec = get_model("yunet")
     shutil.copy(YUNET, tmp_path / spec.file_name)
     (tmp_path / spec.hash_name).write_text(format(zlib.crc32((tmp_path / spec.file_name).read_bytes()), "08x"))
-    analyzer = factory.build_analyzer(RunConfig(face_detector_model="yunet", face_landmarker_model="none",
+    analyzer = assembly.build_analyzer(RunConfig(face_detector_model="yunet", face_landmarker_model="none",
                                                 models_dir=str(tmp_path)))
     assert analyzer is not None and analyzer.landmark_count == 5
     assert len(analyzer.analyze([rgb("image/fr_obama_512.jpg")])[0]) == 1
@@ -126,7 +127,7 @@ def test_detector_size_is_the_input_size_on_both_paths(tmp_path, torch_device, n
     from steadyswap.engine.gpu.stages import GpuDetector
 
     path = onnx_standins.constant_outputs(tmp_path / f"{name}.onnx", [1, 3, "height", "width"], _anchor_outputs(320))
-    size = factory.detector_size("320x320", get_model(name))
+    size = assembly.detector_size("320x320", get_model(name))
     cpu = OnnxDetector(get_model(name), runtime.create_session(path), size=size)
     gpu = GpuDetector(get_model(name), TorchOnnx(path, torch_device), size=size)
     assert (cpu.height, cpu.width) == (gpu.height, gpu.width) == (320, 320)
@@ -154,13 +155,13 @@ def test_detector_size_and_landmarker_score_are_refused_where_they_cannot_apply(
     """Before any model file is read (the folder is empty), on both paths (the GPU engine asks the same checks)."""
     config = RunConfig(models_dir=str(tmp_path), **changes)
     with pytest.raises(UsageError, match=message):
-        factory.build_analyzer(config)
+        assembly.build_analyzer(config)
     torch = pytest.importorskip("torch")
     from steadyswap.engine.gpu.stages import build_detector
 
     with pytest.raises(UsageError, match=message):
-        factory.check_analysis(config)
-        build_detector(config, factory.model_store(config), torch.device("cpu"))
+        assembly.check_analysis(config)
+        build_detector(config, assembly.model_store(config), torch.device("cpu"))
 
 
 def test_yolo_face_decodes_to_original_pixels(tmp_path):
@@ -324,8 +325,8 @@ def test_landmarker_score_picks_the_five_points_on_both_paths(tmp_path, torch_de
                        models_dir=str(tmp_path))
     image = rgb("image/fr_obama_512.jpg")
     plain = OnnxDetector(get_model("yunet"), runtime.create_session(YUNET)).detect(image)
-    cpu = factory.build_analyzer(config)
-    gpu = build_detector(config, factory.model_store(config), torch.device(torch_device))
+    cpu = assembly.build_analyzer(config)
+    gpu = build_detector(config, assembly.model_store(config), torch.device(torch_device))
     assert (cpu.landmarker is None) == (gpu.landmarker is None) == (cut == 0)
     assert cpu.landmark_count == gpu.landmark_count == 68
     found = [cpu.analyze([image])[0], gpu.detect(torch.from_numpy(image[None].copy()).to(torch_device))[0]]

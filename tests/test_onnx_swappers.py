@@ -15,11 +15,12 @@ import numpy as np
 import pytest
 from onnx import TensorProto
 
+from steadyswap import assembly
 from steadyswap.blend.align import template_points, transform_points, warp_face
 from steadyswap.blend.box_mask import box_mask
 from steadyswap.config import RunConfig
 from steadyswap.errors import ModelError, NoFaceError, UsageError
-from steadyswap.models import factory, runtime
+from steadyswap.models import runtime
 from steadyswap.models.registry import IMAGENET_MEAN, IMAGENET_STD, get_model
 from steadyswap.swap.onnx_swapper import OnnxSwapper, explode, implode, load_emap, swapper_weight
 from steadyswap.swap.recognizer import ArcFaceRecognizer, l2_normalise
@@ -284,7 +285,7 @@ def test_bad_options_and_contracts_are_clear_errors(tmp_path, recognizer):
         OnnxSwapper(get_model("inswapper_128"), runtime.create_session(path), recognizer)
 
 
-# --- paste-back and factory -----------------------------------------------------------------------------
+# --- paste-back and assembly -----------------------------------------------------------------------------
 
 
 def test_patches_paste_back_onto_the_faces(tmp_path, recognizer):
@@ -301,7 +302,7 @@ def test_patches_paste_back_onto_the_faces(tmp_path, recognizer):
     assert (out[0, 0] == GRAY).all() and (out[-1, -1] == GRAY).all()
 
 
-def test_factory_builds_a_swapper_from_a_models_folder(tmp_path):
+def test_assembly_builds_a_swapper_from_a_models_folder(tmp_path):
     spec = get_model("inswapper_128")
     emap = RNG.normal(0, 0.05, (512, 512))
     onnx_standins.swapper(tmp_path / spec.file_name, 128, emap=emap)
@@ -311,7 +312,7 @@ def test_factory_builds_a_swapper_from_a_models_folder(tmp_path):
         (tmp_path / f"{name}.hash").write_text(format(zlib.crc32(content), "08x"))
     config = RunConfig(face_swapper_model="inswapper_128", face_swapper_pixel_boost="256x256",
                        face_swapper_weight=0.3, models_dir=str(tmp_path))
-    swapper = factory.build_swapper(config)
+    swapper = assembly.build_swapper(config)
     assert isinstance(swapper, OnnxSwapper)
     assert (swapper.crop_size, swapper.weight, swapper.recognizer.name) == (256, 0.3, "arcface_w600k_r50")
     np.testing.assert_allclose(swapper.emap, emap.astype(np.float32))

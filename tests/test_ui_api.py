@@ -21,13 +21,13 @@ pytest.importorskip("httpx", reason="FastAPI's TestClient needs httpx")
 
 from fastapi.testclient import TestClient
 
+from steadyswap.assembly import build_enhancer, build_masker
 from steadyswap.cli.main import build_parser
 from steadyswap.cli.run import build_config
 from steadyswap.config import FACE_MASK_REGIONS, FACE_MASK_TYPES, PROCESSORS, RunConfig
 from steadyswap.engine.pipeline import RunResult
 from steadyswap.errors import Interrupted, ModelError, NoFaceError
 from steadyswap.flags import FLAGS
-from steadyswap.models.factory import build_enhancer, build_masker
 from steadyswap.models.store import ENV_VAR
 from steadyswap.ui.app import UiSettings, create_app
 from steadyswap.ui.options import cli_command, config_from_options

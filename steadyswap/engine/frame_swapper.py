@@ -74,7 +74,7 @@ def build_analyzer(config: RunConfig) -> FaceAnalyzer:
     Raises:
         UsageError: a landmarker model named beside the MediaPipe mesh (which brings its own landmarks).
     """
-    from steadyswap.models.factory import build_analyzer as build_model_analyzer
+    from steadyswap.assembly import build_analyzer as build_model_analyzer
 
     model = build_model_analyzer(config)  # None for the embedded mesh, after checking the landmarker choice
     if model is not None:
@@ -92,14 +92,14 @@ def build_recognizer(config: RunConfig):
     """The ArcFace recognizer named by ``--face-recognizer-model``, or None ('none')."""
     if config.face_recognizer_model == "none":
         return None
-    from steadyswap.models.factory import build_recognizer as build_model_recognizer
+    from steadyswap.assembly import build_recognizer as build_model_recognizer
 
     return build_model_recognizer(config, required=True)
 
 
 def build_masker(config: RunConfig) -> FaceMasker | None:
     """The ``blend.face_masks.FaceMasker`` of ``--face-mask-types``, or None when only box is asked for."""
-    from steadyswap.models.factory import build_masker as build_model_masker
+    from steadyswap.assembly import build_masker as build_model_masker
 
     return build_model_masker(config)
 
@@ -108,7 +108,7 @@ def build_enhancer(config: RunConfig) -> FaceEnhancer | None:
     """The face enhancer of ``--processors face_swapper face_enhancer`` (onnxruntime), or None."""
     if not config.enhances:
         return None
-    from steadyswap.models.factory import build_enhancer as build_model_enhancer
+    from steadyswap.assembly import build_enhancer as build_model_enhancer
 
     return build_model_enhancer(config)
 
@@ -119,7 +119,7 @@ def build_swapper(config: RunConfig) -> Swapper:
         from steadyswap.swap.classic import ClassicSwapper
 
         return ClassicSwapper(config.face_mask_blur, config.face_mask_padding, config.face_mask_forehead)
-    from steadyswap.models.factory import build_swapper as build_model_swapper
+    from steadyswap.assembly import build_swapper as build_model_swapper
 
     return build_model_swapper(config)
 

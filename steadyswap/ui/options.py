@@ -12,10 +12,10 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from steadyswap.assembly import model_problems
 from steadyswap.config import PROCESSORS, VIDEO_ENCODERS, RunConfig
 from steadyswap.errors import UsageError
 from steadyswap.flags import FLAGS, css_sides, help_default
-from steadyswap.models.factory import model_problems
 from steadyswap.models.registry import EMBEDDED, models_for
 
 _FLAG_OF = {flag.dest: flag for flag in FLAGS}

@@ -64,7 +64,7 @@ from steadyswap.io import (VideoReader, VideoWriter, atomic_output, check_output
 from steadyswap.io.codec_processes import ProcessReader, ProcessWriter, planar_decoding, yuv420p_shape
 from steadyswap.io.segments import Segment, join, plan_segments
 from steadyswap.io.writer import yuv420p_output
-from steadyswap.models.factory import (
+from steadyswap.assembly import (
     DEFAULT_RECOGNIZER,
     check_analysis,
     mask_models,

@@ -27,6 +27,7 @@ from steadyswap.analysis.landmarker_2dfan4 import (
 )
 from steadyswap.analysis.landmarker_68_5 import face_angles, to_frame, to_unit, unit_matrices
 from steadyswap.analysis.onnx_detectors import detections, input_size, split_images, with_landmarks
+from steadyswap.assembly import detector_size, landmarker_specs
 from steadyswap.blend import torch_ops
 from steadyswap.blend.align import estimate_matrix, template_points
 from steadyswap.blend.box_mask import box_mask
@@ -38,7 +39,6 @@ from steadyswap.blend.skin import five_point_skin
 from steadyswap.config import RunConfig
 from steadyswap.engine.gpu.onnx_module import TorchOnnx
 from steadyswap.errors import ModelError, UsageError
-from steadyswap.models.factory import detector_size, landmarker_specs
 from steadyswap.models.registry import EMBEDDED, ModelSpec, get_model
 from steadyswap.models.store import ModelStore
 from steadyswap.swap.base import SourceFace, Swapper
@@ -184,7 +184,7 @@ class GpuDetector(FaceAnalyzer):
 
 
 def build_detector(config: RunConfig, store: ModelStore, device: torch.device) -> GpuDetector | None:
-    """The run's ONNX detector (with 2dfan4 when asked) on ``device``, as ``models.factory.build_analyzer``
+    """The run's ONNX detector (with 2dfan4 when asked) on ``device``, as ``assembly.build_analyzer``
     builds it for the CPU; None for the embedded MediaPipe mesh."""
     if config.face_detector_model == EMBEDDED["detector"]:
         return None

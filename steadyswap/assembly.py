@@ -1,7 +1,11 @@
-"""Build the ONNX analyser, recognizer, swapper and face masker a ``RunConfig`` asks for.
+"""Build the ONNX analyser, recognizer, swapper, face masker and enhancer a ``RunConfig`` asks for.
 
-Each factory returns None for the embedded choice ('mediapipe', 'classic', 'none') so the engine falls
+Each builder returns None for the embedded choice ('mediapipe', 'classic', 'none') so the engine falls
 back to it. Every file needed is checked first (all missing ones named in one ModelError).
+
+Assembly sits above the stages it joins: it reads ``models/`` (registry, store, runtime) and builds the
+stage objects of ``analysis/``, ``swap/``, ``blend/`` and ``enhance/``, so ``models/`` itself depends on none of
+them. The CPU path (``engine/frame_swapper``), the GPU engine and the web UI's file check all ask here.
 """
 
 from __future__ import annotations
