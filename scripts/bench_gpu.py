@@ -15,7 +15,7 @@ Every number goes to DIR/bench.json (rewritten after each section); a summary is
 Inputs: a 1080p30 clip made on the spot by upscaling media/video/liveportrait_s32_1280x720.mp4 (bicubic) and
 playing it forwards and backwards to the wanted length, with a synthetic AAC track and a keyframe every 60
 frames; stand-in models with the real architectures' shapes and cost but random weights
-(steadyswap.models.standins), and the shared YuNet detector (real weights). The classic swapper needs the
+(steadyswap.testing.standins), and the shared YuNet detector (real weights). The classic swapper needs the
 MediaPipe face mesh, which the GPU machine lacks: there its landmarks come precomputed from this machine
 (.bench/classic_faces.npz), so classic figures there exclude analysis.
 """
@@ -269,7 +269,7 @@ def make_clip(source: Path, target: Path, frames: int, size: tuple[int, int] = (
 def export_models(root: Path) -> dict:
     """Stand-in ONNX files under the registry's names, and the shared YuNet as yunet_2023_mar.onnx."""
 
-    from steadyswap.models import standins
+    from steadyswap.testing import standins
 
     root.mkdir(parents=True, exist_ok=True)
     timings = {}
@@ -332,7 +332,7 @@ def section_correctness(out: dict, models: Path, clip: Path) -> None:
 
     from steadyswap.engine.frame_swapper import FaceSwapper
     from steadyswap.engine.gpu.engine import GpuEngine, GpuOptions
-    from steadyswap.models import standins
+    from steadyswap.testing import standins
 
     frames = first_frames(clip, 3)
     source = read_image(shared(SOURCE_IMAGE))
@@ -411,7 +411,7 @@ def profile_hyperswap(batch: int) -> dict:
     import torch
     from torch.profiler import ProfilerActivity, profile
 
-    from steadyswap.models import standins
+    from steadyswap.testing import standins
 
     result = {}
     for layout in ("channels_last", "contiguous"):
@@ -443,7 +443,7 @@ def section_models(out: dict, models: Path, quick: bool) -> None:
     import torch
 
     from steadyswap.engine.gpu.onnx_module import TorchOnnx
-    from steadyswap.models import standins
+    from steadyswap.testing import standins
 
     for name in STANDIN_SUBSET:
         model = standins.build(name, device=DEVICE)
@@ -666,7 +666,7 @@ def section_compile(out: dict, models: Path, clip: Path, scratch: Path, total: i
 
     from steadyswap.engine.gpu.engine import GpuEngine, GpuOptions
     from steadyswap.engine.gpu.onnx_module import TorchOnnx
-    from steadyswap.models import standins
+    from steadyswap.testing import standins
 
     began = time.perf_counter()
     compiled = TorchOnnx(models / "hyperswap_1a_256.onnx", DEVICE, half=True, channels_last=True, compile=True)
@@ -869,7 +869,7 @@ def section_classic(out: dict, clip: Path, scratch: Path, frames: int) -> None:
 
 def export_enhancer(models: Path) -> Path:
     """The gfpgan_1.4 stand-in (GFPGANv1Clean's layers, random weights) as gfpgan_1.4.onnx, once."""
-    from steadyswap.models import standins
+    from steadyswap.testing import standins
 
     path = models / "gfpgan_1.4.onnx"
     if not path.exists():

@@ -8,7 +8,7 @@ import pytest
 torch = pytest.importorskip("torch")
 onnxruntime = pytest.importorskip("onnxruntime")
 
-from steadyswap.models import standins  # noqa: E402
+from steadyswap.testing import standins  # noqa: E402
 
 
 @pytest.mark.parametrize("name", standins.STANDINS)

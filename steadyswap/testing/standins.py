@@ -3,7 +3,8 @@
 The real weights cannot be fetched here, so benchmarks and GPU tests run these modules instead. Each has
 the layer shapes of the public architecture it stands for (so the same parameter count, multiply-accumulates
 and memory traffic) and the ONNX contract of the registry entry (input/output names, shapes, value ranges).
-Their outputs mean nothing: they are for timing, memory and numerical-precision checks only.
+Their outputs mean nothing: they are for timing, memory and numerical-precision checks only (tests and
+benchmarks; no run uses them).
 
 ============================  ===========  ==========  =======================================================
 stand-in                      parameters   GMACs/face  architecture
