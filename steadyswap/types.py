@@ -69,7 +69,6 @@ class VideoInfo:
     color_trc: int | None = None
     colorspace: int | None = None
     color_range: int | None = None
-    start_pts: int = 0
     audio: list[AudioStreamInfo] = field(default_factory=list)
 
     @property

@@ -346,7 +346,7 @@ def test_fan_68_5_estimates_68_points_on_both_paths(tmp_path, torch_device):
     """FaceFusion's 5→68 contract: five points to unit ffhq_512 template units, the graph (a batch of 1), and back.
     The stand-in's affine mixtures commute with those similarities, so the frame answer is known; the second
     face lies on its side, and the jaw line of its estimate says so (the angle that turns 2dfan4's crop)."""
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     from steadyswap.engine.gpu.onnx_module import TorchOnnx
     from steadyswap.engine.gpu.stages import GpuFan68From5
 

@@ -141,7 +141,6 @@ def probe(path: PathLike) -> VideoInfo:
             color_trc=_colour(frame, "color_trc"),
             colorspace=_colour(frame, "colorspace"),
             color_range=_colour(frame, "color_range"),
-            start_pts=stream.start_time if stream.start_time is not None else (frame.pts or 0),
             audio=[
                 AudioStreamInfo(
                     index=a.index,

@@ -41,11 +41,6 @@ class Credentials:
     algorithm: str
     local: bool
 
-    @property
-    def root_pem(self) -> bytes:
-        """The last certificate of the chain (for the local credentials, the install's CA)."""
-        return _blocks(self.chain_pem, "CERTIFICATE")[-1]
-
 
 def install_folder() -> Path:
     """Where the per-install credentials live."""
