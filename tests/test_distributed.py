@@ -22,8 +22,9 @@ import pytest
 
 from steadyswap.api import swap_file
 from steadyswap.config import RunConfig
+from steadyswap.cli.batch import _defaults as batch_defaults
 from steadyswap.cli.batch import gpu_workers, summary
-from steadyswap.cli.main import main
+from steadyswap.cli.main import build_parser, main
 from steadyswap.distributed import Batch, BatchProgress, BatchResult, BatchSettings, Job, JobReport
 from steadyswap.distributed.batch import WORK_FOLDER, job_names
 from steadyswap.distributed import jobs_from_folder, load_job_file
@@ -298,6 +299,23 @@ def test_batch_command_is_registered_and_checks_its_arguments(tmp_path: Path, ca
     assert "--segment-frames: must be 1 or more" in capsys.readouterr().err
     assert main(["batch", "--help"]) == 0
     assert "--scheduler" in capsys.readouterr().out
+
+
+def test_run_flags_of_batch_are_every_jobs_options_as_run_reads_them(capsys) -> None:
+    """``batch`` takes ``run``'s option flags with ``run``'s help, defaults and conversions (padding as CSS, lists)."""
+    parser, _ = build_parser()
+    args = parser.parse_args(["batch", "jobs.json", "--face-mask-types", "box", "occlusion", "--face-mask-padding",
+                              "5", "10", "--execution-providers", "cuda", "cpu"])
+    assert batch_defaults(args) == {"face_mask_types": ("box", "occlusion"), "face_mask_padding": (5, 10, 5, 10),
+                                    "execution_providers": ("cuda", "cpu")}
+    assert batch_defaults(parser.parse_args(["batch", "jobs.json"])) == {}
+    with pytest.raises(SystemExit):
+        parser.parse_args(["batch", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "job options: mask:" in shown and "--quality-report" not in shown
+    assert "(default: none)" in shown  # --face-recognizer-model, as run --help shows it
+    with pytest.raises(UsageError, match="--face-mask-padding: expected 1 to 4 values"):
+        batch_defaults(parser.parse_args(["batch", "jobs.json", "--face-mask-padding", "1", "2", "3", "4", "5"]))
 
 
 def test_summary_table() -> None:

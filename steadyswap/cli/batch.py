@@ -12,13 +12,14 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, TextIO
 
+from steadyswap.cli.run import add_flags, given_values
 from steadyswap.config import RunConfig
 from steadyswap.distributed import (
     Batch, BatchProgress, BatchResult, BatchSettings, Job, jobs_from_folder, load_job_file,
 )
 from steadyswap.distributed.dask_executor import DaskExecutor, gpu_ids, local_worker_envs
 from steadyswap.errors import UsageError
-from steadyswap.flags import FLAGS, GROUPS, css_sides
+from steadyswap.flags import FLAGS
 
 log = logging.getLogger("steadyswap.cli")
 
@@ -81,23 +82,8 @@ def add_batch_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def _add_run_flags(parser: argparse.ArgumentParser) -> None:
     """The option flags of ``steadyswap run`` (not its paths), as defaults for every job."""
-    defaults = RunConfig()
-    groups = {name: parser.add_argument_group(f"job options: {name}") for name in GROUPS}
-    for flag in FLAGS:
-        if flag.dest not in _CONFIG_FIELDS and flag.dest not in ("log_level", "quiet"):
-            continue
-        options: dict[str, Any] = {"dest": flag.dest}
-        if flag.dest in _CONFIG_FIELDS:
-            options["default"] = argparse.SUPPRESS
-            shown = getattr(defaults, flag.dest)
-        else:
-            shown = flag.default
-        options["help"] = flag.help.format(default=" ".join(map(str, shown)) if isinstance(shown, tuple) else shown)
-        for key in ("type", "nargs", "choices", "metavar", "action", "default"):
-            value = getattr(flag, key)
-            if value:
-                options[key] = value
-        groups[flag.group].add_argument(*flag.names, **options)
+    add_flags(parser, [flag for flag in FLAGS if flag.dest in _CONFIG_FIELDS or flag.dest in ("log_level", "quiet")],
+              title="job options: {}")
 
 
 def run_batch(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
@@ -187,11 +173,8 @@ def _jobs(args: argparse.Namespace) -> list[Job]:
 
 
 def _defaults(args: argparse.Namespace) -> dict[str, Any]:
-    values = {name: value for name, value in vars(args).items() if name in _CONFIG_FIELDS}
-    if "face_mask_padding" in values:
-        values["face_mask_padding"] = css_sides(values["face_mask_padding"])
-    if "execution_providers" in values:
-        values["execution_providers"] = tuple(values["execution_providers"])
+    """The job options given as flags (every job's defaults), checked together."""
+    values = given_values(args)
     RunConfig(**values).validate()
     return values
 

@@ -73,11 +73,12 @@ def add_facefusion_flags(parser: argparse.ArgumentParser) -> None:
         )
 
 
-def add_flags(parser: argparse.ArgumentParser, flags: Sequence[Flag]) -> None:
-    """Add ``flags`` to ``parser`` in their groups; RunConfig fields not given stay out of the namespace, so that
-    ``build_config`` keeps RunConfig's defaults for them."""
+def add_flags(parser: argparse.ArgumentParser, flags: Sequence[Flag], title: str = "{}") -> None:
+    """Add ``flags`` to ``parser`` in their groups (headed ``title`` with the group's name); RunConfig fields not
+    given stay out of the namespace, so that ``build_config`` keeps RunConfig's defaults for them."""
     defaults = RunConfig()
-    groups = {name: parser.add_argument_group(name) for name in GROUPS if any(f.group == name for f in flags)}
+    groups = {name: parser.add_argument_group(title.format(name)) for name in GROUPS
+              if any(f.group == name for f in flags)}
     for flag in flags:
         options: dict[str, Any] = {"dest": flag.dest}
         if flag.dest in _CONFIG_FIELDS:
@@ -131,13 +132,22 @@ def build_config(args: argparse.Namespace) -> RunConfig:
     Raises:
         UsageError: a value out of range, or a padding of more than 4 values.
     """
+    return RunConfig(**given_values(args)).validate()
+
+
+def given_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The RunConfig fields given as flags, as RunConfig holds them (padding expanded, lists as tuples).
+
+    Raises:
+        UsageError: a padding of more than 4 values.
+    """
     values = {name: value for name, value in vars(args).items() if name in _CONFIG_FIELDS}
     if "face_mask_padding" in values:
         values["face_mask_padding"] = css_sides(values["face_mask_padding"])
     for name in ("execution_providers", "face_mask_types", "face_mask_areas", "face_mask_regions", "processors"):
         if name in values:
             values[name] = tuple(values[name])
-    return RunConfig(**values).validate()
+    return values
 
 
 def resolve_output_path(
