@@ -148,3 +148,21 @@ def test_paste_mask_is_what_the_paste_takes_from_the_patches() -> None:
     assert np.abs(out[..., 0].astype(np.float32) - 255 * mask).max() <= 1
     assert ((mask == 0) == (out.max(axis=2) == 0)).all()
     assert 0.3 < mask[62, 45] < 0.7 and mask[30, 40] == 1 and mask[:, :25].max() == 0
+
+
+def test_colour_curves_do_not_jump_when_a_grey_source_skin_crosses_grey() -> None:
+    """A source skin on grey in a (a stand-in's grey face; a desaturated photo) moves across it by a fraction
+    of a level from one frame to the next: the curves move by a fraction of a level too, not by the jump from
+    a gain of 1/2 to 2 that once turned a green background 40 levels apart between the two paths."""
+    from steadyswap.blend.colour import lab_curves
+
+    levels = np.repeat(np.arange(256, dtype=np.float64)[:, None], 3, axis=1)
+    target = np.array([[150.0, 141, 139], [10, 2, 2]])
+    curves = []
+    for a in (127.6, 128.4):
+        source = np.array([[160.0, a, 143], [10, 1, 2]])
+        lightness, chroma = lab_curves(levels, source, target, 0.7)
+        curves.append(chroma[:, 0])
+    assert np.abs(curves[0] - curves[1]).max() < 1.0
+    far = np.array([[160.0, 150, 143], [10, 1, 2]])  # a skin well off grey is still scaled towards the target's
+    assert lab_curves(levels, far, target, 1.0)[1][150, 0] == 141

@@ -213,13 +213,9 @@ def assert_same_pictures(cpu: np.ndarray, gpu: np.ndarray, target: np.ndarray) -
 @pytest.mark.parametrize("option", OPTIONS)
 @pytest.mark.parametrize("family", FAMILIES)
 def test_cpu_path_and_gpu_engine_agree(family: str, option: str, parity_models: Path, two_faces: Path,
-                                       torch_device: str, tmp_path: Path, monkeypatch, request) -> None:
+                                       torch_device: str, tmp_path: Path, monkeypatch) -> None:
     if family == "classic":
         pytest.importorskip("mediapipe", reason="the classic swapper needs the MediaPipe mesh")
-    if (family, option) == ("hififace", "face map"):
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "open defect since the seamless paste landed: 16 levels apart at the 99.5th percentile, on torch's CPU "
-            "and on CUDA")))
     config = config_for(family, parity_models, tmp_path, **OPTIONS[option])
     if (family, option) in REFUSED:
         source = media_path("image/liveportrait_s1_512.jpg")

@@ -30,6 +30,10 @@ MAX_SCALE = 2.0
 """Lightness spread is matched within a factor of this (and its inverse)."""
 MAX_CHROMA = 2.0
 """a and b are scaled about grey by at most this factor (and at least its inverse) up to the skin's median."""
+CHROMA_TRUST = 4.0
+"""Levels from grey at which a source skin's a or b is trusted fully: nearer grey the gain and spread ratio fade to
+1, reached within a level of grey, since the skin's side of grey (and so the ratio's sign) flips with a level's
+noise there."""
 IQR_TO_SIGMA = 1.349
 """Interquartile range of a normal distribution, in standard deviations."""
 
@@ -60,8 +64,9 @@ def lab_curves(values: Any, source: Any, target: Any, strength: float) -> tuple[
     takes the source's skin to the target's (clamped to ``MAX_CHROMA``); beyond it (lips, blush) they keep their
     difference from the skin, narrowed by the spread ratio where the target's skin varies less (never widened):
     grey stays grey, skin goes to skin, and no colour crosses the grey point into the opposite hue (an offset
-    turns grey eyeshadow teal on a less red target; a widening spread ratio swings brows through grey). Each
-    curve is continuous and increasing.
+    turns grey eyeshadow teal on a less red target; a widening spread ratio swings brows through grey). A source
+    skin within ``CHROMA_TRUST`` levels of grey in a or b moves that channel less, not at all within a level of it,
+    so the curves stay continuous in the statistics too. Each curve is continuous and increasing.
 
     Plain arithmetic, so numpy arrays (the CPU path's lookup tables) and torch tensors (the GPU engine) share it;
     ``source``/``target`` are (…, 2, 3) median and spread, broadcast against ``values``.
@@ -77,12 +82,13 @@ def lab_curves(values: Any, source: Any, target: Any, strength: float) -> tuple[
     median = source[..., 0, 0]
     lightness = median + strength * (target[..., 0, 0] - median) + scale * (values[..., 0] - median)
     skin = source[..., 0, 1:] - 128
+    trust = strength * ((abs(skin) - 1) / (CHROMA_TRUST - 1)).clip(0, 1)
     side = (skin >= 0) * 2.0 - 1
     skin = side * abs(skin).clip(1, None)
     gain = ((target[..., 0, 1:] - 128) / skin).clip(1 / MAX_CHROMA, MAX_CHROMA)
-    gain = 1 + strength * (gain - 1)
+    gain = 1 + trust * (gain - 1)
     spread = (target[..., 1, 1:] / source[..., 1, 1:]).clip(1 / MAX_CHROMA, 1)
-    spread = 1 + strength * (spread - 1)
+    spread = 1 + trust * (spread - 1)
     away = values[..., 1:] - 128
     inner = 128 + gain * away
     beyond = side * away > abs(skin)
