@@ -56,21 +56,34 @@ class Collect(LiveOutput):
 
 
 class Slow:
-    """A swapper slower than the clip's 25 frames/s: it inverts each frame after 0.12 s."""
+    """A swapper slower than the clip's 25 frames/s: its render inverts each frame after 0.12 s.
+    ``stop_after``: Ctrl-C arrives (in the main thread, as a real one) while the step after that many renders."""
 
     def __init__(self, stop_after: int | None = None) -> None:
         self.steps: list[int] = []
         self.stop_after = stop_after
+        self.closed = False
 
-    def swap(self, images: list[np.ndarray]) -> list[np.ndarray]:
-        if self.stop_after is not None and len(self.steps) == self.stop_after:
-            raise KeyboardInterrupt
+    def decide(self, images: list[np.ndarray]) -> list[np.ndarray]:
         self.steps.append(len(images))
+        return images
+
+    def render(self, step: list[np.ndarray]) -> list[np.ndarray]:
+        assert not self.closed, "rendered after close"
+        if self.stop_after is not None and len(self.steps) > self.stop_after:
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)  # type: ignore[arg-type]
         time.sleep(0.12)
-        return [255 - image for image in images]
+        return [255 - image for image in step]
+
+    def finish(self, image: np.ndarray) -> np.ndarray:
+        return image
 
     def close(self) -> None:
-        pass
+        self.closed = True
+
+
+def stage_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name in ("steadyswap-decide", "steadyswap-render")]
 
 
 def test_latest_frame_wins() -> None:
@@ -110,14 +123,91 @@ def test_a_slow_swapper_drops_frames_instead_of_queueing_them(batch: int) -> Non
 
 
 def test_ctrl_c_finishes_the_file(tmp_path: Path) -> None:
-    """Ctrl-C is how a camera stream ends: the frames sent so far become a complete file."""
+    """Ctrl-C is how a camera stream ends: the frames sent so far become a complete file, and the stage threads
+    have ended (the steps in flight dropped) before ``run_live`` returns, so the swapper may be closed."""
     clip, output = media_path(CLIP), tmp_path / "live.mp4"
     capture = StreamCapture(str(clip))
     result = run_live(capture, Slow(stop_after=4), lambda w, h: FileOutput(
         output, [clip], live_info(w, h, 25.0, capture.time_base, str(clip)), OutputSettings(preset="ultrafast")))
-    assert result.ended == "Ctrl-C" and result.frames == 4
-    assert len(frames_by_pts(output)) == 4
+    assert result.ended == "Ctrl-C" and 2 <= result.frames <= 5
+    assert stage_threads() == []
+    assert len(frames_by_pts(output)) == result.frames
     assert [p.name for p in tmp_path.iterdir()] == ["live.mp4"]
+
+
+class Gated:
+    """A swapper whose first render waits for the second step's decision: the loop hangs (and the test fails
+    after 20 s) unless the two stages overlap. Counts the steps between their decision and their output."""
+
+    def __init__(self) -> None:
+        self.second_decided = threading.Event()
+        self.decided = 0
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.lock = threading.Lock()
+        self.overlapped = False
+
+    def decide(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        with self.lock:
+            self.decided += 1
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        if self.decided == 2:
+            self.second_decided.set()
+        return images
+
+    def render(self, step: list[np.ndarray]) -> list[np.ndarray]:
+        if not self.overlapped:
+            self.overlapped = self.second_decided.wait(timeout=20)
+        return [255 - image for image in step]
+
+    def finish(self, image: np.ndarray) -> np.ndarray:
+        return image
+
+    def sent(self) -> None:
+        with self.lock:
+            self.in_flight -= 1
+
+    def close(self) -> None:
+        pass
+
+
+def test_the_next_frames_are_decided_while_these_render_and_leave_in_order() -> None:
+    clip = media_path(CLIP)
+    swapper = Gated()
+
+    class SlowOutput(Collect):
+        def send(self, image: np.ndarray, pts: int) -> bool:
+            time.sleep(0.08)  # slower than the clip: steps back up to the capture hand-off, which drops
+            swapper.sent()
+            return super().send(image, pts)
+
+    outputs: list[Collect] = []
+    result = run_live(StreamCapture(str(clip)), swapper, lambda w, h: outputs.append(SlowOutput(w, h)) or outputs[-1])
+    assert swapper.overlapped, "the first render waited for the second decision"
+    assert result.ended == "end of input" and result.frames + result.dropped == 78 and result.dropped > 0
+    assert 2 <= swapper.most_in_flight <= 3, "one step deciding, one rendering, one going out at most"
+    expected = frames_by_pts(clip)
+    stamps = [pts for pts, _ in outputs[0].sent]
+    assert stamps == sorted(set(stamps)) and len(stamps) == result.frames
+    assert all(np.array_equal(image, 255 - expected[pts]) for pts, image in outputs[0].sent)
+    assert stage_threads() == []
+
+
+def test_a_failing_render_ends_the_stream_with_its_error(tmp_path: Path) -> None:
+    class Fails(Slow):
+        def render(self, step: list[np.ndarray]) -> list[np.ndarray]:
+            if len(self.steps) == 3:
+                raise MemoryError("out of device memory")
+            return super().render(step)
+
+    clip, output = media_path(CLIP), tmp_path / "live.mp4"
+    capture = StreamCapture(str(clip))
+    with pytest.raises(MemoryError):
+        run_live(capture, Fails(), lambda w, h: FileOutput(output, [clip], live_info(w, h, 25.0, capture.time_base,
+                                                                                     str(clip)),
+                                                          OutputSettings(preset="ultrafast")))
+    assert list(tmp_path.iterdir()) == [] and stage_threads() == []
 
 
 def test_a_failing_input_leaves_no_file(tmp_path: Path) -> None:
@@ -310,11 +400,17 @@ def test_gpu_engine_in_the_live_loop(gpu_models_dir: Path) -> None:
     stop = threading.Event()
 
     class TwoSteps:
-        def swap(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        def decide(self, images: list[np.ndarray]) -> object:
             steps.append(len(images))
             if len(steps) == 2:
                 stop.set()
-            return swapper.swap(images)
+            return swapper.decide(images)
+
+        def render(self, step: object) -> list[np.ndarray]:
+            return swapper.render(step)
+
+        def finish(self, image: np.ndarray) -> np.ndarray:
+            return swapper.finish(image)
 
         def close(self) -> None:
             swapper.close()

@@ -35,6 +35,9 @@ MAX_BATCH = 2
 """Frames per step at most: more would add a frame's wait to every frame's latency."""
 LATENCY_WINDOW = 10_000
 """Latencies kept for the percentiles of a run (the mean covers every frame)."""
+PACE_SHARE = 0.9
+"""Of the time the render stage is still busy, the share the decide stage waits before starting the next step:
+a little less than all, so the render rarely waits for a decision."""
 
 
 class LatestFrames:
@@ -146,9 +149,15 @@ class LiveResult:
 
 
 class FrameSwap(Protocol):
-    """What the live loop needs of a swapper: consecutive frames in, swapped frames out, causally."""
+    """What the live loop needs of a swapper, in the three stages it overlaps: ``decide`` (analyse, track, smooth,
+    select) and ``render`` (swap and paste) of consecutive frames, causally and in order, and ``finish`` (the
+    watermark) of each swapped frame. ``decide`` of the next frames may run while ``render`` runs on these."""
 
-    def swap(self, images: list[np.ndarray]) -> list[np.ndarray]: ...
+    def decide(self, images: list[np.ndarray]) -> object: ...
+
+    def render(self, step: object) -> list[np.ndarray]: ...
+
+    def finish(self, image: np.ndarray) -> np.ndarray: ...
 
     def close(self) -> None: ...
 
@@ -200,20 +209,107 @@ class LiveSwapper:
         """Where frames are swapped: "cpu", or the GPU engine's torch device."""
         return "cpu" if self._engine is None else str(self._engine.device)
 
-    def swap(self, images: list[np.ndarray]) -> list[np.ndarray]:
+    def decide(self, images: list[np.ndarray]) -> object:
+        """The first stage: scene cut, faces, tracks (on the GPU engine also the upload, detection, smoothing and
+        selection); touches only the state of this stage, so the frames before may still be rendering."""
         if self._engine is not None:
-            swapped = self._engine.swap_frames(images, self.fps)
-        else:
-            assert self._frames is not None
-            swapped = self._frames.swap_frames(images)
-        mark = self.watermark
-        return swapped if mark is None else [mark.embed_rgb(image) for image in swapped]
+            return self._engine.decide_frames(images, self.fps)
+        assert self._frames is not None
+        return [self._frames.analyse(image) for image in images]
+
+    def render(self, step: object) -> list[np.ndarray]:
+        """The second stage: the frames ``decide`` returned ``step`` for, swapped and pasted, in order."""
+        if self._engine is not None:
+            return self._engine.render_frames(step)
+        assert self._frames is not None
+        return [result.image for analysed in step for result in self._frames.accept(analysed)]  # type: ignore[attr-defined]
+
+    def finish(self, image: np.ndarray) -> np.ndarray:
+        """The last stage: ``image`` with the watermark, where the run has one."""
+        return image if self.watermark is None else self.watermark.embed_rgb(image)
+
+    def swap(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        """The three stages one after the other (the web UI's loop, which swaps one frame at a time)."""
+        return [self.finish(image) for image in self.render(self.decide(images))]
 
     def close(self) -> None:
         if self._engine is not None:
             self._engine.close()
         if self._frames is not None:
             self._frames.close()
+
+
+class Handoff:
+    """Steps passed from one stage of the live loop to the next, with no room to queue: ``put`` returns once the
+    next stage has taken the step. A slow stage so holds back the stages before it, and frames wait (and are
+    dropped) only in the capture hand-off, however long the stream runs.
+
+    >>> handoff = Handoff(); handoff.end(); handoff.get() is None
+    True
+    """
+
+    def __init__(self) -> None:
+        self._step: object = None
+        self._held = False
+        self._ended = False
+        self._closed = False
+        self._error: BaseException | None = None
+        self._ready = threading.Condition()
+
+    def put(self, step: object) -> bool:
+        """Hand ``step`` over, waiting until it is taken; False when the hand-off was closed first (the step is
+        then dropped)."""
+        with self._ready:
+            while self._held and not self._closed:
+                self._ready.wait()
+            if self._closed:
+                return False
+            self._step, self._held = step, True
+            self._ready.notify_all()
+            while self._held and not self._closed:
+                self._ready.wait()
+            return not self._held
+
+    def end(self, error: BaseException | None = None) -> None:
+        """No more steps will come (``error``: why, raised by ``get`` after the steps already handed over)."""
+        with self._ready:
+            self._ended, self._error = True, error
+            self._ready.notify_all()
+
+    def get(self) -> object | None:
+        """The next step, waiting for it; None once the stage before has ended, or the hand-off was closed.
+
+        Raises:
+            The error the stage before ended with.
+        """
+        with self._ready:
+            while not (self._held or self._ended or self._closed):
+                self._ready.wait()
+            if self._held and not self._closed:
+                step, self._step, self._held = self._step, None, False
+                self._ready.notify_all()
+                return step
+            if self._error is not None and not self._closed:
+                raise self._error
+            return None
+
+    def close(self) -> None:
+        """Stop both sides: ``put`` and ``get`` return at once from now on; a step not yet taken is dropped."""
+        with self._ready:
+            self._closed = True
+            self._step = None
+            self._ready.notify_all()
+
+
+class Pace:
+    """Seconds a stage takes per step, averaged over the last few steps (an exponential moving average)."""
+
+    def __init__(self, weight: float = 0.2) -> None:
+        self.weight = weight
+        self.seconds = 0.0
+
+    def add(self, seconds: float) -> None:
+        self.seconds = seconds if self.seconds == 0.0 else self.weight * seconds + (1 - self.weight) * self.seconds
 
 
 def run_live(capture: Capture, swapper: FrameSwap, open_output: Callable[[int, int], LiveOutput],
@@ -224,12 +320,19 @@ def run_live(capture: Capture, swapper: FrameSwap, open_output: Callable[[int, i
     end the stream and finish the output (a file is completed and renamed into place). An error instead removes
     an unfinished file.
 
+    Four threads overlap: capture; ``swapper.decide`` of the next frames; ``swapper.render`` of the frames before;
+    and, on this thread, ``swapper.finish``, the overlay and the output. Between two stages a step waits only to
+    be taken (``Handoff``), so at most one step is in each stage and frames leave in the order they came. The
+    decide stage starts a step when the render stage will be free about as it finishes (``Pace``), not earlier:
+    a step decided early would wait for the render with ever older frames.
+
     Args:
-        batch: frames per swap step (1 or 2; 2 lets the GPU engine batch, for a frame more of latency).
+        batch: frames per step (1 or 2; 2 lets the GPU engine batch, for a frame more of latency).
         overlay: draw the frames/s and latency of the last report into the frames.
         report: called every ``report_every`` seconds with a line of frames/s, latency and drops.
 
-    ``capture`` is closed on return (unless its thread is still blocked in a read 2 s after the end).
+    ``capture`` is closed on return (unless its thread is still blocked in a read 2 s after the end); the stage
+    threads have ended (each finishes the step it holds), so ``swapper`` may be closed.
 
     Returns:
         Counts, rate and capture→output latency of the run.
@@ -238,24 +341,25 @@ def run_live(capture: Capture, swapper: FrameSwap, open_output: Callable[[int, i
         raise UsageError(f"--batch-frames: {batch} is outside 1..{MAX_BATCH}")
     stop = stop or threading.Event()
     slot = LatestFrames(batch)
+    decided, rendered = Handoff(), Handoff()
     stats = LiveStats()
-    reader = threading.Thread(target=_capture, args=(capture, slot, stop), name="steadyswap-capture", daemon=True)
+    threads = [
+        threading.Thread(target=_capture, args=(capture, slot, stop), name="steadyswap-capture", daemon=True),
+        threading.Thread(target=_decide, args=(swapper, slot, decided, stop, batch), name="steadyswap-decide",
+                         daemon=True),
+        threading.Thread(target=_render, args=(swapper, decided, rendered), name="steadyswap-render", daemon=True),
+    ]
     output: LiveOutput | None = None
     ended = "stop"
     next_report = stats.began + report_every
-    reader.start()
+    for thread in threads:
+        thread.start()
     try:
         try:
-            while not stop.is_set():
-                frames: list[Captured] | None = slot.take(batch, timeout=0.1)
-                stats.dropped = slot.dropped
-                if frames is None:
-                    ended = "end of input"
-                    break
-                if not frames:
-                    continue
-                swapped = swapper.swap([frame.image for frame in frames])
+            while (done := rendered.get()) is not None:
+                frames, swapped = done  # type: ignore[misc]
                 for frame, image in zip(frames, swapped, strict=True):
+                    image = swapper.finish(image)
                     if output is None:
                         output = open_output(image.shape[1], image.shape[0])
                     if overlay:
@@ -264,30 +368,87 @@ def run_live(capture: Capture, swapper: FrameSwap, open_output: Callable[[int, i
                     stats.record(frame.at, time.monotonic())
                     if not keep:
                         ended = "window closed"
-                        stop.set()
+                        break
+                stats.dropped = slot.dropped
                 now = time.monotonic()
                 if now >= next_report:
                     line = stats.roll(now)
                     if report is not None:
                         report(line)
                     next_report = now + report_every
+                if ended == "window closed":
+                    break
+            else:
+                ended = "stop" if stop.is_set() else "end of input"
         except KeyboardInterrupt as interrupt:  # the usual way to end a camera stream: finish the output
             ended = signal.Signals(interrupt.signum).name if isinstance(interrupt, Terminated) else "Ctrl-C"
-        stop.set()
+        _stop(stop, decided, rendered, threads[1:])
         stats.dropped = slot.dropped
         if output is not None:
             finishing, output = output, None
             finishing.close()
         return replace(stats.result(ended), held=slot.most_held)
     except BaseException:
-        stop.set()
+        _stop(stop, decided, rendered, threads[1:])
         if output is not None:
             output.abort()
         raise
     finally:
-        reader.join(timeout=2.0)
-        if not reader.is_alive():  # a capture still blocked in a read cannot be closed under it
+        threads[0].join(timeout=2.0)
+        if not threads[0].is_alive():  # a capture still blocked in a read cannot be closed under it
             capture.close()
+
+
+def _stop(stop: threading.Event, decided: Handoff, rendered: Handoff, stages: list[threading.Thread]) -> None:
+    """End the stage threads: steps in flight are dropped, and each thread finishes the call it is in (so the
+    swapper is free to close when this returns)."""
+    stop.set()
+    decided.close()
+    rendered.close()
+    for thread in stages:
+        thread.join()
+
+
+def _decide(swapper: FrameSwap, slot: LatestFrames, decided: Handoff, stop: threading.Event, batch: int) -> None:
+    """The decide thread: take the newest frames, decide them, hand them to the render thread; then wait until
+    the render thread is about to be free (its pace less this stage's), so the next frames are as new as can be
+    when their render starts."""
+    mine, theirs = Pace(), Pace()
+    error: BaseException | None = None
+    try:
+        while not stop.is_set():
+            frames: list[Captured] | None = slot.take(batch, timeout=0.1)
+            if frames is None:
+                break
+            if not frames:
+                continue
+            began = time.monotonic()
+            step = swapper.decide([frame.image for frame in frames])
+            mine.add(time.monotonic() - began)
+            if not decided.put((frames, step, theirs)):
+                break
+            if theirs.seconds > mine.seconds:
+                stop.wait(PACE_SHARE * (theirs.seconds - mine.seconds))
+    except BaseException as failure:  # handed to the main thread, which raises it
+        error = failure
+    decided.end(error)
+
+
+def _render(swapper: FrameSwap, decided: Handoff, rendered: Handoff) -> None:
+    """The render thread: render each decided step and hand it to the output; its pace (render and hand-over,
+    per step) goes back to the decide thread."""
+    error: BaseException | None = None
+    try:
+        while (step := decided.get()) is not None:
+            frames, work, pace = step  # type: ignore[misc]
+            began = time.monotonic()
+            swapped = swapper.render(work)
+            if not rendered.put((frames, swapped)):
+                break
+            pace.add(time.monotonic() - began)
+    except BaseException as failure:
+        error = failure
+    rendered.end(error)
 
 
 def _capture(capture: Capture, slot: LatestFrames, stop: threading.Event) -> None:

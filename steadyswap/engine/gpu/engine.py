@@ -182,6 +182,17 @@ stream's ``FaceSwapper`` (whose enhancer tone, colour, degrade and hold stages k
 hands (``FrameResult.hands``)."""
 
 
+@dataclass
+class FramesStep:
+    """Frames ``GpuEngine.decide_frames`` decided for ``render_frames``: the (n, H, W, 3) uint8 frames on the device
+    (None for no frames), what to swap in each, and the CUDA event after their upload and detection (None on the
+    CPU)."""
+
+    frames: torch.Tensor | None
+    finals: list[Final]
+    ready: torch.cuda.Event | None = None
+
+
 class _Stream:
     """One segment: its reader, writer, and the ``FaceSwapper`` that makes its decisions.
 
@@ -281,6 +292,8 @@ class GpuEngine:
         self.sources = self._with_faces(source_names(sources), images)
         """The source photos that have a face: checked once here, so each segment's FaceSwapper does not warn again."""
         self._frames_stream: _Stream | None = None
+        self._frames_cuda: tuple[torch.cuda.Stream | None, torch.cuda.Stream | None] = (None, None)
+        """The CUDA streams of ``decide_frames`` and ``render_frames`` (None on the CPU)."""
         self.plan = self._plan_memory()
         log.debug("GPU engine on %s: detector %s, swapper %s, %d faces per swapper call (%s)", self.device,
                   self.detector.name if self.detector else config.face_detector_model,
@@ -461,16 +474,27 @@ class GpuEngine:
     def swap_frames(self, images: list[np.ndarray], fps: float = 30.0) -> list[np.ndarray]:
         """Consecutive same-size RGB frames of one video, each answered causally, as ``FaceSwapper.swap_frames``,
         but detected, swapped and pasted as one step on the device; tracking state carries over between calls."""
-        if not images:
-            return []
+        return self.render_frames(self.decide_frames(images, fps))
+
+    def decide_frames(self, images: list[np.ndarray], fps: float = 30.0) -> FramesStep:
+        """The first half of ``swap_frames``: upload, detect and decide, on a CUDA stream of its own. One thread
+        may decide the next frames while another renders these (``render_frames``): the halves share no state
+        but the step."""
         if self._frames_stream is None:
             self._frames_stream = self._stream(0, Segment("frames", 0, 1, 0), fps)
+            self._frames_cuda = (side_stream(self.device, priority=-1), side_stream(self.device))
         stream, clock = self._frames_stream, self.clock
-        with clock.measure("upload"):
-            frames = torch.from_numpy(np.stack(images)).to(self.device)
-        with clock.measure("detect"):
-            detections = self.detector.detect(frames) if self.detector else [None] * len(images)
-        finals = []
+        finals: list[Final] = []
+        if not images:
+            return FramesStep(None, finals)
+        with on(self._frames_cuda[0]):
+            with clock.measure("upload"):
+                frames = torch.from_numpy(np.stack(images)).to(self.device)
+            with clock.measure("detect"):
+                detections = self.detector.detect(frames) if self.detector else [None] * len(images)
+            ready = torch.cuda.Event() if self.device.type == "cuda" else None
+            if ready is not None:
+                ready.record()
         with clock.measure("decide"):
             for row, image in enumerate(images):
                 item = _Item(0, row, None, True)
@@ -478,10 +502,22 @@ class GpuEngine:
                     stream.feed.give(detections[row])  # type: ignore[arg-type]
                 result = stream.swapper.process(image)
                 finals.append((item, frames[row], stream.deferred.take(image), stream.swapper, result.hands))
-        with clock.measure("render"):
-            rendered = self.render(finals)
-        with clock.measure("download"):
-            return list(rendered.cpu().numpy())
+        return FramesStep(frames, finals, ready)
+
+    def render_frames(self, step: FramesStep) -> list[np.ndarray]:
+        """The second half of ``swap_frames``: swap, paste and download the decided frames, on the render stream
+        (after the upload and detection, which ran on the decide stream)."""
+        if step.frames is None:
+            return []
+        compute = self._frames_cuda[1]
+        with on(compute):
+            if compute is not None and step.ready is not None:
+                compute.wait_event(step.ready)
+                step.frames.record_stream(compute)
+            with self.clock.measure("render"):
+                rendered = self.render(step.finals)
+            with self.clock.measure("download"):
+                return list(rendered.cpu().numpy())
 
     def reset_tracking(self) -> None:
         """Forget the tracks and smoothing state ``swap_frames`` kept (after a seek, or for another video)."""
