@@ -4,7 +4,7 @@ Usage: python scripts/tune_smoothing.py [CLIP ...]
 
 Each clip is analysed once (embedded face mesh, tracked); every smoother setting then runs over the
 same raw landmarks, so the table compares filters, not analysis runs. ``lookahead`` > 0 is the
-zero-phase One-Euro that file runs use (past and future frames); 0 is the causal filter. Jitter is the quality monitor's
+zero-phase One-Euro that file runs use (past and future frames); 0 is the causal filter (the last row: live's defaults). Jitter is the quality monitor's
 (distance from a 7-frame moving average over the inter-ocular distance, mean over frames); lag is the
 monitor's velocity cross-correlation of the landmark centroid on fast motion, in frames.
 """
@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from steadyswap.analysis.mediapipe_mesh import MediaPipeAnalyzer
+from steadyswap.config import LIVE_SMOOTHING
 from steadyswap.io import VideoReader
 from steadyswap.quality.metrics import jitter, lag_frames
 from steadyswap.tracking.smoothing import LandmarkSmoother
@@ -28,7 +29,8 @@ CLIPS = ["liveportrait_d0.mp4", "liveportrait_d3.mp4", "liveportrait_d11.mp4", "
 SETTINGS = [("off", {}), ("ema", {"alpha": 0.25})] + [
     ("one-euro", {"min_cutoff": c, "beta": b, "lookahead": k})
     for k in (0, 5) for c in (0.5, 1.0, 2.0) for b in (0.5, 2.0, 8.0)
-]
+] + [("one-euro", {"min_cutoff": LIVE_SMOOTHING["smoothing_min_cutoff"], "beta": LIVE_SMOOTHING["smoothing_beta"],
+                   "d_cutoff": LIVE_SMOOTHING["smoothing_d_cutoff"], "lookahead": 0})]  # live's defaults
 
 
 def raw_track(path: Path) -> tuple[list, float]:

@@ -5,7 +5,8 @@ Field names follow FaceFusion's flags with dashes turned into underscores where 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Collection
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -212,6 +213,17 @@ class RunConfig:
                 raise UsageError(f"option 'gpu': expected a mapping of GPU engine options, got {gpu!r}")
             clean["extra"] = {**clean.get("extra", {}), "gpu": dict(gpu)}
         return cls(**clean).validate()
+
+
+LIVE_SMOOTHING = {"smoothing_min_cutoff": 0.8, "smoothing_beta": 1.0, "smoothing_d_cutoff": 4.0}
+"""The One-Euro parameters of live runs unless set: the causal filter's best trade on the shared clips
+(``scripts/tune_smoothing.py``), 48% of the unsmoothed landmark jitter at up to 1.8 frames of lag, where the file
+defaults, chosen for the zero-phase filter, leave 52% (docs/live.md). Applied by ``live_smoothing``."""
+
+
+def live_smoothing(config: RunConfig, given: Collection[str]) -> RunConfig:
+    """``config`` with ``LIVE_SMOOTHING`` for each One-Euro parameter not in ``given`` (the fields the user set)."""
+    return replace(config, **{field: value for field, value in LIVE_SMOOTHING.items() if field not in given})
 
 
 def crf_from_quality(quality: int, encoder: str) -> int:

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from steadyswap.cli.main import main
-from steadyswap.config import RunConfig
+from steadyswap.config import LIVE_SMOOTHING, RunConfig, live_smoothing
 from steadyswap.engine.live import LatestFrames, LiveSwapper, run_live
 from steadyswap.errors import MediaDecodeError, UsageError
 from steadyswap.io.capture import MILLISECONDS, Capture, Captured, StreamCapture
@@ -467,3 +467,45 @@ def test_the_window_ends_the_stream_when_the_viewer_presses_q(monkeypatch: pytes
     window = WindowOutput()
     result = run_live(StreamCapture(str(media_path(CLIP))), Slow(), lambda w, h: window)
     assert result.ended == "window closed" and result.frames == 3 and len(shown) == 3
+
+
+def test_live_smoothing_defaults_apply_only_where_not_set() -> None:
+    config = live_smoothing(RunConfig(smoothing_beta=3.0), {"smoothing_beta", "sources"})
+    assert (config.smoothing_min_cutoff, config.smoothing_beta, config.smoothing_d_cutoff) == (
+        LIVE_SMOOTHING["smoothing_min_cutoff"], 3.0, LIVE_SMOOTHING["smoothing_d_cutoff"])
+    assert RunConfig().smoothing_min_cutoff != LIVE_SMOOTHING["smoothing_min_cutoff"], "files keep theirs"
+
+
+def test_live_smoothing_halves_the_landmark_jitter_on_a_clip() -> None:
+    """The causal filter with the live defaults, over a clip's tracked face-mesh landmarks (the method of
+    docs/quality.md and scripts/tune_smoothing.py): under half the unsmoothed jitter, less than the file defaults
+    leave when causal, at under two frames of lag."""
+    from steadyswap.analysis.mediapipe_mesh import MediaPipeAnalyzer
+    from steadyswap.quality.metrics import jitter, lag_frames
+    from steadyswap.tracking.smoothing import LandmarkSmoother
+    from steadyswap.tracking.tracker import FaceTracker
+
+    analyzer, tracker, raw = MediaPipeAnalyzer(max_faces=1), FaceTracker(), []
+    for image in decode(media_path("video/liveportrait_d0.mp4")):
+        faces = tracker.update(analyzer.analyze([image], video=True)[0])
+        raw.append(faces[faces.track_ids == 0])
+    analyzer.close()
+    raw = [faces for faces in raw if len(faces)]
+    assert len(raw) > 70
+
+    def smoothed(**params: float) -> np.ndarray:
+        smoother = LandmarkSmoother("one-euro", 25.0, lookahead=0, **params)
+        return np.stack([smoother.update(faces).landmarks[0] for faces in raw])
+
+    def jitter_of(points: np.ndarray) -> float:
+        return float(np.nanmean(jitter(points, np.linalg.norm(points[:, 33] - points[:, 263], axis=-1))))
+
+    unsmoothed = np.stack([faces.landmarks[0] for faces in raw])
+    live = smoothed(min_cutoff=LIVE_SMOOTHING["smoothing_min_cutoff"], beta=LIVE_SMOOTHING["smoothing_beta"],
+                    d_cutoff=LIVE_SMOOTHING["smoothing_d_cutoff"])
+    files = RunConfig()
+    causal_file_defaults = smoothed(min_cutoff=files.smoothing_min_cutoff, beta=files.smoothing_beta,
+                                    d_cutoff=files.smoothing_d_cutoff)
+    assert jitter_of(live) <= 0.5 * jitter_of(unsmoothed)
+    assert jitter_of(live) < jitter_of(causal_file_defaults)
+    assert 0 < lag_frames(unsmoothed.mean(axis=1), live.mean(axis=1)) < 2.0

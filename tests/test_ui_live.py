@@ -181,3 +181,17 @@ def test_live_tab_swaps_the_camera_and_the_server_survives_the_page_closing(live
                 page.screenshot(path=str(Path(__file__).resolve().parents[1] / "docs" / "ui_live.png"))
         context.close()  # mid-stream: the socket drops without a goodbye
         assert server_thread.is_alive()
+
+
+def test_the_live_tab_smooths_with_the_live_defaults_unless_changed() -> None:
+    """The options panel sends every control: a One-Euro parameter left at the file default gets live's."""
+    from steadyswap.config import LIVE_SMOOTHING, RunConfig
+    from steadyswap.ui.live import _start
+    from steadyswap.ui.paths import PathGuard
+
+    files = RunConfig()
+    hello = {"sources": [str(media_path(SOURCE))],
+             "options": {"smoothing_min_cutoff": files.smoothing_min_cutoff, "smoothing_beta": 3.0}}
+    _, config, _ = _start(PathGuard([DATA]), hello)
+    assert config.smoothing_min_cutoff == LIVE_SMOOTHING["smoothing_min_cutoff"] != files.smoothing_min_cutoff
+    assert config.smoothing_d_cutoff == LIVE_SMOOTHING["smoothing_d_cutoff"] and config.smoothing_beta == 3.0

@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import logging
+import re
 from pathlib import Path
 
 from steadyswap.cli.run import add_flags, build_config
-from steadyswap.config import crf_from_quality
+from steadyswap.config import LIVE_SMOOTHING, crf_from_quality, live_smoothing
 from steadyswap.engine.output import output_settings
 from steadyswap.errors import InputError, OutputError, UsageError
 from steadyswap.flags import FLAGS, LIVE_OPTIONS, pixel_size
@@ -63,6 +64,9 @@ def add_live_parser(subparsers: argparse._SubParsersAction) -> argparse.Argument
                        "(default: %(default)s)")
     where.add_argument("--overlay", action="store_true", help="draw frames/s and latency into the frames")
     add_flags(parser, [flag for flag in FLAGS if flag.dest in LIVE_OPTIONS])
+    for action in parser._actions:  # live's own One-Euro defaults (config.LIVE_SMOOTHING)
+        if action.dest in LIVE_SMOOTHING and action.help:
+            action.help = re.sub(r"\(default: [^)]*\)", f"(live default: {LIVE_SMOOTHING[action.dest]:g})", action.help)
     return parser
 
 
@@ -73,7 +77,7 @@ def run_live(args: argparse.Namespace) -> int:
     from steadyswap.engine.live import run_live as run_stream
     from steadyswap.engine.pipeline import check_sources
 
-    config = build_config(args)
+    config = live_smoothing(build_config(args), vars(args))
     sources = [Path(s).expanduser() for s in args.sources]
     check_sources(sources)
     kind = output_kind(args.output)

@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 
+from steadyswap.config import LIVE_SMOOTHING, RunConfig, live_smoothing
 from steadyswap.engine.live import LiveSwapper
 from steadyswap.errors import SteadySwapError, UsageError
 from steadyswap.flags import LIVE_FIELDS
@@ -118,7 +119,10 @@ def _start(guard: PathGuard, hello: Any) -> tuple[list[Path], Any, list[str]]:
     options = dict(hello.get("options") or {})
     unused = sorted(field for field in options if field not in LIVE_FIELDS)
     config = config_from_options({field: value for field, value in options.items() if field in LIVE_FIELDS})
-    return sources, config, unused
+    # the panel sends every control, set or not: a One-Euro parameter at the file default counts as not set
+    defaults = RunConfig()
+    changed = {field for field in LIVE_SMOOTHING if getattr(config, field) != getattr(defaults, field)}
+    return sources, live_smoothing(config, changed), unused
 
 
 async def _fail(websocket: WebSocket, message: str) -> None:
