@@ -2,7 +2,7 @@
 
 Usage:
     python scripts/bench_live.py [--size 640x480 --size 1280x720] [--output file|none] [--providers cpu]
-                                 [--input-fps 60]
+                                 [--input-fps 60] [--loops serial pipelined] [--repeat 3]
                                  [--swapper classic] [--detector mediapipe] [--models-dir DIR] [--batch-frames 1]
                                  [--profile 60]
 
@@ -12,6 +12,12 @@ frame rate through the live loop (``run_live``): frames that arrive while a fram
 one waiting, so the rate printed is what the machine keeps up with and the latency is what a viewer would see
 added, from a frame's arrival to its hand-over to the output (``file``: encoded by libx264 with the run's
 default settings; ``none``: dropped, to see the swap alone). Swapper warm-up is done before the clock starts.
+Smoothing: live's defaults (``config.LIVE_SMOOTHING``), as ``steadyswap live``.
+
+``--loops``: ``pipelined`` is ``run_live`` (decide, render and output overlapped on three threads); ``serial`` is
+the loop as it was before that, kept here as the baseline: one thread takes the newest frames, swaps them
+(``LiveSwapper.swap``: decide, render, watermark) and sends them, then takes the next. ``--repeat N`` runs each
+size N times per loop, the loops taking turns, and prints the medians.
 
 ``--profile N`` then swaps the first N frames of each clip one at a time (no capture, no drops) and prints the
 milliseconds per frame of the whole step, of the watermark and, on the GPU engine, of each of its phases
@@ -25,8 +31,10 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import time
@@ -38,10 +46,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from steadyswap.config import RunConfig, crf_from_quality  # noqa: E402
-from steadyswap.engine.live import LiveSwapper, run_live  # noqa: E402
+from steadyswap.config import RunConfig, live_smoothing  # noqa: E402
+from steadyswap.engine.live import LatestFrames, LiveResult, LiveStats, LiveSwapper, _capture, run_live  # noqa: E402
 from steadyswap.io.capture import StreamCapture  # noqa: E402
-from steadyswap.io.live_outputs import FileOutput, LiveOutput  # noqa: E402
+from steadyswap.engine.output import output_settings  # noqa: E402
+from steadyswap.io.live_outputs import FileOutput, LiveOutput, live_info  # noqa: E402
 
 MEDIA = ROOT.parent / "shared" / "media"
 CLIP = MEDIA / "video" / "liveportrait_s32_1280x720.mp4"
@@ -84,25 +93,55 @@ def make_clip(size: tuple[int, int], folder: Path, rate: int | None = None) -> P
     return path
 
 
-def measure(clip: Path, config: RunConfig, output: str, batch: int, folder: Path) -> dict:
+def serial_loop(capture: StreamCapture, swapper: LiveSwapper, open_output, batch: int) -> LiveResult:
+    """The live loop before its stages overlapped: take the newest frames, swap, send, repeat (the baseline)."""
+    slot, stats, stop = LatestFrames(batch), LiveStats(), threading.Event()
+    reader = threading.Thread(target=_capture, args=(capture, slot, stop), daemon=True)
+    reader.start()
+    output = None
+    try:
+        while (frames := slot.take(batch, timeout=0.1)) is not None:
+            for frame, image in zip(frames, swapper.swap([frame.image for frame in frames]), strict=True):
+                output = output or open_output(image.shape[1], image.shape[0])
+                output.send(image, frame.pts)
+                stats.record(frame.at, time.monotonic())
+        stats.dropped = slot.dropped
+        if output is not None:
+            output.close()
+        return stats.result("end of input")
+    finally:
+        stop.set()
+        reader.join(timeout=2.0)
+        capture.close()
+
+
+def measure(clip: Path, config: RunConfig, output: str, batch: int, folder: Path, loop: str) -> dict:
     capture = StreamCapture(str(clip))
     swapper = LiveSwapper([SOURCE], config, capture.fps)
 
     def open_output(width: int, height: int) -> LiveOutput:
         if output == "none":
             return Discard()
-        return FileOutput(folder / f"live_{clip.name}", [clip, SOURCE], width, height, capture.fps,
-                          capture.time_base, str(clip), config.output_video_encoder,
-                          crf_from_quality(config.output_video_quality, config.output_video_encoder),
-                          config.output_video_preset)
+        path = folder / f"live_{clip.name}"
+        info = live_info(width, height, capture.fps, capture.time_base, str(clip))
+        return FileOutput(path, [clip, SOURCE], info, output_settings(config, info, path))
 
     try:
-        result = run_live(capture, swapper, open_output, batch=batch)
+        if loop == "serial":
+            result = serial_loop(capture, swapper, open_output, batch)
+        else:
+            result = run_live(capture, swapper, open_output, batch=batch)
     finally:
         swapper.close()
-    return {"input_fps": round(capture.fps, 2), "frames_out": result.frames, "dropped": result.dropped,
+    return {"loop": loop, "input_fps": round(capture.fps, 2), "frames_out": result.frames, "dropped": result.dropped,
             "fps": round(result.fps, 1), "latency_ms_mean": round(result.latency * 1000, 1),
             "latency_ms_p95": round(result.latency_p95 * 1000, 1), "device": swapper.device}
+
+
+def medians(rows: list[dict]) -> dict:
+    """The median of each figure over ``rows`` (runs of one loop at one size)."""
+    keys = ("frames_out", "dropped", "fps", "latency_ms_mean", "latency_ms_p95")
+    return {"loop": rows[0]["loop"], "runs": len(rows), **{k: statistics.median(r[k] for r in rows) for k in keys}}
 
 
 def profile(clip: Path, config: RunConfig, count: int) -> dict:
@@ -146,30 +185,43 @@ def main() -> None:
     parser.add_argument("--batch-frames", type=int, default=1)
     parser.add_argument("--gpu-device", help="GpuOptions.device (e.g. cpu to run the engine's code on torch-CPU)")
     parser.add_argument("--input-fps", type=int, help="play the clip at this rate (same frames), else its 30")
+    parser.add_argument("--loops", nargs="+", choices=("serial", "pipelined"), default=["pipelined"],
+                        help="the live loop(s) to time (see above)")
+    parser.add_argument("--repeat", type=int, default=1, metavar="N", help="runs per size and loop (medians)")
     parser.add_argument("--profile", type=int, default=0, metavar="N",
                         help="then time N one-frame steps per clip by phase (see above)")
     parser.add_argument("--json", help="also write the figures here")
     args = parser.parse_args()
     sizes = [tuple(int(v) for v in s.split("x")) for s in (args.size or ["640x480", "1280x720"])]
     extra = {"gpu": {"device": args.gpu_device, "half": False}} if args.gpu_device else {}
-    config = RunConfig(face_swapper_model=args.swapper, face_detector_model=args.detector,
-                       face_landmarker_model="mediapipe" if args.detector == "mediapipe" else "none",
-                       models_dir=args.models_dir, execution_providers=tuple(args.providers), extra=extra)
-    figures = {"machine": f"{platform.node()} {os.cpu_count()} cores", "output": args.output,
+    config = live_smoothing(RunConfig(face_swapper_model=args.swapper, face_detector_model=args.detector,
+                                      face_landmarker_model="mediapipe" if args.detector == "mediapipe" else "none",
+                                      models_dir=args.models_dir, execution_providers=tuple(args.providers),
+                                      extra=extra), ())
+    figures = {"machine": f"{platform.node()} {os.cpu_count()} cores", "load": os.getloadavg(),
+               "output": args.output, "batch_frames": args.batch_frames,
                "swapper": args.swapper, "detector": args.detector, "providers": args.providers, "runs": {}}
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
         for size in sizes:
             name = f"{size[0]}x{size[1]}"
             clip = make_clip(size, folder, args.input_fps)
-            figures["runs"][name] = row = measure(clip, config, args.output, args.batch_frames,
-                                                  folder)
-            print(f"{name}: {row['fps']} frames/s of {row['input_fps']} ({row['frames_out']} out, {row['dropped']} "
-                  f"dropped), latency {row['latency_ms_mean']} ms mean, {row['latency_ms_p95']} ms p95 "
-                  f"[{row['device']}]", flush=True)
+            runs: dict[str, list[dict]] = {loop: [] for loop in args.loops}
+            for _ in range(args.repeat):
+                for loop in args.loops:
+                    row = measure(clip, config, args.output, args.batch_frames, folder, loop)
+                    runs[loop].append(row)
+                    print(f"{name} {loop}: {row['fps']} frames/s of {row['input_fps']} ({row['frames_out']} out, "
+                          f"{row['dropped']} dropped), latency {row['latency_ms_mean']} ms mean, "
+                          f"{row['latency_ms_p95']} ms p95 [{row['device']}]", flush=True)
+            figures["runs"][name] = found = {"runs": runs, "medians": [medians(rows) for rows in runs.values()]}
+            for middle in found["medians"]:
+                print(f"{name} {middle['loop']}, median of {middle['runs']}: {middle['fps']} frames/s, "
+                      f"{middle['dropped']} dropped, latency {middle['latency_ms_mean']} ms mean, "
+                      f"{middle['latency_ms_p95']} ms p95", flush=True)
             if args.profile:
-                row["profile"] = found = profile(clip, config, args.profile)
-                print(f"{name} profile: {found}", flush=True)
+                found["profile"] = timed = profile(clip, config, args.profile)
+                print(f"{name} profile: {timed}", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
 
