@@ -9,8 +9,11 @@
 #       steadyswap batch with one GPU worker against a plain run, both on the GPU engine with the stand-in
 #       models: tests/test_distributed_gpu_engine.py, then bench_distributed.py overhead (bench_distributed_gpu.json)
 #   bash scripts/bench_gpu.sh --live [bench_live.py options]
-#       steadyswap live on the GPU engine with the stand-in hyperswap and YuNet, the clip played at 60 frames/s
-#       (live.json), then the same with a per-phase profile under CUDA_LAUNCH_BLOCKING=1 (live_profile.json)
+#       the CUDA tests of tests/test_live.py; steadyswap live on the GPU engine with the stand-in hyperswap and
+#       YuNet, the clip played at 60 frames/s:
+#       the serial loop (the baseline) and the pipelined one taking turns, 3 runs each (live.json); the pipelined
+#       one with --batch-frames 2 (live_batch2.json); then a per-phase profile under CUDA_LAUNCH_BLOCKING=1
+#       (live_profile.json)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out="${OUT:-$PWD/out}"
@@ -37,7 +40,12 @@ if [ "${1:-}" = "--live" ]; then
     python3 scripts/bench_gpu.py --out "$out/prepare" --sections env,prepare --frames 60 2>&1 | quiet | tail -n 3
     live=(python3 scripts/bench_live.py --providers cuda --swapper hyperswap_1a_256 --detector yunet
           --models-dir /tmp/steadyswap-bench/models --output none --input-fps 60 --size 640x480 --size 1280x720)
-    "${live[@]}" --json "$out/live.json" "$@" 2>&1 | quiet | grep -v -e "^W0000" -e "^I0000" | tee "$out/live.log"
+    timeout 180 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_live.py > "$out/pytest_live.log" 2>&1
+    tail -n 3 "$out/pytest_live.log"
+    "${live[@]}" --loops serial pipelined --repeat 3 --json "$out/live.json" "$@" 2>&1 | quiet \
+        | grep -v -e "^W0000" -e "^I0000" | tee "$out/live.log"
+    "${live[@]}" --repeat 3 --batch-frames 2 --json "$out/live_batch2.json" "$@" 2>&1 | quiet \
+        | grep -v -e "^W0000" -e "^I0000" | tee "$out/live_batch2.log"
     CUDA_LAUNCH_BLOCKING=1 "${live[@]}" --profile 120 --json "$out/live_profile.json" "$@" 2>&1 | quiet \
         | grep -v -e "^W0000" -e "^I0000" | tee "$out/live_profile.log"
     exit

@@ -509,3 +509,34 @@ def test_live_smoothing_halves_the_landmark_jitter_on_a_clip() -> None:
     assert jitter_of(live) <= 0.5 * jitter_of(unsmoothed)
     assert jitter_of(live) < jitter_of(causal_file_defaults)
     assert 0 < lag_frames(unsmoothed.mean(axis=1), live.mean(axis=1)) < 2.0
+
+
+@pytest.mark.gpu
+def test_gpu_engine_decides_on_one_thread_while_another_renders(gpu_models_dir: Path) -> None:
+    """On CUDA, ``decide_frames`` (upload, detection: its own CUDA stream) of each frame runs on a thread while the
+    frame before renders on another (the live loop's overlap): the frames come out as ``swap_frames`` one after
+    another makes them."""
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    from concurrent.futures import ThreadPoolExecutor
+
+    from steadyswap.engine.gpu.engine import GpuEngine
+
+    source, frames = media_path("image/liveportrait_s1_512.jpg"), decode(media_path("video/liveportrait_d3_93f.mp4"))
+    config = gpu_engine_config(gpu_models_dir, execution_providers=("cuda",))
+    with GpuEngine([source], config) as engine:
+        expected = [engine.swap_frames([frame])[0] for frame in frames[:24]]
+    with GpuEngine([source], config) as engine, ThreadPoolExecutor(1) as decider, ThreadPoolExecutor(1) as renderer:
+        decided = decider.submit(engine.decide_frames, [frames[0]])
+        rendering = []
+        for frame in frames[1:24]:
+            step = decided.result()
+            rendering.append(renderer.submit(engine.render_frames, step))
+            decided = decider.submit(engine.decide_frames, [frame])
+        rendering.append(renderer.submit(engine.render_frames, decided.result()))
+        got = [future.result()[0] for future in rendering]
+    changed = [np.abs(a.astype(int) - f).mean() for a, f in zip(expected, frames)]
+    assert min(changed) > 0.5, "faces were swapped"
+    for want, have in zip(expected, got, strict=True):
+        assert np.abs(want.astype(int) - have).max() <= 1

@@ -1,11 +1,13 @@
-"""Live swapping: capture → analyse, track, smooth (causal) → swap → paste → show or send, as frames arrive.
+"""Live swapping: capture → decide (analyse, track, smooth causally, select) → render (swap, paste) → watermark and
+show or send, as frames arrive, the stages overlapped on their own threads.
 
 Capture runs on its own thread into ``LatestFrames``, a hand-off that holds at most ``batch`` frames and drops
 the oldest when a new one arrives: when swapping is slower than the camera, frames are dropped, never queued,
-so latency stays one frame's processing time however long the stream runs. Smoothing is causal (no lookahead:
-live has no future frames), so the face lags its true position by the One-Euro filter's delay
-(docs/live.md). The same loop runs the CPU path (``FaceSwapper``) and the GPU engine (``GpuEngine.swap_frames``,
-one or two frames per step).
+so latency stays a frame's processing time however long the stream runs. Decide and render run on two more
+threads, the output on the caller's, passing steps through ``Handoff``s that hold nothing: one step per stage at
+most, in order. Smoothing is causal (no lookahead: live has no future frames), so the face lags its true position
+by the One-Euro filter's delay (docs/live.md). The same loop runs the CPU path (``FaceSwapper.analyse`` and
+``accept``) and the GPU engine (``GpuEngine.decide_frames`` and ``render_frames``, one or two frames per step).
 """
 
 from __future__ import annotations
@@ -35,9 +37,6 @@ MAX_BATCH = 2
 """Frames per step at most: more would add a frame's wait to every frame's latency."""
 LATENCY_WINDOW = 10_000
 """Latencies kept for the percentiles of a run (the mean covers every frame)."""
-PACE_SHARE = 0.9
-"""Of the time the render stage is still busy, the share the decide stage waits before starting the next step:
-a little less than all, so the render rarely waits for a decision."""
 
 
 class LatestFrames:
@@ -302,14 +301,21 @@ class Handoff:
 
 
 class Pace:
-    """Seconds a stage takes per step, averaged over the last few steps (an exponential moving average)."""
+    """Seconds each stage of the live loop takes per step (its own work, not its waits), averaged over the last
+    few steps (exponential moving averages): the decide stage starts a step every ``period``."""
 
     def __init__(self, weight: float = 0.2) -> None:
         self.weight = weight
-        self.seconds = 0.0
+        self.seconds = {"decide": 0.0, "render": 0.0, "output": 0.0}
 
-    def add(self, seconds: float) -> None:
-        self.seconds = seconds if self.seconds == 0.0 else self.weight * seconds + (1 - self.weight) * self.seconds
+    def add(self, stage: str, seconds: float) -> None:
+        mean = self.seconds[stage]
+        self.seconds[stage] = seconds if mean == 0.0 else self.weight * seconds + (1 - self.weight) * mean
+
+    @property
+    def period(self) -> float:
+        """The slowest stage's time: a step started more often would only wait somewhere, its frames ageing."""
+        return max(self.seconds.values())
 
 
 def run_live(capture: Capture, swapper: FrameSwap, open_output: Callable[[int, int], LiveOutput],
@@ -323,8 +329,8 @@ def run_live(capture: Capture, swapper: FrameSwap, open_output: Callable[[int, i
     Four threads overlap: capture; ``swapper.decide`` of the next frames; ``swapper.render`` of the frames before;
     and, on this thread, ``swapper.finish``, the overlay and the output. Between two stages a step waits only to
     be taken (``Handoff``), so at most one step is in each stage and frames leave in the order they came. The
-    decide stage starts a step when the render stage will be free about as it finishes (``Pace``), not earlier:
-    a step decided early would wait for the render with ever older frames.
+    decide stage starts a step once per ``Pace.period`` (the slowest stage's time), not as soon as it can: a step
+    started earlier would only wait for a busy stage further on, its frames ageing.
 
     Args:
         batch: frames per step (1 or 2; 2 lets the GPU engine batch, for a frame more of latency).
@@ -342,12 +348,14 @@ def run_live(capture: Capture, swapper: FrameSwap, open_output: Callable[[int, i
     stop = stop or threading.Event()
     slot = LatestFrames(batch)
     decided, rendered = Handoff(), Handoff()
+    pace = Pace()
     stats = LiveStats()
     threads = [
         threading.Thread(target=_capture, args=(capture, slot, stop), name="steadyswap-capture", daemon=True),
-        threading.Thread(target=_decide, args=(swapper, slot, decided, stop, batch), name="steadyswap-decide",
+        threading.Thread(target=_decide, args=(swapper, slot, decided, stop, batch, pace), name="steadyswap-decide",
                          daemon=True),
-        threading.Thread(target=_render, args=(swapper, decided, rendered), name="steadyswap-render", daemon=True),
+        threading.Thread(target=_render, args=(swapper, decided, rendered, pace), name="steadyswap-render",
+                         daemon=True),
     ]
     output: LiveOutput | None = None
     ended = "stop"
@@ -357,6 +365,7 @@ def run_live(capture: Capture, swapper: FrameSwap, open_output: Callable[[int, i
     try:
         try:
             while (done := rendered.get()) is not None:
+                began = time.monotonic()
                 frames, swapped = done  # type: ignore[misc]
                 for frame, image in zip(frames, swapped, strict=True):
                     image = swapper.finish(image)
@@ -371,6 +380,7 @@ def run_live(capture: Capture, swapper: FrameSwap, open_output: Callable[[int, i
                         break
                 stats.dropped = slot.dropped
                 now = time.monotonic()
+                pace.add("output", now - began)
                 if now >= next_report:
                     line = stats.roll(now)
                     if report is not None:
@@ -409,11 +419,10 @@ def _stop(stop: threading.Event, decided: Handoff, rendered: Handoff, stages: li
         thread.join()
 
 
-def _decide(swapper: FrameSwap, slot: LatestFrames, decided: Handoff, stop: threading.Event, batch: int) -> None:
-    """The decide thread: take the newest frames, decide them, hand them to the render thread; then wait until
-    the render thread is about to be free (its pace less this stage's), so the next frames are as new as can be
-    when their render starts."""
-    mine, theirs = Pace(), Pace()
+def _decide(swapper: FrameSwap, slot: LatestFrames, decided: Handoff, stop: threading.Event, batch: int,
+            pace: Pace) -> None:
+    """The decide thread: take the newest frames, decide them, hand them to the render thread; start the next
+    step a ``pace.period`` after this one began, so that no stage after holds it waiting."""
     error: BaseException | None = None
     try:
         while not stop.is_set():
@@ -424,28 +433,26 @@ def _decide(swapper: FrameSwap, slot: LatestFrames, decided: Handoff, stop: thre
                 continue
             began = time.monotonic()
             step = swapper.decide([frame.image for frame in frames])
-            mine.add(time.monotonic() - began)
-            if not decided.put((frames, step, theirs)):
+            pace.add("decide", time.monotonic() - began)
+            if not decided.put((frames, step)):
                 break
-            if theirs.seconds > mine.seconds:
-                stop.wait(PACE_SHARE * (theirs.seconds - mine.seconds))
+            stop.wait(max(0.0, began + pace.period - time.monotonic()))
     except BaseException as failure:  # handed to the main thread, which raises it
         error = failure
     decided.end(error)
 
 
-def _render(swapper: FrameSwap, decided: Handoff, rendered: Handoff) -> None:
-    """The render thread: render each decided step and hand it to the output; its pace (render and hand-over,
-    per step) goes back to the decide thread."""
+def _render(swapper: FrameSwap, decided: Handoff, rendered: Handoff, pace: Pace) -> None:
+    """The render thread: render each decided step and hand it to the output."""
     error: BaseException | None = None
     try:
         while (step := decided.get()) is not None:
-            frames, work, pace = step  # type: ignore[misc]
+            frames, work = step  # type: ignore[misc]
             began = time.monotonic()
             swapped = swapper.render(work)
+            pace.add("render", time.monotonic() - began)
             if not rendered.put((frames, swapped)):
                 break
-            pace.add(time.monotonic() - began)
     except BaseException as failure:
         error = failure
     rendered.end(error)
