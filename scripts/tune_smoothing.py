@@ -4,9 +4,10 @@ Usage: python scripts/tune_smoothing.py [CLIP ...]
 
 Each clip is analysed once (embedded face mesh, tracked); every smoother setting then runs over the
 same raw landmarks, so the table compares filters, not analysis runs. ``lookahead`` > 0 is the
-zero-phase One-Euro that file runs use (past and future frames); 0 is the causal filter (the last row: live's defaults). Jitter is the quality monitor's
-(distance from a 7-frame moving average over the inter-ocular distance, mean over frames); lag is the
-monitor's velocity cross-correlation of the landmark centroid on fast motion, in frames.
+zero-phase One-Euro that file runs use (past and future frames); 0 is the causal filter (the last row: live's
+defaults, ``config.LIVE_SMOOTHING``). Jitter is the quality monitor's (distance from a 7-frame moving average
+over the inter-ocular distance, mean over frames); lag is the monitor's velocity cross-correlation of the
+landmark centroid on fast motion, in frames.
 """
 
 from __future__ import annotations

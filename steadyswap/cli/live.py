@@ -66,7 +66,8 @@ def add_live_parser(subparsers: argparse._SubParsersAction) -> argparse.Argument
     add_flags(parser, [flag for flag in FLAGS if flag.dest in LIVE_OPTIONS])
     for action in parser._actions:  # live's own One-Euro defaults (config.LIVE_SMOOTHING)
         if action.dest in LIVE_SMOOTHING and action.help:
-            action.help = re.sub(r"\(default: [^)]*\)", f"(live default: {LIVE_SMOOTHING[action.dest]:g})", action.help)
+            live = f"(live default: {LIVE_SMOOTHING[action.dest]:g})"
+            action.help = re.sub(r"\(default: [^)]*\)", live, action.help)
     return parser
 
 

@@ -1,5 +1,5 @@
-"""Live swapping: capture → decide (analyse, track, smooth causally, select) → render (swap, paste) → watermark and
-show or send, as frames arrive, the stages overlapped on their own threads.
+"""Live swapping: capture → decide (analyse, track, smooth causally, select) → render (swap, paste) → watermark
+and show or send, as frames arrive, the stages overlapped on their own threads.
 
 Capture runs on its own thread into ``LatestFrames``, a hand-off that holds at most ``batch`` frames and drops
 the oldest when a new one arrives: when swapping is slower than the camera, frames are dropped, never queued,
@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from steadyswap.config import RunConfig
-from steadyswap.engine.frame_swapper import FaceSwapper
+from steadyswap.engine.frame_swapper import Analysed, FaceSwapper
 from steadyswap.engine.gpu import cpu_fallback, engine_module, use_gpu_engine
 from steadyswap.errors import Terminated, UsageError
 from steadyswap.io import read_image
@@ -221,7 +221,8 @@ class LiveSwapper:
         if self._engine is not None:
             return self._engine.render_frames(step)
         assert self._frames is not None
-        return [result.image for analysed in step for result in self._frames.accept(analysed)]  # type: ignore[attr-defined]
+        analysed: list[Analysed] = step  # type: ignore[assignment]
+        return [result.image for one in analysed for result in self._frames.accept(one)]
 
     def finish(self, image: np.ndarray) -> np.ndarray:
         """The last stage: ``image`` with the watermark, where the run has one."""
