@@ -217,7 +217,7 @@ class RunConfig:
 
 LIVE_SMOOTHING = {"smoothing_min_cutoff": 0.8, "smoothing_beta": 1.0, "smoothing_d_cutoff": 4.0}
 """The One-Euro parameters of live runs unless set: the causal filter's best trade on the shared clips
-(``scripts/tune_smoothing.py``), 48% of the unsmoothed landmark jitter at up to 1.8 frames of lag, where the file
+(``scripts/tune_smoothing.py``), 48.5% of the unsmoothed landmark jitter at up to 1.8 frames of lag, where the file
 defaults, chosen for the zero-phase filter, leave 52% (docs/live.md). Applied by ``live_smoothing``."""
 
 
