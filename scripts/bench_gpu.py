@@ -660,6 +660,51 @@ def verify_output(output: Path, source: Path, segments: list) -> dict:
             "change_p95": float(np.percentile(change, 95)), "joins": joins}
 
 
+def section_profile(out: dict, models: Path, clip: Path, scratch: Path, total: int) -> None:
+    """One default engine run (one process, one segment) under torch's profiler, after an untimed run: where
+    the time of a step goes, by render stage (each wrapped in a profiler label here) and by operator, on the
+    host and on the device. Tables in ``out`` as text (top 30 by device time and by host time)."""
+    from torch.profiler import ProfilerActivity, profile, record_function
+
+    from steadyswap.engine.gpu import stages
+    from steadyswap.engine.gpu.engine import GpuEngine, GpuOptions
+
+    def labelled(owner: type, name: str) -> None:
+        method = getattr(owner, name)
+
+        def run(self, *args, **kwargs):
+            with record_function(f"stage {owner.__name__}.{name}"):
+                return method(self, *args, **kwargs)
+        setattr(owner, name, run)
+
+    for name in ("correct_colour", "degrade", "hold", "paste", "occlude"):
+        labelled(stages.GpuPatches, name)
+    labelled(stages.GpuSwapper, "swap")
+    labelled(stages.GpuSwapper, "run")
+    labelled(stages.GpuDetector, "detect")
+    source = read_image(shared(SOURCE_IMAGE))
+    frames = min(total, 400)
+    config = neural_config(models, trim_frame_end=frames)
+    with GpuEngine([source], config, GpuOptions(device=DEVICE, workers=1, segments=1)) as engine:
+        engine.run_video(clip, scratch / "profile.mp4")
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as profiler:
+            result = engine.run_video(clip, scratch / "profile.mp4")
+        out["fps"] = result.fps
+        out["phases_seconds"] = engine.clock.totals()
+    (scratch / "profile.mp4").unlink(missing_ok=True)
+    averages = profiler.key_averages()
+    out["by_device_time"] = averages.table(sort_by="self_cuda_time_total", row_limit=30, max_name_column_width=60)
+    out["by_host_time"] = averages.table(sort_by="self_cpu_time_total", row_limit=30, max_name_column_width=60)
+    out["stages"] = {event.key: {"host_ms": event.cpu_time_total / 1e3, "device_ms": event.device_time_total / 1e3,
+                                 "calls": event.count}
+                     for event in averages if event.key.startswith("stage ")}
+    print(f"  profile: {result.fps:.1f} fps (profiled)", flush=True)
+    for key, row in sorted(out["stages"].items()):
+        print(f"  {key}: host {row['host_ms']:.0f} ms, device {row['device_ms']:.0f} ms, {row['calls']} calls")
+    print(out["by_device_time"], flush=True)
+    print(out["by_host_time"], flush=True)
+
+
 def section_compile(out: dict, models: Path, clip: Path, scratch: Path, total: int) -> None:
     """torch.compile of the converted swapper graph: the model stage alone, then end to end."""
     import torch
@@ -1198,6 +1243,8 @@ def main() -> None:
                 section_prepare_classic(section)
             elif name == "cpu_path":
                 section_cpu_path(section, scratch)
+            elif name == "profile":
+                section_profile(section, models, clip, scratch, args.frames)
             elif name == "enhancer":
                 section_enhancer(section, models, clip, scratch, [int(b) for b in args.enhancer_batches.split(",")],
                                  min(args.enhancer_frames, args.frames))
