@@ -211,6 +211,21 @@ def test_blob_normalises_and_flips_channels():
     np.testing.assert_allclose(runtime.blob(image, (0,) * 3, (1,) * 3, bgr=True).ravel(), [0.2, 0, 1], atol=1e-6)
 
 
+def test_blob_equals_the_formula_bit_for_bit_and_places_images_on_a_black_canvas():
+    """The lookup tables give exactly the float32 arithmetic of ``(pixel / 255 - mean) / std`` (so both paths and
+    earlier runs see the same inputs); with ``size`` the images sit top-left on a canvas of level 0."""
+    images = np.random.default_rng(5).integers(0, 256, (2, 37, 23, 3), np.uint8)
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    flipped = images[..., ::-1].astype(np.float32) / np.float32(255.0)
+    expected = ((flipped - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)).transpose(0, 3, 1, 2)
+    np.testing.assert_array_equal(runtime.blob(images, mean, std, bgr=True), expected)
+    canvas = runtime.blob(images, mean, std, bgr=True, size=(64, 32))
+    np.testing.assert_array_equal(canvas[:, :, :37, :23], expected)
+    black = (-np.asarray(mean, np.float32) / np.asarray(std, np.float32))[None, :, None, None]
+    np.testing.assert_array_equal(canvas[:, :, 37:], np.broadcast_to(black, (2, 3, 27, 32)))
+    np.testing.assert_array_equal(canvas[:, :, :37, 23:], np.broadcast_to(black, (2, 3, 37, 9)))
+
+
 # --- factories ------------------------------------------------------------------------------------------
 
 

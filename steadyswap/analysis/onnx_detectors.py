@@ -8,6 +8,8 @@ into boxes, scores and five points; the score threshold and non-maximum suppress
 
 from __future__ import annotations
 
+import functools
+
 import cv2
 import numpy as np
 import onnxruntime as ort
@@ -25,26 +27,29 @@ Detections = tuple[np.ndarray, np.ndarray, np.ndarray]
 """boxes (m, 4) xyxy, scores (m,), kps (m, 5, 2), in detector-input pixels."""
 
 
-def letterbox(image: np.ndarray, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """Shrink ``image`` to fit height×width (never enlarge) and paste it top-left on black.
+def fit(image: np.ndarray, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Shrink ``image`` to fit height×width (never enlarge): the part of the letterboxed detector input that is
+    not black (``runtime.blob`` with ``size`` places it top-left on the black canvas).
 
     Returns:
-        (canvas (height, width, 3) uint8, ratio (2,) = original / shrunk size as (x, y)).
+        (the image, shrunk or as it is; ratio (2,) = original / shrunk size as (x, y)).
     """
     h, w = image.shape[:2]
     if h > height or w > width:
         scale = min(height / h, width / w)
         image = cv2.resize(image, (int(w * scale), int(h * scale)))
-    canvas = np.zeros((height, width, 3), np.uint8)
-    canvas[: image.shape[0], : image.shape[1]] = image
-    return canvas, np.array([w / image.shape[1], h / image.shape[0]], np.float32)
+    return image, np.array([w / image.shape[1], h / image.shape[0]], np.float32)
 
 
+@functools.lru_cache(maxsize=16)
 def anchor_centers(stride: int, rows: int, cols: int, per_cell: int) -> np.ndarray:
-    """(rows·cols·per_cell, 2) anchor points (x, y) in pixels, row-major, each repeated ``per_cell`` times."""
+    """(rows·cols·per_cell, 2) anchor points (x, y) in pixels, row-major, each repeated ``per_cell`` times
+    (read-only: one array per grid, made once)."""
     ys, xs = np.mgrid[:rows, :cols]
     centers = np.stack([xs, ys], -1).reshape(-1, 2).astype(np.float32) * stride
-    return np.repeat(centers, per_cell, axis=0)
+    centers = np.repeat(centers, per_cell, axis=0)
+    centers.setflags(write=False)
+    return centers
 
 
 def decode_distances(scores: np.ndarray, boxes: np.ndarray, kps: np.ndarray, stride: int, rows: int, cols: int,
@@ -141,7 +146,7 @@ def detections(spec: ModelSpec, outputs: list[np.ndarray], size: tuple[int, int]
         spec: the detector's registry entry (its family picks the decoder).
         outputs: the graph's outputs for this image alone (``split_images``).
         size: the detector input's (height, width).
-        ratio: (x, y) original / letterboxed size.
+        ratio: (x, y) original / shrunk size (``fit``).
     """
     boxes, scores, kps = decode(spec.family, outputs, size[0], size[1], score_threshold)
     keep = nms(boxes, scores, iou_threshold)
@@ -201,8 +206,8 @@ class OnnxDetector(FaceAnalyzer):
     def detect(self, image: np.ndarray) -> Faces:
         """Faces in one H×W×3 uint8 RGB image, best score first, landmarks = the five points."""
         check_shape("image", image, (None, None, 3), np.uint8)
-        canvas, ratio = letterbox(image, self.height, self.width)
-        tensor = runtime.blob(canvas[None], self.spec.mean, self.spec.std, self.spec.bgr)
+        shrunk, ratio = fit(image, self.height, self.width)
+        tensor = runtime.blob(shrunk[None], self.spec.mean, self.spec.std, self.spec.bgr, (self.height, self.width))
         outputs = self.session.run(None, {self.session.get_inputs()[0].name: tensor})
         return detections(self.spec, outputs, (self.height, self.width), ratio, self.score_threshold,
                           self.iou_threshold)

@@ -6,15 +6,17 @@ installed onnxruntime does not offer is a ModelError naming what is available.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
+import cv2
 import numpy as np
 import onnxruntime as ort
 
-from steadyswap.errors import ModelError
+from steadyswap.errors import ModelError, ShapeError
 
 PROVIDERS = {
     "cpu": "CPUExecutionProvider",
@@ -51,6 +53,9 @@ def create_session(path: str | os.PathLike[str], providers: Sequence[str] = ("cp
     """Load ``path`` on ``providers`` (our names); ModelError when the file cannot be loaded."""
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    # Idle pool threads sleep instead of spinning for the next call: spinning took a core from the other stages
+    # (about 40% of a near-free ONNX run's CPU time on 2 cores, docs/benchmarks.md).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if threads:
         options.intra_op_num_threads = threads
     ort_providers = session_providers(providers)
@@ -99,14 +104,37 @@ def run(session: ort.InferenceSession, feeds: dict[str, np.ndarray], batch_size:
     return [np.concatenate([p[k] for p in parts]).astype(np.float32, copy=False) for k in range(len(parts[0]))]
 
 
-def blob(images: np.ndarray, mean: Sequence[float], std: Sequence[float], bgr: bool = False) -> np.ndarray:
+def blob(images: np.ndarray, mean: Sequence[float], std: Sequence[float], bgr: bool = False,
+         size: tuple[int, int] | None = None) -> np.ndarray:
     """(n, H, W, 3) uint8 RGB → (n, 3, H, W) float32 ``(pixel / 255 - mean) / std``, channels flipped if ``bgr``.
+
+    ``size``: (height, width) of a larger canvas, each image placed at its top left and the rest black (level 0),
+    as a letterboxed detector input: the paste and the conversion in one pass. Each channel goes through a
+    256-entry table of the same float32 arithmetic (``levels``), so the values are those of the formula.
 
     >>> blob(np.full((1, 1, 1, 3), 255, np.uint8), (0.5,) * 3, (0.5,) * 3).ravel().tolist()
     [1.0, 1.0, 1.0]
+    >>> blob(np.full((1, 1, 1, 3), 255, np.uint8), (0.0,) * 3, (1.0,) * 3, size=(1, 2)).ravel().tolist()
+    [1.0, 0.0, 1.0, 0.0, 1.0, 0.0]
     """
-    if bgr:
-        images = images[..., ::-1]
-    scaled = images.astype(np.float32) / np.float32(255.0)
-    normed = (scaled - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
-    return np.ascontiguousarray(normed.transpose(0, 3, 1, 2))
+    if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
+        raise ShapeError(f"images: expected (n, H, W, 3) uint8, got {images.shape} {images.dtype}")
+    n, h, w = images.shape[:3]
+    height, width = size or (h, w)
+    table = levels(tuple(float(m) for m in mean), tuple(float(s) for s in std))
+    out = np.empty((n, 3, height, width), np.float32)
+    for channel in range(3):
+        out[:, channel, h:] = table[channel, 0]
+        out[:, channel, :h, w:] = table[channel, 0]
+    for index, image in enumerate(images):
+        planes = cv2.split(np.ascontiguousarray(image))
+        for channel in range(3):
+            cv2.LUT(planes[2 - channel if bgr else channel], table[channel], dst=out[index, channel, :h, :w])
+    return out
+
+
+@functools.lru_cache(maxsize=32)
+def levels(mean: tuple[float, ...], std: tuple[float, ...]) -> np.ndarray:
+    """(3, 256) float32: what each 8-bit level of each channel becomes, ``(level / 255 - mean) / std``."""
+    scaled = np.arange(256, dtype=np.float32)[:, None] / np.float32(255.0)
+    return np.ascontiguousarray(((scaled - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)).T)
