@@ -7,7 +7,7 @@ import numpy as np
 
 from steadyswap.blend.colour import ColourMatcher, lab_stats, transfer_lab
 from steadyswap.blend.mask import feather, padding_mask
-from steadyswap.blend.paste import paste_mask, paste_patches
+from steadyswap.blend.paste import blend_into, paste_mask, paste_patches
 from steadyswap.blend.warp import piecewise_affine_maps, triangle_affines
 from steadyswap.types import SwapPatch
 
@@ -76,6 +76,22 @@ def test_paste_leaves_pixels_outside_the_mask_bit_exact() -> None:
     changed = np.any(out != frame, axis=2)
     assert changed[40:60, 60:80].all() and changed.sum() <= 400
     assert paste_patches(frame, []) is frame
+
+
+def test_blend_is_the_float32_cross_fade_rounded_half_up_in_place() -> None:
+    """The in-place blend gives exactly ``region + mask·(crop − region)`` in float32, + 0.5, truncated (what the
+    paste computed before it was made to work in one buffer), and leaves the rest of the frame alone."""
+    rng = np.random.default_rng(8)
+    frame = rng.integers(0, 256, (60, 70, 3), dtype=np.uint8)
+    crop = rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    mask = rng.random((30, 40), dtype=np.float32)
+    mask[:, :5] = 0
+    r = frame[10:40, 20:60].astype(np.float32)
+    expected = frame.copy()
+    expected[10:40, 20:60] = (r + mask[..., None] * (crop.astype(np.float32) - r) + 0.5).astype(np.uint8)
+    out = frame.copy()
+    blend_into(out[10:40, 20:60], crop, mask)
+    np.testing.assert_array_equal(out, expected)
 
 
 def test_paste_of_a_rotated_patch_and_one_off_the_edge() -> None:

@@ -68,14 +68,19 @@ def paste_mask(shape: tuple[int, ...], patches: list[SwapPatch]) -> np.ndarray:
 
 
 def blend_into(region: np.ndarray, crop: np.ndarray, mask: np.ndarray) -> None:
-    """``region = region + mask·(crop − region)``, in place, only inside the mask's bounding box."""
+    """``region = region + mask·(crop − region)``, in place, only inside the mask's bounding box (float32, rounded
+    half up; the arithmetic in place in one float buffer, since this runs on every face of every frame)."""
     x0, y0, w, h = cv2.boundingRect((mask > 0).astype(np.uint8))
     if w == 0 or h == 0:
         return
-    r = region[y0:y0 + h, x0:x0 + w].astype(np.float32)
-    m = mask[y0:y0 + h, x0:x0 + w, None]
-    mixed = r + m * (crop[y0:y0 + h, x0:x0 + w].astype(np.float32) - r)
-    region[y0:y0 + h, x0:x0 + w] = (mixed + 0.5).astype(np.uint8)
+    under = region[y0:y0 + h, x0:x0 + w]
+    r = under.astype(np.float32)
+    mixed = crop[y0:y0 + h, x0:x0 + w].astype(np.float32)
+    np.subtract(mixed, r, out=mixed)
+    np.multiply(mixed, mask[y0:y0 + h, x0:x0 + w, None], out=mixed)
+    np.add(mixed, r, out=mixed)
+    np.add(mixed, np.float32(0.5), out=mixed)
+    np.copyto(under, mixed, casting="unsafe")
 
 
 def _in_frame_space(patch: SwapPatch, width: int, height: int):
