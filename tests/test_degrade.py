@@ -31,7 +31,7 @@ def test_blurred_target_blurs_the_swapped_face_to_its_sharpness() -> None:
     face, mask = _face()
     for sigma in (1.0, 2.0):
         target = cv2.GaussianBlur(face, (0, 0), sigma)
-        out = BlurMatcher(momentum=0).degrade_patch(_patch(face, target, mask)).crop
+        out = BlurMatcher(momentum=0).degrade_patch(_patch(face, target, mask), 0).crop
         ratio = _sharpness(out, mask) / _sharpness(target, mask)
         assert 0.8 <= ratio <= 1.25, (sigma, ratio)
         assert _sharpness(face, mask) / _sharpness(target, mask) > 2
@@ -40,9 +40,9 @@ def test_blurred_target_blurs_the_swapped_face_to_its_sharpness() -> None:
 def test_a_face_as_sharp_and_clean_as_the_target_is_left_as_it_is() -> None:
     face, mask = _face()
     softer = cv2.GaussianBlur(face, (0, 0), 1.5)
-    assert BlurMatcher().degrade_patch(_patch(face, face, mask)).crop is face
-    assert BlurMatcher().degrade_patch(_patch(softer, softer, mask)).crop is softer
-    assert BlurMatcher(enabled=False).degrade_patch(_patch(face, softer, mask)).crop is face
+    assert BlurMatcher().degrade_patch(_patch(face, face, mask), 0).crop is face
+    assert BlurMatcher().degrade_patch(_patch(softer, softer, mask), 0).crop is softer
+    assert BlurMatcher(enabled=False).degrade_patch(_patch(face, softer, mask), 0).crop is face
 
 
 def _across_over_along(image: np.ndarray, mask: np.ndarray) -> float:
@@ -58,9 +58,9 @@ def test_motion_blur_follows_the_motion_direction() -> None:
     face, mask = _face()
     target = cv2.filter2D(face, -1, np.zeros((1, 13), np.float32) + 1 / 13)
     moving = BlurMatcher(momentum=0)
-    moving.degrade_patch(_patch(face, target, mask, 0.0))
-    streaked = moving.degrade_patch(_patch(face, target, mask, 12.0)).crop
-    still = BlurMatcher(momentum=0).degrade_patch(_patch(face, target, mask, 0.0)).crop
+    moving.degrade_patch(_patch(face, target, mask, 0.0), 0)
+    streaked = moving.degrade_patch(_patch(face, target, mask, 12.0), 1).crop
+    still = BlurMatcher(momentum=0).degrade_patch(_patch(face, target, mask, 0.0), 0).crop
     assert _across_over_along(streaked, mask) > 1.3 * _across_over_along(still, mask)
     assert _across_over_along(streaked, mask) > 1.3 * _across_over_along(face, mask)
 
@@ -71,11 +71,23 @@ def test_grain_matches_a_noisy_target_and_is_smoothed_per_track() -> None:
     noisy = np.clip(face + rng.normal(0, 6, face.shape[:2])[:, :, None], 0, 255).astype(np.uint8)
     inside = mask > 0.5
     matcher = BlurMatcher()
-    first = matcher.degrade_patch(_patch(face, noisy, mask)).crop
-    for _ in range(10):
-        settled = matcher.degrade_patch(_patch(face, noisy, mask)).crop
+    first = matcher.degrade_patch(_patch(face, noisy, mask), 0).crop
+    for frame in range(1, 11):
+        settled = matcher.degrade_patch(_patch(face, noisy, mask), frame).crop
     target_noise = noise(luma(noisy), inside)
     assert noise(luma(face), inside) < 0.6 * target_noise
     assert noise(luma(first), inside) < noise(luma(settled), inside)  # the track's history eases it in
     assert abs(noise(luma(settled), inside) - target_noise) < 0.25 * target_noise
     assert not np.array_equal(first, settled)
+
+
+def test_grain_depends_on_the_frame_number_not_on_where_a_segment_began() -> None:
+    """A run split into segments swaps frame 9 with a fresh matcher: its grain is the one the whole run gives
+    frame 9 (a new pattern every frame), so segmented and single runs write the same pixels."""
+    face, mask = _face()
+    noisy = np.clip(face + np.random.default_rng(1).normal(0, 6, face.shape[:2])[:, :, None], 0, 255).astype(np.uint8)
+    whole = BlurMatcher(momentum=0)
+    crops = [whole.degrade_patch(_patch(face, noisy, mask), frame).crop for frame in range(10)]
+    segment = BlurMatcher(momentum=0).degrade_patch(_patch(face, noisy, mask), 9).crop
+    assert np.array_equal(segment, crops[9])
+    assert not np.array_equal(crops[8], crops[9])

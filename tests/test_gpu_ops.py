@@ -263,10 +263,10 @@ def test_degrade_matches_blend_degrade(torch_device: str) -> None:
     assert np.allclose(noise, [degrade.noise(g, mask > 0.5) for g in greys], rtol=1e-3, atol=1e-3)
     moves = [0.0, 5.0]
     cpu, device = degrade.BlurMatcher(), degrade.BlurMatcher()
-    for x in moves:
+    for frame, x in enumerate(moves):
         matrix = np.array([[1.0, 0, x], [0, 1, 0]])
-        expected = cpu.degrade_patch(SwapPatch(face, mask, matrix, 2, target)).crop.astype(np.int16)
-        plan = device.plan(2, matrix, powers[0], powers[1], float(noise[0]), float(noise[1]), mask.shape)
+        expected = cpu.degrade_patch(SwapPatch(face, mask, matrix, 2, target), frame).crop.astype(np.int16)
+        plan = device.plan(2, matrix, powers[0], powers[1], float(noise[0]), float(noise[1]), mask.shape, frame)
         assert plan.grain is not None and len(plan.blur.x) > 3
         out = torch_ops.degrade_apply(images[:1], [plan])[0].permute(1, 2, 0).cpu().numpy()
         diff = np.abs(out - expected)

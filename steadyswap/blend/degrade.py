@@ -219,9 +219,11 @@ def match_amount(target: float, tried: list[float]) -> float:
     return float(AMOUNTS[len(logs) - 1])
 
 
-def grain(shape: tuple[int, int], std: float, seed: int) -> np.ndarray:
-    """(h, w) float32 zero-mean Gaussian grain of ``std`` levels, the same for the same seed on both paths."""
-    return np.random.default_rng(seed).standard_normal(shape, np.float32) * np.float32(std)
+def grain(shape: tuple[int, int], std: float, frame: int) -> np.ndarray:
+    """(h, w) float32 zero-mean Gaussian grain of ``std`` levels for video frame number ``frame``: new grain
+    every frame, as a camera's, and the same on both paths and in any split of the run into segments, which
+    all know a frame by its number in the video (faces of one frame share it: they lie apart in the frame)."""
+    return np.random.default_rng(frame).standard_normal(shape, np.float32) * np.float32(std)
 
 
 @dataclass
@@ -248,7 +250,6 @@ class BlurMatcher:
     momentum: float = 0.6
     _amounts: dict[int, tuple[float, float]] = field(default_factory=dict)
     _centres: dict[int, np.ndarray] = field(default_factory=dict)
-    _frames: dict[int, int] = field(default_factory=dict)
 
     def motion(self, track_id: int, to_frame: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
         """The face's motion since the track's previous patch, in the crop's pixels: the displacement of the
@@ -265,7 +266,7 @@ class BlurMatcher:
         return np.linalg.solve(matrix[:, :2], centre - previous)
 
     def plan(self, track_id: int, to_frame: np.ndarray, crop_power: np.ndarray, target_power: np.ndarray,
-             crop_noise: float, target_noise: float, shape: tuple[int, int]) -> Degradation:
+             crop_noise: float, target_noise: float, shape: tuple[int, int], frame: int) -> Degradation:
         """The degradation of one face from its measurements, smoothed with its track's history; both paths
         measure (``power``, ``noise`` or their torch twins) and decide here.
 
@@ -274,6 +275,7 @@ class BlurMatcher:
             crop_power, target_power: ``power`` of the crop's and of the target's luma under the mask.
             crop_noise, target_noise: ``noise`` of the crop's and of the target's luma inside the mask.
             shape: the crop's (h, w).
+            frame: the video frame's number (the grain's seed).
         """
         motion = self.motion(track_id, to_frame, shape)
         goal = blurred_sharpness(target_power, shape, 0.0, motion)
@@ -283,27 +285,23 @@ class BlurMatcher:
         amount = match_amount(goal, tried)
         std = float(np.sqrt(max(0.0, target_noise ** 2 - crop_noise ** 2)))
         amount, std = smooth_per_track(self._amounts, track_id, self.momentum, amount, std)
-        frame = self._frames.get(track_id, 0)
-        if track_id >= 0:
-            self._frames[track_id] = frame + 1
-        seed = (max(track_id, 0) << 20) + frame
-        noisy = grain(shape, std, seed) if std >= NOISE_FLOOR else None
+        noisy = grain(shape, std, frame) if std >= NOISE_FLOOR else None
         return Degradation(blur_for(amount, motion), noisy)
 
-    def degrade_patch(self, patch: SwapPatch) -> SwapPatch:
-        """``patch`` with its crop blurred and grained to match the target pixels it covers (``patch.target``)."""
+    def degrade_patch(self, patch: SwapPatch, frame: int) -> SwapPatch:
+        """``patch`` of video frame number ``frame`` with its crop blurred and grained to match the target
+        pixels it covers (``patch.target``)."""
         if not self.enabled or patch.target is None:
             return patch
         inside = patch.mask > 0.5
         crop, target = luma(patch.crop), luma(patch.target)
         plan = self.plan(patch.track_id, patch.matrix, power(crop, patch.mask), power(target, patch.mask),
-                         noise(crop, inside), noise(target, inside), patch.mask.shape)
+                         noise(crop, inside), noise(target, inside), patch.mask.shape, frame)
         return SwapPatch(apply(patch.crop, plan), patch.mask, patch.matrix, patch.track_id, patch.target, patch.skin)
 
     def reset(self) -> None:
         self._amounts.clear()
         self._centres.clear()
-        self._frames.clear()
 
 
 def apply(crop: np.ndarray, plan: Degradation) -> np.ndarray:

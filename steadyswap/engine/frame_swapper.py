@@ -66,6 +66,8 @@ class Analysed:
     cut: bool
     active_tracks: set[int]
     hands: np.ndarray | None = None
+    number: int = 0
+    """The frame's number in its video (``push``'s index; else the swapper's count of frames analysed)."""
 
 
 def build_analyzer(config: RunConfig) -> FaceAnalyzer:
@@ -192,7 +194,8 @@ class FaceSwapper:
         """The hand occluder (``--hand-occluder``): hands found per frame, cut out of the masks."""
         self.tone = ToneSmoother()
         """The enhancer's per-track tone smoothing (the GPU engine applies it on the device)."""
-        self._waiting: deque[tuple[np.ndarray, Faces, bool, np.ndarray | None]] = deque()
+        self._waiting: deque[tuple[np.ndarray, Faces, bool, np.ndarray | None, int]] = deque()
+        self._analysed = 0
 
     def _prepare(self, sources: list[str | Path | np.ndarray]) -> SourceFace:
         if not sources:
@@ -249,7 +252,8 @@ class FaceSwapper:
     def push(self, image: np.ndarray, index: int | None = None, hand_picture: np.ndarray | None = None
              ) -> list[FrameResult]:
         """Analyse the next frame; return the frames that are now final (in order, possibly none).
-        ``index``: the frame's number in its video, for the debug log. ``hand_picture``: see ``analyse``."""
+        ``index``: the frame's number in its video, for the debug log and the degrade stage's grain (default:
+        this swapper's count of frames analysed). ``hand_picture``: see ``analyse``."""
         return self.accept(self.analyse(image, index, hand_picture))
 
     def analyse(self, image: np.ndarray, index: int | None = None, hand_picture: np.ndarray | None = None
@@ -270,13 +274,15 @@ class FaceSwapper:
         hands = None
         if self.hand_finder is not None and len(raw):  # no face, nothing to keep a hand in front of
             hands = self.hand_finder.find(image if hand_picture is None else hand_picture)
-        return Analysed(image, raw, cut, self.tracker.active_ids, hands)
+        number = self._analysed if index is None else index
+        self._analysed += 1
+        return Analysed(image, raw, cut, self.tracker.active_ids, hands, number)
 
     def accept(self, analysed: Analysed) -> list[FrameResult]:
         """The second half of ``push``: smooth, select, swap and paste the frames now final."""
         self.smoother.push(analysed.raw)
         self.smoother.forget(analysed.active_tracks)
-        self._waiting.append((analysed.image, analysed.raw, analysed.cut, analysed.hands))
+        self._waiting.append((analysed.image, analysed.raw, analysed.cut, analysed.hands, analysed.number))
         return self._drain(final=False)
 
     def flush(self) -> list[FrameResult]:
@@ -286,12 +292,12 @@ class FaceSwapper:
     def _drain(self, final: bool) -> list[FrameResult]:
         done = []
         while (smoothed := self.smoother.pop(final)) is not None:
-            image, raw, cut, hands = self._waiting.popleft()
-            done.append(self._swap(image, smoothed, raw, cut, hands))
+            image, raw, cut, hands, number = self._waiting.popleft()
+            done.append(self._swap(image, smoothed, raw, cut, hands, number))
         return done
 
     def _swap(self, image: np.ndarray, smoothed: Faces, raw: Faces, cut: bool,
-              hands: np.ndarray | None) -> FrameResult:
+              hands: np.ndarray | None, number: int) -> FrameResult:
         chosen, people = self.selector.select(image, smoothed)
         patches, swapped = [], []
         for person in np.unique(people):
@@ -305,7 +311,7 @@ class FaceSwapper:
             made = occlude(made, hands, image.shape[1::-1])
             if self.enhancer is not None:
                 made = self.enhancer.enhance(image, chosen[rows].kps, made, self.tone)
-            patches += [self.degrade.degrade_patch(self.colour.correct_patch(patch)) for patch in made]
+            patches += [self.degrade.degrade_patch(self.colour.correct_patch(patch), number) for patch in made]
             swapped += rows.tolist()
         faces = chosen[sorted(swapped)]
         patches = self.hold.hold_patches(image, patches)
@@ -327,7 +333,7 @@ class FaceSwapper:
         """A still photo: analysed without temporal state or smoothing."""
         faces = self.tracker.update(self.analyzer.analyze([image], video=False)[0])
         hands = self.hand_finder.find(image, video=False) if self.hand_finder is not None and len(faces) else None
-        result = self._swap(image, faces, faces, False, hands)
+        result = self._swap(image, faces, faces, False, hands, 0)
         self.reset_tracking()
         return result
 
@@ -346,6 +352,7 @@ class FaceSwapper:
         self.degrade.reset()
         self.hold.reset()
         self._waiting.clear()
+        self._analysed = 0
 
     def close(self) -> None:
         self.analyzer.close()

@@ -462,7 +462,7 @@ class GpuEngine:
                 groups = [self.enhancer.enhance(frames, groups, kps, [decider.tone for decider in deciders])]
         for patches in groups:
             patches.correct_colour([decider.colour for decider in deciders])
-            patches.degrade([decider.degrade for decider in deciders])
+            patches.degrade([decider.degrade for decider in deciders], [item.index for item, *_ in finals])
             patches.hold([decider.hold for decider in deciders], frames)  # reads the frames: before any paste
         for patches in groups:
             patches.paste(frames)

@@ -267,10 +267,11 @@ class GpuPatches:
         self.crops = torch_ops.transfer_lab(self.crops, torch.stack([a for a, _ in smoothed]),
                                             torch.stack([b for _, b in smoothed]), strength)
 
-    def degrade(self, matchers: list[BlurMatcher]) -> None:
+    def degrade(self, matchers: list[BlurMatcher], numbers: list[int]) -> None:
         """The degrade stage, as ``BlurMatcher.degrade_patch`` on the CPU path: spectra and noise of each
         crop's and target's luma measured on the device, the decision (blur, grain, per-track smoothing)
-        made by the matcher of each face's frame, in face order, and the crops blurred on the device."""
+        made by the matcher of each face's frame, in face order, and the crops blurred on the device.
+        ``numbers``: each batch row's frame number in its video (the grain's seed)."""
         if not self.frame_index or not matchers[self.frame_index[0]].enabled:
             return
         crops, targets, weight = torch_ops.luma(self.crops), torch_ops.luma(self.targets), self.masks.float()
@@ -281,7 +282,7 @@ class GpuPatches:
         target_noise = torch_ops.degrade_noise(targets, inside).cpu().numpy()
         shape = tuple(self.masks.shape[1:])
         plans = [matchers[frame].plan(track, self.to_frame[i], crop_powers[i], target_powers[i], float(crop_noise[i]),
-                                      float(target_noise[i]), shape)
+                                      float(target_noise[i]), shape, numbers[frame])
                  for i, (frame, track) in enumerate(zip(self.frame_index, self.track_ids))]
         self.crops = torch_ops.degrade_apply(self.crops, plans)
 
