@@ -274,35 +274,48 @@ def test_degrade_matches_blend_degrade(torch_device: str) -> None:
 
 
 def test_hold_matches_blend_hold(torch_device: str) -> None:
-    """The frame under a patch and its change, as ``blend.hold`` measures them; ``GpuPatches.hold`` pastes a
-    track's last crop again on a repeated frame (codec noise only) and the new one on a moving frame."""
-    from steadyswap.blend.hold import StillHold, change, under_patch
+    """The frame under a patch and its change (over the mask and per cell), as ``blend.hold`` measures them;
+    ``GpuPatches.hold`` pastes a track's last crop again on a repeated frame (codec noise only), that crop plus
+    the frame's change where the light changed by 2.5 levels, and the new one on a moving frame."""
+    from steadyswap.blend.hold import StillHold, cell_change, change, under_patch
     from steadyswap.engine.gpu.stages import GpuPatches
 
     frames = decode(media_path("video/liveportrait_d3_93f.mp4"), 12)
+    ramp = np.linspace(0, 2.5, frames[0].shape[1], dtype=np.float32)[None, :, None]
+    lit = np.clip(frames[0] + ramp + 0.5, 0, 255).astype(np.uint8)
     matrix = np.array([[1.1, 0.2, 140.3], [-0.2, 1.1, 120.7]])
-    device_frames = torch.from_numpy(np.stack(frames)).to(torch_device)
+    device_frames = torch.from_numpy(np.stack([*frames, lit])).to(torch_device)
     planar = device_frames.permute(0, 3, 1, 2).float()
-    mask = np.zeros((160, 160), np.float32)
-    cv2.ellipse(mask, (80, 80), (60, 75), 0, 0, 360, 1.0, -1)
-    unders = [under_patch(frame, matrix, mask.shape) for frame in frames[:2]]
-    got = torch_ops.luma(torch_ops.warp_affine(planar[:2], np.stack([matrix] * 2), (160, 160),
+    mask = np.zeros((160, 150), np.float32)
+    cv2.ellipse(mask, (75, 80), (60, 75), 0, 0, 360, 1.0, -1)
+    unders = [degrade.luma(under_patch(frame, matrix, mask.shape)) for frame in (frames[0], frames[1], frames[5], lit)]
+    got = torch_ops.luma(torch_ops.warp_affine(planar[[0, 1, 5, 12]], np.stack([matrix] * 4), (150, 160),
                                                inverse_map=True).round_())
     assert np.abs(got.cpu().numpy() - np.stack(unders)).mean() < 0.1  # OpenCV's fixed-point bilinear
     weights = torch.from_numpy(mask).to(torch_device)
     assert abs(float(torch_ops.weighted_change(got[0], got[1], weights)) - change(unders[0], unders[1], mask)) < 0.05
+    for later in (2, 3):
+        expected = cell_change(unders[0], unders[later], mask)
+        assert abs(float(torch_ops.cell_change(got[0], got[later], weights)) - expected) < 0.05 * expected + 0.05
+    assert cell_change(unders[0], unders[3], mask) < StillHold().follow < cell_change(unders[0], unders[2], mask)
 
     def patches(row: int, value: float) -> GpuPatches:
-        crops = torch.full((1, 3, 160, 160), value, device=torch_device)
+        crops = torch.full((1, 3, 160, 150), value, device=torch_device)
         return GpuPatches([row], [7], crops, crops.clone(), weights[None].clone(), matrix[None].copy())
 
     hold = StillHold()
-    repeated = torch.stack([device_frames[0], device_frames[0], device_frames[5]])
-    first, again, moved = patches(0, 10.0), patches(1, 20.0), patches(2, 30.0)
-    for made in (first, again, moved):
-        made.hold([hold] * 3, repeated)
+    shown = torch.stack([device_frames[0], device_frames[0], device_frames[12], device_frames[5]])
+    first, again, followed, moved = patches(0, 10.0), patches(1, 20.0), patches(2, 40.0), patches(3, 30.0)
+    for made in (first, again, followed, moved):
+        made.hold([hold] * 4, shown)
     assert float(again.crops.mean()) == 10.0  # the repeat pastes the first crop again
+    change_rgb = under_patch(lit, matrix, mask.shape) - under_patch(frames[0], matrix, mask.shape)
+    expected = np.clip(10 + change_rgb + 0.5, 0, 255).astype(np.uint8).transpose(2, 0, 1)
+    off = np.abs(followed.crops[0].cpu().numpy() - expected)
+    assert off.max() <= 2 and off.mean() < 0.1  # the first crop, lit as the frame (OpenCV's fixed point again)
     assert float(moved.crops.mean()) == 30.0  # the moved frame its own
+
+
 def test_seamless_matches_blend_seamless(torch_device: str) -> None:
     """The seamless paste's membrane, on a face-sized and a small crop (cells of 16 and 1 pixels)."""
     rng = np.random.default_rng(11)

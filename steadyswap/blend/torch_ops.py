@@ -19,6 +19,7 @@ torch twin                  numpy/OpenCV counterpart
 ``transfer_lab``            ``blend.colour.transfer_lab``
 ``luma``/``degrade_power``  ``blend.degrade.luma`` / ``blend.degrade.power``
 ``degrade_noise``           ``blend.degrade.noise``
+``cell_change``             ``blend.hold.cell_change``
 ``degrade_apply``           ``blend.degrade.apply``
 ``weighted_change``         ``blend.hold.change`` (with ``warp_affine`` and ``luma``: ``blend.hold.under_patch``)
 ``rgb_to_yuv420p``          the ``VideoWriter``'s swscale RGB→yuv420p conversion
@@ -38,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from steadyswap.blend import degrade
+from steadyswap.blend import degrade, hold
 from steadyswap.blend.occlusion import crop_to_region
 from steadyswap.blend.colour import IQR_TO_SIGMA, lab_curves
 from steadyswap.blend.seamless import EDGE, SAMPLES, SKIN_SHARE, SPREAD, TRUST, cell_size
@@ -375,6 +376,19 @@ def weighted_change(before: Tensor, now: Tensor, mask: Tensor) -> Tensor:
     total = mask.sum()
     return torch.where(total > 0, ((now - before).abs() * mask).sum() / total.clamp(min=1e-12),
                        torch.full_like(total, float("inf")))
+
+
+def cell_change(before: Tensor, now: Tensor, mask: Tensor) -> Tensor:
+    """The largest cell's mean absolute difference of two (h, w) lumas weighted by ``mask``, as
+    ``blend.hold.cell_change`` (cells of ``hold.cell_side``, the last ones cut short; inf when no cell is a
+    quarter covered)."""
+    side = hold.cell_side(tuple(mask.shape))
+    pad = (0, -mask.shape[1] % side, 0, -mask.shape[0] % side)
+    sums = F.avg_pool2d(F.pad(((now - before).abs() * mask)[None, None], pad), side)[0, 0]
+    covered = F.avg_pool2d(F.pad(mask[None, None], pad), side)[0, 0]
+    kept = covered >= 0.25
+    ratios = torch.where(kept, sums / covered.clamp(min=1e-12), torch.full_like(sums, -1.0))
+    return torch.where(kept.any(), ratios.max(), torch.full_like(ratios.max(), float("inf")))
 
 
 def degrade_apply(crops: Tensor, plans: Sequence[degrade.Degradation]) -> Tensor:

@@ -288,9 +288,10 @@ class GpuPatches:
 
     def hold(self, holds: list[StillHold], frames: torch.Tensor) -> None:
         """The hold stage, as ``StillHold.hold_patches`` on the CPU path, face by face in face order (frame
-        order): where the frame under a track's last patch has not changed, that patch (crop, mask, matrix,
-        target pixels and skin, as the CPU path keeps the whole ``SwapPatch``) replaces the face's; otherwise the
-        face's become the track's last. ``frames``: (B, H, W, 3)."""
+        order): where the frame under a track's last new patch has not changed, that patch (crop, mask, matrix,
+        target pixels and skin, as the CPU path keeps the whole ``SwapPatch``) replaces the face's; where it
+        changed little, that patch with the change added to its crop and target pixels; otherwise the face's
+        become the track's last. ``frames``: (B, H, W, 3)."""
         if not self.frame_index or not holds[self.frame_index[0]].enabled:
             return
         crops, masks, to_frame = self.crops.clone(), self.masks.clone(), self.to_frame.copy()
@@ -303,8 +304,13 @@ class GpuPatches:
             if held is not None:
                 crop, mask, matrix, target, skin = held.patch
                 size = (mask.shape[1], mask.shape[0])
-                now = torch_ops.luma(torch_ops.warp_affine(picture, matrix[None], size, inverse_map=True).round_())[0]
-                if hold.is_still(float(torch_ops.weighted_change(held.under, now, mask))):
+                now = torch_ops.warp_affine(picture, matrix[None], size, inverse_map=True).round_()[0]
+                before, after = torch_ops.luma(held.under[None])[0], torch_ops.luma(now[None])[0]
+                still = hold.is_still(float(torch_ops.weighted_change(before, after, mask)))
+                if still or hold.follows(float(torch_ops.cell_change(before, after, mask))):
+                    if not still:
+                        crop = (crop + now - held.under).round_().clamp_(0, 255)
+                        target = (target + now - held.under).round_().clamp_(0, 255)
                     if crop.shape == crops.shape[1:]:
                         crops[i], masks[i], to_frame[i], targets[i] = crop, mask, matrix, target
                         if skins is not None and skin is not None:
@@ -317,8 +323,7 @@ class GpuPatches:
                     continue
             if track >= 0:
                 size = (self.masks.shape[2], self.masks.shape[1])
-                under = torch_ops.luma(torch_ops.warp_affine(picture, self.to_frame[i:i + 1], size,
-                                                             inverse_map=True).round_())
+                under = torch_ops.warp_affine(picture, self.to_frame[i:i + 1], size, inverse_map=True).round_()
                 skin = None if self.skins is None else self.skins.expand_as(self.masks)[i].clone()
                 hold.keep(track, Held((self.crops[i].clone(), self.masks[i].clone(), self.to_frame[i].copy(),
                                        self.targets[i].clone(), skin), under[0]))
