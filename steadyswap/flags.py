@@ -215,8 +215,9 @@ FLAGS: tuple[Flag, ...] = (
          "blur and grain the swapped face to the target's own sharpness and noise (match), every swapper, "
          "or leave it as the swapper made it (none) (default: {default})", choices=DEGRADE_MODES),
     Flag(("--face-hold",), "face_hold", "smoothing & colour",
-         "where the target's face does not change between frames, paste the previous swapped face again "
-         "(still), or swap every frame anew (none) (default: {default})", choices=HOLD_MODES),
+         "where the target's face does not change between frames, paste the previous swapped face again, "
+         "and where it changes a little, that face plus the target's change (still), or swap every frame "
+         "anew (none) (default: {default})", choices=HOLD_MODES),
     # output video/image
     Flag(("--trim-frame-start",), "trim_frame_start", "output video/image",
          "first frame to process (default: the first)", type=int, metavar="FRAME"),
