@@ -30,10 +30,12 @@ both load the same bytes. The detector is the real YuNet (tests/data/models) in 
 Models no tool runs with these flags (occluder, parser, voice extractor) are near-free in both flavours.
 
 Runs: per repeat, each clip with FaceFusion then steadyswap (interleaved), whole-process wall time and peak
-RSS (of the largest process of the run's tree), medians of ``--repeat``. ``--frames N`` passes
-``--trim-frame-end N`` to both. Every output is checked: its frame count is the target's (after trimming),
-it has an audio stream where the target has one, and on sampled frames the face (the centre of YuNet's box
-on the target) changed while the picture far from it (outside twice the box) did not.
+RSS (of the largest process of the run's tree), medians of ``--repeat``. Each clip is cut to its first
+``--frames`` (90 near-free, 30 compute-matched by default) by ``--trim-frame-end`` given to both; the wall time
+includes each tool's start (imports, model loading), which weighs more the shorter the cut. Every output is
+checked: its frame count is the target's (after trimming), it has an audio stream where the target has one, and
+on sampled frames the face (the centre of YuNet's box on the target) changed while the picture far from it
+(outside twice the box) did not.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ import sys
 import tempfile
 import time
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -70,6 +72,8 @@ CLIPS = (SHARED / "media/video/liveportrait_d3.mp4", SHARED / "media/video/livep
 SOURCE = SHARED / "media/image/liveportrait_s1.jpg"
 YUNET = ROOT / "tests/data/models/yunet/yunet_n_640_640.onnx"
 FLAVOURS = ("near-free", "compute-matched")
+FRAMES = {"near-free": 90, "compute-matched": 30}
+"""Frames of each clip by flavour unless ``--frames`` says (a compute-matched FaceFusion frame takes seconds here)."""
 FLAGS = ("--face-swapper-model", "hyperswap_1a_256", "--face-detector-model", "yunet",
          "--execution-providers", "cpu")
 """What both tools are given, besides the paths (and ``--processors face_swapper`` for FaceFusion, its default)."""
@@ -104,7 +108,8 @@ def facefusion_checkout(given: Path | None, repository: str) -> Path:
     if not (target / "facefusion.py").is_file():
         BENCH.mkdir(exist_ok=True)
         print(f"cloning FaceFusion {TAG} from {repository}", flush=True)
-        done = subprocess.run(["git", "-c", "advice.detachedHead=false", "clone", "--quiet", "--depth", "1", "--branch", TAG, repository, str(target)])
+        done = subprocess.run(["git", "-c", "advice.detachedHead=false", "clone", "--quiet", "--depth", "1",
+                               "--branch", TAG, repository, str(target)])
         if done.returncode:
             raise SystemExit(f"error: could not clone FaceFusion {TAG} from {repository}; clone it elsewhere "
                              "and pass --facefusion DIR")
@@ -222,10 +227,10 @@ def striped_swapper(path: Path) -> Path:
     inits = [("zero", np.zeros((), np.float32)), ("half", np.full((), 0.5, np.float32)),
              ("one", np.ones((), np.float32)), ("pattern", pattern)]
     tensor = helper.make_tensor_value_info
-    return onnx_standins.save(
-        nodes, [tensor("source", TensorProto.FLOAT, ["N", 512]), tensor("target", TensorProto.FLOAT, ["N", 3, 256, 256])],
-        [tensor("output", TensorProto.FLOAT, ["N", 3, 256, 256]), tensor("mask", TensorProto.FLOAT, ["N", 1, 256, 256])],
-        inits, path)
+    crop = ["N", 3, 256, 256]
+    inputs = [tensor("source", TensorProto.FLOAT, ["N", 512]), tensor("target", TensorProto.FLOAT, crop)]
+    outputs = [tensor("output", TensorProto.FLOAT, crop), tensor("mask", TensorProto.FLOAT, ["N", 1, 256, 256])]
+    return onnx_standins.save(nodes, inputs, outputs, inits, path)
 
 
 def _standins_module():
@@ -454,10 +459,12 @@ class Setup:
     flags: list[str]
     scratch: Path
     frames: int | None
+    """Frames of each clip; None: ``FRAMES`` of the flavour; 0: whole clips."""
     keep: Path | None
 
 
-def commands(setup: Setup, tool: str, clip: Path, output: Path, frames: int, total: int) -> tuple[list[str], Path, dict]:
+def commands(setup: Setup, tool: str, clip: Path, output: Path, frames: int,
+             total: int) -> tuple[list[str], Path, dict[str, str]]:
     """The command line, working folder and environment of one run."""
     trim = ["--trim-frame-end", str(frames)] if frames < total else []
     if tool == "facefusion":
@@ -471,7 +478,8 @@ def commands(setup: Setup, tool: str, clip: Path, output: Path, frames: int, tot
 
 
 def run_once(setup: Setup, tool: str, flavour: str, clip: Path, total: int, folder: Path, index: int) -> Run:
-    frames = min(setup.frames or total, total)
+    frames = FRAMES[flavour] if setup.frames is None else setup.frames
+    frames = min(frames or total, total)
     output = setup.scratch / f"{tool}-{flavour}-{clip.stem}-{index}{clip.suffix}"
     log = setup.scratch / f"{output.stem}.log"
     command, cwd, env = commands(setup, tool, clip, output, frames, total)
@@ -554,8 +562,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--flavour", action="append", choices=FLAVOURS, help="model flavours (default both)")
     parser.add_argument("--clip", action="append", type=Path, help="target videos (default: a 512-px and a 720p clip)")
     parser.add_argument("--source", type=Path, default=SOURCE, help="source photo")
-    parser.add_argument("--frames", type=int, default=90, help="frames of each clip (trimmed with both tools' "
-                        "--trim-frame-end; 0: whole clips)")
+    parser.add_argument("--frames", type=int, help="frames of each clip, trimmed with both tools' --trim-frame-end "
+                        "(default: 90 near-free, 30 compute-matched; 0: whole clips)")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each tool per clip and flavour")
     parser.add_argument("--flags", default="", help="more flags for both tools, e.g. '--face-landmarker-model 2dfan4'")
     parser.add_argument("--json", type=Path, help="write every run and the table here")
@@ -582,7 +590,7 @@ def main(argv: list[str] | None = None) -> int:
     macs_by_flavour = {}
     with tempfile.TemporaryDirectory(prefix="vs-facefusion-") as scratch:
         setup = Setup(checkout, python, env, args.source.resolve(), shlex.split(args.flags), Path(scratch),
-                      args.frames or None, args.keep_outputs)
+                      args.frames, args.keep_outputs)
         if args.keep_outputs:
             args.keep_outputs.mkdir(parents=True, exist_ok=True)
         for flavour in args.flavour or FLAVOURS:
