@@ -29,8 +29,9 @@ both load the same bytes. The detector is the real YuNet (tests/data/models) in 
   0.2 so FaceFusion keeps the detector's points (its random points would move the face).
 Models no tool runs with these flags (occluder, parser, voice extractor) are near-free in both flavours.
 
-Runs: per repeat, each clip with FaceFusion then steadyswap (interleaved), whole-process wall time and peak
-RSS (of the largest process of the run's tree), medians of ``--repeat``. Each clip is cut to its first
+Runs: per repeat, each clip with FaceFusion then steadyswap (interleaved); whole-process wall time, CPU time
+(user + system of the run's process tree: what the run cost, less sensitive than wall time to whatever
+else shares the machine) and peak RSS (of the largest process of the tree), medians of ``--repeat``. Each clip is cut to its first
 ``--frames`` (90 near-free, 30 compute-matched by default) by ``--trim-frame-end`` given to both; the wall time
 includes each tool's start (imports, model loading), which weighs more the shorter the cut. Every output is
 checked: its frame count is the target's (after trimming), it has an audio stream where the target has one, and
@@ -422,6 +423,8 @@ class Run:
     clip: str
     frames: int
     seconds: float
+    cpu_seconds: float
+    """User + system time of the run's process tree: what the run cost the machine, whatever else ran."""
     peak_rss_mb: float
     returncode: int
     load_before: float
@@ -433,8 +436,9 @@ class Run:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
 
-def timed(command: list[str], cwd: Path, env: dict[str, str], log: Path) -> tuple[float, float, int]:
-    """Run ``command`` to the end: (wall seconds, peak RSS in MB of the largest process of its tree, exit code)."""
+def timed(command: list[str], cwd: Path, env: dict[str, str], log: Path) -> tuple[float, float, float, int]:
+    """Run ``command`` to the end: (wall seconds, CPU seconds and peak RSS in MB of the largest process of its
+    tree, exit code)."""
     with log.open("w") as sink:
         start = time.perf_counter()
         process = subprocess.Popen(command, cwd=cwd, env=env, stdout=sink, stderr=subprocess.STDOUT,
@@ -442,7 +446,7 @@ def timed(command: list[str], cwd: Path, env: dict[str, str], log: Path) -> tupl
         _, status, usage = os.wait4(process.pid, 0)
         seconds = time.perf_counter() - start
     process.returncode = os.waitstatus_to_exitcode(status)
-    return seconds, usage.ru_maxrss / 1024, process.returncode
+    return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, process.returncode
 
 
 def clip_frames(path: Path) -> int:
@@ -484,8 +488,8 @@ def run_once(setup: Setup, tool: str, flavour: str, clip: Path, total: int, fold
     log = setup.scratch / f"{output.stem}.log"
     command, cwd, env = commands(setup, tool, clip, output, frames, total)
     load = os.getloadavg()[0]
-    seconds, rss, code = timed(command, cwd, env, log)
-    run = Run(tool, flavour, clip.name, frames, round(seconds, 3), round(rss, 1), code, load)
+    seconds, cpu, rss, code = timed(command, cwd, env, log)
+    run = Run(tool, flavour, clip.name, frames, round(seconds, 3), round(cpu, 3), round(rss, 1), code, load)
     run.checks = check_output(clip, output, frames, folder / "yunet_2023_mar.onnx")
     if code or not run.checks.passed:
         run.log = log.read_text()[-2000:]
@@ -493,7 +497,7 @@ def run_once(setup: Setup, tool: str, flavour: str, clip: Path, total: int, fold
         shutil.move(output, setup.keep / output.name)
     output.unlink(missing_ok=True)
     verdict = "ok" if run.checks.passed and not code else f"FAILED (exit {code}; {'; '.join(run.checks.problems())})"
-    print(f"  {tool:10} {flavour:15} {clip.name:32} {seconds:7.1f} s {run.fps:6.2f} frames/s "
+    print(f"  {tool:10} {flavour:15} {clip.name:32} {seconds:7.1f} s {run.fps:6.2f} frames/s {cpu:7.1f} CPU s "
           f"{rss:7.0f} MB  load {load:4.1f}  {verdict}", flush=True)
     return run
 
@@ -513,6 +517,10 @@ class Row:
     steadyswap_fps: float
     ratio: float
     """steadyswap's speed over FaceFusion's (medians of whole-process wall time)."""
+    facefusion_cpu_s: float
+    steadyswap_cpu_s: float
+    cpu_ratio: float
+    """FaceFusion's CPU time over steadyswap's (medians)."""
     facefusion_rss_mb: float
     steadyswap_rss_mb: float
     checked: bool
@@ -533,7 +541,9 @@ def ratio_rows(runs: Iterable[Run]) -> list[Row]:
         ff_s, our_s = statistics.median(r.seconds for r in ff), statistics.median(r.seconds for r in ours)
         frames = ff[0].frames
         checked = all(r.returncode == 0 and r.checks is not None and r.checks.passed for r in ff + ours)
+        ff_cpu, our_cpu = statistics.median(r.cpu_seconds for r in ff), statistics.median(r.cpu_seconds for r in ours)
         rows.append(Row(flavour, clip, frames, ff_s, our_s, frames / ff_s, frames / our_s, ff_s / our_s,
+                        ff_cpu, our_cpu, ff_cpu / our_cpu,
                         statistics.median(r.peak_rss_mb for r in ff), statistics.median(r.peak_rss_mb for r in ours),
                         checked, [r.seconds for r in ff], [r.seconds for r in ours]))
     return rows
@@ -541,12 +551,14 @@ def ratio_rows(runs: Iterable[Run]) -> list[Row]:
 
 def table(rows: list[Row]) -> str:
     """The rows as a Markdown table."""
-    lines = ["| flavour | clip | frames | FaceFusion s (frames/s) | steadyswap s (frames/s) | ratio | peak RSS MB "
-             "FF / ours | outputs checked |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| flavour | clip | frames | FaceFusion s (frames/s) | steadyswap s (frames/s) | ratio | CPU s FF / ours "
+             "(ratio) | peak RSS MB FF / ours | outputs checked |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for row in rows:
         lines.append(f"| {row.flavour} | {row.clip} | {row.frames} | {row.facefusion_s:.1f} "
                      f"({row.facefusion_fps:.2f}) | {row.steadyswap_s:.1f} ({row.steadyswap_fps:.2f}) | "
-                     f"{row.ratio:.2f}x | {row.facefusion_rss_mb:.0f} / {row.steadyswap_rss_mb:.0f} | "
+                     f"{row.ratio:.2f}x | {row.facefusion_cpu_s:.1f} / {row.steadyswap_cpu_s:.1f} "
+                     f"({row.cpu_ratio:.2f}x) | {row.facefusion_rss_mb:.0f} / {row.steadyswap_rss_mb:.0f} | "
                      f"{'yes' if row.checked else 'NO'} |")
     return "\n".join(lines)
 

@@ -129,7 +129,7 @@ def test_output_checks_see_frames_audio_and_where_the_picture_changed(bench, tmp
 def test_ratio_rows_take_medians_and_pair_the_tools(bench):
     def run(tool: str, clip: str, seconds: float, passed: bool = True):
         checks = bench.Checks(90, 90, True, True, 30.0 if passed else 0.0, 1.0, 8)
-        return bench.Run(tool, "near-free", clip, 90, seconds, 500.0, 0, 1.0, checks)
+        return bench.Run(tool, "near-free", clip, 90, seconds, seconds * 2, 500.0, 0, 1.0, checks)
 
     runs = [run("facefusion", "a.mp4", s) for s in (30.0, 10.0, 12.0)]
     runs += [run("steadyswap", "a.mp4", s) for s in (6.0, 2.0, 3.0)]
@@ -140,5 +140,7 @@ def test_ratio_rows_take_medians_and_pair_the_tools(bench):
         ("a.mp4", 12.0, 3.0, 4.0, True), ("b.mp4", 9.0, 3.0, 3.0, False)]
     assert rows[0].facefusion_fps == 7.5 and rows[0].steadyswap_runs_s == [6.0, 2.0, 3.0]
     text = bench.table(rows)
-    assert "| near-free | a.mp4 | 90 | 12.0 (7.50) | 3.0 (30.00) | 4.00x | 500 / 500 | yes |" in text
+    assert rows[0].cpu_ratio == 4.0
+    assert ("| near-free | a.mp4 | 90 | 12.0 (7.50) | 3.0 (30.00) | 4.00x | 24.0 / 6.0 (4.00x) | 500 / 500 | yes |"
+            in text)
     assert text.splitlines()[-1].endswith("| NO |")
