@@ -30,13 +30,13 @@ both load the same bytes. The detector is the real YuNet (tests/data/models) in 
 Models no tool runs with these flags (occluder, parser, voice extractor) are near-free in both flavours.
 
 Runs: per repeat, each clip with FaceFusion then steadyswap (interleaved); whole-process wall time, CPU time
-(user + system of the run's process tree: what the run cost, less sensitive than wall time to whatever
-else shares the machine) and peak RSS (of the largest process of the tree), medians of ``--repeat``. Each clip is cut to its first
-``--frames`` (90 near-free, 30 compute-matched by default) by ``--trim-frame-end`` given to both; the wall time
-includes each tool's start (imports, model loading), which weighs more the shorter the cut. Every output is
-checked: its frame count is the target's (after trimming), it has an audio stream where the target has one, and
-on sampled frames the face (the centre of YuNet's box on the target) changed while the picture far from it
-(outside twice the box) did not.
+(user + system of the run's process tree: what the run cost, less sensitive than wall time to whatever else
+shares the machine) and peak RSS (of the largest process of the tree), medians of ``--repeat``. Each clip is
+cut to its first ``--frames`` (90 near-free, 30 compute-matched by default) by ``--trim-frame-end`` given to
+both; the wall time includes each tool's start (imports, model loading), which weighs more the shorter the cut.
+Every output is checked: its frame count is the target's (after trimming), it has an audio stream where the
+target has one, and on sampled frames the face (the centre of YuNet's box on the target) changed while the
+picture far from it (outside twice the box) did not.
 """
 
 from __future__ import annotations
