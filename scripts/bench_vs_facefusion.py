@@ -4,7 +4,8 @@ Usage:
     python scripts/bench_vs_facefusion.py [--facefusion DIR | --facefusion-repo URL]
                                           [--flavour near-free --flavour compute-matched]
                                           [--clip PATH ...] [--source PHOTO] [--frames N] [--repeat 3]
-                                          [--flags "--face-landmarker-model 2dfan4"] [--json OUT.json]
+                                          [--flags "--face-landmarker-model 2dfan4"]
+                                          [--steadyswap-flags "--hand-occluder off"] [--json OUT.json]
                                           [--rebuild-models]
 
 FaceFusion: ``--facefusion DIR`` uses an existing checkout; otherwise tag 3.5.0 is cloned from
@@ -461,6 +462,8 @@ class Setup:
     env: dict[str, str]
     source: Path
     flags: list[str]
+    ours_flags: list[str]
+    """Flags for steadyswap alone (its options FaceFusion has not)."""
     scratch: Path
     frames: int | None
     """Frames of each clip; None: ``FRAMES`` of the flavour; 0: whole clips."""
@@ -477,7 +480,8 @@ def commands(setup: Setup, tool: str, clip: Path, output: Path, frames: int,
                  *FLAGS, *trim, *setup.flags, "--log-level", "error"], setup.checkout, setup.env)
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     return ([sys.executable, "-m", "steadyswap", "run", "--source", str(setup.source), "--target", str(clip),
-             "--output", str(output), *FLAGS, *trim, *setup.flags, "--models-dir", str(setup.checkout), "-q"],
+             "--output", str(output), *FLAGS, *trim, *setup.flags, *setup.ours_flags, "--models-dir",
+             str(setup.checkout), "-q"],
             ROOT, env)
 
 
@@ -578,6 +582,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         "(default: 90 near-free, 30 compute-matched; 0: whole clips)")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each tool per clip and flavour")
     parser.add_argument("--flags", default="", help="more flags for both tools, e.g. '--face-landmarker-model 2dfan4'")
+    parser.add_argument("--steadyswap-flags", default="", help="flags for steadyswap alone, e.g. '--hand-occluder "
+                        "off --face-degrade none --face-hold none --color-strength 0' (work FaceFusion does not do)")
     parser.add_argument("--json", type=Path, help="write every run and the table here")
     parser.add_argument("--keep-outputs", type=Path, help="keep every output in this folder")
     parser.add_argument("--rebuild-models", action="store_true", help="rebuild the model folders")
@@ -601,7 +607,8 @@ def main(argv: list[str] | None = None) -> int:
     runs: list[Run] = []
     macs_by_flavour = {}
     with tempfile.TemporaryDirectory(prefix="vs-facefusion-") as scratch:
-        setup = Setup(checkout, python, env, args.source.resolve(), shlex.split(args.flags), Path(scratch),
+        setup = Setup(checkout, python, env, args.source.resolve(), shlex.split(args.flags),
+                      shlex.split(args.steadyswap_flags), Path(scratch),
                       args.frames, args.keep_outputs)
         if args.keep_outputs:
             args.keep_outputs.mkdir(parents=True, exist_ok=True)
@@ -620,9 +627,10 @@ def main(argv: list[str] | None = None) -> int:
           f"before: {uptime_before}; after: {uptime_after}")
     if args.json:
         report = {"command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
-                  "started": started.isoformat(timespec="seconds"), "facefusion": {"checkout": str(checkout),
-                  "version": version}, "flags": [*FLAGS, *setup.flags], "uptime_before": uptime_before,
-                  "uptime_after": uptime_after, "cores": os.cpu_count(), "macs": macs_by_flavour,
+                  "started": started.isoformat(timespec="seconds"),
+                  "facefusion": {"checkout": str(checkout), "version": version}, "flags": [*FLAGS, *setup.flags],
+                  "steadyswap_flags": setup.ours_flags, "uptime_before": uptime_before, "uptime_after": uptime_after,
+                  "cores": os.cpu_count(), "macs": macs_by_flavour,
                   "rows": [asdict(row) for row in rows], "runs": [asdict(run) for run in runs]}
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=1))
