@@ -487,7 +487,8 @@ def section_stages(out: dict, models: Path, clip: Path, scratch: Path, quick: bo
     import torch
 
     from steadyswap.blend import torch_ops
-    from steadyswap.engine.gpu.engine import GpuEngine, GpuOptions, _Item, thumbnail
+    from steadyswap.engine.gpu.engine import GpuEngine, GpuOptions
+    from steadyswap.engine.gpu.steps import Item, thumbnail
     from steadyswap.io.codec_processes import ProcessReader
     from steadyswap.io.segments import plan_segments
 
@@ -520,8 +521,8 @@ def section_stages(out: dict, models: Path, clip: Path, scratch: Path, quick: bo
     step = engine.plan.frames_for(info.height, info.width)
     device = engine.device
     batches = [torch.from_numpy(np.stack(frames_np[i:i + step])).to(device) for i in range(0, len(frames_np), step)]
-    assert engine.detector is not None and engine.swapper is not None
-    detections = [engine.detector.detect(b) for b in batches]
+    assert engine.models.detector is not None and engine.models.swapper is not None
+    detections = [engine.models.detector.detect(b) for b in batches]
     out["faces_per_frame"] = statistics.fmean(len(f) for d in detections for f in d)
     n = len(frames_np)
     pinned = DEVICE != "cpu"
@@ -537,33 +538,33 @@ def section_stages(out: dict, models: Path, clip: Path, scratch: Path, quick: bo
                 sync()
 
     out["upload_pinned_fps"] = rate(n * 3, upload)
-    out["detect_fps"] = rate(n * 3, lambda: [engine.detector.detect(b) for _ in range(3) for b in batches])
-    out["detector_batchable"] = engine.detector.model.batchable
-    canvases = [engine.detector.letterbox(b)[0] for b in batches]
-    name = engine.detector.model.input_names[0]
-    out["detect_model_only_fps"] = rate(n * 3, lambda: [engine.detector.model({name: c}) for _ in range(3)
+    out["detect_fps"] = rate(n * 3, lambda: [engine.models.detector.detect(b) for _ in range(3) for b in batches])
+    out["detector_batchable"] = engine.models.detector.model.batchable
+    canvases = [engine.models.detector.letterbox(b)[0] for b in batches]
+    name = engine.models.detector.model.input_names[0]
+    out["detect_model_only_fps"] = rate(n * 3, lambda: [engine.models.detector.model({name: c}) for _ in range(3)
                                                         for c in canvases])
     thumbs = [thumbnail(b).cpu().numpy() for b in batches]
     out["thumbnail_fps"] = rate(n * 3, lambda: [thumbnail(b).cpu() for _ in range(3) for b in batches])
-    stream = engine._stream(0, Segment(str(clip), 0, 10**6, 0), 30.0)
+    stream = engine.steps.stream(0, Segment(str(clip), 0, 10**6, 0), 30.0, engine.config)
     finals: list = []
 
     def decide() -> None:
         index = 0
         for b, found, small in zip(batches, detections, thumbs):
             for row, faces in enumerate(found):
-                finals.extend(stream.push(_Item(0, index, None, True), b[row], faces, small[row]))
+                finals.extend(stream.push(Item(0, index, None, True), b[row], faces, small[row]))
                 index += 1
         finals.extend(stream.flush())
 
     out["decide_fps"] = rate(n, decide)
     requests = [[r for _, _, r, *_ in finals[i:i + step]] for i in range(0, n, step)]
-    patches = [engine.swapper.swap(b, r) for b, r in zip(batches, requests)]  # cuDNN tunes this batch shape first
-    out["swap_fps"] = rate(n * 3, lambda: [engine.swapper.swap(b, r) for _ in range(3)
+    patches = [engine.models.swapper.swap(b, r) for b, r in zip(batches, requests)]  # cuDNN tunes this batch shape first
+    out["swap_fps"] = rate(n * 3, lambda: [engine.models.swapper.swap(b, r) for _ in range(3)
                                            for b, r in zip(batches, requests)])
     crops = torch.rand((32, 3, 256, 256), device=device) * 255
     identity = torch.nn.functional.normalize(torch.randn(32, 512, device=device), dim=1)
-    out["swapper_model_only_b32_faces_per_s"] = rate(32 * 5, lambda: [engine.swapper.run(crops, identity)
+    out["swapper_model_only_b32_faces_per_s"] = rate(32 * 5, lambda: [engine.models.swapper.run(crops, identity)
                                                                        for _ in range(5)])
     work = [b.clone() for b in batches]
 
@@ -733,11 +734,11 @@ def section_compile(out: dict, models: Path, clip: Path, scratch: Path, total: i
     engine = GpuEngine([source_image], neural_config(models), GpuOptions(device=DEVICE, compile=True))
     for label, preset, frames in (("warm_up", "veryfast", min(total, 400)), ("default_auto", "veryfast", total),
                                   ("ultrafast_auto", "ultrafast", total)):
-        engine.config = replace(neural_config(models), output_video_preset=preset,
-                                trim_frame_end=frames if frames < total else None)
+        config = replace(neural_config(models), output_video_preset=preset,
+                         trim_frame_end=frames if frames < total else None)
         try:
             with Sampler() as sampler:
-                result = engine.run_video(clip, scratch / "compiled.mp4")
+                result = engine.run_video(clip, scratch / "compiled.mp4", config=config)
             out[label] = {"frames": result.frames, "seconds": result.seconds, "fps": result.fps} | sampler.figures()
         except Exception:
             out[label] = {"error": traceback.format_exc()}
@@ -811,19 +812,20 @@ def section_e2e(out: dict, models: Path, clip: Path, scratch: Path, total: int, 
                  ("empty_cache_on_again", {}, {"release_every": 10}, claim)]
     runs = [run for run in runs if E2E_RUNS is None or run[0] in E2E_RUNS or run[0] == "warm_up"]
     for label, config_changes, option_changes, frames in runs:
-        engine.config = replace(base, trim_frame_end=frames if frames < total else None, **config_changes)
-        engine.options = replace(GpuOptions(device=DEVICE), **option_changes)
+        config = replace(base, trim_frame_end=frames if frames < total else None, **config_changes)
+        options = replace(GpuOptions(device=DEVICE), **option_changes)
         output = scratch / f"{label}.mp4"
         marks: dict = {}
         try:
             with Sampler() as sampler:
-                result = engine.run_video(clip, output, progress=lambda done, _: memory_mark(marks, done, frames))
+                result = engine.run_video(clip, output, progress=lambda done, _: memory_mark(marks, done, frames),
+                                          config=config, options=options)
+            segments = engine.segments(probe(clip), 0, frames, config, options)
             row = {"frames": result.frames, "seconds": result.seconds, "fps": result.fps,
-                   "segments": len(engine.segments(probe(clip), 0, frames))} | sampler.figures()
-            if hasattr(engine, "clock"):
-                row["phases_seconds"] = engine.clock.totals()
+                   "segments": len(segments)} | sampler.figures()
+            row["phases_seconds"] = engine.clock.totals()
             if label in ("default_auto", "default_workers"):
-                row["verify"] = verify_output(output, clip, engine.segments(probe(clip), 0, frames))
+                row["verify"] = verify_output(output, clip, segments)
             if label == "memory_1_segment":
                 row["memory_marks"] = marks
             out[label] = row
@@ -878,7 +880,7 @@ def section_classic(out: dict, clip: Path, scratch: Path, frames: int) -> None:
     """The classic swapper at 1080p from precomputed landmarks: the GPU engine (warp, masks, colour and paste on
     the device, segments side by side) and the plain CPU path."""
     import steadyswap.engine.frame_swapper as frame_swapper
-    import steadyswap.engine.gpu.engine as gpu_engine
+    import steadyswap.engine.gpu.assembly as gpu_assembly
     from steadyswap.analysis import mesh_topology
     from steadyswap.engine.gpu.engine import GpuEngine, GpuOptions
     from steadyswap.engine.pipeline import run_video
@@ -890,7 +892,7 @@ def section_classic(out: dict, clip: Path, scratch: Path, frames: int) -> None:
     config = RunConfig(execution_providers=("cuda",), trim_frame_end=frames, hand_occluder="off")  # no MediaPipe
     original = frame_swapper.build_analyzer, mesh_topology.triangles, mesh_topology.face_oval
     frame_swapper.build_analyzer = lambda cfg: PrecomputedAnalyzer(by_frame, source_points)
-    gpu_engine.build_analyzer = frame_swapper.build_analyzer  # its own name for it, bound at import
+    gpu_assembly.build_analyzer = frame_swapper.build_analyzer  # its own name for it, bound at import
     mesh_topology.triangles = lambda: topology["triangles"]  # the mesh's topology without MediaPipe installed
     mesh_topology.face_oval = lambda: topology["oval"]
     try:
@@ -907,7 +909,7 @@ def section_classic(out: dict, clip: Path, scratch: Path, frames: int) -> None:
         out["cpu_path"] = {"frames": result.frames, "fps": result.fps} | sampler.figures()
     finally:
         frame_swapper.build_analyzer, mesh_topology.triangles, mesh_topology.face_oval = original
-        gpu_engine.build_analyzer = original[0]
+        gpu_assembly.build_analyzer = original[0]
     for name in ("classic_segments.mp4", "classic_cpu.mp4"):
         (scratch / name).unlink(missing_ok=True)
 

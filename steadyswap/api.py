@@ -13,7 +13,8 @@ from pathlib import Path
 
 from steadyswap.config import RunConfig
 from steadyswap.engine.frame_swapper import FaceSwapper
-from steadyswap.engine.gpu import cpu_fallback, engine_module, use_gpu_engine
+from steadyswap.engine.decision import Backend, Entry, decide
+from steadyswap.engine.gpu import engine_module
 from steadyswap.engine.pipeline import Progress, RunResult, check_run, run_image, run_video
 
 log = logging.getLogger(__name__)
@@ -40,12 +41,13 @@ def swap_file(sources: list[str | Path] | str | Path, target: str | Path, output
     source_paths = [Path(s) for s in ([sources] if isinstance(sources, (str, Path)) else sources)]
     target_path, output_path = Path(target), Path(output)
     kind = check_run(source_paths, target_path, output_path, config)
-    if use_gpu_engine(config):
+    decision = decide(config, Entry.RUN)
+    if decision.backend is Backend.ENGINE:
         run_file = engine_module().run_file
         return run_file(source_paths, target_path, output_path, config, kind, progress, cancel)
-    if config.execution_providers[0] == "cuda":
-        log.warning("--execution-providers cuda: no CUDA GPU usable by PyTorch here; running on the CPU")
-        config = cpu_fallback(config)
+    if decision.note:
+        log.warning(decision.note)
+    config = decision.config
     if kind == "image":
         with FaceSwapper(source_paths, config) as swapper:
             return run_image(swapper, target_path, output_path, config)

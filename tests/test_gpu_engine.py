@@ -56,7 +56,7 @@ def test_classic_swapper_runs_on_the_device_as_on_the_cpu(torch_device: str) -> 
         plan = cpu.swapper.plan(cpu.source, frames[0].shape, cpu.analyzer.analyze(frames[:1])[0][:1])
     assert plan.step == 2
     with GpuEngine([_source()], config, GpuOptions(device=torch_device)) as engine:
-        assert isinstance(engine.swapper, GpuClassicSwapper)
+        assert isinstance(engine.models.swapper, GpuClassicSwapper)
         got = np.stack(engine.swap_frames(frames[:2]) + engine.swap_frames(frames[2:])).astype(np.int16)
         photo_out = engine.swap_image(frames[0])
     changed = expected != np.stack(frames)
@@ -156,16 +156,16 @@ def test_render_never_waits_for_the_device(gpu_models_dir: Path) -> None:
 
     frames = decode(media_path("video/liveportrait_d3_93f.mp4"), limit=4)
     with GpuEngine([_source()], gpu_engine_config(gpu_models_dir), GpuOptions(device="cuda")) as engine:
-        assert engine.detector is not None and engine.swapper is not None
+        assert engine.models.detector is not None and engine.models.swapper is not None
         source_image = _source()
-        source = engine.swapper.prepare_source([source_image], engine.detector.analyze([source_image]))
+        source = engine.models.swapper.prepare_source([source_image], engine.models.detector.analyze([source_image]))
         batch = upload(frames, engine.device)
-        requests = [[(source, found[:1])] for found in engine.detector.detect(batch)]
+        requests = [[(source, found[:1])] for found in engine.models.detector.detect(batch)]
         assert all(len(faces) for pairs in requests for _, faces in pairs)
 
         def render() -> torch.Tensor:
             pictures = batch.clone()
-            patches = engine.swapper.swap(pictures, requests)
+            patches = engine.models.swapper.swap(pictures, requests)
             assert patches
             for batch_of_patches in patches:
                 batch_of_patches.paste(pictures)

@@ -119,7 +119,7 @@ def test_engine_on_cuda_runs_an_overflowing_swapper_in_fp32(gpu_models_dir: Path
         with GpuEngine([source], config, GpuOptions(device="cuda", half=half)) as engine:
             runs.append(np.stack(engine.swap_frames(frames)))
             if half:
-                assert engine.swapper.model.chosen.input_dtypes[0] == torch.float32
+                assert engine.models.swapper.model.chosen.input_dtypes[0] == torch.float32
     assert (runs[0] != np.stack(frames)).mean() > 0.05  # faces were swapped
     np.testing.assert_array_equal(runs[0], runs[1])
 

@@ -10,6 +10,7 @@ import os
 import signal
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import av
@@ -57,16 +58,16 @@ def test_workers_give_what_one_process_gives(gpu_models_dir: Path, tmp_path: Pat
     options = GpuOptions(device="cpu", half=False, segments=2, warmup_frames=5, frames_per_step=6)
     with GpuEngine([photo(media_path("image/liveportrait_s1_512.jpg"))], config, options) as engine:
         alone = engine.run_video(target, tmp_path / "alone.mp4")
-        engine.options = GpuOptions(device="cpu", half=False, segments=2, warmup_frames=5, frames_per_step=6,
-                                    workers=2)
+        two = replace(options, workers=2)
         seen: list[tuple[int, int]] = []
         shared = engine.run_video(target, tmp_path / "workers.mp4", progress=lambda done, total: seen.append(
-            (done, total)))
-        workers = engine._workers
+            (done, total)), options=two)
+        workers = engine.runs.workers
         assert workers is not None and len(workers.children) == 2
         pids = [process.pid for process, _ in workers.children]
-        again = engine.run_video(target, tmp_path / "again.mp4")
-        assert [process.pid for process, _ in engine._workers.children] == pids  # kept between runs
+        again = engine.run_video(target, tmp_path / "again.mp4", options=two)
+        assert engine.runs.workers is not None
+        assert [process.pid for process, _ in engine.runs.workers.children] == pids  # kept between runs
     assert all(process.poll() is not None for process, _ in workers.children)  # stopped on close
     assert alone.frames == shared.frames == again.frames == 60
     assert seen and seen[-1] == (60, 60) and all(a[0] <= b[0] for a, b in zip(seen, seen[1:]))
@@ -86,23 +87,23 @@ def test_failures_cancels_and_deaths_stop_the_workers_and_the_next_run_starts_ne
     with GpuEngine([source], gpu_engine_config(gpu_models_dir), options) as engine:
         with pytest.raises(MediaDecodeError, match="truncated or corrupt"):
             engine.run_video(truncated, tmp_path / "out.mp4")
-        assert engine._workers is None
+        assert engine.runs.workers is None
         assert not list(tmp_path.glob("out*")) and not list(tmp_path.glob(".steadyswap-*"))
         cancel = threading.Event()
         with pytest.raises(Interrupted):
             engine.run_video(media_path("video/liveportrait_d0_crf20.mp4"), tmp_path / "cancelled.mp4",
                              progress=lambda done, total: cancel.set(), cancel=cancel)
-        assert engine._workers is None and not list(tmp_path.glob("cancelled*"))
+        assert engine.runs.workers is None and not list(tmp_path.glob("cancelled*"))
         assert not _left_behind(before)  # the workers' decoders and encoders were stopped with them
 
         def kill_a_worker(done: int, total: int) -> None:
-            if engine._workers is not None and engine._workers.children[0][0].poll() is None:
-                os.kill(engine._workers.children[0][0].pid, signal.SIGKILL)
+            if engine.runs.workers is not None and engine.runs.workers.children[0][0].poll() is None:
+                os.kill(engine.runs.workers.children[0][0].pid, signal.SIGKILL)
 
         with pytest.raises(SteadySwapError, match="GPU engine worker process died"):
             engine.run_video(media_path("video/liveportrait_d0_crf20.mp4"), tmp_path / "killed.mp4",
                              progress=kill_a_worker)
-        assert engine._workers is None and not list(tmp_path.glob("killed*"))
+        assert engine.runs.workers is None and not list(tmp_path.glob("killed*"))
         assert not _left_behind(before)
         result = engine.run_video(media_path("video/liveportrait_d0_crf20.mp4"), tmp_path / "d0.mp4")
     assert result.frames == 78 and len(_stamps(tmp_path / "d0.mp4")) == 78

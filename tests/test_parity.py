@@ -85,13 +85,13 @@ def work_done_once():
     batch of frames once per path (later cases replay its faces; the first case of each clip compares the two
     detectors' own answers). Everything after detection runs in full in every case."""
     from steadyswap.analysis.onnx_detectors import OnnxDetector
-    from steadyswap.engine.gpu import engine as engine_module
+    from steadyswap.engine.gpu import assembly as assembly_module
     from steadyswap.engine.gpu import stages as stages_module
     from steadyswap.engine.gpu.stages import GpuDetector
 
     converted: dict = {}
     answers: dict = {}
-    torch_onnx = engine_module.TorchOnnx
+    torch_onnx = assembly_module.TorchOnnx
 
     def convert(*args, **kwargs):
         key = (tuple(str(a) for a in args), tuple(sorted(kwargs.items())))
@@ -109,7 +109,7 @@ def work_done_once():
         return detect
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(engine_module, "TorchOnnx", convert, raising=True)
+        patch.setattr(assembly_module, "TorchOnnx", convert, raising=True)
         patch.setattr(stages_module, "TorchOnnx", convert, raising=True)
         patch.setattr(OnnxDetector, "detect", replay(OnnxDetector.detect, lambda image: image.tobytes()))
         patch.setattr(GpuDetector, "detect", replay(GpuDetector.detect, lambda frames: frames.cpu().numpy().tobytes()))

@@ -108,9 +108,9 @@ def test_gpu_engine_builds_the_source_as_the_cpu_path(gpu_models_dir: Path, torc
     paths = [media_path(FIRST), media_path(NO_FACE), media_path(SECOND)]
     with caplog.at_level(logging.WARNING, logger="steadyswap"):
         with GpuEngine(paths, config, GpuOptions(device=torch_device, half=False)) as engine:
-            assert engine.swapper is not None and engine.detector is not None
+            assert engine.models.swapper is not None and engine.models.detector is not None
             used = engine.sources
-            gpu = engine.swapper.prepare_source(used, engine.detector.analyze(used))
+            gpu = engine.models.swapper.prepare_source(used, engine.models.detector.analyze(used))
     assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
         f"source {paths[1]}: no face found; using the other 2 source photo(s)"]
     assert len(used) == 2

@@ -6,6 +6,7 @@ Needs the ``distributed`` extra (``pip install steadyswap[distributed]``).
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import sys
 from dataclasses import fields
@@ -18,6 +19,7 @@ from steadyswap.distributed import (
     Batch, BatchProgress, BatchResult, BatchSettings, Job, jobs_from_folder, load_job_file,
 )
 from steadyswap.distributed.dask_executor import DaskExecutor, gpu_ids, local_worker_envs
+from steadyswap.engine.decision import Backend, Entry, decide
 from steadyswap.errors import UsageError
 from steadyswap.flags import FLAGS
 
@@ -148,17 +150,18 @@ def _count(number: int, one: str, many: str | None = None) -> str:
 
 
 def gpu_workers(jobs: list[Job], defaults: dict[str, Any]) -> bool:
-    """Whether the local workers go one per GPU: some job's options (or the defaults) list ``cuda`` first, and
-    GPUs are found or one of those jobs has no ``cpu`` fallback (then ``local_worker_envs`` says none are found)."""
-    cuda = []
+    """Whether the local workers go one per GPU: the decision point sends some job to the GPU engine, with GPUs
+    found on this host (``gpu_ids``) or a job with no ``cpu`` fallback (then ``local_worker_envs`` says none are
+    found)."""
+    found = functools.cache(lambda: bool(gpu_ids()))
     for job in jobs:
         try:
-            providers = job.config(defaults).execution_providers
+            decision = decide(job.config(defaults), Entry.BATCH, gpu=found)
         except UsageError:
             continue  # the job fails alone, with this error, when the batch opens it
-        if providers[0] == "cuda":
-            cuda.append(providers)
-    return bool(cuda) and (bool(gpu_ids()) or any("cpu" not in p for p in cuda))
+        if decision.backend is Backend.ENGINE:
+            return True
+    return False
 
 
 def _jobs(args: argparse.Namespace) -> list[Job]:

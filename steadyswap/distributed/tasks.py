@@ -1,16 +1,15 @@
 """The tasks of a batch, run in worker processes: check and plan a job, swap a segment, join, swap a photo.
 
 Plain functions of (context, *args) with picklable arguments and results, so any engine can run them.
-A job whose options select the GPU engine (``execution_providers`` starting with ``cuda``; see
-``engine.gpu.use_gpu_engine``) runs its segments and photo through the worker's pooled ``GpuEngine``;
-other jobs run the CPU ``FaceSwapper``. Both write the same segment files, so join and resume do not care
+A job whose options select the GPU engine (``engine.decision.decide``: ``execution_providers`` starting with
+``cuda``) runs its segments and photo through the worker's pooled ``GpuEngine``; other jobs run the CPU
+``FaceSwapper``. Both write the same segment files, so join and resume do not care
 which ran.
 """
 
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -19,10 +18,10 @@ from steadyswap.analysis.face_map import run_inputs
 from steadyswap.config import RunConfig
 from steadyswap.distributed.executor import WorkerContext
 from steadyswap.engine.frame_swapper import FaceSwapper
-from steadyswap.engine.gpu import cpu_fallback, use_gpu_engine
+from steadyswap.engine.decision import Backend, Entry, decide
 from steadyswap.engine.output import output_settings
 from steadyswap.engine.pipeline import check_run, run_image, save_photo
-from steadyswap.engine.segment_runner import SegmentResult, every_few, run_segment
+from steadyswap.engine.segment_runner import SegmentResult, lookahead_frames, run_on_engine, run_segment
 from steadyswap.io.probe import file_sha256
 from steadyswap.errors import UsageError
 from steadyswap.io import probe, read_image
@@ -81,14 +80,14 @@ class SegmentDone:
 
 def _engine(context: WorkerContext, spec: JobSpec) -> GpuEngine | None:
     """The worker's GpuEngine for the job when its options select the GPU engine, else None."""
-    if not use_gpu_engine(spec.config):
+    if decide(spec.config, Entry.BATCH).backend is not Backend.ENGINE:
         return None
     return context.pool.engine(list(spec.sources), spec.config)
 
 
 def _swapper(context: WorkerContext, spec: JobSpec, fps: float) -> FaceSwapper:
     """The worker's CPU FaceSwapper for the job at ``fps`` (``cuda cpu`` without a usable GPU: ``cpu``)."""
-    return context.pool.get(list(spec.sources), cpu_fallback(spec.config), fps)
+    return context.pool.get(list(spec.sources), decide(spec.config, Entry.BATCH).config, fps)
 
 
 def _models(context: WorkerContext, spec: JobSpec, fps: float) -> None:
@@ -106,8 +105,7 @@ def prepare(context: WorkerContext, spec: JobSpec, segment_frames: int, warmup_f
         UsageError: a trim range outside the video, output options the output's container cannot take, or an
             option batches do not support.
     """
-    if spec.config.quality_report:
-        raise UsageError("--quality-report is not supported in batches; use 'steadyswap run'")
+    decide(spec.config, Entry.BATCH)  # refuses what a batch cannot honour
     if check_run([Path(s) for s in spec.sources], Path(spec.target), Path(spec.output), spec.config) == "image":
         _models(context, spec, IMAGE_FPS)
         return JobPlan("image")
@@ -116,9 +114,8 @@ def prepare(context: WorkerContext, spec: JobSpec, segment_frames: int, warmup_f
     end = min(spec.config.trim_frame_end or info.frame_count, info.frame_count)
     if start >= end:
         raise UsageError(f"{spec.target}: trim range {start}-{end} holds none of its {info.frame_count} frames")
-    lookahead = spec.config.smoothing_lookahead if spec.config.face_smoothing == "one-euro" else 0
     segments = plan_segments(info, frames_per_segment=segment_frames, warmup_frames=warmup_frames,
-                             start=start, end=end, lookahead_frames=lookahead)
+                             start=start, end=end, lookahead_frames=lookahead_frames(spec.config))
     _models(context, spec, info.fps)
     return JobPlan("video", info, segments)
 
@@ -132,10 +129,7 @@ def swap_segment(context: WorkerContext, spec: JobSpec, fps: float, segment: Seg
     if engine is None:
         result = run_segment(_swapper(context, spec, fps), segment, path, spec.config, progress=context.report)
     else:
-        began = time.perf_counter()
-        report = every_few(context.report, segment.frames)
-        frames = engine.run_segment(segment, path, progress=lambda written, _total: report(written))
-        result = SegmentResult.of_file(segment, path, frames, began)
+        result = run_on_engine(engine, segment, path, progress=context.report)
     return SegmentDone(result, os.getpid(), context.pool.builds)
 
 

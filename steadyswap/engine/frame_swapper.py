@@ -47,7 +47,8 @@ class FrameResult:
     kept in front of them (``analysis.hands``' frame-space mask; None: none found, or the occluder is off),
     and the patches ``paste_patches`` was given, each with its final mask (after every mask type, the hand
     occluder, the enhancer and every later stage): ``blend.paste.paste_mask(image.shape, patches)`` is the
-    frame-space paste mask."""
+    frame-space paste mask. ``requests``: the (source, faces) pairs handed to the swapper, in order: what the GPU
+    engine swaps in this frame on the device."""
 
     image: np.ndarray
     faces: Faces
@@ -55,6 +56,7 @@ class FrameResult:
     scene_cut: bool
     hands: np.ndarray | None = None
     patches: list[SwapPatch] = field(default_factory=list)
+    requests: list[tuple[SourceFace, Faces]] = field(default_factory=list)
 
 
 @dataclass
@@ -299,23 +301,26 @@ class FaceSwapper:
     def _swap(self, image: np.ndarray, smoothed: Faces, raw: Faces, cut: bool,
               hands: np.ndarray | None, number: int) -> FrameResult:
         chosen, people = self.selector.select(image, smoothed)
-        patches, swapped = [], []
+        patches, swapped, requests = [], [], []
         for person in np.unique(people):
             source = self.person_sources[int(person)]
             if source is None:
                 continue
             rows = np.flatnonzero(people == person)
-            made = self.swapper.swap(source, [image], [chosen[rows]])[0]
+            targets = chosen[rows]
+            requests.append((source, targets))
+            made = self.swapper.swap(source, [image], [targets])[0]
             if self.masker is not None:
-                made = self.masker.apply(image, made, chosen[rows])
+                made = self.masker.apply(image, made, targets)
             made = occlude(made, hands, image.shape[1::-1])
             if self.enhancer is not None:
-                made = self.enhancer.enhance(image, chosen[rows].kps, made, self.tone)
+                made = self.enhancer.enhance(image, targets.kps, made, self.tone)
             patches += [self.degrade.degrade_patch(self.colour.correct_patch(patch), number) for patch in made]
             swapped += rows.tolist()
         faces = chosen[sorted(swapped)]
         patches = self.hold.hold_patches(image, patches)
-        return FrameResult(paste_patches(image, patches) if patches else image, faces, raw, cut, hands, patches)
+        return FrameResult(paste_patches(image, patches) if patches else image, faces, raw, cut, hands, patches,
+                           requests)
 
     def process(self, image: np.ndarray) -> FrameResult:
         """Swap one frame now (causal smoothing) and say what was done."""

@@ -12,6 +12,7 @@ by the One-Euro filter's delay (docs/live.md). The same loop runs the CPU path (
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 import time
@@ -26,12 +27,15 @@ import numpy as np
 
 from steadyswap.config import RunConfig
 from steadyswap.engine.frame_swapper import Analysed, FaceSwapper
-from steadyswap.engine.gpu import cpu_fallback, engine_module, use_gpu_engine
+from steadyswap.engine.decision import Backend, Entry, decide
+from steadyswap.engine.gpu import engine_module
 from steadyswap.errors import Terminated, UsageError
 from steadyswap.io import read_image
 from steadyswap.io.capture import Capture, Captured
 from steadyswap.io.live_outputs import LiveOutput
 from steadyswap.provenance import watermark_for
+
+log = logging.getLogger(__name__)
 
 MAX_BATCH = 2
 """Frames per step at most: more would add a frame's wait to every frame's latency."""
@@ -177,17 +181,17 @@ class LiveSwapper:
         self.config = config
         self.watermark = watermark_for(None, config)
         """Added to every swapped frame, whatever output it goes to (docs/provenance.md)."""
-        if config.face_map or config.face_selector_mode == "reference":
-            raise UsageError("live input has no target frames to pick people from: use --face-selector-mode "
-                             "one or many (reference selection and face maps are for files)")
+        decision = decide(config, Entry.LIVE)  # refuses reference selection and face maps
         self.fps = fps
         self._engine = None
         self._frames: FaceSwapper | None = None
-        if use_gpu_engine(config):
+        if decision.backend is Backend.ENGINE:
             self._engine = engine_module().GpuEngine(sources, config)
             self.inputs = self._engine.inputs
         else:
-            self._frames = FaceSwapper(sources, cpu_fallback(config), fps)
+            if decision.note:
+                log.warning(decision.note)
+            self._frames = FaceSwapper(sources, decision.config, fps)
             self.inputs = self._frames.inputs
         if warm_up:
             self._warm_up(sources[0])

@@ -2,7 +2,9 @@
 
 The file keeps the source's timestamps (or the output frame rate's) and has no audio, so
 ``steadyswap.io.segments.join`` can concatenate segments by copying packets. Every segment uses the same
-writer settings as a plain run (``engine.output``).
+writer settings as a plain run (``engine.output``). The CPU path (``run_segment``) and the GPU engine
+(``run_on_engine``) write the same files with the same checks (``check_complete``); a batch's tasks and the
+engine's own segments plan their warm-up and lookahead with the same rule (``lookahead_frames``).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from steadyswap.config import RunConfig
 from steadyswap.engine.frame_swapper import FaceSwapper
@@ -22,6 +25,9 @@ from steadyswap.io import VideoReader, VideoWriter, atomic_output
 from steadyswap.io.probe import PathLike, file_sha256
 from steadyswap.io.segments import Segment
 from steadyswap.provenance import watermark_for
+
+if TYPE_CHECKING:
+    from steadyswap.engine.gpu.engine import GpuEngine
 
 SegmentProgress = Callable[[int], None]
 """Called with the number of frames of the segment written so far."""
@@ -99,9 +105,34 @@ def run_segment(
                     written += 1
                     if report is not None:
                         report(written)
-            if written != segment.frames:
-                raise MediaDecodeError(
-                    f"{segment.target}: decoding stopped after frame {segment.start + written - 1}; "
-                    f"frames {segment.start}-{segment.end - 1} are needed (truncated or corrupt file)"
-                )
+            check_complete(segment, written)
     return SegmentResult.of_file(segment, output, written, began)
+
+
+def run_on_engine(engine: GpuEngine, segment: Segment, output: PathLike, progress: SegmentProgress | None = None,
+                  cancel: threading.Event | None = None) -> SegmentResult:
+    """``run_segment`` on a GPU engine: the same file, written by the engine's step loop.
+
+    Raises:
+        as ``run_segment``.
+    """
+    began = time.perf_counter()
+    report = every_few(progress, segment.frames) if progress is not None else None
+    frames = engine.run_segment(segment, output, progress=None if report is None else
+                                lambda written, _total: report(written), cancel=cancel)
+    return SegmentResult.of_file(segment, output, frames, began)
+
+
+def check_complete(segment: Segment, written: int) -> None:
+    """Raise MediaDecodeError unless all of ``segment``'s frames were written (the target ended early)."""
+    if written != segment.frames:
+        raise MediaDecodeError(
+            f"{segment.target}: decoding stopped after frame {segment.start + written - 1}; "
+            f"frames {segment.start}-{segment.end - 1} are needed (truncated or corrupt file)"
+        )
+
+
+def lookahead_frames(config: RunConfig) -> int:
+    """Frames the smoother looks ahead: each segment decodes this many past its end, so its last frames are
+    smoothed as in a single run."""
+    return config.smoothing_lookahead if config.face_smoothing == "one-euro" else 0

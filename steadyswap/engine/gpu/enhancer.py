@@ -3,6 +3,7 @@ every swapped face of a step of frames (and of every stream in it) on the device
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 import numpy as np
@@ -10,7 +11,7 @@ import torch
 
 from steadyswap.blend import torch_ops
 from steadyswap.engine.gpu.onnx_module import TorchOnnx
-from steadyswap.engine.gpu.stages import GpuPatches, _pad, bucket, normalise
+from steadyswap.engine.gpu.stages import PROBE_ROWS, GpuPatches, _pad, bucket, normalise
 from steadyswap.enhance.geometry import blend_weights, canvas_size, crop_to_canvas, frame_to_canvas
 from steadyswap.enhance.tone import ToneSmoother, steady_tone
 from steadyswap.errors import ModelError
@@ -42,6 +43,13 @@ class GpuEnhancer:
         self.std = torch.tensor(spec.std, device=model.device)[:, None, None]
         self.mean = torch.tensor(spec.mean, device=model.device)[:, None, None]
 
+    def planned(self, faces_per_call: int) -> GpuEnhancer:
+        """This enhancer at ``faces_per_call`` faces per model call (its memory plan's): a new object on the same
+        graph, so the one the plan was probed with is never changed under its holder."""
+        chosen = copy.copy(self)
+        chosen.faces_per_call = faces_per_call
+        return chosen
+
     def enhance(self, frames: torch.Tensor, groups: list[GpuPatches], kps: np.ndarray,
                 tones: Sequence[ToneSmoother]) -> GpuPatches:
         """Every face of ``groups`` (in order, one row of ``kps`` (n, 5, 2) each) enhanced, as one batch of
@@ -69,9 +77,9 @@ class GpuEnhancer:
 
     def run(self, crops: torch.Tensor, probe: bool = False) -> torch.Tensor:
         """(n, 3, S, S) RGB 0..255 → the model's (n, 3, S, S) RGB 0..255, rounded as FaceFusion's uint8 output;
-        ``probe``: a memory probe, run eagerly."""
+        ``probe``: a memory probe, run eagerly in calls of up to ``PROBE_ROWS`` faces."""
         images = normalise(crops, self.spec)
-        limit = self.faces_per_call
+        limit = PROBE_ROWS if probe else self.faces_per_call
         outputs = []
         for start in range(0, len(images), limit):
             chunk = images[start:start + limit]

@@ -59,14 +59,15 @@ class GpuFaceMasker:
             requests: per frame, the (source, faces) pairs the swapper was given.
         """
         faces = [pair_faces[i] for pairs in requests for _, pair_faces in pairs for i in range(len(pair_faces))]
-        rows = [(patches, i) for patches in made for i in range(len(patches.frame_index))]
+        rows = [(group, i) for group, patches in enumerate(made) for i in range(len(patches.frame_index))]
         if not rows:
             return
-        spaces = [mask_space(patches.to_frame[i], tuple(patches.crops.shape[-2:]), face.kps[0])
-                  for (patches, i), face in zip(rows, faces)]
+        spaces = [mask_space(made[group].to_frame[i], tuple(made[group].crops.shape[-2:]), face.kps[0])
+                  for (group, i), face in zip(rows, faces)]
         side = spaces[0][1]
         targets, swapped = [], []
-        for (patches, i), face, (to_mask, _) in zip(rows, faces, spaces):
+        for (group, i), face, (to_mask, _) in zip(rows, faces, spaces):
+            patches = made[group]
             if to_mask is None:
                 targets.append(patches.targets[i:i + 1])
                 swapped.append(patches.crops[i:i + 1])
@@ -75,20 +76,21 @@ class GpuFaceMasker:
             targets.append(torch_ops.crop_faces(frames, [patches.frame_index[i]], crop, side))
             swapped.append(torch_ops.warp_affine(patches.crops[i:i + 1].float(), to_mask[None], (side, side)).round_())
         landmarks = np.concatenate([face.landmarks for face in faces])
-        to_frame_mask = np.stack([frame_to_mask(patches.to_frame[i], to_mask)
-                                  for (patches, i), (to_mask, _) in zip(rows, spaces)])
+        to_frame_mask = np.stack([frame_to_mask(made[group].to_frame[i], to_mask)
+                                  for (group, i), (to_mask, _) in zip(rows, spaces)])
         extra = self.masks(torch.cat(targets), torch.cat(swapped), landmarks, to_frame_mask)
-        per_patches: dict[int, list[torch.Tensor]] = {}
-        for k, ((patches, i), (to_mask, _)) in enumerate(zip(rows, spaces)):
+        per_group: list[list[torch.Tensor]] = [[] for _ in made]
+        for k, ((group, i), (to_mask, _)) in enumerate(zip(rows, spaces)):
+            patches = made[group]
             mask = extra[k:k + 1]
             if to_mask is not None:
                 height, width = patches.crops.shape[-2:]
                 mask = torch_ops.warp_affine(mask[:, None], to_mask[None], (width, height), "zeros",
                                              inverse_map=True)[:, 0]
-            per_patches.setdefault(id(patches), []).append(mask)
-        for patches in made:
-            if id(patches) in per_patches:
-                patches.masks = combine([patches.masks, torch.cat(per_patches[id(patches)])])
+            per_group[group].append(mask)
+        for patches, masks in zip(made, per_group):
+            if masks:
+                patches.masks = combine([patches.masks, torch.cat(masks)])
 
     def masks(self, targets: torch.Tensor, swapped: torch.Tensor, landmarks: np.ndarray,
               to_mask: np.ndarray) -> torch.Tensor:

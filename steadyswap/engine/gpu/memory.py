@@ -37,12 +37,15 @@ class MemoryPlan:
         face_bytes: what one more face costs a call (the probe's figure; 0 where nothing was probed).
         budget_bytes: the strategy's share of the free memory at planning time (0: no probe).
         frames_override: frames per step asked for (``GpuOptions.frames_per_step``), else None.
+        enhancer_faces_per_call: faces per enhancer call from the enhancer's own probe, else None (the
+            enhancer keeps ``--execution-batch-size`` or ``UNPROBED_FACES_PER_CALL``).
     """
 
     faces_per_call: int
     face_bytes: int
     budget_bytes: int
     frames_override: int | None = None
+    enhancer_faces_per_call: int | None = None
 
     def frames_for(self, height: int, width: int) -> int:
         """Frames per step for a video of this size: a quarter of the budget, at most the faces per call."""

@@ -8,6 +8,7 @@ device; only detections (small arrays) come back to the CPU, for decoding, track
 
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -400,6 +401,13 @@ class GpuSwapper(DeviceSwapper):
         self.mean = torch.tensor(spec.mean, device=device)[:, None, None]
         self.std = torch.tensor(spec.std, device=device)[:, None, None]
 
+    def planned(self, faces_per_call: int) -> GpuSwapper:
+        """This swapper at ``faces_per_call`` faces per model call (the memory plan's): a new object on the same
+        graphs, so the one the plan was probed with is never changed under its holder."""
+        chosen = copy.copy(self)
+        chosen.batch_size = faces_per_call * self.boost ** 2
+        return chosen
+
     def prepare_source(self, images: list[np.ndarray], faces: list[Faces]) -> SourceFace:
         """The model's ``source`` input from the largest face of each photo, as ``OnnxSwapper.prepare_source``
         (the same photos and the same average: ``swap.sources``)."""
@@ -458,7 +466,7 @@ class GpuSwapper(DeviceSwapper):
     def run(self, crops: torch.Tensor, sources: torch.Tensor,
             probe: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """(k, 3, N·S, N·S) crops 0..255 and (k, …) sources → swapped crops 0..255 (rounded) and masks;
-        ``probe``: a memory probe, run eagerly. Only the graph's first output is used (``OnnxSwapper._run``
+        ``probe``: a memory probe, run eagerly in calls of up to ``PROBE_ROWS`` tiles. Only the graph's first output is used (``OnnxSwapper._run``
         says why hyperswap's ``mask`` is not)."""
         k, n, side = len(crops), self.boost, self.spec.size
         tiles = crops.reshape(k, 3, side, n, side, n).permute(0, 3, 5, 1, 2, 4).reshape(k * n * n, 3, side, side)
@@ -467,7 +475,7 @@ class GpuSwapper(DeviceSwapper):
         fixed = self.model.compiled and not probe
         if fixed and self.compiled_batch is None:
             self.compiled_batch = bucket(len(tiles), self.batch_size)
-        limit = self.compiled_batch if fixed and self.compiled_batch else self.batch_size
+        limit = PROBE_ROWS if probe else self.compiled_batch if fixed and self.compiled_batch else self.batch_size
         images = []
         for start in range(0, len(tiles), limit):
             chunk = tiles[start:start + limit]
@@ -482,6 +490,10 @@ class GpuSwapper(DeviceSwapper):
         out = out.reshape(k, n, n, 3, side, side).permute(0, 3, 4, 1, 5, 2).reshape(k, 3, n * side, n * side)
         return out, self.box.expand(k, -1, -1).contiguous()
 
+
+
+PROBE_ROWS = 1 << 16
+"""Rows per model call in a memory probe: every face the probe asks for in one call."""
 
 
 def bucket(count: int, limit: int) -> int:
@@ -499,30 +511,23 @@ def _pad(rows: torch.Tensor, size: int) -> torch.Tensor:
 
 
 class DeferredSwapper(Swapper):
-    """The swapper a stream's ``FaceSwapper`` holds on the GPU path: it records what to swap, swaps nothing.
+    """The swapper a stream's ``FaceSwapper`` holds on the GPU path: it prepares sources on the device and swaps
+    nothing.
 
-    ``FaceSwapper`` still decides everything (tracks, smoothing, selection, which source for whom) and
-    hands each frame's faces to ``swap``; the engine collects them with ``take`` and swaps the faces of
-    many frames at once on the device.
+    ``FaceSwapper`` still decides everything (tracks, smoothing, selection, which source for whom); each frame's
+    ``FrameResult.requests`` says what to swap, and the engine swaps the faces of many frames at once on the
+    device.
     """
 
     def __init__(self, gpu: DeviceSwapper) -> None:
         self.gpu = gpu
         self.name = gpu.name
-        self._requests: dict[int, list[tuple[SourceFace, Faces]]] = {}
 
     def prepare_source(self, images: list[np.ndarray], faces: list[Faces]) -> SourceFace:
         return self.gpu.prepare_source(images, faces)
 
     def swap(self, source: SourceFace, frames: list[np.ndarray], faces: list[Faces]) -> list[list[SwapPatch]]:
-        for frame, found in zip(frames, faces):
-            if len(found):
-                self._requests.setdefault(id(frame), []).append((source, found))
         return [[] for _ in frames]
-
-    def take(self, image: np.ndarray) -> list[tuple[SourceFace, Faces]]:
-        """The (source, faces) pairs recorded for ``image`` (the very array ``FaceSwapper`` was given)."""
-        return self._requests.pop(id(image), [])
 
 
 class DetectionFeed(FaceAnalyzer):

@@ -28,7 +28,7 @@ from steadyswap.io.segments import Segment
 from steadyswap.types import VideoInfo
 
 if TYPE_CHECKING:
-    from steadyswap.engine.gpu.engine import GpuOptions
+    from steadyswap.engine.gpu.options import GpuOptions
 
 PROGRESS_EVERY = 8
 """Frames between a worker's progress messages."""
@@ -59,9 +59,9 @@ class EngineWorkers:
 
     def run(self, jobs: list[Job], info: VideoInfo, config: RunConfig, options: GpuOptions, clock: PhaseClock,
             progress: Progress | None = None, cancel: threading.Event | None = None) -> int:
-        """Run one job per worker (at most as many jobs as workers) under ``config`` and ``options`` (as the
-        parent engine's, which may have changed since the workers were built: models stay as built, as they
-        do in the parent); returns the frames written. The workers' time by phase is added to ``clock``.
+        """Run one job per worker (at most as many jobs as workers) under the run's ``config`` and ``options``
+        (each worker's engine checks them against what it was built from, as the parent's does); returns the
+        frames written. The workers' time by phase is added to ``clock``.
 
         On any failure or a cancel the workers are stopped (the engine starts new ones for its next run)
         and the error is raised here: the worker's own exception, or a report that it died.
@@ -136,7 +136,7 @@ def _serve(conn: Connection, sources: list[np.ndarray], config: RunConfig, optio
                 return
             if message[0] == "stop":
                 return
-            _, segments, files, info, engine.config, engine.options = message
+            _, segments, files, info, config, options = message
             last = 0
 
             def advanced(written: int, total: int) -> None:
@@ -146,7 +146,7 @@ def _serve(conn: Connection, sources: list[np.ndarray], config: RunConfig, optio
                     last = written
 
             try:
-                written = engine.run_job(segments, files, info, advanced)
+                written = engine.run_job(segments, files, info, advanced, config=config, options=options)
                 conn.send(("done", written, engine.clock.totals()))
             except BaseException as error:
                 conn.send(("error", children.portable(error)))
