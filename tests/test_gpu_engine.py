@@ -7,6 +7,7 @@ CUDA; ``-m gpu`` repeats the checks on the GPU machine.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import av
@@ -18,6 +19,7 @@ torch = pytest.importorskip("torch")
 from steadyswap.engine.frame_swapper import FaceSwapper  # noqa: E402
 from steadyswap.engine.gpu.engine import GpuEngine, GpuOptions  # noqa: E402
 from steadyswap.engine.pipeline import run_video  # noqa: E402
+from steadyswap.errors import UsageError  # noqa: E402
 from steadyswap.io import probe  # noqa: E402
 from tests.conftest import gpu_engine_config, media_path  # noqa: E402
 from tests.helpers import decode, photo  # noqa: E402
@@ -119,9 +121,16 @@ def test_run_segment_writes_a_file_for_join(gpu_models_dir: Path, torch_device: 
     target = media_path("video/liveportrait_d3_93f.mp4")
     segment = Segment(str(target), start=30, end=45, warmup=24)
     options = GpuOptions(device=torch_device, half=False)
-    with GpuEngine([_source()], gpu_engine_config(gpu_models_dir), options) as engine:
+    config = gpu_engine_config(gpu_models_dir)
+    with GpuEngine([_source()], config, options) as engine:
         written = engine.run_segment(segment, tmp_path / "seg.mp4")
-    assert written == 15
+        # a run may change what a run reads, never what the engine's models and memory plan were built from
+        with pytest.raises(UsageError, match="face_swapper_weight"):
+            engine.run_video(target, tmp_path / "other.mp4", config=replace(config, face_swapper_weight=0.9))
+        with pytest.raises(UsageError, match="frames_per_step, half"):
+            engine.run_video(target, tmp_path / "other.mp4", options=replace(options, half=True, frames_per_step=2))
+        assert len(engine.segments(probe(target), 0, 93, options=replace(options, segments=1))) == 1
+    assert written == 15 and not (tmp_path / "other.mp4").exists()
     with av.open(str(tmp_path / "seg.mp4")) as out, av.open(str(target)) as source:
         assert not out.streams.audio
         got = sorted(p.pts for p in out.demux(out.streams.video[0]) if p.size)
