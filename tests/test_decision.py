@@ -35,6 +35,7 @@ def never_asked() -> bool:
     (CUDA_CPU, a_gpu, Backend.ENGINE, ("cuda", "cpu"), False),
     (CUDA_CPU, no_gpu, Backend.CPU, ("cpu",), True),
     (RunConfig(execution_providers=("cpu", "cuda")), never_asked, Backend.CPU, ("cpu", "cuda"), False),
+    (RunConfig(execution_providers=("tensorrt",)), never_asked, Backend.CPU, ("tensorrt",), False),  # onnxruntime's
 ])
 def test_each_entry_takes_the_path_its_providers_and_the_gpu_give(entry, config, gpu, backend, providers,
                                                                    noted) -> None:

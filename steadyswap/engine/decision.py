@@ -105,7 +105,8 @@ def decide(config: RunConfig, entry: Entry = Entry.RUN, *, gpu: Callable[[], boo
     """The path of a run with ``config`` asked for by ``entry``.
 
     The GPU engine runs where ``--execution-providers`` lists ``cuda`` first and ``gpu()`` says a GPU is usable,
-    or lists no ``cpu`` after it (the engine then reports the missing GPU); else the CPU path, on ``cpu`` alone.
+    or lists no ``cpu`` after it (the engine then reports the missing GPU); else the CPU path (``cuda cpu`` on
+    ``cpu`` alone; other lists, ``tensorrt`` first say, as given to onnxruntime).
     A batch spreads over Dask workers; an engine's video run over ``run.segments`` engine worker processes where
     ``GpuOptions.workers`` asks, or by default on CUDA for runs of ``WORKER_MIN_FRAMES`` frames or more, as many
     as the device's memory holds.
