@@ -466,8 +466,8 @@ class GpuSwapper(DeviceSwapper):
     def run(self, crops: torch.Tensor, sources: torch.Tensor,
             probe: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """(k, 3, N·S, N·S) crops 0..255 and (k, …) sources → swapped crops 0..255 (rounded) and masks;
-        ``probe``: a memory probe, run eagerly in calls of up to ``PROBE_ROWS`` tiles. Only the graph's first output is used (``OnnxSwapper._run``
-        says why hyperswap's ``mask`` is not)."""
+        ``probe``: a memory probe, run eagerly in calls of up to ``PROBE_ROWS`` tiles. Only the graph's first
+        output is used (``OnnxSwapper._run`` says why hyperswap's ``mask`` is not)."""
         k, n, side = len(crops), self.boost, self.spec.size
         tiles = crops.reshape(k, 3, side, n, side, n).permute(0, 3, 5, 1, 2, 4).reshape(k * n * n, 3, side, side)
         tiles = normalise(tiles, self.spec)
