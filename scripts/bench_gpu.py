@@ -774,6 +774,7 @@ def section_e2e(out: dict, models: Path, clip: Path, scratch: Path, total: int, 
     import torch
 
     from steadyswap.engine.gpu.engine import GpuEngine, GpuOptions
+    from steadyswap.engine.gpu.options import BUILD_FIELDS
 
     source = read_image(shared(SOURCE_IMAGE))
     base = neural_config(models)
@@ -816,14 +817,17 @@ def section_e2e(out: dict, models: Path, clip: Path, scratch: Path, total: int, 
         options = replace(GpuOptions(device=DEVICE), **option_changes)
         output = scratch / f"{label}.mp4"
         marks: dict = {}
+        # a change to what the models are built from (fp32) needs an engine of its own, built outside the timing
+        # (its engine workers, where the run has any, start inside it: "own_engine" in the row says so)
+        runner = GpuEngine([source], config, options) if BUILD_FIELDS & set(option_changes) else engine
         try:
             with Sampler() as sampler:
-                result = engine.run_video(clip, output, progress=lambda done, _: memory_mark(marks, done, frames),
+                result = runner.run_video(clip, output, progress=lambda done, _: memory_mark(marks, done, frames),
                                           config=config, options=options)
-            segments = engine.segments(probe(clip), 0, frames, config, options)
+            segments = runner.segments(probe(clip), 0, frames, config, options)
             row = {"frames": result.frames, "seconds": result.seconds, "fps": result.fps,
-                   "segments": len(segments)} | sampler.figures()
-            row["phases_seconds"] = engine.clock.totals()
+                   "segments": len(segments), "own_engine": runner is not engine} | sampler.figures()
+            row["phases_seconds"] = runner.clock.totals()
             if label in ("default_auto", "default_workers"):
                 row["verify"] = verify_output(output, clip, segments)
             if label == "memory_1_segment":
@@ -831,6 +835,9 @@ def section_e2e(out: dict, models: Path, clip: Path, scratch: Path, total: int, 
             out[label] = row
         except Exception:
             out[label] = {"error": traceback.format_exc()}
+        finally:
+            if runner is not engine:
+                runner.close()
         output.unlink(missing_ok=True)
         phases = {k: round(v, 1) for k, v in out[label].get("phases_seconds", {}).items()}
         print(f"  e2e {label}: {out[label].get('fps', 'error')} {phases}", flush=True)

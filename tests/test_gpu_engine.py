@@ -130,6 +130,7 @@ def test_run_segment_writes_a_file_for_join(gpu_models_dir: Path, torch_device: 
         with pytest.raises(UsageError, match="frames_per_step, half"):
             engine.run_video(target, tmp_path / "other.mp4", options=replace(options, half=True, frames_per_step=2))
         assert len(engine.segments(probe(target), 0, 93, options=replace(options, segments=1))) == 1
+        assert engine.segments(probe(target), 0, 93, config=replace(config, color_strength=0.0, face_hold="none"))
     assert written == 15 and not (tmp_path / "other.mp4").exists()
     with av.open(str(tmp_path / "seg.mp4")) as out, av.open(str(target)) as source:
         assert not out.streams.audio

@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -30,14 +29,12 @@ from steadyswap.analysis.face_map import run_inputs
 from steadyswap.config import RunConfig
 from steadyswap.engine.decision import Entry, decide
 from steadyswap.engine.gpu.assembly import DeviceModels, assemble
-from steadyswap.engine.gpu.options import GpuOptions, cuda_device
+from steadyswap.engine.gpu.options import GpuOptions, check_run_config, cuda_device
 from steadyswap.engine.gpu.orchestrate import Orchestrator, plan_run
 from steadyswap.engine.gpu.plan import plan_memory
 from steadyswap.engine.gpu.steps import FramesStep, StepLoop
 from steadyswap.engine.phases import PhaseClock
 from steadyswap.engine.pipeline import Progress, RunResult, save_photo
-from steadyswap.engine.swapper_pool import OUTPUT_ONLY_FIELDS
-from steadyswap.errors import UsageError
 from steadyswap.io import check_output_extension, read_image
 from steadyswap.io.segments import Segment
 from steadyswap.types import VideoInfo
@@ -56,8 +53,9 @@ class GpuEngine:
         options: engine tunables (default: ``GpuOptions.from_config(config)``).
 
     Each run may pass its own ``config`` and ``options`` (defaults: the engine's): they may differ from the
-    engine's only where a run reads them (output and trim options; segments, workers, threads), since the
-    models and the memory plan are built once; anything else is refused in one line.
+    engine's only where a run reads them (``options.RUN_CONFIG_FIELDS``: output, trim, selection, smoothing, colour,
+    degrade, hold, hands; every ``GpuOptions`` field but ``BUILD_FIELDS``), since the models and the memory plan
+    are built once; anything else is refused in one line.
 
     Raises:
         ModelError: no CUDA device, or a model file missing or not convertible.
@@ -93,11 +91,7 @@ class GpuEngine:
     def _for_run(self, config: RunConfig | None, options: GpuOptions | None) -> tuple[RunConfig, GpuOptions]:
         """A run's options: the engine's, or the caller's where they change only what a run reads."""
         config = self.config if config is None else config.validate()
-        changed = sorted(f.name for f in fields(RunConfig) if f.name not in OUTPUT_ONLY_FIELDS
-                         and getattr(config, f.name) != getattr(self.config, f.name))
-        if changed:
-            raise UsageError(f"option(s) {', '.join(changed)} differ from this GPU engine's, whose models are built "
-                             f"from them; build another GpuEngine to change them")
+        check_run_config(config, self.config)
         options = self.options if options is None else options
         options.check_run(self.options)
         return config, options

@@ -7,6 +7,7 @@ from dataclasses import dataclass, fields
 import torch
 
 from steadyswap.config import RunConfig
+from steadyswap.engine.swapper_pool import OUTPUT_ONLY_FIELDS
 from steadyswap.errors import ModelError, UsageError
 
 MAX_SEGMENTS = 4
@@ -15,6 +16,14 @@ BUILD_FIELDS = frozenset({"device", "half", "channels_last", "faces_per_call", "
                           "compile"})
 """The options an engine's models and memory plan are built from: fixed for the engine's life. The others
 (segments, workers, threads, codec processes, cache release) may differ from one run to the next."""
+RUN_CONFIG_FIELDS = OUTPUT_ONLY_FIELDS | frozenset({
+    "watermark", "c2pa_cert", "c2pa_key", "face_selector_mode", "reference_face_position", "reference_frame_number",
+    "reference_face_distance", "face_smoothing", "smoothing_min_cutoff", "smoothing_beta", "smoothing_d_cutoff",
+    "smoothing_lookahead", "smoothing_ema_alpha", "color_strength", "face_degrade", "face_hold", "hand_occluder",
+})
+"""The ``RunConfig`` fields a run of a built engine may change: its output, and the decisions each run's streams
+make with their own ``FaceSwapper`` (selection, smoothing, colour, degrade, hold, the hand occluder). The others
+choose and shape the models, the sources and the memory plan, built once."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +90,15 @@ class GpuOptions:
         if changed:
             raise UsageError(f"GPU engine option(s) {', '.join(changed)} are fixed when the engine is built; "
                              f"build another GpuEngine to change them")
+
+
+def check_run_config(config: RunConfig, built: RunConfig) -> None:
+    """Refuse ``config`` for a run of an engine built with ``built`` where it differs outside ``RUN_CONFIG_FIELDS``."""
+    changed = sorted(f.name for f in fields(RunConfig)
+                     if f.name not in RUN_CONFIG_FIELDS and getattr(config, f.name) != getattr(built, f.name))
+    if changed:
+        raise UsageError(f"option(s) {', '.join(changed)} differ from this GPU engine's, whose models are built "
+                         f"from them; build another GpuEngine to change them")
 
 
 def cuda_device(name: str) -> torch.device:
