@@ -364,13 +364,16 @@ class StepLoop:
     def swap_image(self, image: np.ndarray, clock: PhaseClock) -> np.ndarray:
         """One still photo (no temporal state); returned unchanged when no face is selected."""
         swapper = self.stream(0, Segment("image", 0, 1, 0), 30.0, self.config).swapper
-        if swapper.needs_references:
-            if any(index != 0 for index in swapper.reference_frames):
-                raise UsageError("a photo target has only frame 0: reference frames must be 0")
-            swapper.set_references([image] * len(swapper.reference_frames))
-        result = swapper.swap_image(image)
-        if not result.requests:
-            return image
-        frames = torch.from_numpy(image[None].copy()).to(self.device)
-        final = (Item(0, 0, None, True), frames[0], result.requests, swapper, result.hands)
-        return self.render([final], clock, self._release)[0].cpu().numpy()
+        try:  # the photo's own stream: closed with it (its analyser and hand finder), as a video's streams are
+            if swapper.needs_references:
+                if any(index != 0 for index in swapper.reference_frames):
+                    raise UsageError("a photo target has only frame 0: reference frames must be 0")
+                swapper.set_references([image] * len(swapper.reference_frames))
+            result = swapper.swap_image(image)
+            if not result.requests:
+                return image
+            frames = torch.from_numpy(image[None].copy()).to(self.device)
+            final = (Item(0, 0, None, True), frames[0], result.requests, swapper, result.hands)
+            return self.render([final], clock, self._release)[0].cpu().numpy()
+        finally:
+            swapper.close()
