@@ -25,7 +25,7 @@ both load the same bytes. The detector is the real YuNet (tests/data/models) in 
 - near-free: tiny graphs with each model's input/output contract (the tools' own overhead). The swapper mixes the
   face crop half-and-half with vertical stripes, which survive colour matching, so a swap shows in the pixels.
 - compute-matched: about each real model's multiply-accumulates (``MACS``): the architecture stand-ins of
-  steadyswap.models.standins for hyperswap_1a_256, 2dfan4 and ArcFace, and convolution stacks sized to the count
+  steadyswap.testing.standins for hyperswap_1a_256, 2dfan4 and ArcFace, and convolution stacks sized to the count
   for the models those do not cover (fairface, the three content-analyser models). 2dfan4's heatmaps are held at
   0.2 so FaceFusion keeps the detector's points (its random points would move the face).
 Models no tool runs with these flags (occluder, parser, voice extractor) are near-free in both flavours.
@@ -86,7 +86,7 @@ MACS = {
     "nsfw_1": 3.3e9, "nsfw_2": 3.2e9, "nsfw_3": 107.1e9,
 }
 """Multiply-accumulates per call of the compute-matched flavour. The first three are the published figures the
-stand-ins are built to (steadyswap.models.standins.PUBLISHED). The others are estimates from the architectures
+stand-ins are built to (steadyswap.testing.standins.PUBLISHED). The others are estimates from the architectures
 they are fine-tuned from: fairface a ResNet-34 at 224 px; nsfw_1 (EraX) a YOLO at 640 px, counted as the smallest
 YOLO11 (the file's size is not known here, so this is a lower bound); nsfw_2 (Marqo) ViT-Tiny/16 at 384 px;
 nsfw_3 (Freepik) EVA-02 Base/14 at 448 px. The content analyser runs once per second of video, the others once
@@ -235,21 +235,12 @@ def striped_swapper(path: Path) -> Path:
     return onnx_standins.save(nodes, inputs, outputs, inits, path)
 
 
-def _standins_module():
-    """steadyswap's torch stand-ins (they may live under steadyswap.testing)."""
-    try:
-        from steadyswap.testing import standins
-    except ImportError:
-        from steadyswap.models import standins
-    return standins
-
-
 def export_landmarker(path: Path) -> Path:
     """Compute-matched 2dfan4 whose heatmaps read 0.2 everywhere: FaceFusion's landmark score (0.22) stays under
     its 0.5 cut-off, so the detector's points place the face while the network's cost is still paid."""
     import torch
 
-    standins = _standins_module()
+    from steadyswap.testing import standins
 
     class HeldScore(torch.nn.Module):
         def __init__(self) -> None:
@@ -284,7 +275,7 @@ def build_models(folder: Path, flavour: str) -> dict[str, float]:
     for name, (side, value) in analysers.items():
         constant_graph(folder / f"{name}.onnx", side, [("output", value)], macs[name])
     if matched:
-        standins = _standins_module()
+        from steadyswap.testing import standins
         for name in ("hyperswap_1a_256", "arcface_w600k_r50"):
             standins.export_onnx(name, folder / f"{name}.onnx", standins.build(name))
         export_landmarker(folder / "2dfan4.onnx")
