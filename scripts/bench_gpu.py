@@ -665,33 +665,35 @@ def section_profile(out: dict, models: Path, clip: Path, scratch: Path, total: i
     """One default engine run (one process, one segment) under torch's profiler, after an untimed run: where
     the time of a step goes, by render stage (each wrapped in a profiler label here) and by operator, on the
     host and on the device. Tables in ``out`` as text (top 30 by device time and by host time)."""
+    from unittest import mock
+
     from torch.profiler import ProfilerActivity, profile, record_function
 
     from steadyswap.engine.gpu import stages
     from steadyswap.engine.gpu.engine import GpuEngine, GpuOptions
 
-    def labelled(owner: type, name: str) -> None:
+    def labelled(owner: type, name: str) -> Callable:
         method = getattr(owner, name)
 
         def run(self, *args, **kwargs):
             with record_function(f"stage {owner.__name__}.{name}"):
                 return method(self, *args, **kwargs)
-        setattr(owner, name, run)
+        return run
 
-    for name in ("correct_colour", "degrade", "hold", "paste", "occlude"):
-        labelled(stages.GpuPatches, name)
-    labelled(stages.GpuSwapper, "swap")
-    labelled(stages.GpuSwapper, "run")
-    labelled(stages.GpuDetector, "detect")
+    labels = [(stages.GpuPatches, name) for name in ("correct_colour", "degrade", "hold", "paste", "occlude")]
+    labels += [(stages.GpuSwapper, "swap"), (stages.GpuSwapper, "run"), (stages.GpuDetector, "detect")]
     source = read_image(shared(SOURCE_IMAGE))
     frames = min(total, 400)
     config = neural_config(models, trim_frame_end=frames)
-    with GpuEngine([source], config, GpuOptions(device=DEVICE, workers=1, segments=1)) as engine:
-        engine.run_video(clip, scratch / "profile.mp4")
-        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as profiler:
-            result = engine.run_video(clip, scratch / "profile.mp4")
-        out["fps"] = result.fps
-        out["phases_seconds"] = engine.clock.totals()
+    with contextlib.ExitStack() as labelling:  # the stages' methods are restored after this section
+        for owner, name in labels:
+            labelling.enter_context(mock.patch.object(owner, name, labelled(owner, name)))
+        with GpuEngine([source], config, GpuOptions(device=DEVICE, workers=1, segments=1)) as engine:
+            engine.run_video(clip, scratch / "profile.mp4")
+            with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as profiler:
+                result = engine.run_video(clip, scratch / "profile.mp4")
+            out["fps"] = result.fps
+            out["phases_seconds"] = engine.clock.totals()
     (scratch / "profile.mp4").unlink(missing_ok=True)
     averages = profiler.key_averages()
     out["by_device_time"] = averages.table(sort_by="self_cuda_time_total", row_limit=30, max_name_column_width=60)
@@ -907,7 +909,7 @@ def section_classic(out: dict, clip: Path, scratch: Path, frames: int) -> None:
         with Sampler() as sampler:
             result = engine.run_video(clip, scratch / "classic_segments.mp4")
         out["gpu_engine"] = {"frames": result.frames, "fps": result.fps,
-                                        "segments": len(engine.segments(probe(clip), 0, frames))} | sampler.figures()
+                             "segments": len(engine.segments(probe(clip), 0, frames))} | sampler.figures()
         engine.close()
         cpu_config = replace(config, execution_providers=("cpu",))
         with Sampler() as sampler:
