@@ -804,6 +804,7 @@ def section_e2e(out: dict, models: Path, clip: Path, scratch: Path, total: int, 
         ("default_no_degrade", {"face_degrade": "none"}, {}, total),
         ("default_no_hold", {"face_hold": "none"}, {}, total),
         ("default_no_colour", {"color_strength": 0.0}, {}, total),
+        ("default_no_watermark", {"watermark": False}, {}, total),
         ("default_fp32", {}, {"half": False}, total),
         ("default_one_worker", {}, {"workers": 1}, total),
         ("default_again", {}, {}, total),  # the first default run again, last: how much the order moved figures

@@ -10,7 +10,8 @@
 #              && git show REV:scripts/bench_gpu.py > .bench/baseline/scripts/bench_gpu.py
 #   then:  bash scripts/bench_gpu_vs_baseline.sh
 # Environment: NEW_SECTIONS (default env,prepare,e2e,classic), NEW_RUNS and BASE_RUNS (e2e run labels, default
-# default_auto,ultrafast_auto), NEW_SECONDS / BASE_SECONDS (time limits), TESTS (pytest files; empty: none).
+# default_auto,ultrafast_auto), BASE_DIR (the baseline's folder, default .bench/baseline), NEW_SECONDS / BASE_SECONDS
+# (time limits), TESTS (pytest files; empty: none).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out="${OUT:-$PWD/out}"; mkdir -p "$out"
@@ -26,7 +27,7 @@ quiet() { grep -v -e "UserWarning" -e "pos_axes_slices" -e "warnings.warn"; }
 timeout "${NEW_SECONDS:-260}" python3 scripts/bench_gpu.py --out "$out/new" --sections "${NEW_SECTIONS:-env,prepare,e2e,classic}" \
     --frames 600 --e2e-runs "${NEW_RUNS:-default_auto,ultrafast_auto}" --no-claim "$@" 2>&1 | quiet \
     | tee "$out/new.log" | tail -25
-(cd .bench/baseline && PYTHONPATH="/tmp/site:$PWD" timeout "${BASE_SECONDS:-150}" python3 scripts/bench_gpu.py \
+(cd "${BASE_DIR:-.bench/baseline}" && PYTHONPATH="/tmp/site:$PWD" timeout "${BASE_SECONDS:-150}" python3 scripts/bench_gpu.py \
     --out "$out/base" --sections env,e2e --frames 600 --e2e-runs "${BASE_RUNS:-default_auto,ultrafast_auto}" \
     --no-claim 2>&1 | quiet | tee "$out/base.log" | tail -8)
 left=$(( 575 - ($(date +%s) - began) ))
