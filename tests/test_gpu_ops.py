@@ -261,6 +261,9 @@ def test_degrade_matches_blend_degrade(torch_device: str) -> None:
         assert np.abs(power - expected).sum() < 1e-3 * expected.sum()
     noise = torch_ops.degrade_noise(got_grey, weights > 0.5).cpu().numpy()
     assert np.allclose(noise, [degrade.noise(g, mask > 0.5) for g in greys], rtol=1e-3, atol=1e-3)
+    assert noise.min() > 0.5  # a real measure: the empty region's 0 below is not the only answer
+    empty = torch.zeros_like(weights[:1], dtype=torch.bool)
+    assert torch_ops.degrade_noise(got_grey[:1], empty).item() == degrade.noise(greys[0], mask < 0) == 0.0
     moves = [0.0, 5.0]
     cpu, device = degrade.BlurMatcher(), degrade.BlurMatcher()
     for frame, x in enumerate(moves):

@@ -366,9 +366,9 @@ def degrade_noise(grey: Tensor, inside: Tensor) -> Tensor:
     kernel = to_device(degrade.NOISE_KERNEL, grey, torch.float32)[None, None]
     response = F.conv2d(F.pad(grey[:, None], (1, 1, 1, 1), mode="reflect"), kernel)[:, 0, ::2, ::2].abs()
     inside = inside[:, ::2, ::2]
-    scale = 6 * degrade.HALF_NORMAL_MEDIAN
-    return torch.stack([response[i][inside[i]].quantile(0.5) / scale if inside[i].any() else response.new_zeros(())
-                        for i in range(len(grey))])
+    kept = torch.where(inside, response, torch.full_like(response, math.nan)).flatten(1)
+    median = torch.nanquantile(kept, 0.5, dim=1)  # nothing inside: NaN, then 0
+    return torch.nan_to_num(median, nan=0.0) / (6 * degrade.HALF_NORMAL_MEDIAN)
 
 
 def weighted_change(before: Tensor, now: Tensor, mask: Tensor) -> Tensor:

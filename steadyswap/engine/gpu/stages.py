@@ -277,10 +277,11 @@ class GpuPatches:
             return
         crops, targets, weight = torch_ops.luma(self.crops), torch_ops.luma(self.targets), self.masks.float()
         inside = weight > 0.5
-        crop_powers = torch_ops.degrade_power(crops, weight).cpu().numpy()
-        target_powers = torch_ops.degrade_power(targets, weight).cpu().numpy()
-        crop_noise = torch_ops.degrade_noise(crops, inside).cpu().numpy()
-        target_noise = torch_ops.degrade_noise(targets, inside).cpu().numpy()
+        powers = torch.stack([torch_ops.degrade_power(crops, weight), torch_ops.degrade_power(targets, weight)])
+        noise = torch.stack([torch_ops.degrade_noise(crops, inside), torch_ops.degrade_noise(targets, inside)])
+        measured = torch.cat([powers.flatten(), noise.flatten()]).cpu().numpy()  # one wait on the device
+        crop_powers, target_powers = measured[:powers.numel()].reshape(powers.shape)
+        crop_noise, target_noise = measured[powers.numel():].reshape(noise.shape)
         shape = tuple(self.masks.shape[1:])
         plans = [matchers[frame].plan(track, self.to_frame[i], crop_powers[i], target_powers[i], float(crop_noise[i]),
                                       float(target_noise[i]), shape, numbers[frame])
@@ -307,8 +308,10 @@ class GpuPatches:
                 size = (mask.shape[1], mask.shape[0])
                 now = torch_ops.warp_affine(picture, matrix[None], size, inverse_map=True).round_()[0]
                 before, after = torch_ops.luma(held.under[None])[0], torch_ops.luma(now[None])[0]
-                still = hold.is_still(float(torch_ops.weighted_change(before, after, mask)))
-                if still or hold.follows(float(torch_ops.cell_change(before, after, mask))):
+                measures = torch.stack([torch_ops.weighted_change(before, after, mask),
+                                        torch_ops.cell_change(before, after, mask)]).cpu()  # one wait
+                still = hold.is_still(float(measures[0]))
+                if still or hold.follows(float(measures[1])):
                     if not still:
                         crop = (crop + now - held.under).round_().clamp_(0, 255)
                         target = (target + now - held.under).round_().clamp_(0, 255)

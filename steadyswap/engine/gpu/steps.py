@@ -14,7 +14,7 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -230,10 +230,10 @@ class StepLoop:
         """Run every stream to its end: upload, decide, render, download, encode, overlapped; ``planar``:
         the readers deliver yuv420p planes. Returns the frames written; the time by phase goes to ``clock``.
 
-        Analysis (colour conversion, detection, thumbnails) runs on a high-priority CUDA stream and the
-        render on another, and nothing in the render waits for the device: so while the device renders one
-        step, this thread already detects and decides the next, and the device's queue never runs dry
-        while the host works (nor the host while the device does).
+        Analysis (colour conversion, detection, thumbnails) runs on a high-priority CUDA stream, and the
+        render on another, driven by a thread of its own: so while one step renders (and waits where its
+        stages read measures back from the device), this thread already detects and decides the next, and
+        the device's queue never runs dry while the host works (nor the host while the device does).
         """
         writer = streams[0].writer
         assert writer is not None
@@ -258,15 +258,9 @@ class StepLoop:
             if progress is not None:
                 progress(written, total)
 
-        def emit(finals: list[Final], fresh: torch.Tensor | None = None) -> None:
-            """Render and hand over ``finals`` on the render stream, after the analysis so far; ``fresh``: the
-            step just analysed, whose frames the render stream now uses too."""
+        def render_step(kept: list[Final]) -> None:
+            """Render and hand over ``kept`` on the render stream (runs on the render thread)."""
             with on(compute):
-                if compute is not None:
-                    compute.wait_stream(analysis)  # type: ignore[arg-type]
-                    if fresh is not None:
-                        fresh.record_stream(compute)
-                kept = [final for final in finals if final[0].write]
                 for first in range(0, len(kept), size):  # flushes can finish more frames than a step holds
                     chunk = kept[first:first + size]
                     with clock.measure("render"):
@@ -274,6 +268,24 @@ class StepLoop:
                         out = torch_ops.rgb_to_yuv420p(frames, info.colorspace, info.color_range) if yuv else frames
                     with clock.measure("wait for downloads"):
                         downloader.submit([final[0] for final in chunk], out)
+
+        rendering: list[Future] = []
+
+        def emit(finals: list[Final], fresh: torch.Tensor | None = None) -> None:
+            """Queue ``finals`` for the render thread, ordered after the analysis so far on the device; ``fresh``:
+            the step just analysed, whose frames the render stream now uses too. One step renders while the
+            next is detected and decided: the render's own waits on the device (the degrade and hold stages
+            read measures back) then hold up neither the analysis nor the decisions."""
+            if compute is not None:
+                compute.wait_stream(analysis)  # type: ignore[arg-type]
+                if fresh is not None:
+                    fresh.record_stream(compute)
+            with clock.measure("wait for render"):
+                while rendering:
+                    rendering.pop().result()
+            kept = [final for final in finals if final[0].write]
+            if kept:
+                rendering.append(renderer.submit(render_step, kept))
 
         size = self.plan.frames_for(info.height, info.width)
         analysis, compute = side_stream(self.device, priority=-1), side_stream(self.device)
@@ -285,6 +297,7 @@ class StepLoop:
         # the GIL while it does); otherwise they just take turns on it (docs/benchmarks.md, calls 8-9)
         pool = ThreadPoolExecutor(max_workers=len(streams), thread_name_prefix="steadyswap-decide") \
             if self.models.detector is None else None
+        renderer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="steadyswap-render")
         try:
             with on(analysis):
                 steps = iter(uploader)
@@ -299,12 +312,15 @@ class StepLoop:
                         else step.frames
                     emit(self.decide(frames, step.items, streams, pool, clock, hands), frames)
                 emit([final for stream in streams for final in stream.flush()])
+                emit([])  # waits for the last render
             downloader.close()
         except BaseException:
             uploader.close()
-            downloader.abort()
+            downloader.abort()  # first: a render waiting for a download buffer then stops
+            renderer.shutdown(cancel_futures=True)
             raise
         finally:
+            renderer.shutdown()
             if pool is not None:
                 pool.shutdown()
             if options.strategy == "strict" and self.device.type == "cuda":
