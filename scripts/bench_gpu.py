@@ -36,6 +36,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, replace
 from fractions import Fraction
 from pathlib import Path
@@ -63,8 +64,8 @@ CLASSIC_FACES = ROOT / ".bench" / "classic_faces.npz"
 SOURCE_IMAGE = "media/image/liveportrait_s1.jpg"
 CLIP_720 = "media/video/liveportrait_s32_1280x720.mp4"
 CLIP_512 = "media/video/liveportrait_d3.mp4"
-GPU_SECTIONS = ("env", "prepare", "correctness", "models", "stages", "encoders", "e2e", "classic", "compile",
-                "enhancer")
+GPU_SECTIONS = ("env", "prepare", "correctness", "models", "stages", "decoders", "encoders", "e2e", "classic",
+                "compile", "enhancer")
 DEVICE = "cuda"
 STANDIN_SUBSET = ["hyperswap_1a_256", "inswapper_128", "2dfan4", "arcface_w600k_r50", "yoloface_8n"]
 """Stand-ins the correctness and models sections cover (``--standins``)."""
@@ -609,6 +610,53 @@ def section_encoders(out: dict, clip: Path, scratch: Path, frames: int) -> None:
             fps = encode_rate(planes, info, preset, encoders, scratch, processes=True)
         out[f"{preset}_{encoders}"] = {"fps": fps} | sampler.figures()
         print(f"  encoders {preset} x{encoders}: {fps:.1f} frames/s", flush=True)
+
+
+def section_decoders(out: dict, clip: Path, frames: int) -> None:
+    """Decoding alone, to yuv420p planes as the engine's readers deliver them: FFmpeg's software decoder (one
+    per core) against NVDEC (PyAV's CUDA hwaccel, frames copied back to the host), one decoder and four side by
+    side (as four segments decode), with the CPU time each costs: NVDEC is worth having where it frees cores
+    for x264."""
+    from av.codec.hwaccel import HWAccel, hwdevices_available
+
+    out["hwdevices"] = list(hwdevices_available())
+
+    def one(hardware: bool, count: int, threads: int) -> int:
+        accel = HWAccel(device_type="cuda", allow_software_fallback=False) if hardware else None
+        done = 0
+        with av.open(str(clip), hwaccel=accel) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            stream.codec_context.thread_count = threads
+            for frame in container.decode(stream):
+                frame.to_ndarray(format="yuv420p")
+                done += 1
+                if done >= count:
+                    break
+        return done
+
+    for label, hardware, decoders in (("software_1", False, 1), ("nvdec_1", True, 1),
+                                      ("software_4", False, 4), ("nvdec_4", True, 4)):
+        share = frames // decoders
+        threads = 0 if decoders == 1 else max(2, (os.cpu_count() or 2) // decoders)
+        counts: list[int] = []
+
+        def run() -> None:
+            with ThreadPoolExecutor(decoders) as pool:  # a decoder's failure is raised here
+                counts.extend(pool.map(lambda _: one(hardware, share, threads), range(decoders)))
+        try:
+            cpu = time.process_time()
+            began = time.perf_counter()
+            run()
+            seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
+            if sum(counts) != share * decoders:
+                raise RuntimeError(f"decoded {counts}, expected {share} each")
+            out[label] = {"fps": sum(counts) / seconds, "cpu_ms_per_frame": 1000 * cpu / sum(counts)}
+            print(f"  decoders {label}: {out[label]['fps']:.1f} frames/s, "
+                  f"{out[label]['cpu_ms_per_frame']:.1f} CPU ms a frame", flush=True)
+        except Exception as error:  # no NVDEC here, or PyAV without CUDA: recorded, the other rows go on
+            out[label] = {"error": f"{type(error).__name__}: {error}"}
+            print(f"  decoders {label}: {out[label]['error']}", flush=True)
 
 
 def encode_rate(planes: list[np.ndarray], info, preset: str, encoders: int, scratch: Path,
@@ -1243,6 +1291,8 @@ def main() -> None:
                 section_models(section, models, args.quick)
             elif name == "stages":
                 section_stages(section, models, clip, scratch, args.quick)
+            elif name == "decoders":
+                section_decoders(section, clip, min(args.frames, 600))
             elif name == "encoders":
                 section_encoders(section, clip, scratch, min(args.frames, 600))
             elif name == "e2e":
