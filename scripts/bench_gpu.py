@@ -728,7 +728,8 @@ def section_profile(out: dict, models: Path, clip: Path, scratch: Path, total: i
                 return method(self, *args, **kwargs)
         return run
 
-    labels = [(stages.GpuPatches, name) for name in ("correct_colour", "degrade", "hold", "paste", "occlude")]
+    labels = [(stages.GpuPatches, name) for name in ("correct_colour", "measure_degrade", "degrade", "hold", "paste",
+                                                  "occlude")]
     labels += [(stages.GpuSwapper, "swap"), (stages.GpuSwapper, "run"), (stages.GpuDetector, "detect")]
     source = read_image(shared(SOURCE_IMAGE))
     frames = min(total, 400)

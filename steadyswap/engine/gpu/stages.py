@@ -217,6 +217,36 @@ class GpuRecognizer:
 
 
 @dataclass
+class DegradeMeasures:
+    """The degrade stage's measures of a batch on their way to the host: a copy into pinned memory queued on the
+    device, and its event (None on the CPU)."""
+
+    host: torch.Tensor
+    powers_shape: tuple[int, ...]
+    copied: torch.cuda.Event | None
+
+    @classmethod
+    def start(cls, measured: torch.Tensor, powers_shape: tuple[int, ...]) -> DegradeMeasures:
+        if not measured.is_cuda:
+            return cls(measured, powers_shape, None)
+        host = torch.empty(measured.shape, dtype=measured.dtype, pin_memory=True)
+        host.copy_(measured, non_blocking=True)
+        copied = torch.cuda.Event()
+        copied.record()
+        return cls(host, powers_shape, copied)
+
+    def wait(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(crop powers, target powers, crop noise, target noise), once the copy is done."""
+        if self.copied is not None:
+            self.copied.synchronize()
+        values = self.host.numpy()
+        count = int(np.prod(self.powers_shape))
+        powers = values[:count].reshape(self.powers_shape)
+        noise = values[count:].reshape(2, -1)
+        return powers[0], powers[1], noise[0], noise[1]
+
+
+@dataclass
 class GpuPatches:
     """Swapped faces of a batch, on the device: ``SwapPatch`` for many faces at once.
 
@@ -268,25 +298,36 @@ class GpuPatches:
         self.crops = torch_ops.transfer_lab(self.crops, torch.stack([a for a, _ in smoothed]),
                                             torch.stack([b for _, b in smoothed]), strength)
 
-    def degrade(self, matchers: list[BlurMatcher], numbers: list[int]) -> None:
-        """The degrade stage, as ``BlurMatcher.degrade_patch`` on the CPU path: spectra and noise of each
-        crop's and target's luma measured on the device, the decision (blur, grain, per-track smoothing)
-        made by the matcher of each face's frame, in face order, and the crops blurred on the device.
-        ``numbers``: each batch row's frame number in its video (the grain's seed)."""
+    def measure_degrade(self, matchers: list[BlurMatcher]) -> DegradeMeasures | None:
+        """The degrade stage's measures (spectra and noise of each crop's and target's luma under its mask),
+        queued on the device and copied towards the host without waiting; None where the stage is off."""
         if not self.frame_index or not matchers[self.frame_index[0]].enabled:
-            return
+            return None
         crops, targets, weight = torch_ops.luma(self.crops), torch_ops.luma(self.targets), self.masks.float()
         inside = weight > 0.5
         powers = torch.stack([torch_ops.degrade_power(crops, weight), torch_ops.degrade_power(targets, weight)])
         noise = torch.stack([torch_ops.degrade_noise(crops, inside), torch_ops.degrade_noise(targets, inside)])
-        measured = torch.cat([powers.flatten(), noise.flatten()]).cpu().numpy()  # one wait on the device
-        crop_powers, target_powers = measured[:powers.numel()].reshape(powers.shape)
-        crop_noise, target_noise = measured[powers.numel():].reshape(noise.shape)
+        return DegradeMeasures.start(torch.cat([powers.flatten(), noise.flatten()]), tuple(powers.shape))
+
+    def degrade(self, matchers: list[BlurMatcher], numbers: list[int], measured: DegradeMeasures | None) -> None:
+        """The degrade stage, as ``BlurMatcher.degrade_patch`` on the CPU path: from the measures of
+        ``measure_degrade``, the decision (blur, grain, per-track smoothing) made by the matcher of each face's
+        frame, in face order, and the crops blurred on the device. ``numbers``: each batch row's frame number in
+        its video (the grain's seed)."""
+        if measured is None:
+            return
+        crop_powers, target_powers, crop_noise, target_noise = measured.wait()
         shape = tuple(self.masks.shape[1:])
         plans = [matchers[frame].plan(track, self.to_frame[i], crop_powers[i], target_powers[i], float(crop_noise[i]),
                                       float(target_noise[i]), shape, numbers[frame])
                  for i, (frame, track) in enumerate(zip(self.frame_index, self.track_ids))]
         self.crops = torch_ops.degrade_apply(self.crops, plans)
+
+    def record_stream(self, stream: torch.cuda.Stream) -> None:
+        """Tell the caching allocator that ``stream`` uses these tensors too."""
+        for tensor in (self.crops, self.targets, self.masks, self.skins):
+            if tensor is not None:
+                tensor.record_stream(stream)
 
     def hold(self, holds: list[StillHold], frames: torch.Tensor) -> None:
         """The hold stage, as ``StillHold.hold_patches`` on the CPU path, face by face in face order (frame

@@ -14,7 +14,7 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -27,7 +27,7 @@ from steadyswap.engine.frame_swapper import FaceSwapper, FrameResult
 from steadyswap.engine.gpu import memory
 from steadyswap.engine.gpu.assembly import DeviceModels
 from steadyswap.engine.gpu.options import GpuOptions
-from steadyswap.engine.gpu.stages import DeferredSwapper, DetectionFeed
+from steadyswap.engine.gpu.stages import DeferredSwapper, DegradeMeasures, DetectionFeed, GpuPatches
 from steadyswap.engine.gpu.transfer import Downloader, Uploader, on, side_stream
 from steadyswap.engine.phases import PhaseClock
 from steadyswap.engine.pipeline import Progress
@@ -60,6 +60,33 @@ Final = tuple[Item, torch.Tensor, list[tuple[SourceFace, Faces]], FaceSwapper, n
 """A frame whose decisions are final: its item, its (H, W, 3) picture on the device, what to swap in it, its
 stream's ``FaceSwapper`` (whose enhancer tone, colour, degrade and hold stages keep the per-track state) and its
 hands (``FrameResult.hands``)."""
+
+
+@dataclass
+class Rendering:
+    """A step whose render has begun (``StepLoop.begin_render``): its finals, (n, H, W, 3) frames, patch groups
+    and their degrade measures on the way to the host; ``done``: the CUDA event after the first half (None until
+    ``ready``, and on the CPU)."""
+
+    finals: list[Final]
+    frames: torch.Tensor
+    groups: list[GpuPatches]
+    measures: list[DegradeMeasures | None]
+    done: torch.cuda.Event | None = None
+
+    def ready(self) -> Rendering:
+        """Record ``done`` on the current CUDA stream (where the first half was queued)."""
+        if self.frames.is_cuda:
+            self.done = torch.cuda.Event()
+            self.done.record()
+        return self
+
+    def keep_for_current_stream(self) -> None:
+        """Tell the caching allocator that the current stream uses this step's tensors too."""
+        stream = torch.cuda.current_stream(self.frames.device)
+        self.frames.record_stream(stream)
+        for patches in self.groups:
+            patches.record_stream(stream)
 
 
 @dataclass
@@ -200,6 +227,11 @@ class StepLoop:
 
     def render(self, finals: list[Final], clock: PhaseClock, release: memory.CacheRelease) -> torch.Tensor:
         """(n, H, W, 3) uint8 on the device: the final frames with their faces swapped and pasted."""
+        return self.finish_render(self.begin_render(finals, clock), clock, release)
+
+    def begin_render(self, finals: list[Final], clock: PhaseClock) -> Rendering:
+        """The render's first half, queued on the current CUDA stream without waiting for the device: swap, mask,
+        cut hands out, enhance, colour-match, and the degrade stage's measures on their way to the host."""
         models = self.models
         frames = torch.stack([picture for _, picture, _, _, _ in finals])
         deciders = [decider for _, _, _, decider, _ in finals]
@@ -217,9 +249,21 @@ class StepLoop:
                 groups = [models.enhancer.enhance(frames, groups, kps, [decider.tone for decider in deciders])]
         for patches in groups:
             patches.correct_colour([decider.colour for decider in deciders])
-            patches.degrade([decider.degrade for decider in deciders], [item.index for item, *_ in finals])
+        measures = [patches.measure_degrade([decider.degrade for decider in deciders]) for patches in groups]
+        return Rendering(finals, frames, groups, measures)
+
+    def finish_render(self, rendering: Rendering, clock: PhaseClock, release: memory.CacheRelease) -> torch.Tensor:
+        """The render's second half, on the current CUDA stream (after ``rendering.done``, where the first half
+        ran on another): degrade (the first wait for the device: the measures), hold and paste."""
+        if rendering.done is not None:
+            torch.cuda.current_stream(rendering.frames.device).wait_event(rendering.done)
+            rendering.keep_for_current_stream()
+        finals, frames = rendering.finals, rendering.frames
+        deciders = [decider for _, _, _, decider, _ in finals]
+        for patches, measured in zip(rendering.groups, rendering.measures):
+            patches.degrade([decider.degrade for decider in deciders], [item.index for item, *_ in finals], measured)
             patches.hold([decider.hold for decider in deciders], frames)  # reads the frames: before any paste
-        for patches in groups:
+        for patches in rendering.groups:
             patches.paste(frames)
         release.tick(len(finals))
         return frames
@@ -230,10 +274,10 @@ class StepLoop:
         """Run every stream to its end: upload, decide, render, download, encode, overlapped; ``planar``:
         the readers deliver yuv420p planes. Returns the frames written; the time by phase goes to ``clock``.
 
-        Analysis (colour conversion, detection, thumbnails) runs on a high-priority CUDA stream, and the
-        render on another, driven by a thread of its own: so while one step renders (and waits where its
-        stages read measures back from the device), this thread already detects and decides the next, and
-        the device's queue never runs dry while the host works (nor the host while the device does).
+        Analysis (colour conversion, detection, thumbnails) runs on a high-priority CUDA stream and the
+        render on another, and nothing in the render waits for the device: so while the device renders one
+        step, this thread already detects and decides the next, and the device's queue never runs dry
+        while the host works (nor the host while the device does).
         """
         writer = streams[0].writer
         assert writer is not None
@@ -258,37 +302,39 @@ class StepLoop:
             if progress is not None:
                 progress(written, total)
 
-        def render_step(kept: list[Final]) -> None:
-            """Render and hand over ``kept`` on the render stream (runs on the render thread)."""
-            with on(compute):
-                for first in range(0, len(kept), size):  # flushes can finish more frames than a step holds
-                    chunk = kept[first:first + size]
+        def finish(chunks: list[Rendering]) -> None:
+            """Finish ``chunks`` on the finishing stream and hand them over."""
+            with on(finishing):
+                for rendering in chunks:
                     with clock.measure("render"):
-                        frames = self.render(chunk, clock, release)
+                        frames = self.finish_render(rendering, clock, release)
                         out = torch_ops.rgb_to_yuv420p(frames, info.colorspace, info.color_range) if yuv else frames
                     with clock.measure("wait for downloads"):
-                        downloader.submit([final[0] for final in chunk], out)
+                        downloader.submit([final[0] for final in rendering.finals], out)
 
-        rendering: list[Future] = []
+        begun: list[Rendering] = []
 
         def emit(finals: list[Final], fresh: torch.Tensor | None = None) -> None:
-            """Queue ``finals`` for the render thread, ordered after the analysis so far on the device; ``fresh``:
-            the step just analysed, whose frames the render stream now uses too. One step renders while the
-            next is detected and decided: the render's own waits on the device (the degrade and hold stages
-            read measures back) then hold up neither the analysis nor the decisions."""
-            if compute is not None:
-                compute.wait_stream(analysis)  # type: ignore[arg-type]
-                if fresh is not None:
-                    fresh.record_stream(compute)
-            with clock.measure("wait for render"):
-                while rendering:
-                    rendering.pop().result()
-            kept = [final for final in finals if final[0].write]
-            if kept:
-                rendering.append(renderer.submit(render_step, kept))
+            """Begin rendering ``finals`` on the render stream, after the analysis so far, then finish the step
+            begun before on the finishing stream (``fresh``: the step just analysed, whose frames the render
+            stream now uses too). A step's degrade measures are read back a step later, so that wait finds
+            them ready, and the next step's swap is already queued behind them."""
+            with on(compute):
+                if compute is not None:
+                    compute.wait_stream(analysis)  # type: ignore[arg-type]
+                    if fresh is not None:
+                        fresh.record_stream(compute)
+                kept = [final for final in finals if final[0].write]
+                started = []
+                for first in range(0, len(kept), size):  # flushes can finish more frames than a step holds
+                    with clock.measure("render"):
+                        started.append(self.begin_render(kept[first:first + size], clock).ready())
+            finish(begun)
+            begun[:] = started
 
         size = self.plan.frames_for(info.height, info.width)
         analysis, compute = side_stream(self.device, priority=-1), side_stream(self.device)
+        finishing = side_stream(self.device)
         uploader: Uploader[Item] = Uploader([s.frames(clock) for s in streams], size,
                                             yuv420p_shape(info) if planar else rgb_shape, self.device)
         downloader: Downloader[Item] = Downloader(consume, yuv420p_shape(info) if yuv else rgb_shape, size,
@@ -297,7 +343,6 @@ class StepLoop:
         # the GIL while it does); otherwise they just take turns on it (docs/benchmarks.md, calls 8-9)
         pool = ThreadPoolExecutor(max_workers=len(streams), thread_name_prefix="steadyswap-decide") \
             if self.models.detector is None else None
-        renderer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="steadyswap-render")
         try:
             with on(analysis):
                 steps = iter(uploader)
@@ -312,15 +357,13 @@ class StepLoop:
                         else step.frames
                     emit(self.decide(frames, step.items, streams, pool, clock, hands), frames)
                 emit([final for stream in streams for final in stream.flush()])
-                emit([])  # waits for the last render
+                finish(begun)
             downloader.close()
         except BaseException:
             uploader.close()
-            downloader.abort()  # first: a render waiting for a download buffer then stops
-            renderer.shutdown(cancel_futures=True)
+            downloader.abort()
             raise
         finally:
-            renderer.shutdown()
             if pool is not None:
                 pool.shutdown()
             if options.strategy == "strict" and self.device.type == "cuda":
