@@ -280,7 +280,7 @@ def test_hold_matches_blend_hold(torch_device: str) -> None:
     """The frame under a patch and its change (over the mask and per cell), as ``blend.hold`` measures them;
     ``GpuPatches.hold`` pastes a track's last crop again on a repeated frame (codec noise only), that crop plus
     the frame's change where the light changed by 2.5 levels, and the new one on a moving frame."""
-    from steadyswap.blend.hold import StillHold, cell_change, change, under_patch
+    from steadyswap.blend.hold import Held, StillHold, cell_change, change, under_patch
     from steadyswap.engine.gpu.stages import GpuPatches
 
     frames = decode(media_path("video/liveportrait_d3_93f.mp4"), 12)
@@ -296,10 +296,12 @@ def test_hold_matches_blend_hold(torch_device: str) -> None:
                                                inverse_map=True).round_())
     assert np.abs(got.cpu().numpy() - np.stack(unders)).mean() < 0.1  # OpenCV's fixed-point bilinear
     weights = torch.from_numpy(mask).to(torch_device)
-    assert abs(float(torch_ops.weighted_change(got[0], got[1], weights)) - change(unders[0], unders[1], mask)) < 0.05
+    measured = float(torch_ops.weighted_change(got[None, 0], got[None, 1], weights[None]))
+    assert abs(measured - change(unders[0], unders[1], mask)) < 0.05
     for later in (2, 3):
         expected = cell_change(unders[0], unders[later], mask)
-        assert abs(float(torch_ops.cell_change(got[0], got[later], weights)) - expected) < 0.05 * expected + 0.05
+        measured = float(torch_ops.cell_change(got[None, 0], got[None, later], weights[None]))
+        assert abs(measured - expected) < 0.05 * expected + 0.05
     assert cell_change(unders[0], unders[3], mask) < StillHold().follow < cell_change(unders[0], unders[2], mask)
 
     def patches(row: int, value: float) -> GpuPatches:
@@ -317,6 +319,27 @@ def test_hold_matches_blend_hold(torch_device: str) -> None:
     off = np.abs(followed.crops[0].cpu().numpy() - expected)
     assert off.max() <= 2 and off.mean() < 0.1  # the first crop, lit as the frame (OpenCV's fixed point again)
     assert float(moved.crops.mean()) == 30.0  # the moved frame its own
+
+    # the same frames as one batch (a step of four frames, one track): the decisions of one face at a time
+    together = GpuPatches([0, 1, 2, 3], [7] * 4, torch.cat([p.crops for p in (first, again, followed, moved)]) * 0
+                          + torch.tensor([10.0, 20.0, 40.0, 30.0], device=torch_device)[:, None, None, None],
+                          torch.zeros(4, 3, 160, 150, device=torch_device), weights[None].repeat(4, 1, 1),
+                          np.stack([matrix] * 4))
+    together.targets = together.crops.clone()
+    together.hold([StillHold()] * 4, shown)
+    for row, alone in enumerate((first, again, followed, moved)):
+        assert torch.equal(together.crops[row], alone.crops[0]), row
+    # a moved first frame makes its own patch the reference of the frames after it in the batch
+    shifted = GpuPatches([0, 1], [3] * 2, torch.stack([torch.full((3, 160, 150), v, device=torch_device)
+                                                       for v in (50.0, 60.0)]),
+                         torch.zeros(2, 3, 160, 150, device=torch_device), weights[None].repeat(2, 1, 1),
+                         np.stack([matrix] * 2))
+    shifted.targets = shifted.crops.clone()
+    reused = StillHold()
+    reused.keep(3, Held((torch.full((3, 160, 150), 5.0, device=torch_device), weights.clone(), matrix.copy(),
+                         torch.full((3, 160, 150), 5.0, device=torch_device), None), got[2][None].expand(3, -1, -1)))
+    shifted.hold([reused] * 2, torch.stack([device_frames[0], device_frames[0]]))
+    assert [float(shifted.crops[row].mean()) for row in (0, 1)] == [50.0, 50.0]  # frame 0 moved; its repeat held
 
 
 def test_seamless_matches_blend_seamless(torch_device: str) -> None:

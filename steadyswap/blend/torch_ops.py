@@ -372,23 +372,23 @@ def degrade_noise(grey: Tensor, inside: Tensor) -> Tensor:
 
 
 def weighted_change(before: Tensor, now: Tensor, mask: Tensor) -> Tensor:
-    """Mean absolute difference of two (h, w) lumas weighted by ``mask``, as ``blend.hold.change``."""
-    total = mask.sum()
-    return torch.where(total > 0, ((now - before).abs() * mask).sum() / total.clamp(min=1e-12),
-                       torch.full_like(total, float("inf")))
+    """(n,) mean absolute differences of (n, h, w) lumas weighted by ``mask``, as ``blend.hold.change`` per row."""
+    total = mask.sum(dim=(1, 2))
+    moved = ((now - before).abs() * mask).sum(dim=(1, 2))
+    return torch.where(total > 0, moved / total.clamp(min=1e-12), torch.full_like(total, float("inf")))
 
 
 def cell_change(before: Tensor, now: Tensor, mask: Tensor) -> Tensor:
-    """The largest cell's mean absolute difference of two (h, w) lumas weighted by ``mask``, as
-    ``blend.hold.cell_change`` (cells of ``hold.cell_side``, the last ones cut short; inf when no cell is a
-    quarter covered)."""
-    side = hold.cell_side(tuple(mask.shape))
-    pad = (0, -mask.shape[1] % side, 0, -mask.shape[0] % side)
-    sums = F.avg_pool2d(F.pad(((now - before).abs() * mask)[None, None], pad), side)[0, 0]
-    covered = F.avg_pool2d(F.pad(mask[None, None], pad), side)[0, 0]
+    """(n,) largest cell means of the absolute differences of (n, h, w) lumas weighted by ``mask``, as
+    ``blend.hold.cell_change`` per row (cells of ``hold.cell_side``, the last ones cut short; inf when no cell
+    is a quarter covered)."""
+    side = hold.cell_side(tuple(mask.shape[1:]))
+    pad = (0, -mask.shape[2] % side, 0, -mask.shape[1] % side)
+    sums = F.avg_pool2d(F.pad(((now - before).abs() * mask)[:, None], pad), side)[:, 0].flatten(1)
+    covered = F.avg_pool2d(F.pad(mask[:, None], pad), side)[:, 0].flatten(1)
     kept = covered >= 0.25
-    ratios = torch.where(kept, sums / covered.clamp(min=1e-12), torch.full_like(sums, -1.0))
-    return torch.where(kept.any(), ratios.max(), torch.full_like(ratios.max(), float("inf")))
+    largest = torch.where(kept, sums / covered.clamp(min=1e-12), torch.full_like(sums, -1.0)).amax(dim=1)
+    return torch.where(kept.any(dim=1), largest, torch.full_like(largest, float("inf")))
 
 
 def degrade_apply(crops: Tensor, plans: Sequence[degrade.Degradation]) -> Tensor:

@@ -334,46 +334,90 @@ class GpuPatches:
         order): where the frame under a track's last new patch has not changed, that patch (crop, mask, matrix,
         target pixels and skin, as the CPU path keeps the whole ``SwapPatch``) replaces the face's; where it
         changed little, that patch with the change added to its crop and target pixels; otherwise the face's
-        become the track's last. ``frames``: (B, H, W, 3)."""
+        become the track's last. ``frames``: (B, H, W, 3).
+
+        A face's reference is the track's patch from before this batch or a new patch of an earlier face of
+        the batch, which depends on the decisions before it: so every such pair is measured at once, read back
+        in one wait, and the decisions then made in order on the host."""
         if not self.frame_index or not holds[self.frame_index[0]].enabled:
             return
+        n = len(self.frame_index)
+        owner = [next(k for k in range(len(holds)) if holds[k] is holds[frame]) for frame in self.frame_index]
+        keys = [(owner[i], track) for i, track in enumerate(self.track_ids)]
+        skins = None if self.skins is None else self.skins.expand_as(self.masks)
+        start = {key: holds[key[0]].previous(key[1]) for key in set(keys) if key[1] >= 0}
+        # references: ("held", key) a patch from before; ("face", j) face j's own patch of this batch
+        pairs = [(i, ("face", i)) for i in range(n) if self.track_ids[i] >= 0]  # each face under its own patch
+        pairs += [(i, ("held", keys[i])) for i in range(n) if start.get(keys[i]) is not None]
+        pairs += [(i, ("face", j)) for i in range(n) for j in range(i) if keys[j] == keys[i] and keys[i][1] >= 0]
+        if not pairs:
+            return
+
+        def reference(ref: tuple) -> tuple:
+            """(crop, mask, matrix, target, skin) of a reference."""
+            if ref[0] == "held":
+                return start[ref[1]].patch  # type: ignore[union-attr]
+            j = ref[1]
+            return (self.crops[j], self.masks[j], self.to_frame[j], self.targets[j],
+                    None if skins is None else skins[j])
+
+        planar = frames.permute(0, 3, 1, 2).float()
+        nows: dict[tuple, torch.Tensor] = {}
+        changes: dict[tuple, tuple[float, float]] = {}
+        by_size: dict[tuple[int, int], list[tuple]] = {}
+        for pair in pairs:
+            by_size.setdefault(tuple(reference(pair[1])[1].shape), []).append(pair)
+        measured = []
+        for (h, w), group in by_size.items():
+            rows = torch_ops.to_device([self.frame_index[i] for i, _ in group], planar, torch.long)
+            matrices = np.stack([reference(ref)[2] for _, ref in group])
+            now = torch_ops.warp_affine(planar[rows], matrices, (w, h), inverse_map=True).round_()
+            nows.update(zip(group, now))
+            unders = torch.stack([start[ref[1]].under if ref[0] == "held"  # type: ignore[union-attr]
+                                  else nows[(ref[1], ref)] for _, ref in group])
+            masks = torch.stack([reference(ref)[1] for _, ref in group]).float()
+            before, after = torch_ops.luma(unders), torch_ops.luma(now)
+            measured.append(torch.stack([torch_ops.weighted_change(before, after, masks),
+                                         torch_ops.cell_change(before, after, masks)], dim=1))
+        values = torch.cat(measured).cpu().numpy()  # the one wait on the device
+        for pair, (still, cells) in zip([pair for group in by_size.values() for pair in group], values):
+            changes[pair] = (float(still), float(cells))
+
         crops, masks, to_frame = self.crops.clone(), self.masks.clone(), self.to_frame.copy()
         targets = self.targets.clone()
-        skins = None if self.skins is None else self.skins.expand_as(self.masks).clone()
+        kept_skins = None if skins is None else skins.clone()
         changed = False
-        for i, (frame, track) in enumerate(zip(self.frame_index, self.track_ids)):
-            hold, picture = holds[frame], frames[frame:frame + 1].permute(0, 3, 1, 2).float()
-            held = hold.previous(track)
-            if held is not None:
-                crop, mask, matrix, target, skin = held.patch
-                size = (mask.shape[1], mask.shape[0])
-                now = torch_ops.warp_affine(picture, matrix[None], size, inverse_map=True).round_()[0]
-                before, after = torch_ops.luma(held.under[None])[0], torch_ops.luma(now[None])[0]
-                measures = torch.stack([torch_ops.weighted_change(before, after, mask),
-                                        torch_ops.cell_change(before, after, mask)]).cpu()  # one wait
-                still = hold.is_still(float(measures[0]))
-                if still or hold.follows(float(measures[1])):
-                    if not still:
-                        crop = (crop + now - held.under).round_().clamp_(0, 255)
-                        target = (target + now - held.under).round_().clamp_(0, 255)
+        latest: dict[tuple, tuple] = {key: ("held", key) for key, held in start.items() if held is not None}
+        made: dict[int, Held] = {}
+        for i in range(n):
+            key, hold = keys[i], holds[self.frame_index[i]]
+            ref = latest.get(key)
+            if ref is not None:
+                still, cells = changes[(i, ref)]
+                if hold.is_still(still) or hold.follows(cells):
+                    crop, mask, matrix, target, skin = reference(ref)
+                    if not hold.is_still(still):
+                        under = start[key].under if ref[0] == "held" else made[ref[1]].under  # type: ignore[union-attr]
+                        crop = (crop + nows[(i, ref)] - under).round_().clamp_(0, 255)
+                        target = (target + nows[(i, ref)] - under).round_().clamp_(0, 255)
                     if crop.shape == crops.shape[1:]:
                         crops[i], masks[i], to_frame[i], targets[i] = crop, mask, matrix, target
-                        if skins is not None and skin is not None:
-                            skins[i] = skin
+                        if kept_skins is not None and skin is not None:
+                            kept_skins[i] = skin
                     else:  # a classic face: one row, whose size follows the face
                         crops, masks, to_frame = crop[None], mask[None], matrix[None].copy()
-                        targets, skins = target[None], None if skin is None else skin[None]
-                    hold.keep(track, held)
+                        targets, kept_skins = target[None], None if skin is None else skin[None]
+                    hold.keep(key[1], start[key] if ref[0] == "held" else made[ref[1]])  # type: ignore[arg-type]
                     changed = True
                     continue
-            if track >= 0:
-                size = (self.masks.shape[2], self.masks.shape[1])
-                under = torch_ops.warp_affine(picture, self.to_frame[i:i + 1], size, inverse_map=True).round_()
-                skin = None if self.skins is None else self.skins.expand_as(self.masks)[i].clone()
-                hold.keep(track, Held((self.crops[i].clone(), self.masks[i].clone(), self.to_frame[i].copy(),
-                                       self.targets[i].clone(), skin), under[0]))
+            if key[1] >= 0:
+                latest[key] = ("face", i)
+                made[i] = Held((self.crops[i].clone(), self.masks[i].clone(), self.to_frame[i].copy(),
+                                self.targets[i].clone(), None if skins is None else skins[i].clone()),
+                               nows[(i, ("face", i))])
+                hold.keep(key[1], made[i])
         if changed:
-            self.crops, self.masks, self.to_frame, self.targets, self.skins = crops, masks, to_frame, targets, skins
+            self.crops, self.masks, self.to_frame, self.targets, self.skins = crops, masks, to_frame, targets, kept_skins
 
     def paste(self, frames: torch.Tensor) -> None:
         """The paste stage, as ``blend.paste.paste_patches``: each crop made seamless, then cross-faded in."""
