@@ -276,6 +276,20 @@ def test_degrade_matches_blend_degrade(torch_device: str) -> None:
         assert diff.mean() < 0.1 and diff.max() <= 2
 
 
+def test_warp_affine_from_is_warp_affine_of_the_rows(torch_device: str) -> None:
+    """Many warps of few frames, each frame sampled once on its rows' grids side by side, give the warps of a
+    copy of the frame per row (rows out of order, a frame used three times, one not at all)."""
+    frames = decode(media_path("video/liveportrait_d3_93f.mp4"), 3)
+    planar = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float().to(torch_device)
+    rows = [2, 0, 2, 2]
+    matrices = np.stack([np.array([[1.1, 0.2 * k, 140.3 + k], [-0.2, 1.1, 120.7 - 3 * k]]) for k in range(4)])
+    expected = torch_ops.warp_affine(planar[rows], matrices, (150, 160), inverse_map=True)
+    got = torch_ops.warp_affine_from(planar, rows, matrices, (150, 160), inverse_map=True)
+    assert got.shape == (4, 3, 160, 150)
+    assert float((got - expected).abs().max()) < 1e-3
+    assert float((got[0] - got[2]).abs().mean()) > 1  # the rows differ: each took its own matrix
+
+
 def test_hold_matches_blend_hold(torch_device: str) -> None:
     """The frame under a patch and its change (over the mask and per cell), as ``blend.hold`` measures them;
     ``GpuPatches.hold`` pastes a track's last crop again on a repeated frame (codec noise only), that crop plus

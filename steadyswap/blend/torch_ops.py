@@ -96,6 +96,40 @@ def warp_affine(images: Tensor, matrices: np.ndarray, size: Size, border: str = 
     return warped.to(images.dtype)
 
 
+def warp_affine_from(images: Tensor, rows: Sequence[int], matrices: np.ndarray, size: Size,
+                     inverse_map: bool = False) -> Tensor:
+    """``warp_affine(images[rows], matrices, size)`` (border replicated) without a copy of an image per row:
+    each image is sampled once, on the grids of all its rows side by side, so many warps of few large frames
+    cost memory by the warps' size, not the frames'.
+
+    Args:
+        images: (B, C, H, W) float. rows: the image of each warp. matrices: (n, 2, 3), as ``warp_affine``'s.
+    Returns:
+        (n, C, height, width) float32.
+    """
+    matrices = np.asarray(matrices, np.float64)
+    dst_to_src = matrices if inverse_map else invert_affine(matrices)
+    (w, h), channels, count = size, images.shape[1], len(matrices)
+    theta = to_device(_theta(dst_to_src, (images.shape[3], images.shape[2]), size), images, torch.float32)
+    grids = F.affine_grid(theta, [count, channels, h, w], align_corners=False)
+    rows = np.asarray(rows, np.int64)
+    used = np.unique(rows)
+    members = [np.flatnonzero(rows == image) for image in used]
+    widest = max(len(member) for member in members)
+    side = grids.new_zeros((len(used), h, w * widest, 2))
+    for slot, member in enumerate(members):
+        picked = grids[to_device(member, grids, torch.long)]
+        side[slot, :, : w * len(member)] = picked.permute(1, 0, 2, 3).reshape(h, w * len(member), 2)
+    source = images if len(used) == len(images) and (used == np.arange(len(images))).all() \
+        else images[to_device(used, images, torch.long)]
+    sampled = F.grid_sample(source.float(), side, mode="bilinear", padding_mode="border", align_corners=False)
+    out = sampled.new_empty((count, channels, h, w))
+    for slot, member in enumerate(members):
+        part = sampled[slot, :, :, : w * len(member)].reshape(channels, h, len(member), w).permute(2, 0, 1, 3)
+        out[to_device(member, out, torch.long)] = part
+    return out
+
+
 def remap(images: Tensor, map_x: Tensor, map_y: Tensor) -> Tensor:
     """Bilinear sampling of each image at per-pixel source coordinates, as ``cv2.remap`` with INTER_LINEAR and
     BORDER_REPLICATE (OpenCV weighs in 1/32 pixel steps, so values differ by a fraction of a level).

@@ -369,9 +369,9 @@ class GpuPatches:
             by_size.setdefault(tuple(reference(pair[1])[1].shape), []).append(pair)
         measured = []
         for (h, w), group in by_size.items():
-            rows = torch_ops.to_device([self.frame_index[i] for i, _ in group], planar, torch.long)
             matrices = np.stack([reference(ref)[2] for _, ref in group])
-            now = torch_ops.warp_affine(planar[rows], matrices, (w, h), inverse_map=True).round_()
+            now = torch_ops.warp_affine_from(planar, [self.frame_index[i] for i, _ in group], matrices, (w, h),
+                                             inverse_map=True).round_()
             nows.update(zip(group, now))
             unders = torch.stack([start[ref[1]].under if ref[0] == "held"  # type: ignore[union-attr]
                                   else nows[(ref[1], ref)] for _, ref in group])
