@@ -23,7 +23,9 @@ SELECTOR_MODES = ("one", "many", "reference")
 SMOOTHING_MODES = ("one-euro", "ema", "off")
 DEGRADE_MODES = ("match", "none")
 HOLD_MODES = ("still", "none")
-VIDEO_ENCODERS = ("libx264", "libx265", "libvpx-vp9", "libsvtav1")
+VIDEO_ENCODERS = ("libx264", "libx265", "libvpx-vp9", "libsvtav1", "h264_nvenc", "hevc_nvenc")
+"""FaceFusion 3.5's video encoders that steadyswap writes (the NVENC ones where an NVIDIA GPU has NVENC: checked at a
+run's start by ``io.writer.check_encoder_opens``)."""
 AUDIO_ENCODERS = ("flac", "aac", "libmp3lame", "libopus", "libvorbis", "pcm_s16le", "pcm_s32le")
 """FaceFusion 3.5's audio encoders; a run refuses one this PyAV build lacks (libvorbis in the wheel)."""
 VIDEO_PRESETS = (
@@ -227,7 +229,12 @@ def live_smoothing(config: RunConfig, given: Collection[str]) -> RunConfig:
 
 
 def crf_from_quality(quality: int, encoder: str) -> int:
-    """Map FaceFusion's 0-100 video quality to the encoder's CRF (quality 80 → crf 10 for x264)."""
+    """Map FaceFusion's 0-100 video quality to the encoder's CRF, as FaceFusion 3.5 does: 51..0 for H.264 and HEVC
+    (the NVENC encoders' constant-quality target ``cq`` too), 63..0 for VP9 and AV1.
+
+    >>> crf_from_quality(80, "libx264"), crf_from_quality(80, "h264_nvenc"), crf_from_quality(80, "libvpx-vp9")
+    (10, 10, 13)
+    """
     top = 63 if encoder in ("libvpx-vp9", "libsvtav1") else 51
     return round(top - quality / 100 * top)
 

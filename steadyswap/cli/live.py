@@ -25,6 +25,7 @@ from steadyswap.io.live_outputs import (
     live_info,
     output_kind,
 )
+from steadyswap.io.writer import check_encoder_opens
 from steadyswap.provenance import seal_for
 
 log = logging.getLogger("steadyswap.cli")
@@ -86,6 +87,8 @@ def run_live(args: argparse.Namespace) -> int:
     if kind == "virtual-camera" and importlib.util.find_spec("pyvirtualcam") is None:
         raise UsageError("--output virtual-camera needs pyvirtualcam: pip install 'steadyswap[live]'")
     file = _file_output(args, sources) if kind == "file" else None
+    if file is not None and config.output_video_encoder is not None:
+        check_encoder_opens(config.output_video_encoder)  # before the capture starts, as a file run checks
     if (args.size or args.fps) and _local_input(args):
         raise UsageError("--size and --fps ask a camera or capture device for a mode; a file plays at its own")
     if not args.realtime and not _local_input(args):

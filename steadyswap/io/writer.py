@@ -7,7 +7,11 @@ Output rules (pure functions below, unit-tested; ``OutputSettings`` holds the ch
 - Pixel format (``output_pix_fmt``): the source's chroma layout (4:2:0, 4:2:2, 4:4:4) when the encoder
   takes it, else 4:2:0; 10-bit when the source is deeper than 8 bits and the encoder has a 10-bit
   format (libx264, libx265, libsvtav1 here; libvpx-vp9 in PyAV's wheel is 8-bit only). RGB and grey
-  sources get 4:2:0. To keep 10-bit detail, pass the reader's ``DeepFrame`` objects through.
+  sources get 4:2:0. To keep 10-bit detail, pass the reader's ``DeepFrame`` objects through. The NVENC
+  encoders write 8-bit 4:2:0 whatever the source (as FaceFusion asks of them): what every NVIDIA GPU's
+  encoder takes for both codecs.
+- Hardware encoders (h264_nvenc, hevc_nvenc): in PyAV's wheel, but they open only on a machine with an NVIDIA
+  driver and a GPU that has NVENC; ``check_encoder_opens`` tries once per process and refuses in one line.
 - Size (``even_padding``): H.264/HEVC cannot store odd sizes in subsampled chroma, so for them an odd
   width/height is padded by one replicated edge pixel; VP9/AV1 and 4:4:4 keep the exact size. A scaled
   output (``scaled_size``, FaceFusion's ``--output-video-scale``) has even sides and is resized bicubically.
@@ -64,6 +68,9 @@ def check_output_extension(output: PathLike, kind: str) -> None:
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 _VP9_CPU_USED = dict(zip(PRESETS, (8, 7, 6, 5, 4, 3, 2, 1, 0)))
 _SVT_AV1_PRESET = dict(zip(PRESETS, (12, 11, 10, 9, 8, 7, 5, 4, 2)))
+NVENC_PRESETS = dict(zip(PRESETS, ("fast",) * 5 + ("medium",) + ("slow",) * 3))
+"""FaceFusion 3.5's x264 preset → NVENC preset: FFmpeg's fast (one pass, speed), medium (one pass, quality) and
+slow (two passes, quality)."""
 # AVColorSpace (stream tag) → swscale matrix for the RGB→YUV conversion; others use BT.601.
 _SWS_MATRIX = {1: 1, 4: 4, 5: 5, 6: 5, 7: 7, 9: 9, 10: 9}
 _RGB_MATRIX = 0  # AVCOL_SPC_RGB: an RGB source's matrix tag, meaningless for the YUV output
@@ -81,13 +88,20 @@ class EncoderSpec:
     max_crf: int
     even_chroma: bool
     """Subsampled chroma needs chroma-aligned (even) sizes."""
+    formats: tuple[str, ...] | None = None
+    """The pixel formats written; None: any the codec lists (``output_pix_fmt`` picks)."""
+    hardware: str | None = None
+    """What a hardware encoder needs of the machine (checked by ``check_encoder_opens``); None: a software encoder."""
 
 
+_NVENC = "an NVIDIA GPU with a hardware video encoder (NVENC) and its driver"
 ENCODERS = {
     "libx264": EncoderSpec("h264", 51, True),
     "libx265": EncoderSpec("hevc", 51, True),
     "libvpx-vp9": EncoderSpec("vp9", 63, False),
     "libsvtav1": EncoderSpec("av1", 63, False),
+    "h264_nvenc": EncoderSpec("h264", 51, True, ("yuv420p",), _NVENC),
+    "hevc_nvenc": EncoderSpec("hevc", 51, True, ("yuv420p",), _NVENC),
 }
 DEFAULT_ENCODERS = {"webm": "libvpx-vp9"}
 """The video encoder of a container when the user names none (else libx264), as FaceFusion picks for WebM."""
@@ -98,9 +112,9 @@ class OutputSettings:
     """How a video output is encoded (``steadyswap.engine.output.output_settings`` makes them from a RunConfig).
 
     Attributes:
-        encoder: libx264, libx265, libvpx-vp9 or libsvtav1.
-        crf: constant quality (0..51 for x264/x265, 0..63 for VP9/AV1).
-        preset: x264 preset name (mapped to cpu-used for VP9 and to SVT-AV1's numeric preset).
+        encoder: a name of ``ENCODERS``.
+        crf: constant quality (0..51 for H.264/HEVC, the NVENC encoders' cq; 0..63 for VP9/AV1).
+        preset: x264 preset name (mapped to cpu-used for VP9, to SVT-AV1's numeric preset and to ``NVENC_PRESETS``).
         size: (width, height) the pictures are scaled to, both even; None: the source's size.
         fps: constant frame rate, frames dropped or repeated by timestamp; None: each frame keeps its timestamp.
         audio: what happens to the source's audio streams.
@@ -145,7 +159,8 @@ def check_settings(path: PathLike, settings: OutputSettings) -> str:
 
     Raises:
         UsageError: naming ``path``: an unknown extension, encoder or preset, crf out of range, an encoder
-            missing from this build, a codec the container cannot hold, or a scaled size too small or odd.
+            missing from this build or a hardware encoder that does not open on this machine
+            (``check_encoder_opens``), a codec the container cannot hold, or a scaled size too small or odd.
     """
     path = Path(path)
     container_format = CONTAINERS.get(path.suffix.lower())
@@ -154,6 +169,7 @@ def check_settings(path: PathLike, settings: OutputSettings) -> str:
     encoder_options(settings.encoder, settings.crf, settings.preset)
     if encoder_codec(settings.encoder) is None:
         raise UsageError(f"encoder '{settings.encoder}' is not available in this PyAV build")
+    check_encoder_opens(settings.encoder)
     codecs = container_codecs(container_format)
     codec = ENCODERS[settings.encoder].codec
     if codec not in codecs:
@@ -170,6 +186,45 @@ def check_settings(path: PathLike, settings: OutputSettings) -> str:
     if settings.size is not None and (min(settings.size) < 2 or settings.size[0] % 2 or settings.size[1] % 2):
         raise UsageError(f"{path}: output size {settings.size[0]}x{settings.size[1]} must be even and at least 2x2")
     return container_format
+
+
+def check_encoder_opens(encoder: str) -> None:
+    """Refuse a hardware encoder this machine cannot open, in one line with FFmpeg's reason and the software
+    encoder of the same codec (software encoders always open).
+
+    Raises:
+        UsageError: e.g. "h264_nvenc needs an NVIDIA GPU with a hardware video encoder (NVENC) and its driver;
+            it does not open here (FFmpeg: Cannot load libcuda.so.1); use libx264".
+    """
+    spec = ENCODERS[encoder]
+    if spec.hardware is None:
+        return
+    reason = _open_failure(encoder)
+    if reason is not None:
+        software = next(name for name, other in ENCODERS.items() if other.codec == spec.codec and not other.hardware)
+        raise UsageError(f"{encoder} needs {spec.hardware}; it does not open here (FFmpeg: {reason}); "
+                         f"use {software}")
+
+
+@functools.cache
+def _open_failure(encoder: str) -> str | None:
+    """FFmpeg's reason why ``encoder`` does not open (at 256x256 yuv420p, a size every NVENC takes), or None when it
+    opens; tried once per process. FFmpeg's error lines are captured for the reason, not logged."""
+    context = av.CodecContext.create(encoder, "w")
+    context.width = context.height = 256
+    context.pix_fmt = "yuv420p"
+    context.time_base = Fraction(1, 30)
+    level = av.logging.get_level()
+    av.logging.set_level(av.logging.ERROR)
+    try:
+        with av.logging.Capture() as logs:
+            context.open()
+    except av.error.FFmpegError as error:
+        lines = [text.strip() for severity, _, text in logs if severity <= av.logging.ERROR and text.strip()]
+        return "; ".join(dict.fromkeys(lines)) or error.strerror or str(error)
+    finally:
+        av.logging.set_level(level)
+    return None
 
 
 @functools.cache
@@ -194,11 +249,17 @@ def _has_avx512() -> bool:
 def encoder_options(encoder: str, crf: int, preset: str) -> dict[str, str]:
     """FFmpeg options of ``encoder`` for a constant-quality ``crf`` at an x264-style ``preset``.
 
+    The NVENC encoders take ``crf`` as their constant-quality target ``cq`` (FaceFusion's ``-cq``), with no
+    average bit rate (``b`` 0: the quality target alone decides), at ``NVENC_PRESETS[preset]``; ``cq`` 0 would
+    mean "automatic" to NVENC, so crf 0 (quality 100) asks for cq 1, its best.
+
     Raises:
         UsageError: unknown encoder or preset, or crf outside the encoder's range.
 
     >>> encoder_options("libx265", 18, "veryfast")
     {'crf': '18', 'preset': 'veryfast', 'x265-params': 'log-level=error'}
+    >>> encoder_options("h264_nvenc", 10, "veryfast")
+    {'cq': '10', 'b': '0', 'preset': 'fast'}
     """
     if encoder not in ENCODERS:
         raise UsageError(f"encoder '{encoder}' is not one of {', '.join(ENCODERS)}")
@@ -211,6 +272,8 @@ def encoder_options(encoder: str, crf: int, preset: str) -> dict[str, str]:
         return {"crf": str(crf), "preset": preset, **({"x264-params": "asm=AVX2"} if _has_avx512() else {})}
     if encoder == "libx265":
         return {"crf": str(crf), "preset": preset, "x265-params": "log-level=error"}
+    if encoder in ("h264_nvenc", "hevc_nvenc"):
+        return {"cq": str(max(1, crf)), "b": "0", "preset": NVENC_PRESETS[preset]}
     if encoder == "libvpx-vp9":
         return {"crf": str(crf), "b": "0", "deadline": "good", "cpu-used": str(_VP9_CPU_USED[preset]), "row-mt": "1"}
     return {"crf": str(crf), "preset": str(_SVT_AV1_PRESET[preset])}
@@ -221,13 +284,15 @@ def output_pix_fmt(encoder: str, source_pix_fmt: str, bit_depth: int) -> str:
 
     >>> output_pix_fmt("libx264", "yuv420p10le", 10), output_pix_fmt("libvpx-vp9", "yuv420p10le", 10)
     ('yuv420p10le', 'yuv420p')
+    >>> output_pix_fmt("hevc_nvenc", "yuv444p10le", 10)
+    'yuv420p'
     """
     layout = "420"
     source = av.VideoFormat(source_pix_fmt, 2, 2)
     if not source.is_rgb and len(source.components) >= 3:
         chroma = source.components[1]
         layout = {(2, 2): "444", (1, 2): "422"}.get((chroma.width, chroma.height), "420")
-    supported = {f.name for f in av.codec.Codec(encoder, "w").video_formats or ()}
+    supported = set(ENCODERS[encoder].formats or (f.name for f in av.codec.Codec(encoder, "w").video_formats or ()))
     candidates = [f"yuv{layout}p", "yuv420p"]
     if bit_depth > 8:
         candidates = [f"yuv{layout}p10le", "yuv420p10le", *candidates]

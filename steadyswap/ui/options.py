@@ -16,6 +16,7 @@ from steadyswap.assembly import model_problems
 from steadyswap.config import PROCESSORS, VIDEO_ENCODERS, RunConfig
 from steadyswap.errors import UsageError
 from steadyswap.flags import FLAGS, css_sides, help_default
+from steadyswap.io.writer import check_encoder_opens
 from steadyswap.models.registry import EMBEDDED, models_for
 
 _FLAG_OF = {flag.dest: flag for flag in FLAGS}
@@ -169,7 +170,8 @@ def config_from_options(values: dict[str, Any], **fixed: Any) -> RunConfig:
 def option_errors(values: dict[str, Any]) -> dict[str, str]:
     """What is wrong with the page's option values, by field: each value checked alone, then together
     (e.g. a trim end before its start), then the model files they need (the CLI's own one-line message,
-    naming the download command, under each option whose file is missing); empty when a run could start.
+    naming the download command, under each option whose file is missing) and whether the video encoder opens on
+    this machine (the NVENC ones need an NVIDIA GPU with NVENC); empty when a run could start.
 
     >>> option_errors({"color_strength": "2", "face_mask_blur": "0.5"})
     {'color_strength': '--color-strength: 2.0 is outside 0.0..1.0'}
@@ -182,9 +184,16 @@ def option_errors(values: dict[str, Any]) -> dict[str, str]:
             errors[field] = str(error)
     if not errors:
         try:
-            errors.update(model_problems(config_from_options(values)))
+            config = config_from_options(values)
+            errors.update(model_problems(config))
         except UsageError as error:
             errors[field_of(str(error)) or ""] = str(error)
+        else:
+            try:
+                if config.output_video_encoder is not None:
+                    check_encoder_opens(config.output_video_encoder)
+            except UsageError as error:
+                errors["output_video_encoder"] = str(error)
     return errors
 
 

@@ -37,8 +37,8 @@ class GpuOptions:
         channels_last: NHWC layout for the swapper's convolutions.
         faces_per_call: faces per swapper call; None: from the memory probe (``--execution-batch-size``).
         frames_per_step: frames on the device per step; None: from the memory probe.
-        segments: parallel decoder/encoder pairs; None: one per four CPU cores (at most ``MAX_SEGMENTS``),
-            fewer for short videos.
+        segments: parallel decoder/encoder pairs; None: one per four CPU cores (at most ``MAX_SEGMENTS``; with
+            a hardware encoder at most ``orchestrate.HARDWARE_SEGMENTS``), fewer for short videos.
         warmup_frames: frames each later segment runs before its first written frame.
         release_every: ``torch.cuda.empty_cache`` every N frames (0: never; docs/benchmarks.md).
         strategy: ``--video-memory-strategy``, the share of free memory batches may plan on.

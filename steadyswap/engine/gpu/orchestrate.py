@@ -30,7 +30,7 @@ from steadyswap.engine.stream import prepare_references
 from steadyswap.io import VideoReader, VideoWriter, atomic_output, check_output_extension, probe, scratch_folder
 from steadyswap.io.codec_processes import ProcessReader, ProcessWriter, planar_decoding
 from steadyswap.io.segments import Segment, join, plan_segments
-from steadyswap.io.writer import yuv420p_output
+from steadyswap.io.writer import ENCODERS, yuv420p_output
 from steadyswap.provenance import seal_for, watermark_for
 from steadyswap.types import VideoInfo
 
@@ -38,17 +38,27 @@ log = logging.getLogger(__name__)
 
 MIN_SEGMENT_FRAMES = 90
 """Segments shorter than this are not worth their warm-up and join."""
+HARDWARE_SEGMENTS = 2
+"""Segments side by side, so encoder sessions open at once, with a hardware encoder (h264_nvenc, hevc_nvenc). One
+NVENC session encodes 1080p H.264 at several hundred frames/s on NVIDIA's published figures (no NVENC was at hand to
+measure: the H100 has none), above what the engine delivers, so more sessions add nothing; GeForce drivers cap the
+sessions open at once across the whole machine (other programs' included) and each holds GPU memory. Two rather
+than one, so that two decoders still share the decoding, which stays on the CPU."""
 QUEUE_FRAMES = 24
 """Frames each segment's decoder and encoder may run ahead: enough that one busy encoder (or decoder) does
 not stall the others while the engine waits on it in turn."""
 
 
 def plan_run(info: VideoInfo, start: int, end: int, config: RunConfig, options: GpuOptions) -> list[Segment]:
-    """Segments to run side by side: one per four CPU cores, at most MAX_SEGMENTS, none shorter than
-    MIN_SEGMENT_FRAMES (docs/benchmarks.md: on 16 cores 4 segments ran 1.5x faster than 8)."""
+    """Segments to run side by side, each with its own decoder and encoder (the one place the engine decides how
+    many encoders run): ``options.segments``, else one per four CPU cores, at most MAX_SEGMENTS (HARDWARE_SEGMENTS
+    with a hardware encoder), none shorter than MIN_SEGMENT_FRAMES (docs/benchmarks.md: on 16 cores 4 segments of
+    x264 ran 1.5x faster than 8)."""
     wanted = options.segments
     if wanted is None:
-        wanted = max(1, min(MAX_SEGMENTS, (os.cpu_count() or 2) // 4, (end - start) // MIN_SEGMENT_FRAMES))
+        encoder = config.output_video_encoder
+        most = HARDWARE_SEGMENTS if encoder is not None and ENCODERS[encoder].hardware else MAX_SEGMENTS
+        wanted = max(1, min(most, (os.cpu_count() or 2) // 4, (end - start) // MIN_SEGMENT_FRAMES))
     if wanted == 1:
         return [Segment(info.path, start, end, start)]
     return plan_segments(info, count=wanted, warmup_frames=options.warmup_frames, start=start, end=end,
