@@ -169,7 +169,6 @@ def check_settings(path: PathLike, settings: OutputSettings) -> str:
     encoder_options(settings.encoder, settings.crf, settings.preset)
     if encoder_codec(settings.encoder) is None:
         raise UsageError(f"encoder '{settings.encoder}' is not available in this PyAV build")
-    check_encoder_opens(settings.encoder)
     codecs = container_codecs(container_format)
     codec = ENCODERS[settings.encoder].codec
     if codec not in codecs:
@@ -185,6 +184,7 @@ def check_settings(path: PathLike, settings: OutputSettings) -> str:
             raise UsageError(f"{path}: {audio} ({audio_codec}) audio cannot be stored in {path.suffix}")
     if settings.size is not None and (min(settings.size) < 2 or settings.size[0] % 2 or settings.size[1] % 2):
         raise UsageError(f"{path}: output size {settings.size[0]}x{settings.size[1]} must be even and at least 2x2")
+    check_encoder_opens(settings.encoder)
     return container_format
 
 
