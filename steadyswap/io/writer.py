@@ -206,6 +206,10 @@ def check_encoder_opens(encoder: str) -> None:
                          f"use {software}")
 
 
+_LOG_LEVEL = threading.Lock()
+"""Held while PyAV's process-wide log level is raised to read an encoder's reason (the web UI checks from threads)."""
+
+
 @functools.cache
 def _open_failure(encoder: str) -> str | None:
     """FFmpeg's reason why ``encoder`` does not open (at 256x256 yuv420p, a size every NVENC takes), or None when it
@@ -214,16 +218,17 @@ def _open_failure(encoder: str) -> str | None:
     context.width = context.height = 256
     context.pix_fmt = "yuv420p"
     context.time_base = Fraction(1, 30)
-    level = av.logging.get_level()
-    av.logging.set_level(av.logging.ERROR)
-    try:
-        with av.logging.Capture() as logs:
-            context.open()
-    except av.error.FFmpegError as error:
-        lines = [text.strip() for severity, _, text in logs if severity <= av.logging.ERROR and text.strip()]
-        return "; ".join(dict.fromkeys(lines)) or error.strerror or str(error)
-    finally:
-        av.logging.set_level(level)
+    with _LOG_LEVEL:
+        level = av.logging.get_level()
+        av.logging.set_level(av.logging.ERROR)
+        try:
+            with av.logging.Capture() as logs:
+                context.open()
+        except av.error.FFmpegError as error:
+            lines = [text.strip() for severity, _, text in logs if severity <= av.logging.ERROR and text.strip()]
+            return "; ".join(dict.fromkeys(lines)) or error.strerror or str(error)
+        finally:
+            av.logging.set_level(level)
     return None
 
 
