@@ -221,8 +221,8 @@ def test_gpu_engine_encodes_with_h264_nvenc_where_it_opens(gpu_models_dir: Path,
     from tests.helpers import photo
 
     config = gpu_engine_config(gpu_models_dir, output_video_encoder="h264_nvenc", execution_providers=("cuda",))
-    output = tmp_path / "gpu.mp4"
-    with GpuEngine([photo(media_path(SOURCE))], config, GpuOptions(device="cuda", segments=2, warmup_frames=5)) as engine:
+    output, options = tmp_path / "gpu.mp4", GpuOptions(device="cuda", segments=2, warmup_frames=5)
+    with GpuEngine([photo(media_path(SOURCE))], config, options) as engine:
         assert engine.run_video(media_path(TALK), output).frames == 60
     out = probe(output)
     assert (out.codec, out.pix_fmt, out.frame_count, len(out.audio)) == ("h264", "yuv420p", 60, 1)
