@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from steadyswap.blend.colour import ColourMatcher, lab_stats, transfer_lab
+from steadyswap.blend.colour import ColourMatcher, lab_stats, skin_weights, transfer_lab
 from steadyswap.blend.mask import feather, padding_mask
 from steadyswap.blend.paste import blend_into, paste_mask, paste_patches
 from steadyswap.blend.warp import piecewise_affine_maps, triangle_affines
@@ -127,9 +127,10 @@ def test_seamless_paste_meets_the_target_at_the_edge_and_keeps_the_outside() -> 
 
 
 def test_colour_transfer_cannot_shift_hue() -> None:
-    """A pink source face with grey eyeshadow and dark brows, matched to a less red, more yellow target skin:
-    the skin takes the target's colour, grey stays grey, and no colour crosses grey into the opposite hue
-    (the teal brows and blue-grey strips of issue 15)."""
+    """The colour stage's tone curves: a pink source face with grey eyeshadow and dark brows, matched to a less
+    red, more yellow target skin: the skin takes the target's colour, grey stays grey, and no colour crosses grey
+    into the opposite hue (the teal brows and blue-grey strips of issue 15). (The stage's local shading then
+    adds the target's own low-frequency colour, which has the target's hue; here the target is skin alone.)"""
     def rgb(lab: tuple[int, int, int]) -> np.ndarray:
         return cv2.cvtColor(np.array([[lab]], np.uint8), cv2.COLOR_LAB2RGB)[0, 0]
 
@@ -140,8 +141,8 @@ def test_colour_transfer_cannot_shift_hue() -> None:
     target = np.full_like(face, rgb((160, 140, 150)))
     skin = np.zeros((60, 60), np.uint8)
     skin[20:, :] = 1
-    patch = SwapPatch.at(face, np.ones((60, 60), np.float32), 0, 0, target=target, skin=skin)
-    out = cv2.cvtColor(ColourMatcher(strength=1.0).correct_patch(patch).crop, cv2.COLOR_RGB2LAB).astype(int)
+    toned = ColourMatcher(strength=1.0).correct(0, face, target, skin_weights(np.ones((60, 60), np.float32), skin))
+    out = cv2.cvtColor(toned, cv2.COLOR_RGB2LAB).astype(int)
     wanted = cv2.cvtColor(target[:1, :1], cv2.COLOR_RGB2LAB)[0, 0].astype(int)
     assert np.abs(out[40, 30] - wanted).max() <= 2, "the skin takes the target's colour"
     assert abs(out[7, 30, 1] - 128) <= 1 and abs(out[7, 30, 2] - 128) <= 1, "grey stays grey"
@@ -182,3 +183,27 @@ def test_colour_curves_do_not_jump_when_a_grey_source_skin_crosses_grey() -> Non
     assert np.abs(curves[0] - curves[1]).max() < 1.0
     far = np.array([[160.0, 150, 143], [10, 1, 2]])  # a skin well off grey is still scaled towards the target's
     assert lab_curves(levels, far, target, 1.0)[1][150, 0] == 141
+
+
+def test_colour_stage_takes_the_targets_local_colour_and_keeps_the_source_detail() -> None:
+    """A real face (liveportrait_s1) as the target; the swapped crop is the same face with a source's blush (a
+    soft red patch on one cheek) and a source's moustache (a thin dark stroke): the colour stage takes the
+    blush away (the target's low-frequency colour there) and keeps the stroke (the source's detail)."""
+    from tests.conftest import media_path
+
+    from steadyswap.io import read_image
+
+    target = np.ascontiguousarray(read_image(media_path("image/liveportrait_s1_512.jpg"))[140:340, 130:330])
+    yy, xx = np.mgrid[:200, :200]
+    blush = np.exp(-((xx - 60) ** 2 + (yy - 110) ** 2) / (2 * 25.0**2))[..., None] * np.array([45, -15, -10])
+    crop = np.clip(target + blush, 0, 255).astype(np.uint8)
+    crop[150:153, 75:125] = np.clip(crop[150:153, 75:125].astype(int) - 70, 0, 255)  # the moustache
+    region = np.zeros((200, 200), np.uint8)
+    cv2.ellipse(region, (100, 100), (80, 95), 0, 0, 360, 1, -1)
+    patch = SwapPatch.at(crop, feather(region, 12), 0, 0, target=target)
+    out = ColourMatcher(strength=1.0).correct_patch(patch).crop.astype(int)
+    cheek = (slice(100, 121), slice(50, 71))
+    assert (crop[cheek].astype(int) - target[cheek]).mean(axis=(0, 1))[0] > 30, "the test must add a blush"
+    assert np.abs((out[cheek] - target[cheek]).mean(axis=(0, 1))).max() < 8, "the blush is gone"
+    stroke = (out[150:153, 85:115].mean(axis=(0, 1)) - out[144:147, 85:115].mean(axis=(0, 1))).mean()
+    assert stroke < -45, "the moustache stays"

@@ -23,6 +23,7 @@ from steadyswap.engine.gpu.stages import GpuPatches  # noqa: E402
 from steadyswap.blend.paste import paste_patches  # noqa: E402
 from steadyswap.io import read_image  # noqa: E402
 from steadyswap.blend.seamless import seamless_crop  # noqa: E402
+from steadyswap.blend.shading import shade_crop  # noqa: E402
 from steadyswap.types import SwapPatch  # noqa: E402
 from tests.conftest import media_path  # noqa: E402
 from tests.helpers import decode  # noqa: E402
@@ -354,6 +355,23 @@ def test_hold_matches_blend_hold(torch_device: str) -> None:
                          torch.full((3, 160, 150), 5.0, device=torch_device), None), got[2][None].expand(3, -1, -1)))
     shifted.hold([reused] * 2, torch.stack([device_frames[0], device_frames[0]]))
     assert [float(shifted.crops[row].mean()) for row in (0, 1)] == [50.0, 50.0]  # frame 0 moved; its repeat held
+
+
+def test_shade_matches_blend_shading(torch_device: str) -> None:
+    """The local shading on a face-sized, a small and an oblong crop (grid blocks of 4, 1 and 2 pixels)."""
+    rng = np.random.default_rng(12)
+    for h, w in ((300, 260), (40, 40), (90, 150)):
+        crop = np.clip(_picture(rng, h, w) * 0.3 + (150, 100, 80), 0, 255).astype(np.uint8)
+        target = np.clip(_picture(rng, h, w) * 0.8 + (60, 40, 30), 0, 255).astype(np.uint8)
+        region = np.zeros((h, w), np.uint8)
+        cv2.ellipse(region, (w // 2, h // 2), (w * 2 // 5, h * 9 // 20), 0, 0, 360, 1, -1)
+        mask = feather(region, max(h, w) / 12)
+        expected = shade_crop(crop, target, mask, 0.7)
+        assert np.abs(expected.astype(int) - crop).max() > 20, "the test must move the crop"
+        tensors = [torch.from_numpy(a).permute(2, 0, 1)[None].float().to(torch_device) for a in (crop, target)]
+        got = torch_ops.shade(*tensors, torch.from_numpy(mask)[None].to(torch_device), 0.7)
+        diff = np.abs(got[0].permute(1, 2, 0).cpu().numpy() - expected)
+        assert diff.max() <= 1 and diff.mean() < 0.05
 
 
 def test_seamless_matches_blend_seamless(torch_device: str) -> None:

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import cv2
 import numpy as np
 
+from steadyswap.blend.shading import shade_crop
 from steadyswap.tracking.smoothing import smooth_per_track
 from steadyswap.types import SwapPatch
 
@@ -125,7 +126,7 @@ def skin_weights(mask: np.ndarray, skin: np.ndarray | None) -> np.ndarray:
 @dataclass
 class ColourMatcher:
     """The colour stage: LAB correction of every swapped face, with per-track exponential smoothing of the
-    statistics so the correction itself does not flicker.
+    statistics so the correction itself does not flicker, then the target's local shading (``blend.shading``).
 
     One instance per stream of frames (its track ids), whatever the swapper: ``correct_patch`` on the CPU
     path; the GPU engine takes the statistics on the device (``blend.torch_ops``) and smooths them here too.
@@ -157,11 +158,13 @@ class ColourMatcher:
 
     def correct_patch(self, patch: SwapPatch) -> SwapPatch:
         """``patch`` with its crop corrected towards the target pixels it covers (``patch.target``), statistics
-        on its skin (``patch.skin``) where the mask is over half."""
+        on its skin (``patch.skin``) where the mask is over half, then given the target's low-frequency colour
+        inside the mask (``blend.shading``) at the same strength."""
         if self.strength <= 0 or patch.target is None:
             return patch
         weights = skin_weights(patch.mask, patch.skin)
-        return replace(patch, crop=self.correct(patch.track_id, patch.crop, patch.target, weights))
+        toned = self.correct(patch.track_id, patch.crop, patch.target, weights)
+        return replace(patch, crop=shade_crop(toned, patch.target, patch.mask, self.strength))
 
     def reset(self) -> None:
         self._state.clear()

@@ -19,6 +19,8 @@ import cv2
 import numpy as np
 
 from steadyswap.blend.colour import skin_weights
+from steadyswap.blend.grid import pool as _pool
+from steadyswap.blend.grid import up as _up
 
 CELLS = 32
 """The membrane is solved on a grid of about this many cells across the face (a cell is a power of 2 pixels)."""
@@ -54,17 +56,6 @@ def edge_band(mask: np.ndarray, skin: np.ndarray | None = None) -> np.ndarray:
     return band
 
 
-def _pool(values: np.ndarray, cell: int) -> np.ndarray:
-    """Means over ``cell``×``cell`` blocks of (h, w[, c]) float32 values, the far edges padded with zeros."""
-    h, w = values.shape[:2]
-    gh, gw = -(-h // cell), -(-w // cell)
-    if (gh * cell, gw * cell) != (h, w):
-        values = cv2.copyMakeBorder(values, 0, gh * cell - h, 0, gw * cell - w, cv2.BORDER_CONSTANT, value=0)
-    if cell == 1:
-        return values
-    return cv2.resize(values, (gw, gh), interpolation=cv2.INTER_AREA)
-
-
 def skin_median(colours: np.ndarray, share: np.ndarray) -> np.ndarray | None:
     """(3,) 8-bit LAB median of the cells' skin colours: ``colours`` (gh, gw, 3) RGB means over the skin, of the
     cells whose skin ``share`` (gh, gw) is at least ``SKIN_SHARE``; None when no cell is."""
@@ -78,14 +69,6 @@ def _lab8(colour: np.ndarray) -> np.ndarray:
     """(…, 3) RGB 0..255 → OpenCV's 8-bit LAB scale, unrounded."""
     flat = np.clip(colour.reshape(-1, 1, 3) / 255, 0, 1).astype(np.float32)
     return cv2.cvtColor(flat, cv2.COLOR_RGB2LAB).reshape(colour.shape) * (2.55, 1, 1) + (0, 128, 128)
-
-
-def _up(values: np.ndarray, factor: int, shape: tuple[int, int]) -> np.ndarray:
-    """Bilinear upsampling of (h, w, 3) by ``factor`` (pixel centres as ``cv2.resize``), cut to ``shape``."""
-    h, w = values.shape[:2]
-    if factor > 1:
-        values = cv2.resize(values, (w * factor, h * factor), interpolation=cv2.INTER_LINEAR)
-    return values[: shape[0], : shape[1]]
 
 
 def likeness(colour: np.ndarray, median: np.ndarray | None) -> np.ndarray:

@@ -17,6 +17,7 @@ torch twin                  numpy/OpenCV counterpart
 ``rgb_to_lab8``/``lab8_to_rgb``  ``cv2.cvtColor(..., COLOR_RGB2LAB / COLOR_LAB2RGB)`` on uint8
 ``lab_stats``               ``blend.colour.lab_stats``
 ``transfer_lab``            ``blend.colour.transfer_lab``
+``shade``                   ``blend.shading.shade_crop``
 ``luma``/``degrade_power``  ``blend.degrade.luma`` / ``blend.degrade.power``
 ``degrade_noise``           ``blend.degrade.noise``
 ``cell_change``             ``blend.hold.cell_change``
@@ -39,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from steadyswap.blend import degrade, hold
+from steadyswap.blend import degrade, hold, shading
 from steadyswap.blend.occlusion import crop_to_region
 from steadyswap.blend.colour import IQR_TO_SIGMA, lab_curves
 from steadyswap.blend.seamless import EDGE, SAMPLES, SKIN_SHARE, SPREAD, TRUST, cell_size
@@ -313,7 +314,7 @@ def regions_in_crops(regions: Tensor, frame_size: Size, to_frame: np.ndarray, cr
 
 def _pool(values: Tensor, cell: int) -> Tensor:
     """Means over ``cell``×``cell`` blocks of (n, c, h, w), the far edges padded with zeros (as
-    ``blend.seamless._pool``)."""
+    ``blend.grid.pool``)."""
     h, w = values.shape[-2:]
     values = F.pad(values, (0, -w % cell, 0, -h % cell))
     return values if cell == 1 else F.avg_pool2d(values, cell)
@@ -533,6 +534,32 @@ def transfer_lab(images: Tensor, source: Tensor, target: Tensor, strength: float
     moved = torch.cat([lightness[..., None], chroma], dim=-1).permute(0, 3, 1, 2)
     moved = (moved + 0.5).clamp(0, 255).floor()
     return lab8_to_rgb(moved).round()
+
+
+def shade(crops: Tensor, targets: Tensor, masks: Tensor, strength: float) -> Tensor:
+    """Each crop plus ``strength`` × the low-pass of (target − crop) inside its mask, as
+    ``blend.shading.shade_crop`` (the same grid, kernel, replicated border and cover fade).
+
+    Args:
+        crops, targets: (n, 3, h, w) float 0..255 (crops rounded). masks: (n, h, w) float 0..1.
+    Returns:
+        (n, 3, h, w) float 0..255, rounded.
+    """
+    if strength <= 0:
+        return crops
+    h, w = masks.shape[-2:]
+    step = shading.grid_step(h, w)
+    inside = (masks > shading.INSIDE).float()[:, None]
+    sums = torch.cat([_pool((targets.float() - crops.float()) * inside, step), _pool(inside, step)], dim=1)
+    taps = torch.from_numpy(shading.kernel(h, w)).to(sums.device)
+    half, channels = len(taps) // 2, sums.shape[1]
+    x = F.pad(sums, (half, half, 0, 0), mode="replicate")
+    x = F.conv2d(x, taps.reshape(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
+    x = F.pad(x, (0, 0, half, half), mode="replicate")
+    x = F.conv2d(x, taps.reshape(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
+    cover = x[:, 3:]
+    correction = x[:, :3] / cover.clamp(min=1e-6) * (cover / shading.COVER).clamp(0, 1)
+    return (crops + strength * _up(correction, step, (h, w))).round_().clamp_(0, 255)
 
 
 # --- encoder input -------------------------------------------------------------------------------------

@@ -285,7 +285,8 @@ class GpuPatches:
         """The colour stage, as ``ColourMatcher.correct_patch`` on the CPU path: LAB statistics inside each
         mask taken on the device, smoothed per track by the matcher of each face's frame (in face order, which
         is frame order), and the crops moved towards the targets'. All matchers share one strength (the run's).
-        Statistics come from the skin inside each mask, as ``blend.colour.skin_weights``."""
+        Statistics come from the skin inside each mask, as ``blend.colour.skin_weights``; then the targets' local
+        shading (``torch_ops.shade``) at the same strength."""
         strength = matchers[0].strength if matchers else 0.0
         if strength <= 0 or not self.frame_index:
             return
@@ -295,8 +296,9 @@ class GpuPatches:
         sources, targets = torch_ops.lab_stats(self.crops, weights), torch_ops.lab_stats(self.targets, weights)
         smoothed = [matchers[frame].smooth(track, sources[i], targets[i])
                     for i, (frame, track) in enumerate(zip(self.frame_index, self.track_ids))]
-        self.crops = torch_ops.transfer_lab(self.crops, torch.stack([a for a, _ in smoothed]),
-                                            torch.stack([b for _, b in smoothed]), strength)
+        toned = torch_ops.transfer_lab(self.crops, torch.stack([a for a, _ in smoothed]),
+                                       torch.stack([b for _, b in smoothed]), strength)
+        self.crops = torch_ops.shade(toned, self.targets, self.masks, strength)
 
     def measure_degrade(self, matchers: list[BlurMatcher]) -> DegradeMeasures | None:
         """The degrade stage's measures (spectra and noise of each crop's and target's luma under its mask),
