@@ -73,12 +73,11 @@ def shade_crop(crop: np.ndarray, target: np.ndarray, mask: np.ndarray, strength:
         return crop
     h, w = mask.shape
     step = grid_step(h, w)
-    inside = (mask > INSIDE).astype(np.float32)
-    difference = (target.astype(np.float32) - crop.astype(np.float32)) * inside[..., None]
-    sums = np.dstack([pool(difference, step), pool(inside, step)])
+    inside = (mask > INSIDE).astype(np.uint8)
+    difference = cv2.subtract(target, crop, mask=inside, dtype=cv2.CV_32F)  # 0 outside
+    sums = np.dstack([pool(difference, step), pool(inside.astype(np.float32), step)])
     taps = kernel(h, w)
     blurred = cv2.sepFilter2D(sums, cv2.CV_32F, taps, taps, borderType=cv2.BORDER_REPLICATE)
     cover = blurred[..., 3:]
-    correction = blurred[..., :3] / np.maximum(cover, 1e-6) * np.clip(cover / COVER, 0, 1)
-    shaded = crop.astype(np.float32) + strength * up(np.ascontiguousarray(correction), step, (h, w))
-    return np.clip(np.round(shaded), 0, 255).astype(np.uint8)
+    correction = strength * blurred[..., :3] / np.maximum(cover, 1e-6) * np.clip(cover / COVER, 0, 1)
+    return cv2.add(crop, up(np.ascontiguousarray(correction), step, (h, w)), dtype=cv2.CV_8U)

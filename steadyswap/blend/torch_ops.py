@@ -558,8 +558,8 @@ def shade(crops: Tensor, targets: Tensor, masks: Tensor, strength: float) -> Ten
     x = F.pad(x, (0, 0, half, half), mode="replicate")
     x = F.conv2d(x, taps.reshape(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
     cover = x[:, 3:]
-    correction = x[:, :3] / cover.clamp(min=1e-6) * (cover / shading.COVER).clamp(0, 1)
-    return (crops + strength * _up(correction, step, (h, w))).round_().clamp_(0, 255)
+    correction = strength * x[:, :3] / cover.clamp(min=1e-6) * (cover / shading.COVER).clamp(0, 1)
+    return (crops + _up(correction, step, (h, w))).round_().clamp_(0, 255)
 
 
 # --- encoder input -------------------------------------------------------------------------------------
