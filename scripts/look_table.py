@@ -4,10 +4,13 @@ Usage: python scripts/look_table.py [--source PHOTO] [--clips a.mp4 ...] [--fram
 
 For each clip (its first ``--frames`` frames): the swap with default options (``swap_file``), the same with
 the degrade and hold stages off (``--face-degrade none --face-hold none``: the pipeline before them), and a
-plain re-encode of the target at the default output settings. Each is decoded and measured by the quality
-monitor against the target on the same faces (MediaPipe mesh on the target, tracked), as ``steadyswap
-quality`` measures a pair of files. The swaps' own ``--quality-report`` (the frames before encoding, the
-run's faces) gives the sharpness in brackets: the encoder adds detail of its own, which a re-encode shows.
+plain re-encode of the target at the default output settings, without and with the invisible watermark a run
+adds. Each is decoded and measured by the quality monitor against the target on the same faces (MediaPipe mesh
+on the target, tracked), as ``steadyswap quality`` measures a pair of files. The swaps' own
+``--quality-report`` (the frames before encoding, the run's faces) gives the sharpness in brackets: the encoder
+adds detail of its own, which a re-encode shows, and so does the watermark. The last sharpness figure
+(``vs marked``) is the swap's file against the watermarked re-encode instead of the target: the face against
+what the rest of the output frame is, the target written as the run writes it.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from steadyswap.analysis.mediapipe_mesh import MediaPipeAnalyzer
 from steadyswap.api import swap_file
 from steadyswap.engine.output import output_settings
 from steadyswap.io import VideoReader, VideoWriter
+from steadyswap.provenance import watermark_for
 from steadyswap.quality.monitor import QualityMonitor, measure
 from steadyswap.tracking.tracker import FaceTracker
 
@@ -59,11 +63,13 @@ def target_faces(images: list) -> tuple[list, list[bool]]:
     return faces, flags
 
 
-def reencode(path: Path, count: int, output: Path) -> None:
-    """The target's first ``count`` frames written again at the default output settings."""
+def reencode(path: Path, count: int, output: Path, marked: bool = False) -> None:
+    """The target's first ``count`` frames written again at the default output settings (``marked``: with the
+    invisible watermark a run adds)."""
     with VideoReader(path, 0, count) as reader:
         settings = output_settings(RunConfig(), reader.info, output)
-        with VideoWriter(output, reader.info, settings, trim=(0, count)) as writer:
+        mark = watermark_for(path, RunConfig()) if marked else None
+        with VideoWriter(output, reader.info, settings, trim=(0, count), watermark=mark) as writer:
             for frame in reader:
                 writer.write(frame)
 
@@ -108,16 +114,25 @@ def main() -> None:
                 in_run[label] = figures(json.loads(report.read_text())["summary"])
             reencode(path, args.frames, Path(folder) / "re.mp4")
             outputs["re-encode"] = Path(folder) / "re.mp4"
+            reencode(path, args.frames, Path(folder) / "marked.mp4", marked=True)
+            outputs["re-encode, watermarked"] = Path(folder) / "marked.mp4"
             for label, output in outputs.items():
                 monitor = measure(targets, frames_of(output, args.frames), faces, cuts, QualityMonitor())
                 measured[label] = figures(monitor.summary())
+            marked = frames_of(outputs["re-encode, watermarked"], args.frames)
+            against = measure(marked, frames_of(outputs["default"], args.frames), faces, cuts, QualityMonitor())
+            del marked
+            measured["default against the watermarked re-encode"] = figures(against.summary())
             raw[path.name] = {**measured, **{f"{label}, before encoding": f for label, f in in_run.items()}}
             new, old, again = measured["default"], measured["degrade, hold off"], measured["re-encode"]
+            vs_marked = measured["default against the watermarked re-encode"]["sharpness"]
+            marked_sharpness = measured["re-encode, watermarked"]["sharpness"]
             lines.append(
                 f"| {path.stem} | {len(targets)} | {new['flicker']:+.2f} (off {old['flicker']:+.2f}, re-encode "
                 f"{again['flicker']:+.2f}) | {new['sharpness']:.2f} (off {old['sharpness']:.2f}, re-encode "
-                f"{again['sharpness']:.2f}; before encoding {in_run['default']['sharpness']:.2f}, off "
-                f"{in_run['degrade, hold off']['sharpness']:.2f}) "
+                f"{again['sharpness']:.2f}, watermarked {marked_sharpness:.2f}; before encoding "
+                f"{in_run['default']['sharpness']:.2f}, off {in_run['degrade, hold off']['sharpness']:.2f}; "
+                f"vs marked {vs_marked:.2f}) "
                 f"| {new['contrast']:.2f} (re-encode {again['contrast']:.2f}) "
                 f"| {new['seam']:.3f} (re-encode {again['seam']:.3f}) | {new['still']} "
                 f"| {new['still_added']:+.3f} (off {old['still_added']:+.3f}, re-encode {again['still_added']:+.3f}) |")

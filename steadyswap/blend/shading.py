@@ -24,7 +24,7 @@ import numpy as np
 
 from steadyswap.blend.grid import pool, up
 
-SIGMA = 1 / 16
+SIGMA = 1 / 24
 """The Gaussian's standard deviation as a share of the crop's longer side: about a cheek's blush or an eye
 socket; finer would carry the target's own features in."""
 GRID = 64
