@@ -209,7 +209,8 @@ FLAGS: tuple[Flag, ...] = (
          "weight of the current frame with --face-smoothing ema, 0-1 (default: {default})", type=float,
          metavar="ALPHA"),
     Flag(("--color-strength",), "color_strength", "smoothing & colour",
-         "LAB colour matching of the swapped face to the target's, every swapper, 0 (off) to 1 (default: {default})",
+         "LAB colour matching of the swapped face to the target's, then the target's low-frequency colour inside "
+         "the face (blush, make-up, light), every swapper, 0 (off) to 1 (default: {default})",
          type=float, metavar="STRENGTH"),
     Flag(("--face-degrade",), "face_degrade", "smoothing & colour",
          "blur and grain the swapped face to the target's own sharpness and noise (match), every swapper, "
