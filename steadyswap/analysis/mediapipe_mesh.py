@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from steadyswap.analysis.base import FaceAnalyzer
+from steadyswap.analysis.mediapipe_import import solution
 from steadyswap.analysis.mesh_topology import five_points
 from steadyswap.types import Faces
 
@@ -43,9 +44,7 @@ class MediaPipeAnalyzer(FaceAnalyzer):
 
     def _mesh(self, video: bool):
         if video not in self._meshes:
-            from mediapipe.python.solutions.face_mesh import FaceMesh
-
-            self._meshes[video] = FaceMesh(
+            self._meshes[video] = solution("face_mesh").FaceMesh(
                 static_image_mode=not video,
                 max_num_faces=self.max_faces,
                 refine_landmarks=True,

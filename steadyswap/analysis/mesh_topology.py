@@ -11,6 +11,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from steadyswap.analysis.mediapipe_import import solution
+
 MESH_POINTS = 468
 LEFT_EYE_IMAGE = (33, 133)
 """Outer and inner corner of the eye on the image's left side (the subject's right eye)."""
@@ -28,9 +30,7 @@ INNER_LIP_LOWER = 14
 @lru_cache(maxsize=1)
 def triangles() -> np.ndarray:
     """(t, 3) int32 vertex indices of the mesh triangles."""
-    from mediapipe.python.solutions.face_mesh_connections import FACEMESH_TESSELATION
-
-    edges = {(min(a, b), max(a, b)) for a, b in FACEMESH_TESSELATION}
+    edges = {(min(a, b), max(a, b)) for a, b in solution("face_mesh_connections").FACEMESH_TESSELATION}
     neighbours: dict[int, set[int]] = {}
     for a, b in edges:
         neighbours.setdefault(a, set()).add(b)
@@ -42,16 +42,13 @@ def triangles() -> np.ndarray:
 @lru_cache(maxsize=1)
 def face_oval() -> np.ndarray:
     """Indices of the face outline, in order around the face."""
-    from mediapipe.python.solutions.face_mesh_connections import FACEMESH_FACE_OVAL
-
-    return _ordered_loop(FACEMESH_FACE_OVAL)
+    return _ordered_loop(solution("face_mesh_connections").FACEMESH_FACE_OVAL)
 
 
 @lru_cache(maxsize=1)
 def features() -> tuple[np.ndarray, ...]:
     """Index sets of the features that are not skin: both eyes, both eyebrows and the lips (outer contour)."""
-    from mediapipe.python.solutions import face_mesh_connections as mesh
-
+    mesh = solution("face_mesh_connections")
     sets = (mesh.FACEMESH_LEFT_EYE, mesh.FACEMESH_RIGHT_EYE, mesh.FACEMESH_LEFT_EYEBROW,
             mesh.FACEMESH_RIGHT_EYEBROW, mesh.FACEMESH_LIPS)
     return tuple(np.array(sorted({i for edge in edges for i in edge}), np.int32) for edges in sets)

@@ -47,8 +47,10 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
 
-def build_parser() -> tuple[argparse.ArgumentParser, dict[str, ImportError]]:
-    """The full parser, and the optional commands whose module exists but failed to import."""
+def build_parser(command: str | None = None) -> tuple[argparse.ArgumentParser, dict[str, ImportError]]:
+    """The parser, and the optional commands whose module exists but failed to import. ``command``: the
+    command about to run; the other optional commands' modules (Dask, the web UI, ...) are then not imported,
+    which keeps a run's start-up short. None, or a word that is no command: the full parser (``--help``)."""
     parser = _Parser(
         prog="steadyswap",
         description="Fast, temporally stable face swapping for video; a drop-in for FaceFusion's face swapper.",
@@ -61,7 +63,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, ImportError]]:
     add_run_parser(subparsers).set_defaults(handler=run_command)
     add_batch_run_parser(subparsers).set_defaults(handler=run_batch_run)
     broken: dict[str, ImportError] = {}
-    for name in OPTIONAL_COMMANDS:
+    known = command in (*OPTIONAL_COMMANDS, "run", "batch-run")
+    for name in [name for name in OPTIONAL_COMMANDS if not known or name == command]:
         module_name = f"steadyswap.cli.{name}"
         try:
             module = importlib.import_module(module_name)
@@ -93,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         del words[1]
     debug = False
     try:
-        parser, broken = build_parser()
+        parser, broken = build_parser(words[0] if words else None)
         if words and words[0] in broken:
             raise SteadySwapError(f"the {words[0]} command is unavailable: {broken[words[0]]}")
         if not words:

@@ -13,9 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import onnx
 import onnxruntime as ort
-from onnx import numpy_helper
 
 from steadyswap.blend.align import template_points, warp_face
 from steadyswap.blend.box_mask import box_mask
@@ -43,6 +41,9 @@ def explode(tiles: np.ndarray, n: int) -> np.ndarray:
 
 def load_emap(path: str | Path) -> np.ndarray:
     """inswapper's embedding map: the graph's last initializer, (512, 512) float32."""
+    import onnx  # here, not at the top: the onnx package takes about a second to import, and only this needs it
+    from onnx import numpy_helper
+
     emap = numpy_helper.to_array(onnx.load(str(path)).graph.initializer[-1]).astype(np.float32)
     if emap.shape != (512, 512):
         raise ModelError(f"{path}: last initializer is {emap.shape}, not the 512×512 embedding map")

@@ -9,7 +9,6 @@ caused them, and the server keeps running. An existing output is replaced only w
 from __future__ import annotations
 
 import asyncio
-import importlib
 import json
 import logging
 import os
@@ -30,6 +29,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from starlette.requests import ClientDisconnect
 
+from steadyswap.analysis.mediapipe_import import solution
 from steadyswap.errors import InputNotFoundError, SteadySwapError, UsageError
 from steadyswap.io import media_kind
 from steadyswap.ui.faces import PersonChoice, find_people
@@ -109,7 +109,7 @@ def create_app(settings: UiSettings) -> FastAPI:
     """The UI's app for ``settings`` (its work folder is created if missing)."""
     # Requests run on several threads; two of them importing MediaPipe's face mesh for the first time at once
     # (a preview and Find people) deadlock in Python's import locks, so it is imported here, on one thread.
-    importlib.import_module("mediapipe.python.solutions.face_mesh")
+    solution("face_mesh")
     work_dir = settings.work_dir or Path(tempfile.mkdtemp(prefix="steadyswap-ui-"))
     uploads = work_dir / "uploads"
     uploads.mkdir(parents=True, exist_ok=True)
