@@ -43,6 +43,10 @@ FACE_OCCLUDER_MODELS = ("many", "xseg_1", "xseg_2", "xseg_3")
 """'many': every occluder, their masks combined by minimum."""
 FACE_PARSER_MODELS = ("bisenet_resnet_18", "bisenet_resnet_34")
 SWITCHES = ("on", "off")
+DETECTOR_INTERVAL = 3
+"""``--face-detector-interval auto`` with an ONNX detector: faces detected on every third frame, carried between
+(chosen by measurement: docs/benchmarks.md, "Detection cadence")."""
+MAX_DETECTOR_INTERVAL = 12
 PROCESSORS = ("face_swapper", "face_enhancer")
 """FaceFusion's processors that steadyswap runs, in the only order it runs them (swap, then enhance)."""
 
@@ -62,6 +66,7 @@ class RunConfig:
     reference_face_distance: float = 0.3
     face_detector_score: float = 0.5
     face_detector_size: str = "640x640"
+    face_detector_interval: int | Literal["auto"] = "auto"
     face_landmarker_score: float = 0.5
     face_mask_blur: float = 0.3
     face_mask_padding: tuple[int, int, int, int] = (0, 0, 0, 0)
@@ -155,6 +160,14 @@ class RunConfig:
         _between("--reference-face-distance", self.reference_face_distance, 0.0, 2.0)
         _between("--face-detector-score", self.face_detector_score, 0.0, 1.0)
         _between("--face-landmarker-score", self.face_landmarker_score, 0.0, 1.0)
+        if self.face_detector_interval != "auto":
+            if isinstance(self.face_detector_interval, bool) or not isinstance(self.face_detector_interval, int):
+                raise UsageError(f"--face-detector-interval: 'auto' or a number of frames, not "
+                                 f"{self.face_detector_interval!r}")
+            _between("--face-detector-interval", self.face_detector_interval, 1, MAX_DETECTOR_INTERVAL)
+            if self.face_detector_interval > 1 and self.face_detector_model == "mediapipe":
+                raise UsageError("--face-detector-interval: the embedded mediapipe mesh follows its faces itself, "
+                                 "frame by frame; the interval is for the ONNX detectors (--face-detector-model)")
         if len(self.face_mask_padding) != 4 or any(not 0 <= p <= 100 for p in self.face_mask_padding):
             raise UsageError("--face-mask-padding: expected 1 to 4 percentages between 0 and 100")
         if self.trim_frame_start is not None and self.trim_frame_start < 0:
@@ -179,6 +192,14 @@ class RunConfig:
             if value < 0 or (value == 0 and flag != "--smoothing-beta"):
                 raise UsageError(f"{flag}: {value} must be positive")
         return self
+
+    @property
+    def detection_interval(self) -> int:
+        """Frames per face detection (``tracking.cadence``): ``--face-detector-interval``, where 'auto' is
+        ``DETECTOR_INTERVAL`` for the ONNX detectors and 1 for the embedded mesh (which tracks by itself)."""
+        if self.face_detector_interval != "auto":
+            return int(self.face_detector_interval)
+        return 1 if self.face_detector_model == "mediapipe" else DETECTOR_INTERVAL
 
     @property
     def enhances(self) -> bool:

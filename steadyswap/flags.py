@@ -20,6 +20,7 @@ from typing import Any, Literal
 from steadyswap.config import (
     AUDIO_ENCODERS,
     DEGRADE_MODES,
+    DETECTOR_INTERVAL,
     EXECUTION_PROVIDERS,
     FACE_MASK_AREAS,
     FACE_MASK_REGIONS,
@@ -65,6 +66,19 @@ def pixel_size(text: str) -> str:
     return text
 
 
+def interval(text: str) -> int | str:
+    """Argparse type of ``--face-detector-interval``: 'auto' or a whole number of frames.
+
+    >>> interval("auto"), interval("3")
+    ('auto', 3)
+    """
+    if text == "auto":
+        return text
+    if not re.fullmatch(r"[1-9]\d*", text):
+        raise argparse.ArgumentTypeError(f"'{text}' is not 'auto' or a number of frames")
+    return int(text)
+
+
 @dataclass(frozen=True)
 class Flag:
     """One working flag of ``steadyswap run``.
@@ -108,6 +122,11 @@ FLAGS: tuple[Flag, ...] = (
     Flag(("--face-detector-size",), "face_detector_size", "face detection & selection",
          "input size of an ONNX detector: retinaface and scrfd 160x160, 320x320, 480x480, 512x512 or 640x640; "
          "yolo_face and yunet 640x640 (default: {default})", type=pixel_size, metavar="WxH"),
+    Flag(("--face-detector-interval",), "face_detector_interval", "face detection & selection",
+         "an ONNX detector runs on every N-th frame at most; between two detections each face is carried "
+         "(interpolated from both), and detected after all where they disagree (a face came, left or moved far, a "
+         f"low score) and at scene cuts; auto: {DETECTOR_INTERVAL} for the ONNX detectors, 1 for the embedded mesh, "
+         "which follows its faces itself (default: {default})", type=interval, metavar="N"),
     Flag(("--face-landmarker-model",), "face_landmarker_model", "face detection & selection",
          "face landmarker (default: {default})", metavar="NAME"),
     Flag(("--face-landmarker-score",), "face_landmarker_score", "face detection & selection",

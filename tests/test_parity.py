@@ -72,10 +72,13 @@ OPTIONS: dict[str, dict] = {
                                    "face_selector_mode": "many"},
     "enhancer after occlusion mask": {"processors": ENHANCE, "face_mask_types": ("box", "occlusion")},
     "landmarker score 0": {"face_landmarker_model": "2dfan4", "face_landmarker_score": 0.0},
+    "detector interval 1": {"face_detector_interval": 1},
+    "detector interval 2 2dfan4": {"face_detector_interval": 2, "face_landmarker_model": "2dfan4"},
 }
 REFUSED = {("classic", "landmarker 2dfan4"): "needs an ONNX --face-detector-model",
            ("classic", "mask area 2dfan4"): "needs an ONNX --face-detector-model",
-           ("classic", "landmarker score 0"): "needs an ONNX --face-detector-model"}
+           ("classic", "landmarker score 0"): "needs an ONNX --face-detector-model",
+           ("classic", "detector interval 2 2dfan4"): "the interval is for the ONNX detectors"}
 """Cases both paths refuse in one line (the MediaPipe mesh brings its own landmarks)."""
 
 

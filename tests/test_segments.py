@@ -93,8 +93,11 @@ class CountingSwapper:
     def reset_tracking(self) -> None:
         self.resets += 1
 
-    def analyse(self, image: np.ndarray, index: int | None = None) -> np.ndarray:
-        return image
+    def analyse(self, image: np.ndarray, index: int | None = None) -> list[np.ndarray]:
+        return [image]
+
+    def finish_analysis(self) -> list[np.ndarray]:
+        return []
 
     def accept(self, image: np.ndarray) -> list[_Result]:
         return self.push(image)

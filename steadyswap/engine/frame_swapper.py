@@ -31,6 +31,7 @@ from steadyswap.errors import NoFaceError
 from steadyswap.io import read_image
 from steadyswap.swap.base import SourceFace, Swapper
 from steadyswap.swap.sources import check_faces, source_names
+from steadyswap.tracking import cadence
 from steadyswap.tracking.smoothing import LandmarkSmoother
 from steadyswap.tracking.tracker import FaceTracker
 from steadyswap.types import Faces, SwapPatch, check_shape
@@ -57,6 +58,19 @@ class FrameResult:
     hands: np.ndarray | None = None
     patches: list[SwapPatch] = field(default_factory=list)
     requests: list[tuple[SourceFace, Faces]] = field(default_factory=list)
+
+
+@dataclass
+class _Waiting:
+    """A frame the analysis holds until the next keyframe's detection says how to find its faces
+    (``tracking.cadence``): its picture, the hand picture and number ``analyse`` got, its scene-cut flag and the
+    detections its caller gave (the GPU engine's; None: the analyser finds them if they are needed)."""
+
+    image: np.ndarray
+    hand_picture: np.ndarray | None
+    number: int
+    cut: bool
+    found: Faces | None
 
 
 @dataclass
@@ -198,6 +212,12 @@ class FaceSwapper:
         """The enhancer's per-track tone smoothing (the GPU engine applies it on the device)."""
         self._waiting: deque[tuple[np.ndarray, Faces, bool, np.ndarray | None, int]] = deque()
         self._analysed = 0
+        self.interval = cfg.detection_interval
+        """Frames per detection (``--face-detector-interval``): keyframes are the frames whose number it divides,
+        scene cuts and the first frame; the frames between wait in ``_held`` for the next keyframe."""
+        self._held: deque[_Waiting] = deque()
+        self._keyframe: Faces | None = None
+        """The last keyframe's faces, tracked; None: the next frame is a keyframe (start, after a cut)."""
 
     def _prepare(self, sources: list[str | Path | np.ndarray]) -> SourceFace:
         if not sources:
@@ -251,34 +271,77 @@ class FaceSwapper:
             rows.append(descriptors(image, chosen, self.selector.recognizer)[0])
         self.selector.references = np.stack(rows)
 
-    def push(self, image: np.ndarray, index: int | None = None, hand_picture: np.ndarray | None = None
-             ) -> list[FrameResult]:
+    def push(self, image: np.ndarray, index: int | None = None, hand_picture: np.ndarray | None = None,
+             found: Faces | None = None) -> list[FrameResult]:
         """Analyse the next frame; return the frames that are now final (in order, possibly none).
         ``index``: the frame's number in its video, for the debug log and the degrade stage's grain (default:
-        this swapper's count of frames analysed). ``hand_picture``: see ``analyse``."""
-        return self.accept(self.analyse(image, index, hand_picture))
+        this swapper's count of frames analysed). ``hand_picture``, ``found``: see ``analyse``."""
+        return [result for analysed in self.analyse(image, index, hand_picture, found)
+                for result in self.accept(analysed)]
 
-    def analyse(self, image: np.ndarray, index: int | None = None, hand_picture: np.ndarray | None = None
-                ) -> Analysed:
-        """The first half of ``push``: scene cut, faces, tracks, hands. Touches only analysis state, so a
-        thread can analyse frame t+1 while another runs ``accept`` on frame t. ``hand_picture``: the frame at
-        ``analysis.hands.hand_size``, where ``image`` is only a thumbnail (the GPU engine's); default ``image``."""
+    def analyse(self, image: np.ndarray, index: int | None = None, hand_picture: np.ndarray | None = None,
+                found: Faces | None = None) -> list[Analysed]:
+        """The first half of ``push``: scene cut, faces, tracks, hands; the frames whose analysis is now complete,
+        in order. With a detection interval above 1 a frame between keyframes waits for the next keyframe
+        (``tracking.cadence``), so this returns none, one or several frames; ``finish_analysis`` gives the last
+        ones. Touches only analysis state, so a thread can analyse frame t+1 while another runs ``accept`` on
+        frame t. ``hand_picture``: the frame at ``analysis.hands.hand_size``, where ``image`` is only a thumbnail
+        (the GPU engine's); default ``image``. ``found``: the frame's detections, where the caller made them (the
+        GPU engine detects every frame of a step on the device); used only where the analyser would run."""
         check_shape("frame", image, (None, None, 3), np.uint8)
         cut = self.cuts.update(image)
-        if cut and index is not None:
-            log.debug("scene cut at frame %d: tracks reset", index)
+        number = self._analysed if index is None else index
+        self._analysed += 1
         if cut:
+            log.debug("scene cut at frame %d: tracks reset", number)
+        done = self._detect_held() if cut else []  # nothing after a cut tells where the faces before it were
+        self._held.append(_Waiting(image, hand_picture, number, cut, found))
+        if cut or self._keyframe is None or number % self.interval == 0:  # keyframes by number: the same in segments
+            done += self._close_span()
+        return done
+
+    def finish_analysis(self) -> list[Analysed]:
+        """The frames still waiting for a keyframe, analysed (the last of them becomes one): call at the end of a
+        stream, after its last ``analyse``. ``flush`` calls it."""
+        return self._close_span() if self._held else []
+
+    def _close_span(self) -> list[Analysed]:
+        """Detect the newest held frame (a keyframe) and give the frames held before it the faces ``cadence``
+        carries from the last keyframe, or their own detections where it says they must be detected."""
+        key = self._held.pop()
+        if key.cut:  # the frames held before it were detected when it came
             self.analyzer.reset()
             self.tracker.reset()
             if self.hand_finder is not None:
                 self.hand_finder.reset()
-        raw = self.tracker.update(self.analyzer.analyze([image], video=True)[0])
+        fresh = self._faces_of(key)
+        rows = None
+        if self._held and self._keyframe is not None:
+            rows = cadence.pairs(self._keyframe, fresh, cadence.confident(self.config.face_detector_score))
+        if rows is None:
+            done = self._detect_held()
+        else:
+            assert self._keyframe is not None
+            carried = cadence.carry(self._keyframe, fresh, rows, len(self._held))
+            done = [self._track(self._held.popleft(), faces) for faces in carried]
+        done.append(self._track(key, fresh))
+        self._keyframe = done[-1].raw
+        return done
+
+    def _detect_held(self) -> list[Analysed]:
+        held, self._held = list(self._held), deque()
+        return [self._track(frame, self._faces_of(frame)) for frame in held]
+
+    def _faces_of(self, held: _Waiting) -> Faces:
+        return held.found if held.found is not None else self.analyzer.analyze([held.image], video=True)[0]
+
+    def _track(self, held: _Waiting, faces: Faces) -> Analysed:
+        """A frame's faces tracked and its hands found, in frame order."""
+        raw = self.tracker.update(faces)
         hands = None
         if self.hand_finder is not None and len(raw):  # no face, nothing to keep a hand in front of
-            hands = self.hand_finder.find(image if hand_picture is None else hand_picture)
-        number = self._analysed if index is None else index
-        self._analysed += 1
-        return Analysed(image, raw, cut, self.tracker.active_ids, hands, number)
+            hands = self.hand_finder.find(held.image if held.hand_picture is None else held.hand_picture)
+        return Analysed(held.image, raw, held.cut, self.tracker.active_ids, hands, held.number)
 
     def accept(self, analysed: Analysed) -> list[FrameResult]:
         """The second half of ``push``: smooth, select, swap and paste the frames now final."""
@@ -288,8 +351,9 @@ class FaceSwapper:
         return self._drain(final=False)
 
     def flush(self) -> list[FrameResult]:
-        """Finish every frame still waiting for lookahead (call at the end of a stream)."""
-        return self._drain(final=True)
+        """Finish every frame still waiting for a keyframe or for lookahead (call at the end of a stream)."""
+        return [result for analysed in self.finish_analysis() for result in self.accept(analysed)] + \
+            self._drain(final=True)
 
     def _drain(self, final: bool) -> list[FrameResult]:
         done = []
@@ -322,9 +386,10 @@ class FaceSwapper:
         return FrameResult(paste_patches(image, patches) if patches else image, faces, raw, cut, hands, patches,
                            requests)
 
-    def process(self, image: np.ndarray) -> FrameResult:
-        """Swap one frame now (causal smoothing) and say what was done."""
-        return (self.push(image) + self.flush())[-1]
+    def process(self, image: np.ndarray, found: Faces | None = None) -> FrameResult:
+        """Swap one frame now (causal smoothing; the frame is detected, whatever the detection interval) and say
+        what was done. ``found``: see ``analyse``."""
+        return (self.push(image, found=found) + self.flush())[-1]
 
     def swap_frame(self, image: np.ndarray) -> np.ndarray:
         """One RGB frame in, the swapped frame out; frames with no selected face come back as is."""
@@ -357,6 +422,8 @@ class FaceSwapper:
         self.degrade.reset()
         self.hold.reset()
         self._waiting.clear()
+        self._held.clear()
+        self._keyframe = None
         self._analysed = 0
 
     def close(self) -> None:

@@ -172,12 +172,15 @@ class LiveSwapper:
 
     Raises:
         UsageError: reference selection or a face map (they name people by a target's frames, which live input
-            lacks). NoFaceError: no face in the sources. ModelError: models or GPU unavailable.
+            lacks); a detection interval above 1 (its carried faces need the next keyframe). NoFaceError: no face in the sources. ModelError: models or GPU unavailable.
     """
 
     def __init__(self, sources: list[str | Path | np.ndarray], config: RunConfig, fps: float = 30.0,
                  warm_up: bool = True) -> None:
-        config = replace(config, smoothing_lookahead=0).validate()
+        if config.face_detector_interval not in ("auto", 1):
+            raise UsageError("--face-detector-interval: live input has no later keyframe to carry faces towards; "
+                             "live runs detect every frame")
+        config = replace(config, smoothing_lookahead=0, face_detector_interval=1).validate()
         self.config = config
         self.watermark = watermark_for(None, config)
         """Added to every swapped frame, whatever output it goes to (docs/provenance.md)."""
@@ -218,7 +221,7 @@ class LiveSwapper:
         if self._engine is not None:
             return self._engine.decide_frames(images, self.fps)
         assert self._frames is not None
-        return [self._frames.analyse(image) for image in images]
+        return [analysed for image in images for analysed in self._frames.analyse(image)]
 
     def render(self, step: object) -> list[np.ndarray]:
         """The second stage: the frames ``decide`` returned ``step`` for, swapped and pasted, in order."""

@@ -25,7 +25,8 @@ def swap_stream(swapper: FaceSwapper, frames: Iterable[Frame], cancel: threading
     """Yield ``(frame, result)`` for every frame, in order, lookahead flushed at the end.
 
     Analysis and tracking of frame t+1 run on a worker thread while this thread smooths, swaps and
-    pastes frame t; a bounded queue keeps the two at most ``queue_size`` frames apart. ``clock`` gets
+    pastes frame t; a bounded queue keeps the two at most ``queue_size`` analysed frames apart (frames between
+    two keyframes wait on the worker until the next keyframe is detected). ``clock`` gets
     the seconds spent waiting for decoded frames ("decode"), analysing ("analyse") and swapping ("swap").
 
     Raises:
@@ -38,14 +39,22 @@ def swap_stream(swapper: FaceSwapper, frames: Iterable[Frame], cancel: threading
     def analyse() -> None:
         try:
             decoded = iter(frames)
+            held: deque[Frame] = deque()  # frames whose analysis waits for a keyframe (tracking.cadence)
             while True:
                 with clock.measure("decode"):
                     frame = next(decoded, None)
-                if frame is None or stop.is_set() or (cancel is not None and cancel.is_set()):
+                if stop.is_set() or (cancel is not None and cancel.is_set()):
                     break
                 with clock.measure("analyse"):
-                    analysed = swapper.analyse(frame.image, frame.index)
-                put_unless_stopped(handoff, (frame, analysed), stop)
+                    if frame is not None:
+                        held.append(frame)
+                        done = swapper.analyse(frame.image, frame.index)
+                    else:
+                        done = swapper.finish_analysis()
+                for analysed in done:
+                    put_unless_stopped(handoff, (held.popleft(), analysed), stop)
+                if frame is None:
+                    break
             put_unless_stopped(handoff, _END, stop)
         except BaseException as error:  # handed to the consumer, which re-raises it
             put_unless_stopped(handoff, error, stop)

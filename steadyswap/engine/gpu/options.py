@@ -20,9 +20,11 @@ RUN_CONFIG_FIELDS = OUTPUT_ONLY_FIELDS | frozenset({
     "watermark", "c2pa_cert", "c2pa_key", "face_selector_mode", "reference_face_position", "reference_frame_number",
     "reference_face_distance", "face_smoothing", "smoothing_min_cutoff", "smoothing_beta", "smoothing_d_cutoff",
     "smoothing_lookahead", "smoothing_ema_alpha", "color_strength", "face_degrade", "face_hold", "hand_occluder",
+    "face_detector_interval",
 })
 """The ``RunConfig`` fields a run of a built engine may change: its output, and the decisions each run's streams
-make with their own ``FaceSwapper`` (selection, smoothing, colour, degrade, hold, the hand occluder). The others
+make with their own ``FaceSwapper`` (selection, smoothing, detection cadence, colour, degrade, hold, the hand
+occluder). The others
 choose and shape the models, the sources and the memory plan, built once."""
 
 

@@ -621,21 +621,15 @@ class DeferredSwapper(Swapper):
 
 
 class DetectionFeed(FaceAnalyzer):
-    """The analyser a stream's ``FaceSwapper`` holds on the GPU path: video frames get the detections the
-    engine computed for the whole step beforehand (``give``); still images go to the detector directly."""
+    """The analyser a stream's ``FaceSwapper`` holds on the GPU path: video frames come with the detections the
+    engine computed for the whole step beforehand (``FaceSwapper.push``'s ``found``), which the swapper uses where
+    its detection cadence asks for them; still images go to the detector directly."""
 
     def __init__(self, detector: GpuDetector) -> None:
         self.detector = detector
         self.name = detector.name
-        self._next: Faces | None = None
-
-    def give(self, faces: Faces) -> None:
-        self._next = faces
 
     def analyze(self, images: list[np.ndarray], video: bool = False) -> list[Faces]:
-        if not video:
-            return self.detector.analyze(images)
-        if self._next is None or len(images) != 1:
-            raise RuntimeError("DetectionFeed: give() the detections of each video frame before analysing it")
-        found, self._next = self._next, None
-        return [found]
+        if video:
+            raise RuntimeError("DetectionFeed: a video frame's detections come with the frame (push's found)")
+        return self.detector.analyze(images)

@@ -139,14 +139,12 @@ class Stream:
              hand_picture: np.ndarray | None = None) -> list[Final]:
         """Analyse one frame (its detections given, or by the swapper's own analyser); return the frames now final.
         ``hand_picture``: the frame at the hand occluder's size, for streams that see only thumbnails."""
-        if self.feed is not None:
-            assert found is not None
-            self.feed.give(found)
+        assert self.feed is None or found is not None
         full = self.full_frames and item.frame is not None
         seen = item.frame.image if full else thumbnail
         self.pending.append((item, picture))
         finals = self._pair(self.swapper.push(seen, item.index if item.write else None,
-                                              None if full else hand_picture))
+                                              None if full else hand_picture, found))
         if item.index == self.segment.decode_end - 1:
             finals += self.flush()
         return finals
@@ -393,9 +391,7 @@ class StepLoop:
         with clock.measure("decide"):
             for row, image in enumerate(images):
                 item = Item(0, row, None, True)
-                if stream.feed is not None:
-                    stream.feed.give(detections[row])  # type: ignore[arg-type]
-                result = stream.swapper.process(image)
+                result = stream.swapper.process(image, detections[row])
                 finals.append((item, frames[row], result.requests, stream.swapper, result.hands))
         return FramesStep(frames, finals, ready)
 
