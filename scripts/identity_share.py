@@ -5,7 +5,7 @@ Usage: PYTHONPATH=.:DLIB_DIR python scripts/identity_share.py [--clips ...] [--f
 (DLIB_DIR: ``pip install --target DLIB_DIR dlib-bin face-recognition-models``)
 
 Per clip: the first ``--frames`` frames are swapped with ``FaceSwapper`` (default options unless run flags follow
-``--``), and every ``--step``-th frame's largest face is described by dlib (128-d descriptor, 5-point shape
+``--``; frame by frame, or with ``--as-file`` as a file run swaps them: lookahead smoothing, detection interval), and every ``--step``-th frame's largest face is described by dlib (128-d descriptor, 5-point shape
 predictor placed on the face mesh's box), in the output and in the target. Printed: frames where the output is
 closer to the source descriptor than the target is (share), and the mean distances source-output and
 source-target (below 0.6 dlib calls two faces the same person).
@@ -39,6 +39,8 @@ def main() -> int:
     parser.add_argument("--source", type=Path, default=MEDIA / "image" / "liveportrait_s1.jpg")
     parser.add_argument("--frames", type=int, default=120)
     parser.add_argument("--step", type=int, default=6)
+    parser.add_argument("--as-file", action="store_true",
+                        help="swap as a file run does (lookahead, detection interval); default: frame by frame")
     parser.add_argument("run_flags", nargs="*", help="steadyswap run flags (after --)")
     args = parser.parse_args()
     run_parser, _ = build_parser()
@@ -52,8 +54,12 @@ def main() -> int:
         closer, out_d, tgt_d = [], [], []
         with VideoReader(MEDIA / "video" / f"{name}.mp4", 0, args.frames, high_bit_depth=False) as reader, \
                 FaceSwapper([source], config, reader.info.fps) as swapper:
-            for frame in reader:
-                result = swapper.process(frame.image)
+            frames = list(reader)
+            if args.as_file:  # lookahead smoothing and the detection interval, as a file run has them
+                results = [r for frame in frames for r in swapper.push(frame.image, frame.index)] + swapper.flush()
+            else:
+                results = [swapper.process(frame.image) for frame in frames]
+            for frame, result in zip(frames, results, strict=True):
                 if frame.index % args.step:
                     continue
                 out, tgt = identity(result.image), identity(frame.image)
