@@ -172,7 +172,8 @@ class LiveSwapper:
 
     Raises:
         UsageError: reference selection or a face map (they name people by a target's frames, which live input
-            lacks); a detection interval above 1 (its carried faces need the next keyframe). NoFaceError: no face in the sources. ModelError: models or GPU unavailable.
+            lacks); a detection interval above 1 (its carried faces need the next keyframe). NoFaceError: no face
+            in the sources. ModelError: models or GPU unavailable.
     """
 
     def __init__(self, sources: list[str | Path | np.ndarray], config: RunConfig, fps: float = 30.0,
