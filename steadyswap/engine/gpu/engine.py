@@ -8,9 +8,9 @@ each stream's ``FaceSwapper`` decisions, then swap, masks, colour and paste on t
 without re-encoding), in this process or in engine worker processes (``workers``). ``GpuEngine`` puts them
 together and is what callers use.
 
-Each stream's ``FaceSwapper`` is the CPU path's own object, given a ``DetectionFeed`` (the step's device
-detections) and a ``DeferredSwapper`` (no pixel work): so both paths decide the same, and only the pixel work
-moves. The embedded MediaPipe analyser has no device form: with it, analysis runs on the CPU, one thread per
+Each stream's ``FaceSwapper`` is the CPU path's own object, given each frame's device detections (the detection
+cadence picks those it uses), a ``DetectionFeed`` (stills) and a ``DeferredSwapper`` (no pixel work): so both
+paths decide the same, and only the pixel work moves. The embedded MediaPipe analyser has no device form: with it, analysis runs on the CPU, one thread per
 segment. The embedded ``classic`` swapper runs its pixel work on the device too (``classic``), its geometry on
 the host.
 """

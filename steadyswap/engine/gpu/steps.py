@@ -1,8 +1,9 @@
 """The GPU engine's step loop: frames on the device a step at a time, decided on the host, rendered on the device.
 
 Each stream (one segment of a video, or the frames of ``swap_frames``) has the CPU path's own ``FaceSwapper``,
-given a ``DetectionFeed`` (the step's device detections) and a ``DeferredSwapper`` (no pixel work): it makes every
-decision (scene cuts, tracks, lookahead smoothing, selection, which source for whom) and each frame's
+given each frame's device detections with the frame and a ``DeferredSwapper`` (no pixel work): it makes every
+decision (scene cuts, which detections to use and which faces to carry, tracks, lookahead smoothing, selection,
+which source for whom) and each frame's
 ``FrameResult.requests`` says what to swap. ``decide`` detects on the whole step and lets each stream decide;
 ``render`` swaps, masks, cuts hands out, enhances, colour-matches, degrades, holds and pastes every final frame of
 a step at once; ``pump`` runs whole streams through both with uploads, downloads and encoders overlapped.
