@@ -253,7 +253,7 @@ def test_live_command_file_to_file(tmp_path: Path) -> None:
     x0, y0, x1, y1 = faces.boxes[0].astype(int)
     face = np.abs(after[y0:y1, x0:x1].astype(int) - before[y0:y1, x0:x1]).mean()
     corner = np.abs(after[:60, :60].astype(int) - before[:60, :60]).mean()
-    assert face > 6, "the face was swapped"
+    assert face > 4, "the face was swapped"  # its detail the source's, its broad colour the target's (local shading)
     assert corner < 2.5, "far from the face only codec noise remains"
 
 
