@@ -122,3 +122,16 @@ def test_the_flag_on_the_command_line(tmp_path: Path) -> None:
     assert main([*args, "--face-detector-interval", "zero"]) == 2
     assert main([*args, "--face-detector-interval", "2"]) == 2  # beside the embedded mesh
     assert not (tmp_path / "out.mp4").exists()
+
+
+def test_segments_decode_past_their_end_up_to_the_next_keyframe() -> None:
+    """A segment's last frames are carried from the same two keyframes as in a single run: it decodes the
+    smoother's lookahead and then up to the cadence's next keyframe."""
+    from steadyswap.engine.segment_runner import lookahead_frames
+
+    onnx = RunConfig(face_swapper_model="hyperswap_1a_256", face_detector_model="yunet")
+    assert onnx.detection_interval == 3 and onnx.smoothing_lookahead == 5
+    assert lookahead_frames(onnx) == 5 + 2
+    assert lookahead_frames(RunConfig()) == 5  # the mesh detects every frame
+    assert lookahead_frames(RunConfig(face_detector_model="yunet", face_smoothing="off",
+                                      face_swapper_model="hyperswap_1a_256")) == 2

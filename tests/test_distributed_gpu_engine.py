@@ -79,7 +79,8 @@ def test_segments_on_the_gpu_engine_join_into_the_plain_run(runs: dict) -> None:
     # sums over other batches, in faces pasted at the box mask's full strength (1% of pixels off by 1-5 levels)
     # the second segment's 10 warm-up frames leave 0.8^10 of the colour stage's per-track history unconverged
     # (a run's default warm-up is 30 frames): measured 6.6% of pixels off, by 0.09 levels on average, at most 6
-    assert len(ours) == FRAMES and diff.max() <= 6 and np.mean(diff > 0) < 0.1 and np.mean(diff) < 0.2
+    # (with the local shading's blurred colour correction: at most 8, measured in CI)
+    assert len(ours) == FRAMES and diff.max() <= 8 and np.mean(diff > 0) < 0.1 and np.mean(diff) < 0.2
     assert np.mean([np.mean(a != b) for a, b in zip(ours, pictures(runs["target"]))]) > 0.01  # faces were swapped
 
 

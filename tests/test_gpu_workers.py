@@ -75,7 +75,9 @@ def test_workers_give_what_one_process_gives(gpu_models_dir: Path, tmp_path: Pat
     one, two = (np.stack(decode(tmp_path / name)).astype(np.int16) for name in ("alone.mp4", "workers.mp4"))
     diff = np.abs(one - two)
     assert (one != np.stack(decode(target)[20:80])).mean() > 0.02  # faces were swapped
-    assert diff.mean() < 0.01 and diff.max() <= 3  # batches differ between the layouts: detector rounding
+    # batches differ between the layouts: detector rounding, which the local shading's blurred correction carries
+    # a little further (measured: at most 4 levels, on 0.003% of the pixels)
+    assert diff.mean() < 0.01 and diff.max() <= 4
 
 
 def test_failures_cancels_and_deaths_stop_the_workers_and_the_next_run_starts_new_ones(

@@ -298,7 +298,8 @@ def test_tone_smoothing_keeps_a_wandering_enhancer_steady_on_both_paths(parity_m
         folder = tmp_path / str(momentum)
         folder.mkdir()
         config = config_for("hyperswap", models, folder, processors=ENHANCE, face_enhancer_blend=100,
-                            color_strength=0.0, face_selector_mode="many")
+                            color_strength=0.0, face_selector_mode="many",
+                            face_detector_interval=1)  # every frame detected: the enhancer's input moves as measured
         cpu, gpu, _, _ = run_both(config, two_faces, folder, torch_device, monkeypatch)
         for path, frames in (("cpu", cpu), ("gpu", gpu)):
             faces = frames[:, 50:150].reshape(len(frames), 100, 2, SIDE, 3)[:, :, :, 50:SIDE - 50]  # their middles

@@ -133,6 +133,8 @@ def check_complete(segment: Segment, written: int) -> None:
 
 
 def lookahead_frames(config: RunConfig) -> int:
-    """Frames the smoother looks ahead: each segment decodes this many past its end, so its last frames are
-    smoothed as in a single run."""
-    return config.smoothing_lookahead if config.face_smoothing == "one-euro" else 0
+    """Frames each segment decodes past its end, so its last frames are analysed and smoothed as in a single run:
+    the smoother's lookahead, and the frames after that up to the detection cadence's next keyframe (whose
+    detection the frames before it are carried from)."""
+    smoothing = config.smoothing_lookahead if config.face_smoothing == "one-euro" else 0
+    return smoothing + config.detection_interval - 1
