@@ -47,10 +47,8 @@ def grid_step(height: int, width: int) -> int:
 def kernel(height: int, width: int) -> np.ndarray:
     """The separable Gaussian on the grid of a (height, width) crop: (taps,) float32 summing to 1, 3σ each side."""
     sigma = SIGMA * max(height, width) / grid_step(height, width)
-    half = max(1, math.ceil(3 * sigma))
-    x = np.arange(-half, half + 1, dtype=np.float64)
-    weights = np.exp(-(x * x) / (2 * sigma * sigma))
-    return (weights / weights.sum()).astype(np.float32)
+    taps = 2 * max(1, math.ceil(3 * sigma)) + 1
+    return cv2.getGaussianKernel(taps, sigma, cv2.CV_64F).ravel().astype(np.float32)
 
 
 def shade_crop(crop: np.ndarray, target: np.ndarray, mask: np.ndarray, strength: float) -> np.ndarray:

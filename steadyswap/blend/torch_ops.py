@@ -283,12 +283,19 @@ def soften(masks: Tensor, sigma: float) -> Tensor:
     borders reflected without repeating the edge) and re-stretched as ``blend.face_masks.soften``: values under
     0.5 dropped, the rest mapped onto 0..1."""
     taps = int(round(sigma * 8 + 1)) | 1
-    kernel = torch.from_numpy(cv2_gaussian_kernel(taps, sigma)).to(masks.device)
-    half = taps // 2
-    x = masks.clamp(0, 1).float()[:, None]
-    x = F.conv2d(F.pad(x, (half, half, 0, 0), mode="reflect"), kernel.reshape(1, 1, 1, taps))
-    x = F.conv2d(F.pad(x, (0, 0, half, half), mode="reflect"), kernel.reshape(1, 1, taps, 1))
+    x = _separable(masks.clamp(0, 1).float()[:, None], cv2_gaussian_kernel(taps, sigma), "reflect")
     return (x[:, 0].clamp(0.5, 1) - 0.5) * 2
+
+
+def _separable(images: Tensor, taps: np.ndarray, border: str) -> Tensor:
+    """(n, c, h, w) filtered by the symmetric 1-D kernel ``taps`` along rows, then columns, every channel
+    alike; ``border``: ``F.pad``'s mode ("reflect": OpenCV's BORDER_REFLECT_101, "replicate")."""
+    kernel = torch.from_numpy(taps).to(images.device)
+    half, channels = len(taps) // 2, images.shape[1]
+    x = F.pad(images, (half, half, 0, 0), mode=border)
+    x = F.conv2d(x, kernel.reshape(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
+    x = F.pad(x, (0, 0, half, half), mode=border)
+    return F.conv2d(x, kernel.reshape(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
 
 
 def cv2_gaussian_kernel(taps: int, sigma: float) -> np.ndarray:
@@ -551,12 +558,7 @@ def shade(crops: Tensor, targets: Tensor, masks: Tensor, strength: float) -> Ten
     step = shading.grid_step(h, w)
     inside = (masks > shading.INSIDE).float()[:, None]
     sums = torch.cat([_pool((targets.float() - crops.float()) * inside, step), _pool(inside, step)], dim=1)
-    taps = torch.from_numpy(shading.kernel(h, w)).to(sums.device)
-    half, channels = len(taps) // 2, sums.shape[1]
-    x = F.pad(sums, (half, half, 0, 0), mode="replicate")
-    x = F.conv2d(x, taps.reshape(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
-    x = F.pad(x, (0, 0, half, half), mode="replicate")
-    x = F.conv2d(x, taps.reshape(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
+    x = _separable(sums, shading.kernel(h, w), "replicate")
     cover = x[:, 3:]
     correction = strength * x[:, :3] / cover.clamp(min=1e-6) * (cover / shading.COVER).clamp(0, 1)
     return (crops + _up(correction, step, (h, w))).round_().clamp_(0, 255)

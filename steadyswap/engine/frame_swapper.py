@@ -210,7 +210,8 @@ class FaceSwapper:
         """The hand occluder (``--hand-occluder``): hands found per frame, cut out of the masks."""
         self.tone = ToneSmoother()
         """The enhancer's per-track tone smoothing (the GPU engine applies it on the device)."""
-        self._waiting: deque[tuple[np.ndarray, Faces, bool, np.ndarray | None, int]] = deque()
+        self._waiting: deque[Analysed] = deque()
+        """Frames analysed and waiting for the smoother's lookahead."""
         self._analysed = 0
         self.interval = cfg.detection_interval
         """Frames per detection (``--face-detector-interval``): keyframes are the frames whose number it divides,
@@ -347,7 +348,7 @@ class FaceSwapper:
         """The second half of ``push``: smooth, select, swap and paste the frames now final."""
         self.smoother.push(analysed.raw)
         self.smoother.forget(analysed.active_tracks)
-        self._waiting.append((analysed.image, analysed.raw, analysed.cut, analysed.hands, analysed.number))
+        self._waiting.append(analysed)
         return self._drain(final=False)
 
     def flush(self) -> list[FrameResult]:
@@ -358,8 +359,8 @@ class FaceSwapper:
     def _drain(self, final: bool) -> list[FrameResult]:
         done = []
         while (smoothed := self.smoother.pop(final)) is not None:
-            image, raw, cut, hands, number = self._waiting.popleft()
-            done.append(self._swap(image, smoothed, raw, cut, hands, number))
+            frame = self._waiting.popleft()
+            done.append(self._swap(frame.image, smoothed, frame.raw, frame.cut, frame.hands, frame.number))
         return done
 
     def _swap(self, image: np.ndarray, smoothed: Faces, raw: Faces, cut: bool,

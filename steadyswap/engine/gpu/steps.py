@@ -66,21 +66,14 @@ hands (``FrameResult.hands``)."""
 @dataclass
 class Rendering:
     """A step whose render has begun (``StepLoop.begin_render``): its finals, (n, H, W, 3) frames, patch groups
-    and their degrade measures on the way to the host; ``done``: the CUDA event after the first half (None until
-    ``ready``, and on the CPU)."""
+    and their degrade measures on the way to the host; ``done``: the CUDA event after the first half (None on the
+    CPU)."""
 
     finals: list[Final]
     frames: torch.Tensor
     groups: list[GpuPatches]
     measures: list[DegradeMeasures | None]
-    done: torch.cuda.Event | None = None
-
-    def ready(self) -> Rendering:
-        """Record ``done`` on the current CUDA stream (where the first half was queued)."""
-        if self.frames.is_cuda:
-            self.done = torch.cuda.Event()
-            self.done.record()
-        return self
+    done: torch.cuda.Event | None
 
     def keep_for_current_stream(self) -> None:
         """Tell the caching allocator that the current stream uses this step's tensors too."""
@@ -249,11 +242,14 @@ class StepLoop:
         for patches in groups:
             patches.correct_colour([decider.colour for decider in deciders])
         measures = [patches.measure_degrade([decider.degrade for decider in deciders]) for patches in groups]
-        return Rendering(finals, frames, groups, measures)
+        done = torch.cuda.Event() if frames.is_cuda else None
+        if done is not None:
+            done.record()
+        return Rendering(finals, frames, groups, measures, done)
 
     def finish_render(self, rendering: Rendering, clock: PhaseClock, release: memory.CacheRelease) -> torch.Tensor:
-        """The render's second half, on the current CUDA stream (after ``rendering.done``, where the first half
-        ran on another): degrade (the first wait for the device: the measures), hold and paste."""
+        """The render's second half, on the current CUDA stream (after ``rendering.done``: the first half may have
+        run on another): degrade (the first wait for the device: the measures), hold and paste."""
         if rendering.done is not None:
             torch.cuda.current_stream(rendering.frames.device).wait_event(rendering.done)
             rendering.keep_for_current_stream()
@@ -327,7 +323,7 @@ class StepLoop:
                 started = []
                 for first in range(0, len(kept), size):  # flushes can finish more frames than a step holds
                     with clock.measure("render"):
-                        started.append(self.begin_render(kept[first:first + size], clock).ready())
+                        started.append(self.begin_render(kept[first:first + size], clock))
             finish(begun)
             begun[:] = started
 
