@@ -183,6 +183,8 @@ def main() -> None:
     parser.add_argument("--detector", default="mediapipe")
     parser.add_argument("--models-dir")
     parser.add_argument("--batch-frames", type=int, default=1)
+    parser.add_argument("--hand-occluder", choices=("on", "off"), default="on",
+                        help="off where MediaPipe is missing (the GPU machine)")
     parser.add_argument("--gpu-device", help="GpuOptions.device (e.g. cpu to run the engine's code on torch-CPU)")
     parser.add_argument("--input-fps", type=int, help="play the clip at this rate (same frames), else its 30")
     parser.add_argument("--loops", nargs="+", choices=("serial", "pipelined"), default=["pipelined"],
@@ -197,7 +199,7 @@ def main() -> None:
     config = live_smoothing(RunConfig(face_swapper_model=args.swapper, face_detector_model=args.detector,
                                       face_landmarker_model="mediapipe" if args.detector == "mediapipe" else "none",
                                       models_dir=args.models_dir, execution_providers=tuple(args.providers),
-                                      extra=extra), ())
+                                      hand_occluder=args.hand_occluder, extra=extra), ())
     figures = {"machine": f"{platform.node()} {os.cpu_count()} cores", "load": os.getloadavg(),
                "output": args.output, "batch_frames": args.batch_frames,
                "swapper": args.swapper, "detector": args.detector, "providers": args.providers, "runs": {}}
