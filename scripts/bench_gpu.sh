@@ -39,7 +39,7 @@ if [ "${1:-}" = "--live" ]; then
     shift
     python3 scripts/bench_gpu.py --out "$out/prepare" --sections env,prepare --frames 60 2>&1 | quiet | tail -n 3
     live=(python3 scripts/bench_live.py --providers cuda --swapper hyperswap_1a_256 --detector yunet
-          --models-dir /tmp/steadyswap-bench/models --output none --input-fps 60 --size 640x480 --size 1280x720
+          --models-dir /tmp/steadyswap-bench/models --output none --input-fps 60 --seconds 10 --size 640x480 --size 1280x720
           --hand-occluder off)  # no MediaPipe on the GPU machine
     timeout 180 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_live.py > "$out/pytest_live.log" 2>&1
     tail -n 3 "$out/pytest_live.log"

@@ -51,6 +51,7 @@ from steadyswap.engine.live import LatestFrames, LiveResult, LiveStats, LiveSwap
 from steadyswap.io.capture import StreamCapture  # noqa: E402
 from steadyswap.engine.output import output_settings  # noqa: E402
 from steadyswap.io.live_outputs import FileOutput, LiveOutput, live_info  # noqa: E402
+from bench_gpu import pingpong  # noqa: E402
 
 MEDIA = ROOT.parent / "shared" / "media"
 CLIP = MEDIA / "video" / "liveportrait_s32_1280x720.mp4"
@@ -67,17 +68,22 @@ class Discard(LiveOutput):
         pass
 
 
-def make_clip(size: tuple[int, int], folder: Path, rate: int | None = None) -> Path:
+def make_clip(size: tuple[int, int], folder: Path, rate: int | None = None, seconds: float = 0.0) -> Path:
     """``CLIP`` centre-cropped to the aspect of ``size`` and scaled to it; ``rate``: frames/s to play it at
-    (the same frames, retimed), else its own."""
+    (the same frames, retimed), else its own; played forwards and backwards until it lasts ``seconds``."""
     width, height = size
-    path = folder / f"clip_{width}x{height}_{rate}.mp4"
-    with av.open(str(CLIP)) as source, av.open(str(path), "w") as out:
+    path = folder / f"clip_{width}x{height}_{rate}_{seconds:g}.mp4"
+    with av.open(str(CLIP)) as source:
+        decoded = [(frame.to_ndarray(format="rgb24"), frame.pts, frame.time_base) for frame in source.decode(video=0)]
         frame_rate = Fraction(rate) if rate else source.streams.video[0].average_rate
+    wanted = max(len(decoded), int(seconds * frame_rate))
+    if wanted > len(decoded):  # a longer clip has no timestamps of its own: retimed at its rate
+        rate = rate or frame_rate
+        decoded = [decoded[i] for i in pingpong(len(decoded), wanted)]
+    with av.open(str(path), "w") as out:
         stream = out.add_stream("libx264", rate=frame_rate, options={"crf": "18", "preset": "veryfast"})
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        for number, frame in enumerate(source.decode(video=0)):
-            image = frame.to_ndarray(format="rgb24")
+        for number, (image, pts, time_base) in enumerate(decoded):
             h, w = image.shape[:2]
             crop_w, crop_h = min(w, round(h * width / height)), min(h, round(w * height / width))
             x0, y0 = (w - crop_w) // 2, (h - crop_h) // 2
@@ -85,9 +91,9 @@ def make_clip(size: tuple[int, int], folder: Path, rate: int | None = None) -> P
                                                  format="rgb24")
             scaled = cropped.reformat(width=width, height=height, format="yuv420p", interpolation="AREA")
             if rate:
-                scaled.pts, scaled.time_base = number, Fraction(1, rate)
+                scaled.pts, scaled.time_base = number, 1 / Fraction(rate)
             else:
-                scaled.pts, scaled.time_base = frame.pts, frame.time_base
+                scaled.pts, scaled.time_base = pts, time_base
             out.mux(stream.encode(scaled))
         out.mux(stream.encode(None))
     return path
@@ -117,7 +123,7 @@ def serial_loop(capture: StreamCapture, swapper: LiveSwapper, open_output, batch
 
 def measure(clip: Path, config: RunConfig, output: str, batch: int, folder: Path, loop: str) -> dict:
     capture = StreamCapture(str(clip))
-    swapper = LiveSwapper([SOURCE], config, capture.fps)
+    swapper = LiveSwapper([SOURCE], config, capture.fps, frame_size=capture.size, batch=batch)
 
     def open_output(width: int, height: int) -> LiveOutput:
         if output == "none":
@@ -187,6 +193,8 @@ def main() -> None:
                         help="off where MediaPipe is missing (the GPU machine)")
     parser.add_argument("--gpu-device", help="GpuOptions.device (e.g. cpu to run the engine's code on torch-CPU)")
     parser.add_argument("--input-fps", type=int, help="play the clip at this rate (same frames), else its 30")
+    parser.add_argument("--seconds", type=float, default=0.0,
+                        help="play the clip forwards and backwards until it lasts this long (default: once)")
     parser.add_argument("--loops", nargs="+", choices=("serial", "pipelined"), default=["pipelined"],
                         help="the live loop(s) to time (see above)")
     parser.add_argument("--repeat", type=int, default=1, metavar="N", help="runs per size and loop (medians)")
@@ -207,7 +215,7 @@ def main() -> None:
         folder = Path(scratch)
         for size in sizes:
             name = f"{size[0]}x{size[1]}"
-            clip = make_clip(size, folder, args.input_fps)
+            clip = make_clip(size, folder, args.input_fps, args.seconds)
             runs: dict[str, list[dict]] = {loop: [] for loop in args.loops}
             for _ in range(args.repeat):
                 for loop in args.loops:

@@ -15,6 +15,10 @@ from pathlib import Path
 
 import pytest
 
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+"""cuBLAS gives the same sums on every thread and stream (read once, at its first use in the process): with
+``deterministic_cuda`` the CUDA tests can compare two engines' frames level for level."""
+
 DATA = Path(__file__).resolve().parent / "data"
 SHARED = Path(os.environ.get("STEADYSWAP_SHARED") or Path(__file__).resolve().parents[2] / "shared")
 SHARED_MEDIA = SHARED / "media"
@@ -68,6 +72,21 @@ def gpu_models_dir(tmp_path_factory) -> Path:
 HAND_OCCLUDER = "on" if importlib.util.find_spec("mediapipe") else "off"
 """The default hand occluder where MediaPipe is installed (always on CI: it is a core dependency); the GPU machine
 has none, so there the runs of neural stand-ins go without it (tests/test_hands.py covers it everywhere else)."""
+
+
+@pytest.fixture
+def deterministic_cuda():
+    """cuDNN's deterministic kernels, without benchmarking (which picks each shape's kernel by timing, so two
+    engines, or two threads, may sum in different orders: up to 5 levels apart in a frame, measured on an H100);
+    call it after building the engines (``GpuEngine`` turns benchmarking on). Restored afterwards."""
+    torch = pytest.importorskip("torch")
+    before = torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic
+
+    def apply() -> None:
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = False, True
+
+    yield apply
+    torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = before
 
 
 def gpu_engine_config(models_dir: Path, **changes):

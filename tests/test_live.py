@@ -512,10 +512,10 @@ def test_live_smoothing_halves_the_landmark_jitter_on_a_clip() -> None:
 
 
 @pytest.mark.gpu
-def test_gpu_engine_decides_on_one_thread_while_another_renders(gpu_models_dir: Path) -> None:
+def test_gpu_engine_decides_on_one_thread_while_another_renders(gpu_models_dir: Path, deterministic_cuda) -> None:
     """On CUDA, ``decide_frames`` (upload, detection: its own CUDA stream) of each frame runs on a thread while the
     frame before renders on another (the live loop's overlap): the frames come out as ``swap_frames`` one after
-    another makes them."""
+    another makes them (with deterministic kernels: benchmarked ones differ by a few levels between engines)."""
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
         pytest.skip("needs CUDA")
@@ -526,8 +526,10 @@ def test_gpu_engine_decides_on_one_thread_while_another_renders(gpu_models_dir: 
     source, frames = media_path("image/liveportrait_s1_512.jpg"), decode(media_path("video/liveportrait_d3_93f.mp4"))
     config = gpu_engine_config(gpu_models_dir, execution_providers=("cuda",))
     with GpuEngine([source], config) as engine:
+        deterministic_cuda()
         expected = [engine.swap_frames([frame])[0] for frame in frames[:24]]
     with GpuEngine([source], config) as engine, ThreadPoolExecutor(1) as decider, ThreadPoolExecutor(1) as renderer:
+        deterministic_cuda()
         decided = decider.submit(engine.decide_frames, [frames[0]])
         rendering = []
         for frame in frames[1:24]:
@@ -540,3 +542,23 @@ def test_gpu_engine_decides_on_one_thread_while_another_renders(gpu_models_dir: 
     assert min(changed) > 0.5, "faces were swapped"
     for want, have in zip(expected, got, strict=True):
         assert np.abs(want.astype(int) - have).max() <= 1
+
+
+def test_live_swapper_warms_up_at_the_captures_size_and_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The warm-up swaps the source photo in a frame of the capture's size (a face there, so the swapper runs),
+    one frame and then a step of ``batch``: the stream's own shapes are set up before its first frame."""
+    from steadyswap.swap.classic import ClassicSwapper
+
+    capture = StreamCapture(str(media_path(CLIP)), realtime=False)
+    capture.close()
+    assert capture.size == (512, 512)
+    steps: list[tuple[int, tuple[int, ...]]] = []
+    faces_swapped: list[int] = []
+    swap, swap_faces = LiveSwapper.swap, ClassicSwapper.swap
+    monkeypatch.setattr(LiveSwapper, "swap", lambda self, images: steps.append((len(images), images[0].shape))
+                        or swap(self, images))
+    monkeypatch.setattr(ClassicSwapper, "swap", lambda self, source, frames, faces: faces_swapped.append(
+        sum(len(found) for found in faces)) or swap_faces(self, source, frames, faces))
+    LiveSwapper([media_path(SOURCE)], RunConfig(watermark=False), frame_size=(640, 360), batch=2).close()
+    assert steps == [(1, (360, 640, 3)), (2, (360, 640, 3))]
+    assert sum(faces_swapped) == 3  # the photo's face found in each warm-up frame and swapped

@@ -96,7 +96,7 @@ def run_live(args: argparse.Namespace) -> int:
     size = tuple(int(side) for side in args.size.split("x")) if args.size else None
     capture = open_capture(args.camera, args.input, args.input_format, size, args.fps, args.realtime)  # type: ignore[arg-type]
     try:
-        swapper = LiveSwapper(sources, config, capture.fps)
+        swapper = LiveSwapper(sources, config, capture.fps, frame_size=capture.size, batch=args.batch_frames)
     except BaseException:
         capture.close()
         raise

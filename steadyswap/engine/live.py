@@ -165,10 +165,23 @@ class FrameSwap(Protocol):
     def close(self) -> None: ...
 
 
+def _in_frame(photo: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``photo`` scaled to fit a black (height, width, 3) frame of ``size`` (width, height), centred."""
+    width, height = size
+    scale = min(width / photo.shape[1], height / photo.shape[0])
+    w, h = max(1, round(photo.shape[1] * scale)), max(1, round(photo.shape[0] * scale))
+    frame = np.zeros((height, width, 3), np.uint8)
+    x, y = (width - w) // 2, (height - h) // 2
+    frame[y:y + h, x:x + w] = cv2.resize(photo, (w, h), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    return frame
+
+
 class LiveSwapper:
     """The run's swapper for live frames: the GPU engine when ``--execution-providers cuda`` selects it, else the
-    CPU path's ``FaceSwapper``; smoothing forced causal. ``warm_up`` swaps the first source photo once before any
-    frame comes.
+    CPU path's ``FaceSwapper``; smoothing forced causal. ``warm_up`` swaps the first source photo before any frame
+    comes: placed in a frame of ``frame_size`` (the capture's, where it says) and in steps of ``batch`` frames, so
+    the stream's own shapes are the ones set up (the GPU engine tunes its kernels for each new shape; a camera's
+    first frames would otherwise wait for it while the next ones are dropped).
 
     Raises:
         UsageError: reference selection or a face map (they name people by a target's frames, which live input
@@ -177,7 +190,7 @@ class LiveSwapper:
     """
 
     def __init__(self, sources: list[str | Path | np.ndarray], config: RunConfig, fps: float = 30.0,
-                 warm_up: bool = True) -> None:
+                 warm_up: bool = True, frame_size: tuple[int, int] | None = None, batch: int = 1) -> None:
         if config.face_detector_interval not in ("auto", 1):
             raise UsageError("--face-detector-interval: live input has no later keyframe to carry faces towards; "
                              "live runs detect every frame")
@@ -198,13 +211,17 @@ class LiveSwapper:
             self._frames = FaceSwapper(sources, decision.config, fps)
             self.inputs = self._frames.inputs
         if warm_up:
-            self._warm_up(sources[0])
+            self._warm_up(sources[0], frame_size, batch)
 
-    def _warm_up(self, source: str | Path | np.ndarray) -> None:
-        """Swap the first source photo once and forget it: the models' first calls (graph set-up, memory
-        plans) are paid before the stream starts, not by its first frames."""
+    def _warm_up(self, source: str | Path | np.ndarray, frame_size: tuple[int, int] | None, batch: int) -> None:
+        """Swap the first source photo (in a frame of ``frame_size``, one step of one frame and one of ``batch``)
+        and forget it: the models' first calls (graph set-up, memory plans, kernel tuning) are paid before the
+        stream starts, not by its first frames."""
         photo = source if isinstance(source, np.ndarray) else read_image(source)
-        self.swap([photo])
+        if frame_size is not None:
+            photo = _in_frame(photo, frame_size)
+        for count in sorted({1, batch}):
+            self.swap([photo] * count)
         if self._engine is not None:
             self._engine.reset_tracking()
         else:

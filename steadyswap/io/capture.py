@@ -42,6 +42,8 @@ class Capture(ABC):
     time_base: Fraction
     fps: float
     """The nominal frame rate (30 when the source does not say)."""
+    size: tuple[int, int] | None = None
+    """(width, height) of the frames to come, where the source says before the first one; else None."""
 
     @abstractmethod
     def read(self) -> Captured | None:
@@ -85,6 +87,8 @@ class CameraCapture(Capture):
         if fps is not None:
             self._device.set(cv2.CAP_PROP_FPS, fps)
         self.fps = fps or self._device.get(cv2.CAP_PROP_FPS) or 30.0
+        width, height = (int(self._device.get(prop)) for prop in (cv2.CAP_PROP_FRAME_WIDTH, cv2.CAP_PROP_FRAME_HEIGHT))
+        self.size = (width, height) if width > 0 and height > 0 else None
         self._index = 0
         self._start: float | None = None
 
@@ -141,6 +145,8 @@ class StreamCapture(Capture):
         self.time_base = self._stream.time_base or MILLISECONDS
         rate = self._stream.average_rate or self._stream.guessed_rate
         self.fps = float(rate) if rate else 30.0
+        context = self._stream.codec_context
+        self.size = (context.width, context.height) if context.width and context.height else None
         self._frames = self._container.decode(self._stream)
         self._realtime = realtime and local
         self._clock: tuple[float, int] | None = None
