@@ -1,12 +1,16 @@
-"""Where the added flicker comes from: the swap with one stage switched off at a time, on short trims.
+"""Where the added flicker comes from: the swap with one stage switched off, or one bound changed, at a time.
 
 Usage: python scripts/flicker_ablation.py [--clips a.mp4 ...] [--frames 120] [--source PHOTO]
+       [--settings NAME ...]
 
-For each clip (its first ``--frames`` frames) the swap is run with the default options and with each of
-``--face-degrade none``, ``--face-hold none``, ``--color-strength 0`` and ``--face-smoothing off``, written
-at the default output settings, decoded and measured against the target by the quality monitor on the same
-faces, as ``scripts/look_table.py`` measures its rows. Prints one line per clip: the added flicker (dB,
-target minus output face temporal PSNR) of each setting.
+For each clip (its first ``--frames`` frames) the swap is run with each chosen setting (``--settings``,
+default: the stage ablation: ``default``, ``degrade none``, ``hold none``, ``colour 0``, ``smoothing off``;
+``--help`` lists them all), written at the default output settings, decoded and measured against the target by
+the quality monitor on the same faces, as ``scripts/look_table.py`` measures its rows. Prints one line per
+clip: the added flicker (dB, target minus output face temporal PSNR) of each setting. The ``follow N, lookahead
+M`` settings run ``--smoothing-lookahead M`` with the hold stage's follow bound (``blend.hold.FOLLOW_LEVELS``)
+set to N levels for the measurement only (each ``StillHold`` the run makes gets ``follow=N``); the defaults
+are 4 and 10, 3 and 5 before their measurement (docs/quality.md).
 """
 
 from __future__ import annotations
@@ -14,23 +18,40 @@ from __future__ import annotations
 import argparse
 import tempfile
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 from look_table import SHARED, figures, frames_of, target_faces
 
 from steadyswap import RunConfig
 from steadyswap.api import swap_file
+from steadyswap.blend import hold
+from steadyswap.engine import frame_swapper
 from steadyswap.quality.monitor import QualityMonitor, measure
 
-SETTINGS = {
-    "default": RunConfig(),
-    "degrade none": RunConfig(face_degrade="none"),
-    "hold none": RunConfig(face_hold="none"),
-    "colour 0": RunConfig(color_strength=0.0),
-    "smoothing off": RunConfig(face_smoothing="off"),
+SETTINGS: dict[str, tuple[RunConfig, dict[str, float]]] = {
+    "default": (RunConfig(), {}),
+    "degrade none": (RunConfig(face_degrade="none"), {}),
+    "hold none": (RunConfig(face_hold="none"), {}),
+    "colour 0": (RunConfig(color_strength=0.0), {}),
+    "smoothing off": (RunConfig(face_smoothing="off"), {}),
+} | {
+    f"follow {levels}, lookahead {frames}": (RunConfig(smoothing_lookahead=frames), {"follow": float(levels)})
+    for levels in (3, 4, 5) for frames in (5, 8, 10)
 }
+"""Name → (options, the hold stage's bounds for the measurement: ``StillHold`` fields, e.g. ``follow``)."""
+ABLATION = ["default", "degrade none", "hold none", "colour 0", "smoothing off"]
 CLIPS = ["liveportrait_d3.mp4", "liveportrait_d10.mp4", "liveportrait_d19.mp4", "liveportrait_s32_1280x720.mp4",
          "fr_short_hamilton_clip.mp4"]
+
+
+def run(source: str, path: Path, output: Path, config: RunConfig, bounds: dict[str, float]) -> None:
+    """``swap_file`` with ``config``, its hold stage made with ``bounds``."""
+    frame_swapper.StillHold = partial(hold.StillHold, **bounds)  # type: ignore[misc]
+    try:
+        swap_file([source], path, output, config)
+    finally:
+        frame_swapper.StillHold = hold.StillHold  # type: ignore[misc]
 
 
 def main() -> None:
@@ -38,9 +59,11 @@ def main() -> None:
     parser.add_argument("--source", default=str(SHARED / "image" / "liveportrait_s12.jpg"))
     parser.add_argument("--clips", nargs="+", default=CLIPS)
     parser.add_argument("--frames", type=int, default=120, help="first frames of each clip (default: 120)")
+    parser.add_argument("--settings", nargs="+", default=ABLATION, choices=list(SETTINGS), metavar="NAME",
+                        help="settings to run, in order (quote names with spaces): " + "; ".join(SETTINGS))
     args = parser.parse_args()
-    print("| clip | " + " | ".join(SETTINGS) + " |")
-    print("|" + " --- |" * (len(SETTINGS) + 1))
+    print("| clip | " + " | ".join(args.settings) + " |")
+    print("|" + " --- |" * (len(args.settings) + 1), flush=True)
     with tempfile.TemporaryDirectory() as folder:
         output = Path(folder) / "out.mp4"
         for clip in args.clips:
@@ -48,8 +71,9 @@ def main() -> None:
             targets = frames_of(path, args.frames)
             faces, cuts = target_faces(targets)
             cells = []
-            for config in SETTINGS.values():
-                swap_file([args.source], path, output, replace(config, trim_frame_end=args.frames))
+            for name in args.settings:
+                config, bounds = SETTINGS[name]
+                run(args.source, path, output, replace(config, trim_frame_end=args.frames), bounds)
                 summary = measure(targets, frames_of(output, args.frames), faces, cuts, QualityMonitor()).summary()
                 cells.append(f"{figures(summary)['flicker']:+.2f}")
             print(f"| {path.stem} ({len(targets)}) | " + " | ".join(cells) + " |", flush=True)

@@ -90,7 +90,7 @@ class RunConfig:
     smoothing_min_cutoff: float = 1.0
     smoothing_beta: float = 2.0
     smoothing_d_cutoff: float = 1.0
-    smoothing_lookahead: int = 5
+    smoothing_lookahead: int = 10
     smoothing_ema_alpha: float = 0.25
     trim_frame_start: int | None = None
     trim_frame_end: int | None = None

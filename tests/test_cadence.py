@@ -130,8 +130,8 @@ def test_segments_decode_past_their_end_up_to_the_next_keyframe() -> None:
     from steadyswap.engine.segment_runner import lookahead_frames
 
     onnx = RunConfig(face_swapper_model="hyperswap_1a_256", face_detector_model="yunet")
-    assert onnx.detection_interval == 3 and onnx.smoothing_lookahead == 5
-    assert lookahead_frames(onnx) == 5 + 2
-    assert lookahead_frames(RunConfig()) == 5  # the mesh detects every frame
+    assert onnx.detection_interval == 3 and onnx.smoothing_lookahead == 10
+    assert lookahead_frames(onnx) == 10 + 2
+    assert lookahead_frames(RunConfig()) == 10  # the mesh detects every frame
     assert lookahead_frames(RunConfig(face_detector_model="yunet", face_smoothing="off",
                                       face_swapper_model="hyperswap_1a_256")) == 2

@@ -41,7 +41,7 @@ from steadyswap.types import SwapPatch
 STILL_LEVELS = 0.15
 """Largest mean absolute luma change (levels, 0..255) under a patch's mask that counts as no change."""
 
-FOLLOW_LEVELS = 3.0
+FOLLOW_LEVELS = 4.0
 """Largest mean absolute luma change (levels) in any cell of a patch under which the held patch follows
 the target's change instead of a new patch being pasted."""
 
