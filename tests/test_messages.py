@@ -48,4 +48,4 @@ def test_debug_log_shows_steadyswaps_decisions(tmp_path: Path, capsys: pytest.Ca
     assert "scene cut at frame 20" in text  # the clip's first cut
     assert "encoder libx264, crf 10, preset veryfast" in text
     assert "time by stage" in debug[-1] and all(f"{stage} " in debug[-1] for stage in ("decode", "analyse", "swap",
-                                                                                       "blend", "encode"))
+                                                                                       "encode"))

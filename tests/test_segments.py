@@ -99,14 +99,8 @@ class CountingSwapper:
     def finish_analysis(self) -> list[np.ndarray]:
         return []
 
-    def prepare(self, image: np.ndarray) -> list[_Result]:
+    def accept(self, image: np.ndarray) -> list[_Result]:
         return self.push(image)
-
-    def prepare_rest(self) -> list[_Result]:
-        return self.flush()
-
-    def finish(self, result: _Result) -> _Result:
-        return result
 
     def push(self, image: np.ndarray, index: int | None = None) -> list[_Result]:
         self.seen.append(image)

@@ -61,22 +61,6 @@ class FrameResult:
 
 
 @dataclass
-class Prepared:
-    """A frame swapped and colour-matched (``FaceSwapper.prepare``), its degrade, hold and paste stages still to
-    run (``FaceSwapper.finish``): a second thread may finish it while the first prepares the next frame, since
-    the two halves keep separate per-track state (colour and tone; degrade and hold)."""
-
-    image: np.ndarray
-    faces: Faces
-    raw_faces: Faces
-    scene_cut: bool
-    hands: np.ndarray | None
-    number: int
-    patches: list[SwapPatch]
-    requests: list[tuple[SourceFace, Faces]]
-
-
-@dataclass
 class _Waiting:
     """A frame the analysis holds until the next keyframe's detection says how to find its faces
     (``tracking.cadence``): its picture, the hand picture and number ``analyse`` got, its scene-cut flag and the
@@ -362,40 +346,25 @@ class FaceSwapper:
 
     def accept(self, analysed: Analysed) -> list[FrameResult]:
         """The second half of ``push``: smooth, select, swap and paste the frames now final."""
-        return [self.finish(prepared) for prepared in self.prepare(analysed)]
-
-    def flush(self) -> list[FrameResult]:
-        """Finish every frame still waiting for a keyframe or for lookahead (call at the end of a stream)."""
-        return [self.finish(prepared) for prepared in self.prepare_rest()]
-
-    def prepare(self, analysed: Analysed) -> list[Prepared]:
-        """``accept`` up to the colour stage: the frames now final, each for ``finish``, in order."""
         self.smoother.push(analysed.raw)
         self.smoother.forget(analysed.active_tracks)
         self._waiting.append(analysed)
         return self._drain(final=False)
 
-    def prepare_rest(self) -> list[Prepared]:
-        """``flush`` up to the colour stage."""
-        return [prepared for analysed in self.finish_analysis() for prepared in self.prepare(analysed)] + \
+    def flush(self) -> list[FrameResult]:
+        """Finish every frame still waiting for a keyframe or for lookahead (call at the end of a stream)."""
+        return [result for analysed in self.finish_analysis() for result in self.accept(analysed)] + \
             self._drain(final=True)
 
-    def _drain(self, final: bool) -> list[Prepared]:
+    def _drain(self, final: bool) -> list[FrameResult]:
         done = []
         while (smoothed := self.smoother.pop(final)) is not None:
             frame = self._waiting.popleft()
-            done.append(self._swap_and_colour(frame.image, smoothed, frame.raw, frame.cut, frame.hands, frame.number))
+            done.append(self._swap(frame.image, smoothed, frame.raw, frame.cut, frame.hands, frame.number))
         return done
 
-    def finish(self, prepared: Prepared) -> FrameResult:
-        """The degrade, hold and paste stages of a prepared frame; frames must be finished in order."""
-        patches = [self.degrade.degrade_patch(patch, prepared.number) for patch in prepared.patches]
-        patches = self.hold.hold_patches(prepared.image, patches)
-        return FrameResult(paste_patches(prepared.image, patches) if patches else prepared.image, prepared.faces,
-                           prepared.raw_faces, prepared.scene_cut, prepared.hands, patches, prepared.requests)
-
-    def _swap_and_colour(self, image: np.ndarray, smoothed: Faces, raw: Faces, cut: bool,
-                 hands: np.ndarray | None, number: int) -> Prepared:
+    def _swap(self, image: np.ndarray, smoothed: Faces, raw: Faces, cut: bool,
+              hands: np.ndarray | None, number: int) -> FrameResult:
         chosen, people = self.selector.select(image, smoothed)
         patches, swapped, requests = [], [], []
         for person in np.unique(people):
@@ -411,9 +380,12 @@ class FaceSwapper:
             made = occlude(made, hands, image.shape[1::-1])
             if self.enhancer is not None:
                 made = self.enhancer.enhance(image, targets.kps, made, self.tone)
-            patches += [self.colour.correct_patch(patch) for patch in made]
+            patches += [self.degrade.degrade_patch(self.colour.correct_patch(patch), number) for patch in made]
             swapped += rows.tolist()
-        return Prepared(image, chosen[sorted(swapped)], raw, cut, hands, number, patches, requests)
+        faces = chosen[sorted(swapped)]
+        patches = self.hold.hold_patches(image, patches)
+        return FrameResult(paste_patches(image, patches) if patches else image, faces, raw, cut, hands, patches,
+                           requests)
 
     def process(self, image: np.ndarray, found: Faces | None = None) -> FrameResult:
         """Swap one frame now (causal smoothing; the frame is detected, whatever the detection interval) and say
@@ -432,7 +404,7 @@ class FaceSwapper:
         """A still photo: analysed without temporal state or smoothing."""
         faces = self.tracker.update(self.analyzer.analyze([image], video=False)[0])
         hands = self.hand_finder.find(image, video=False) if self.hand_finder is not None and len(faces) else None
-        result = self.finish(self._swap_and_colour(image, faces, faces, False, hands, 0))
+        result = self._swap(image, faces, faces, False, hands, 0)
         self.reset_tracking()
         return result
 

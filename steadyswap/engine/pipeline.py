@@ -149,7 +149,7 @@ def run_video(swapper_factory: Callable[[float], FaceSwapper], target: Path, out
                 if progress is not None:
                     progress(done, total)
     seconds = time.perf_counter() - began
-    log.debug("time by stage (decode and analyse on one thread, swap and encode on another, blend on a third): %s", clock.summary())
+    log.debug("time by stage (decode and analyse on one thread, swap and encode on another): %s", clock.summary())
     summary = None
     if monitor is not None and config.quality_report:
         summary = _write_report(monitor, Path(config.quality_report))

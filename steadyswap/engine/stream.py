@@ -5,13 +5,12 @@ from __future__ import annotations
 import queue
 import threading
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
 
-from steadyswap.engine.frame_swapper import FaceSwapper, FrameResult, Prepared
+from steadyswap.engine.frame_swapper import FaceSwapper, FrameResult
 from steadyswap.engine.phases import PhaseClock
 from steadyswap.errors import Interrupted, UsageError
 from steadyswap.io import VideoReader
@@ -19,20 +18,16 @@ from steadyswap.threads import drain, put_unless_stopped
 from steadyswap.types import Frame
 
 _END = object()
-FINISHING = 2
-"""Frames at most in the blend thread's hands (``FaceSwapper.finish``) while this thread prepares the next."""
 
 
 def swap_stream(swapper: FaceSwapper, frames: Iterable[Frame], cancel: threading.Event | None = None,
                 queue_size: int = 4, clock: PhaseClock | None = None) -> Iterator[tuple[Frame, FrameResult]]:
     """Yield ``(frame, result)`` for every frame, in order, lookahead flushed at the end.
 
-    Three threads, each a stage of its own frame: a worker analyses and tracks frame t+2, this thread smooths,
-    swaps and colour-matches frame t+1 (``FaceSwapper.prepare``), a blend thread degrades, holds and pastes frame
-    t (``FaceSwapper.finish``, at most ``FINISHING`` frames behind). A bounded queue keeps analysis at most
-    ``queue_size`` analysed frames ahead (frames between two keyframes wait on the worker until the next
-    keyframe is detected). ``clock`` gets the seconds spent waiting for decoded frames ("decode"), analysing
-    ("analyse"), swapping ("swap") and blending ("blend").
+    Analysis and tracking of frame t+1 run on a worker thread while this thread smooths, swaps and
+    pastes frame t; a bounded queue keeps the two at most ``queue_size`` analysed frames apart (frames between
+    two keyframes wait on the worker until the next keyframe is detected). ``clock`` gets
+    the seconds spent waiting for decoded frames ("decode"), analysing ("analyse") and swapping ("swap").
 
     Raises:
         Interrupted: ``cancel`` was set.
@@ -66,24 +61,7 @@ def swap_stream(swapper: FaceSwapper, frames: Iterable[Frame], cancel: threading
 
     worker = threading.Thread(target=analyse, name="steadyswap-analyse", daemon=True)
     worker.start()
-    finisher = ThreadPoolExecutor(1, thread_name_prefix="steadyswap-blend")
-    finishing: deque[tuple[Frame, Future[FrameResult]]] = deque()
     waiting: deque[Frame] = deque()
-
-    def finish(prepared: Prepared) -> FrameResult:
-        with clock.measure("blend"):
-            return swapper.finish(prepared)
-
-    def hand_on(prepared: list[Prepared]) -> None:
-        for one in prepared:
-            finishing.append((waiting.popleft(), finisher.submit(finish, one)))
-
-    def finished(limit: int) -> Iterator[tuple[Frame, FrameResult]]:
-        """The finished frames in order: those done, and the oldest ones while more than ``limit`` wait."""
-        while finishing and (len(finishing) > limit or finishing[0][1].done()):
-            frame, future = finishing.popleft()
-            yield frame, future.result()
-
     try:
         while (item := handoff.get()) is not _END:
             if isinstance(item, BaseException):
@@ -93,18 +71,17 @@ def swap_stream(swapper: FaceSwapper, frames: Iterable[Frame], cancel: threading
             frame, analysed = item
             waiting.append(frame)
             with clock.measure("swap"):
-                hand_on(swapper.prepare(analysed))
-            yield from finished(FINISHING)
+                results = swapper.accept(analysed)
+            for result in results:
+                yield waiting.popleft(), result
         if cancel is not None and cancel.is_set():
             raise Interrupted("run cancelled")
         with clock.measure("swap"):
-            hand_on(swapper.prepare_rest())
-        yield from finished(0)
+            results = swapper.flush()
+        for result in results:
+            yield waiting.popleft(), result
     finally:
         stop.set()
-        for _, future in finishing:
-            future.cancel()
-        finisher.shutdown(wait=True)
         while worker.is_alive():
             drain(handoff)
             worker.join(timeout=0.05)
