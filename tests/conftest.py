@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,15 @@ SHARED = Path(os.environ.get("STEADYSWAP_SHARED") or Path(__file__).resolve().pa
 SHARED_MEDIA = SHARED / "media"
 YUNET = DATA / "models" / "yunet" / "yunet_n_640_640.onnx"
 """The real YuNet detector (Apache-2.0), the one real model of the suite."""
+
+
+@pytest.fixture(scope="session", autouse=True)
+def interruptible() -> None:
+    """The Ctrl-C tests need SIGINT to raise ``KeyboardInterrupt`` here and in the runs they start: a shell that
+    starts the suite in the background without job control (``cmd &`` in a script) ignores SIGINT, and the
+    children inherit that."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session", autouse=True)
