@@ -73,28 +73,32 @@ def make_clip(size: tuple[int, int], folder: Path, rate: int | None = None, seco
     (the same frames, retimed), else its own; played forwards and backwards until it lasts ``seconds``."""
     width, height = size
     path = folder / f"clip_{width}x{height}_{rate}_{seconds:g}.mp4"
+    scaled: list[tuple[np.ndarray, int, Fraction]] = []  # each source frame cropped and scaled once, as yuv420p
     with av.open(str(CLIP)) as source:
-        decoded = [(frame.to_ndarray(format="rgb24"), frame.pts, frame.time_base) for frame in source.decode(video=0)]
         frame_rate = Fraction(rate) if rate else source.streams.video[0].average_rate
-    wanted = max(len(decoded), int(seconds * frame_rate))
-    if wanted > len(decoded):  # a longer clip has no timestamps of its own: retimed at its rate
-        rate = rate or frame_rate
-        decoded = [decoded[i] for i in pingpong(len(decoded), wanted)]
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=frame_rate, options={"crf": "18", "preset": "veryfast"})
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        for number, (image, pts, time_base) in enumerate(decoded):
+        for frame in source.decode(video=0):
+            image = frame.to_ndarray(format="rgb24")
             h, w = image.shape[:2]
             crop_w, crop_h = min(w, round(h * width / height)), min(h, round(w * height / width))
             x0, y0 = (w - crop_w) // 2, (h - crop_h) // 2
             cropped = av.VideoFrame.from_ndarray(np.ascontiguousarray(image[y0:y0 + crop_h, x0:x0 + crop_w]),
                                                  format="rgb24")
-            scaled = cropped.reformat(width=width, height=height, format="yuv420p", interpolation="AREA")
+            planes = cropped.reformat(width=width, height=height, format="yuv420p", interpolation="AREA").to_ndarray()
+            scaled.append((planes, frame.pts, frame.time_base))
+    wanted = max(len(scaled), int(seconds * frame_rate))
+    if wanted > len(scaled):  # a longer clip has no timestamps of its own: retimed at its rate
+        rate = rate or frame_rate
+        scaled = [scaled[i] for i in pingpong(len(scaled), wanted)]
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=frame_rate, options={"crf": "18", "preset": "veryfast"})
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for number, (planes, pts, time_base) in enumerate(scaled):
+            picture = av.VideoFrame.from_ndarray(planes, format="yuv420p")
             if rate:
-                scaled.pts, scaled.time_base = number, 1 / Fraction(rate)
+                picture.pts, picture.time_base = number, 1 / Fraction(rate)
             else:
-                scaled.pts, scaled.time_base = pts, time_base
-            out.mux(stream.encode(scaled))
+                picture.pts, picture.time_base = pts, time_base
+            out.mux(stream.encode(picture))
         out.mux(stream.encode(None))
     return path
 

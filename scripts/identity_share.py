@@ -5,8 +5,9 @@ Usage: PYTHONPATH=.:DLIB_DIR python scripts/identity_share.py [--clips ...] [--f
 (DLIB_DIR: ``pip install --target DLIB_DIR dlib-bin face-recognition-models``)
 
 Per clip: the first ``--frames`` frames are swapped with ``FaceSwapper`` (default options unless run flags follow
-``--``; frame by frame, or with ``--as-file`` as a file run swaps them: lookahead smoothing, detection interval), and every ``--step``-th frame's largest face is described by dlib (128-d descriptor, 5-point shape
-predictor placed on the face mesh's box), in the output and in the target. Printed: frames where the output is
+``--``; frame by frame, or with ``--as-file`` as a file run swaps them: lookahead smoothing, detection interval),
+and every ``--step``-th frame's largest face is described by dlib (128-d descriptor, 5-point shape predictor
+placed on the face mesh's box), in the output and in the target. Printed: frames where the output is
 closer to the source descriptor than the target is (share), and the mean distances source-output and
 source-target (below 0.6 dlib calls two faces the same person).
 """

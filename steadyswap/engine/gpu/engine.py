@@ -10,9 +10,9 @@ together and is what callers use.
 
 Each stream's ``FaceSwapper`` is the CPU path's own object, given each frame's device detections (the detection
 cadence picks those it uses), a ``DetectionFeed`` (stills) and a ``DeferredSwapper`` (no pixel work): so both
-paths decide the same, and only the pixel work moves. The embedded MediaPipe analyser has no device form: with it, analysis runs on the CPU, one thread per
-segment. The embedded ``classic`` swapper runs its pixel work on the device too (``classic``), its geometry on
-the host.
+paths decide the same, and only the pixel work moves. The embedded MediaPipe analyser has no device form: with
+it, analysis runs on the CPU, one thread per segment. The embedded ``classic`` swapper runs its pixel work on
+the device too (``classic``), its geometry on the host.
 """
 
 from __future__ import annotations
