@@ -6,7 +6,7 @@ Usage:
                                           [--clip PATH ...] [--source PHOTO] [--frames N] [--repeat 3]
                                           [--flags "--face-landmarker-model 2dfan4"]
                                           [--steadyswap-flags "--hand-occluder off"] [--json OUT.json]
-                                          [--rebuild-models]
+                                          [--rebuild-models] [--floor]
 
 FaceFusion: ``--facefusion DIR`` uses an existing checkout; otherwise tag 3.5.0 is cloned from
 ``--facefusion-repo`` (its public repository by default; a local mirror works too) into ``.bench/facefusion-3.5.0``.
@@ -38,6 +38,11 @@ both; the wall time includes each tool's start (imports, model loading), which w
 Every output is checked: its frame count is the target's (after trimming), it has an audio stream where the
 target has one, and on sampled frames the face (the centre of YuNet's box on the target) changed while the
 picture far from it (outside twice the box) did not.
+
+``--floor`` adds what no change to steadyswap's own stages can remove, per cut: a whole one-frame run (start-up)
+and x264 alone encoding the cut's frames with both tools' settings; beside each target's budget (FaceFusion's
+time over the target ratio) it prints the CPU milliseconds a frame that leaves for all other work, were every core
+busy the whole time.
 """
 
 from __future__ import annotations
@@ -498,6 +503,95 @@ def run_once(setup: Setup, tool: str, flavour: str, clip: Path, total: int, fold
 
 
 # ---------------------------------------------------------------------------------------------------------
+# the floor: what a run cannot go below, whatever its own stages cost
+
+TARGETS = {"near-free": 5.0, "compute-matched": 3.0}
+"""The issue's speed targets over FaceFusion, by flavour."""
+
+
+@dataclass
+class Floor:
+    """Costs no change to steadyswap's stages removes, for one clip cut and flavour."""
+
+    flavour: str
+    clip: str
+    frames: int
+    one_frame_s: float
+    one_frame_cpu_s: float
+    """Wall and CPU time of a whole ``steadyswap run`` of the clip's first frame: start-up (imports, models) and
+    one frame."""
+    x264_s: float
+    x264_cpu_s: float
+    """Encoding the cut's decoded frames alone with both tools' encoder settings (x264, crf 10, veryfast), in
+    this process: wall and CPU seconds, RGB→YUV conversion included, decoding not."""
+
+
+def x264_alone(clip: Path, frames: int) -> tuple[float, float]:
+    """(wall, CPU) seconds to encode the first ``frames`` of ``clip`` (decoded beforehand) to H.264 with the
+    options steadyswap's writer gives libx264 at FaceFusion's default quality (crf 10, veryfast)."""
+    import resource
+
+    import av
+
+    from steadyswap.io.writer import encoder_options
+
+    images = []
+    with av.open(str(clip)) as container:
+        stream = container.streams.video[0]
+        rate = stream.average_rate or 30
+        for frame in container.decode(video=0):
+            images.append(frame.to_ndarray(format="rgb24"))
+            if len(images) == frames:
+                break
+    with tempfile.TemporaryDirectory(prefix="x264-alone-") as folder:
+        before, start = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+        with av.open(str(Path(folder) / "alone.mp4"), "w") as output:
+            encoder = output.add_stream("libx264", rate=rate, options=encoder_options("libx264", 10, "veryfast"))
+            encoder.height, encoder.width = images[0].shape[:2]
+            encoder.pix_fmt = "yuv420p"
+            for image in images:
+                output.mux(encoder.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+            output.mux(encoder.encode())
+        seconds, after = time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF)
+    return seconds, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def measure_floor(setup: Setup, flavour: str, clip: Path, total: int) -> Floor:
+    frames = min((FRAMES[flavour] if setup.frames is None else setup.frames) or total, total)
+    output = setup.scratch / f"one-frame-{flavour}-{clip.stem}{clip.suffix}"
+    command, cwd, env = commands(setup, "steadyswap", clip, output, 1, total)
+    one_frame_s, one_frame_cpu, _, code = timed(command, cwd, env, setup.scratch / f"{output.stem}.log")
+    output.unlink(missing_ok=True)
+    if code:
+        raise SystemExit(f"error: the one-frame steadyswap run of {clip} failed (exit {code})")
+    seconds, cpu = x264_alone(clip, frames)
+    floor = Floor(flavour, clip.name, frames, round(one_frame_s, 3), round(one_frame_cpu, 3), round(seconds, 3),
+                  round(cpu, 3))
+    print(f"  floor      {flavour:15} {clip.name:32} one-frame run {one_frame_s:5.2f} s ({one_frame_cpu:5.2f} CPU s), "
+          f"x264 alone on {frames} frames {seconds:5.2f} s ({cpu:5.2f} CPU s)", flush=True)
+    return floor
+
+
+def floor_table(floors: list[Floor], rows: list[Row]) -> str:
+    """Each cut's budget at its flavour's target (FaceFusion's median wall time over the target) beside the
+    floor, and the CPU time a frame that leaves for everything else (decoding, analysis, swap, blend) even if
+    every core were busy the whole budget."""
+    facefusion = {(row.flavour, row.clip): row.facefusion_s for row in rows}
+    cores = os.cpu_count() or 1
+    lines = ["| flavour | clip | frames | target | FaceFusion s | budget s | one-frame run s (CPU s) | x264 alone s "
+             f"(CPU s) | CPU ms a frame left ({cores} cores) |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for floor in floors:
+        if (floor.flavour, floor.clip) not in facefusion:
+            continue
+        budget = facefusion[floor.flavour, floor.clip] / TARGETS[floor.flavour]
+        left = (cores * budget - floor.one_frame_cpu_s - floor.x264_cpu_s) / max(floor.frames - 1, 1) * 1000
+        lines.append(f"| {floor.flavour} | {floor.clip} | {floor.frames} | {TARGETS[floor.flavour]:.0f}x | "
+                     f"{facefusion[floor.flavour, floor.clip]:.1f} | {budget:.2f} | {floor.one_frame_s:.2f} ({floor.one_frame_cpu_s:.2f}) | "
+                     f"{floor.x264_s:.2f} ({floor.x264_cpu_s:.2f}) | {left:.1f} |")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------------------
 # the table
 
 
@@ -578,6 +672,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", type=Path, help="write every run and the table here")
     parser.add_argument("--keep-outputs", type=Path, help="keep every output in this folder")
     parser.add_argument("--rebuild-models", action="store_true", help="rebuild the model folders")
+    parser.add_argument("--floor", action="store_true", help="after each flavour's runs, time a one-frame "
+                        "steadyswap run and x264 alone on each cut, and print each target's budget beside them")
     return parser.parse_args(argv)
 
 
@@ -596,6 +692,7 @@ def main(argv: list[str] | None = None) -> int:
     started = datetime.now(timezone.utc)
     uptime_before = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     runs: list[Run] = []
+    floors: list[Floor] = []
     macs_by_flavour = {}
     with tempfile.TemporaryDirectory(prefix="vs-facefusion-") as scratch:
         setup = Setup(checkout, python, env, args.source.resolve(), shlex.split(args.flags),
@@ -610,10 +707,15 @@ def main(argv: list[str] | None = None) -> int:
                 for clip in clips:
                     for tool in ("facefusion", "steadyswap"):
                         runs.append(run_once(setup, tool, flavour, clip, totals[clip], folder, index))
+            if args.floor:
+                floors.extend(measure_floor(setup, flavour, clip, totals[clip]) for clip in clips)
     uptime_after = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     rows = ratio_rows(runs)
     print()
     print(table(rows))
+    if floors:
+        print()
+        print(floor_table(floors, rows))
     print(f"\n{started:%Y-%m-%d %H:%M} UTC, {platform.node()}, {os.cpu_count()} cores; "
           f"before: {uptime_before}; after: {uptime_after}")
     if args.json:
@@ -622,7 +724,8 @@ def main(argv: list[str] | None = None) -> int:
                   "facefusion": {"checkout": str(checkout), "version": version}, "flags": [*FLAGS, *setup.flags],
                   "steadyswap_flags": setup.ours_flags, "uptime_before": uptime_before, "uptime_after": uptime_after,
                   "cores": os.cpu_count(), "macs": macs_by_flavour,
-                  "rows": [asdict(row) for row in rows], "runs": [asdict(run) for run in runs]}
+                  "rows": [asdict(row) for row in rows], "runs": [asdict(run) for run in runs],
+                  "floors": [asdict(floor) for floor in floors]}
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=1))
     failed = [run for run in runs if run.returncode or run.checks is None or not run.checks.passed]
