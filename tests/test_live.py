@@ -21,7 +21,7 @@ import pytest
 
 from steadyswap.cli.main import main
 from steadyswap.config import LIVE_SMOOTHING, RunConfig, live_smoothing
-from steadyswap.engine.live import LatestFrames, LiveSwapper, run_live
+from steadyswap.engine.live import LatestFrames, LiveSwapper, Pace, run_live
 from steadyswap.errors import MediaDecodeError, UsageError
 from steadyswap.io.capture import MILLISECONDS, Capture, Captured, StreamCapture
 from steadyswap.io.live_outputs import FileOutput, LiveOutput, StreamOutput, live_info
@@ -562,3 +562,46 @@ def test_live_swapper_warms_up_at_the_captures_size_and_batch(monkeypatch: pytes
     LiveSwapper([media_path(SOURCE)], RunConfig(watermark=False), frame_size=(640, 360), batch=2).close()
     assert steps == [(1, (360, 640, 3)), (2, (360, 640, 3))]
     assert sum(faces_swapped) == 3  # the photo's face found in each warm-up frame and swapped
+
+
+def test_one_slow_step_does_not_slow_the_steps_after_it() -> None:
+    """The decide stage starts a step every ``Pace.period``: a first render that waited seconds for kernel tuning
+    (session 9 on CUDA: an exponential average of it throttled the loop to 1-6 frames/s for seconds) must not
+    hold back the steps after it, while a stage that is slow every step still sets the pace."""
+    pace = Pace()
+    pace.add("decide", 0.004)
+    pace.add("render", 2.5)
+    assert pace.period == 2.5  # only one step so far: nothing better to go by
+    for _ in range(2):
+        pace.add("render", 0.020)
+        pace.add("decide", 0.004)
+    assert pace.period == pytest.approx(0.020)
+    for _ in range(9):
+        pace.add("output", 0.050)
+    assert pace.period == pytest.approx(0.050)
+
+
+def test_each_stage_runs_on_one_thread_whichever_thread_asks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The warm-up and the live loop's stage threads reach the swapper's decide and render work on the same
+    two threads (PyTorch tunes cuDNN kernels per thread: a fresh thread would tune them all again)."""
+    from steadyswap.engine.frame_swapper import FaceSwapper
+
+    threads: dict[str, set[str]] = {"decide": set(), "render": set()}
+    analyse, accept = FaceSwapper.analyse, FaceSwapper.accept
+    monkeypatch.setattr(FaceSwapper, "analyse", lambda self, *args, **kwargs: threads["decide"].add(
+        threading.current_thread().name) or analyse(self, *args, **kwargs))
+    monkeypatch.setattr(FaceSwapper, "accept", lambda self, *args, **kwargs: threads["render"].add(
+        threading.current_thread().name) or accept(self, *args, **kwargs))
+    swapper = LiveSwapper([media_path(SOURCE)], RunConfig(watermark=False), frame_size=(512, 512))
+    frame = decode(media_path(CLIP))[0]
+    try:
+        for caller in range(2):  # two other threads, one after the other, as two live loops would
+            worker = threading.Thread(target=swapper.swap, args=([frame],), name=f"caller-{caller}")
+            worker.start()
+            worker.join()
+        swapper.swap([frame])  # and this one
+    finally:
+        swapper.close()
+    assert len(threads["decide"]) == 1 and len(threads["render"]) == 1
+    assert threads["decide"] != threads["render"]
+    assert not any(name.startswith(("caller", "MainThread")) for names in threads.values() for name in names)

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import logging
 import signal
+import statistics
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
@@ -210,8 +212,18 @@ class LiveSwapper:
                 log.warning(decision.note)
             self._frames = FaceSwapper(sources, decision.config, fps)
             self.inputs = self._frames.inputs
+        self._threads = {stage: ThreadPoolExecutor(1, thread_name_prefix=f"steadyswap-live-{stage}")
+                         for stage in ("decide", "render")}
+        """Each stage's work runs on its own thread, always the same one, whichever thread asks: PyTorch keeps the
+        cuDNN kernels it tuned per thread (torch 2.11), so a stage moved to a fresh thread tunes every convolution
+        again, for seconds, while frames are dropped (session 9 on CUDA: 1-9 frames/s against 18 on one thread).
+        The warm-up so tunes the threads the stream then uses."""
         if warm_up:
-            self._warm_up(sources[0], frame_size, batch)
+            try:
+                self._warm_up(sources[0], frame_size, batch)
+            except BaseException:
+                self.close()
+                raise
 
     def _warm_up(self, source: str | Path | np.ndarray, frame_size: tuple[int, int] | None, batch: int) -> None:
         """Swap the first source photo (in a frame of ``frame_size``, one step of one frame and one of ``batch``)
@@ -236,6 +248,9 @@ class LiveSwapper:
     def decide(self, images: list[np.ndarray]) -> object:
         """The first stage: scene cut, faces, tracks (on the GPU engine also the upload, detection, smoothing and
         selection); touches only the state of this stage, so the frames before may still be rendering."""
+        return self._threads["decide"].submit(self._decide_frames, images).result()
+
+    def _decide_frames(self, images: list[np.ndarray]) -> object:
         if self._engine is not None:
             return self._engine.decide_frames(images, self.fps)
         assert self._frames is not None
@@ -243,6 +258,9 @@ class LiveSwapper:
 
     def render(self, step: object) -> list[np.ndarray]:
         """The second stage: the frames ``decide`` returned ``step`` for, swapped and pasted, in order."""
+        return self._threads["render"].submit(self._render_step, step).result()
+
+    def _render_step(self, step: object) -> list[np.ndarray]:
         if self._engine is not None:
             return self._engine.render_frames(step)
         assert self._frames is not None
@@ -258,6 +276,8 @@ class LiveSwapper:
         return [self.finish(image) for image in self.render(self.decide(images))]
 
     def close(self) -> None:
+        for thread in self._threads.values():
+            thread.shutdown()
         if self._engine is not None:
             self._engine.close()
         if self._frames is not None:
@@ -327,21 +347,20 @@ class Handoff:
 
 
 class Pace:
-    """Seconds each stage of the live loop takes per step (its own work, not its waits), averaged over the last
-    few steps (exponential moving averages): the decide stage starts a step every ``period``."""
+    """Seconds each stage of the live loop takes per step (its own work, not its waits): the median of its last
+    ``window`` steps, so that one slow step (the first frame at a new shape waiting for kernel tuning, a stall
+    of the machine) does not hold back the steps after it. The decide stage starts a step every ``period``."""
 
-    def __init__(self, weight: float = 0.2) -> None:
-        self.weight = weight
-        self.seconds = {"decide": 0.0, "render": 0.0, "output": 0.0}
+    def __init__(self, window: int = 9) -> None:
+        self.seconds: dict[str, deque[float]] = {stage: deque(maxlen=window) for stage in ("decide", "render", "output")}
 
     def add(self, stage: str, seconds: float) -> None:
-        mean = self.seconds[stage]
-        self.seconds[stage] = seconds if mean == 0.0 else self.weight * seconds + (1 - self.weight) * mean
+        self.seconds[stage].append(seconds)
 
     @property
     def period(self) -> float:
         """The slowest stage's time: a step started more often would only wait somewhere, its frames ageing."""
-        return max(self.seconds.values())
+        return max((statistics.median(times) for times in self.seconds.values() if times), default=0.0)
 
 
 def run_live(capture: Capture, swapper: FrameSwap, open_output: Callable[[int, int], LiveOutput],
