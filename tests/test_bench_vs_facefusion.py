@@ -144,3 +144,29 @@ def test_ratio_rows_take_medians_and_pair_the_tools(bench):
     assert ("| near-free | a.mp4 | 90 | 12.0 (7.50) | 3.0 (30.00) | 4.00x | 24.0 / 6.0 (4.00x) | 500 / 500 | yes |"
             in text)
     assert text.splitlines()[-1].endswith("| NO |")
+
+
+def test_x264_alone_encodes_the_cut_and_the_floor_table_leaves_the_rest(bench, monkeypatch):
+    """``--floor``: x264 alone encodes exactly the cut's frames, and the table gives each target's budget
+    (FaceFusion's median over the target) less the one-frame run's and x264's CPU time, per remaining frame."""
+    encoded = []
+    real_open = bench.tempfile.TemporaryDirectory
+
+    class Kept(real_open):  # keep the encoded file for a look
+        def cleanup(self):
+            for path in Path(self.name).glob("*.mp4"):
+                with av.open(str(path)) as container:
+                    encoded.append(sum(1 for _ in container.decode(video=0)))
+            super().cleanup()
+
+    monkeypatch.setattr(bench.tempfile, "TemporaryDirectory", Kept)
+    seconds, cpu = bench.x264_alone(media_path("video/liveportrait_d0_crf20.mp4"), 12)
+    assert seconds > 0 and cpu > 0 and encoded == [12]
+    checks = bench.Checks(90, 90, True, True, 30.0, 1.0, 8)
+    runs = [bench.Run(tool, "near-free", "a.mp4", 91, s, s, 400.0, 0, 1.0, checks)
+            for tool, s in (("facefusion", 20.0), ("steadyswap", 5.0))]
+    floor = bench.Floor("near-free", "a.mp4", 91, 1.0, 1.5, 2.0, 2.5)
+    monkeypatch.setattr(bench.os, "cpu_count", lambda: 2)
+    row = bench.floor_table([floor], bench.ratio_rows(runs)).splitlines()[-1]
+    # budget 20 / 5 = 4 s; 2 cores · 4 s − 1.5 − 2.5 CPU s = 4 CPU s over the 90 frames after the first
+    assert row == "| near-free | a.mp4 | 91 | 5x | 20.0 | 4.00 | 1.00 (1.50) | 2.00 (2.50) | 44.4 |"
