@@ -9,11 +9,11 @@
 #       steadyswap batch with one GPU worker against a plain run, both on the GPU engine with the stand-in
 #       models: tests/test_distributed_gpu_engine.py, then bench_distributed.py overhead (bench_distributed_gpu.json)
 #   bash scripts/bench_gpu.sh --live [bench_live.py options]
-#       the CUDA tests of tests/test_live.py; steadyswap live on the GPU engine with the stand-in hyperswap and
-#       YuNet, the clip played at 60 frames/s:
-#       the serial loop (the baseline) and the pipelined one taking turns, 3 runs each (live.json); the pipelined
-#       one with --batch-frames 2 (live_batch2.json); then a per-phase profile under CUDA_LAUNCH_BLOCKING=1
-#       (live_profile.json)
+#       steadyswap live on the GPU engine with the stand-in hyperswap and YuNet, the clip played at 60 frames/s
+#       for 10 s at 640x480 and 1280x720: the serial loop (the baseline) and the pipelined one, one run
+#       each (live.json); the pipelined one with --batch-frames 2 (live_batch2.json); then a per-phase profile of
+#       40 steps under CUDA_LAUNCH_BLOCKING=1 (live_profile.json). About 7 minutes (each run builds the engine,
+#       about 35 s); the CUDA tests of tests/test_live.py run with the others (without --live)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out="${OUT:-$PWD/out}"
@@ -41,19 +41,17 @@ if [ "${1:-}" = "--live" ]; then
     live=(python3 scripts/bench_live.py --providers cuda --swapper hyperswap_1a_256 --detector yunet
           --models-dir /tmp/steadyswap-bench/models --output none --input-fps 60 --seconds 10 --size 640x480 --size 1280x720
           --hand-occluder off)  # no MediaPipe on the GPU machine
-    timeout 180 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_live.py > "$out/pytest_live.log" 2>&1
-    tail -n 3 "$out/pytest_live.log"
-    "${live[@]}" --loops serial pipelined --repeat 3 --json "$out/live.json" "$@" 2>&1 | quiet \
+    "${live[@]}" --loops serial pipelined --repeat 1 --json "$out/live.json" "$@" 2>&1 | quiet \
         | grep -v -e "^W0000" -e "^I0000" | tee "$out/live.log"
-    "${live[@]}" --repeat 3 --batch-frames 2 --json "$out/live_batch2.json" "$@" 2>&1 | quiet \
+    "${live[@]}" --repeat 1 --batch-frames 2 --json "$out/live_batch2.json" "$@" 2>&1 | quiet \
         | grep -v -e "^W0000" -e "^I0000" | tee "$out/live_batch2.log"
-    CUDA_LAUNCH_BLOCKING=1 "${live[@]}" --profile 120 --json "$out/live_profile.json" "$@" 2>&1 | quiet \
-        | grep -v -e "^W0000" -e "^I0000" | tee "$out/live_profile.log"
+    CUDA_LAUNCH_BLOCKING=1 "${live[@]}" --seconds 3 --loops serial --profile 40 --json "$out/live_profile.json" "$@" \
+        2>&1 | quiet | grep -v -e "^W0000" -e "^I0000" | tee "$out/live_profile.log"
     exit
 fi
 timeout "${TEST_SECONDS:-420}" python3 -m pytest -q -m gpu -p no:cacheprovider -rs tests/test_gpu_ops.py \
     tests/test_gpu_engine.py tests/test_gpu_transfer.py tests/test_gpu_standins.py tests/test_onnx_detectors.py \
     tests/test_sources.py tests/test_enhancer.py tests/test_face_masks.py tests/test_gpu_precision.py \
-    tests/test_parity.py > "$out/pytest.log" 2>&1
+    tests/test_parity.py tests/test_live.py > "$out/pytest.log" 2>&1
 grep -E "passed|failed|error" "$out/pytest.log" | tail -n 3
 python3 scripts/bench_gpu.py --out "$out" "$@" 2>&1 | quiet | tee "$out/bench.log"
