@@ -481,9 +481,13 @@ def commands(setup: Setup, tool: str, clip: Path, output: Path, frames: int,
             ROOT, env)
 
 
+def cut_frames(setup: Setup, flavour: str, total: int) -> int:
+    """Frames of a clip of ``total`` frames each run takes: ``--frames``, else the flavour's ``FRAMES`` (0: all)."""
+    return min((FRAMES[flavour] if setup.frames is None else setup.frames) or total, total)
+
+
 def run_once(setup: Setup, tool: str, flavour: str, clip: Path, total: int, folder: Path, index: int) -> Run:
-    frames = FRAMES[flavour] if setup.frames is None else setup.frames
-    frames = min(frames or total, total)
+    frames = cut_frames(setup, flavour, total)
     output = setup.scratch / f"{tool}-{flavour}-{clip.stem}-{index}{clip.suffix}"
     log = setup.scratch / f"{output.stem}.log"
     command, cwd, env = commands(setup, tool, clip, output, frames, total)
@@ -557,7 +561,7 @@ def x264_alone(clip: Path, frames: int) -> tuple[float, float]:
 
 
 def measure_floor(setup: Setup, flavour: str, clip: Path, total: int) -> Floor:
-    frames = min((FRAMES[flavour] if setup.frames is None else setup.frames) or total, total)
+    frames = cut_frames(setup, flavour, total)
     output = setup.scratch / f"one-frame-{flavour}-{clip.stem}{clip.suffix}"
     command, cwd, env = commands(setup, "steadyswap", clip, output, 1, total)
     one_frame_s, one_frame_cpu, _, code = timed(command, cwd, env, setup.scratch / f"{output.stem}.log")
@@ -567,8 +571,9 @@ def measure_floor(setup: Setup, flavour: str, clip: Path, total: int) -> Floor:
     seconds, cpu = x264_alone(clip, frames)
     floor = Floor(flavour, clip.name, frames, round(one_frame_s, 3), round(one_frame_cpu, 3), round(seconds, 3),
                   round(cpu, 3))
-    print(f"  floor      {flavour:15} {clip.name:32} one-frame run {one_frame_s:5.2f} s ({one_frame_cpu:5.2f} CPU s), "
-          f"x264 alone on {frames} frames {seconds:5.2f} s ({cpu:5.2f} CPU s)", flush=True)
+    print(f"  floor      {flavour:15} {clip.name:32} one-frame run {one_frame_s:5.2f} s "
+          f"({one_frame_cpu:5.2f} CPU s), x264 alone on {frames} frames {seconds:5.2f} s ({cpu:5.2f} CPU s)",
+          flush=True)
     return floor
 
 
@@ -579,14 +584,15 @@ def floor_table(floors: list[Floor], rows: list[Row]) -> str:
     facefusion = {(row.flavour, row.clip): row.facefusion_s for row in rows}
     cores = os.cpu_count() or 1
     lines = ["| flavour | clip | frames | target | FaceFusion s | budget s | one-frame run s (CPU s) | x264 alone s "
-             f"(CPU s) | CPU ms a frame left ({cores} cores) |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             f"(CPU s) | CPU ms a frame left ({cores} cores) |", "|" + " --- |" * 9]
     for floor in floors:
-        if (floor.flavour, floor.clip) not in facefusion:
+        theirs = facefusion.get((floor.flavour, floor.clip))
+        if theirs is None:
             continue
-        budget = facefusion[floor.flavour, floor.clip] / TARGETS[floor.flavour]
+        budget = theirs / TARGETS[floor.flavour]
         left = (cores * budget - floor.one_frame_cpu_s - floor.x264_cpu_s) / max(floor.frames - 1, 1) * 1000
         lines.append(f"| {floor.flavour} | {floor.clip} | {floor.frames} | {TARGETS[floor.flavour]:.0f}x | "
-                     f"{facefusion[floor.flavour, floor.clip]:.1f} | {budget:.2f} | {floor.one_frame_s:.2f} ({floor.one_frame_cpu_s:.2f}) | "
+                     f"{theirs:.1f} | {budget:.2f} | {floor.one_frame_s:.2f} ({floor.one_frame_cpu_s:.2f}) | "
                      f"{floor.x264_s:.2f} ({floor.x264_cpu_s:.2f}) | {left:.1f} |")
     return "\n".join(lines)
 

@@ -352,7 +352,8 @@ class Pace:
     of the machine) does not hold back the steps after it. The decide stage starts a step every ``period``."""
 
     def __init__(self, window: int = 9) -> None:
-        self.seconds: dict[str, deque[float]] = {stage: deque(maxlen=window) for stage in ("decide", "render", "output")}
+        self.seconds: dict[str, deque[float]] = {stage: deque(maxlen=window)
+                                                 for stage in ("decide", "render", "output")}
 
     def add(self, stage: str, seconds: float) -> None:
         self.seconds[stage].append(seconds)
