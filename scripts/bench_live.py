@@ -196,6 +196,8 @@ def main() -> None:
     parser.add_argument("--hand-occluder", choices=("on", "off"), default="on",
                         help="off where MediaPipe is missing (the GPU machine)")
     parser.add_argument("--gpu-device", help="GpuOptions.device (e.g. cpu to run the engine's code on torch-CPU)")
+    parser.add_argument("--gpu-compile", choices=("default", "reduce-overhead"),
+                        help="GpuOptions.compile: torch.compile the swapper graph in this mode")
     parser.add_argument("--input-fps", type=int, help="play the clip at this rate (same frames), else its 30")
     parser.add_argument("--seconds", type=float, default=0.0,
                         help="play the clip forwards and backwards until it lasts this long (default: once)")
@@ -207,14 +209,17 @@ def main() -> None:
     parser.add_argument("--json", help="also write the figures here")
     args = parser.parse_args()
     sizes = [tuple(int(v) for v in s.split("x")) for s in (args.size or ["640x480", "1280x720"])]
-    extra = {"gpu": {"device": args.gpu_device, "half": False}} if args.gpu_device else {}
+    gpu: dict = {"device": args.gpu_device, "half": False} if args.gpu_device else {}
+    if args.gpu_compile:
+        gpu["compile"] = True if args.gpu_compile == "default" else args.gpu_compile
+    extra = {"gpu": gpu} if gpu else {}
     config = live_smoothing(RunConfig(face_swapper_model=args.swapper, face_detector_model=args.detector,
                                       face_landmarker_model="mediapipe" if args.detector == "mediapipe" else "none",
                                       models_dir=args.models_dir, execution_providers=tuple(args.providers),
                                       hand_occluder=args.hand_occluder, extra=extra), ())
     figures = {"machine": f"{platform.node()} {os.cpu_count()} cores", "load": os.getloadavg(),
                "output": args.output, "batch_frames": args.batch_frames,
-               "swapper": args.swapper, "detector": args.detector, "providers": args.providers, "runs": {}}
+               "compile": args.gpu_compile, "swapper": args.swapper, "detector": args.detector, "providers": args.providers, "runs": {}}
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
         for size in sizes:

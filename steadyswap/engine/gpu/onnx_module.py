@@ -143,10 +143,13 @@ class TorchOnnx:
         device: where to run.
         half: run in fp16 (inputs cast on the way in, outputs returned as float32).
         channels_last: keep 4-d weights and inputs channels-last (NHWC), the layout tensor cores prefer.
-        compile: run the graph through ``torch.compile`` (one compilation per input shape).
+        compile: run the graph through ``torch.compile`` (one compilation per input shape): True in its default
+            mode, or a mode's name.
 
     Attributes:
         compiled: ``compile`` was asked.
+        graphed: compiled in "reduce-overhead" mode, which replays CUDA graphs whose outputs the next replay
+            overwrites (so they are copied out).
         input_names, output_names: the graph's, in order.
         batchable: the batch dimension is free (rows are independent and may be stacked).
         native_half: the file's weights are fp16 (inswapper_128_fp16): it runs as stored, its own Cast nodes
@@ -154,7 +157,7 @@ class TorchOnnx:
     """
 
     def __init__(self, path: str | Path, device: torch.device | str, half: bool = False,
-                 channels_last: bool = False, compile: bool = False) -> None:
+                 channels_last: bool = False, compile: bool | str = False) -> None:
         try:
             model = onnx.load(str(path))
         except Exception as error:  # protobuf DecodeError, OSError
@@ -183,8 +186,10 @@ class TorchOnnx:
             self.module = self._placed(convert(onnx.load(str(path)), name), half, path)
         if self.device.type == "cuda":
             self._shapes_on_host()
-        self.compiled = compile
-        self.run = torch.compile(self.module, dynamic=False) if compile else self.module
+        self.compiled = bool(compile)
+        self.graphed = compile == "reduce-overhead"
+        mode = compile if isinstance(compile, str) else None
+        self.run = torch.compile(self.module, dynamic=False, mode=mode) if compile else self.module
 
     def _placed(self, module: torch.nn.Module, half: bool, path: str | Path) -> torch.nn.Module:
         """``module`` on the device in the run's precision (a native fp16 graph keeps its own types), laid out."""
@@ -204,7 +209,8 @@ class TorchOnnx:
                 rows = [run(*(a[i:i + 1] for a in args)) for i in range(len(args[0]))]
                 outputs = _stack(rows)
         outputs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
-        return [o.float() for o in outputs]
+        copy = self.graphed and not eager
+        return [o.to(torch.float32, copy=copy) for o in outputs]
 
     def _laid_out(self, module: torch.nn.Module, path: str | Path) -> torch.nn.Module:
         """``module`` in the asked memory format; contiguous when channels-last cannot take it (torch refuses

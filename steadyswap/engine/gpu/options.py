@@ -44,7 +44,9 @@ class GpuOptions:
         warmup_frames: frames each later segment runs before its first written frame.
         release_every: ``torch.cuda.empty_cache`` every N frames (0: never; docs/benchmarks.md).
         strategy: ``--video-memory-strategy``, the share of free memory batches may plan on.
-        compile: ``torch.compile`` the swapper graph (fuses its elementwise work; compiling takes a while).
+        compile: ``torch.compile`` the swapper graph (fuses its elementwise work; compiling takes a while): True
+            in torch's default mode, or a mode's name ("reduce-overhead" also replays it as a CUDA graph, for
+            the one-frame calls of live steps, which kernel launches bound).
         workers: engine processes sharing the device, each running its share of the segments with its own
             step loop and GIL (``workers``); each builds its models at its first run, then serves later runs.
             1: the segments run in this process. None: ``engine.decision`` decides (one per segment on CUDA for
@@ -68,7 +70,7 @@ class GpuOptions:
     warmup_frames: int = 30
     release_every: int = 0
     strategy: str = "strict"
-    compile: bool = False
+    compile: bool | str = False
     workers: int | None = None
     encoder_threads: int | None = None
     decoder_threads: int = 0

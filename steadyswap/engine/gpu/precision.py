@@ -74,7 +74,7 @@ class FirstBatchHalf:
 
 
 def load(spec: ModelSpec, path: str | Path, device: torch.device | str, allow_half: bool,
-         **options: bool) -> TorchOnnx | FirstBatchHalf:
+         **options: bool | str) -> TorchOnnx | FirstBatchHalf:
     """``spec``'s file on ``device`` in the precision this module's rules give it.
 
     Args:

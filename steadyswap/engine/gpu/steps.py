@@ -229,7 +229,8 @@ class StepLoop:
         deciders = [decider for _, _, _, decider, _ in finals]
         requests = [requests for _, _, requests, _, _ in finals]
         hands = [found for _, _, _, _, found in finals]
-        groups = models.swapper.swap(frames, requests)
+        with clock.measure("swap (part of render)"):
+            groups = models.swapper.swap(frames, requests)
         if models.masker is not None:
             models.masker.apply(frames, groups, requests)
         for patches in groups:
@@ -255,11 +256,13 @@ class StepLoop:
             rendering.keep_for_current_stream()
         finals, frames = rendering.finals, rendering.frames
         deciders = [decider for _, _, _, decider, _ in finals]
-        for patches, measured in zip(rendering.groups, rendering.measures):
-            patches.degrade([decider.degrade for decider in deciders], [item.index for item, *_ in finals], measured)
-            patches.hold([decider.hold for decider in deciders], frames)  # reads the frames: before any paste
-        for patches in rendering.groups:
-            patches.paste(frames)
+        with clock.measure("degrade, hold, paste (part of render)"):
+            for patches, measured in zip(rendering.groups, rendering.measures):
+                patches.degrade([decider.degrade for decider in deciders], [item.index for item, *_ in finals],
+                                measured)
+                patches.hold([decider.hold for decider in deciders], frames)  # reads the frames: before any paste
+            for patches in rendering.groups:
+                patches.paste(frames)
         release.tick(len(finals))
         return frames
 
