@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import av
@@ -334,6 +335,7 @@ def test_live_command_sends_mpegts_over_udp() -> None:
     (["--camera", "7", "-o", "OUT"], 3, "camera 7: cannot be opened"),
     (["-o", "OUT", "--size", "640x480"], 2, "a file plays at its own"),
     (["--camera", "0", "-o", "OUT", "--no-realtime"], 2, "--no-realtime is for a file --input"),
+    (["-o", "OUT", "--compile"], 2, "--compile (the GPU option 'compile') needs the GPU engine"),
 ])
 def test_bad_live_commands_say_one_line(words: list[str], code: int, says: str, tmp_path: Path,
                                         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
@@ -605,3 +607,29 @@ def test_each_stage_runs_on_one_thread_whichever_thread_asks(monkeypatch: pytest
     assert len(threads["decide"]) == 1 and len(threads["render"]) == 1
     assert threads["decide"] != threads["render"]
     assert not any(name.startswith(("caller", "MainThread")) for names in threads.values() for name in names)
+
+
+@pytest.mark.gpu
+def test_compiled_swapper_gives_the_eager_frames_and_a_second_stream_works(gpu_models_dir: Path) -> None:
+    """``live --compile`` (the swapper compiled, replayed as CUDA graphs): the frames of a compiled stream are the
+    eager stream's (to the rounding of fused kernels), and a second compiled stream in the same process (the web
+    UI's second session) swaps as well."""
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    source, frames = media_path("image/liveportrait_s1_512.jpg"), decode(media_path("video/liveportrait_d3_93f.mp4"))
+    eager_config = gpu_engine_config(gpu_models_dir, execution_providers=("cuda",))
+    compiled_config = replace(eager_config, extra={"gpu": {"compile": "reduce-overhead"}})
+    runs = []
+    for config in (eager_config, compiled_config, compiled_config):
+        swapper = LiveSwapper([source], config, frame_size=(512, 512))
+        try:
+            runs.append(np.stack([swapper.swap([frame])[0] for frame in frames[:6]]).astype(np.int16))
+        finally:
+            swapper.close()
+    changed = runs[0] != np.stack(frames[:6])
+    assert changed.mean() > 0.05, "faces were swapped"
+    for compiled in runs[1:]:
+        diff = np.abs(compiled - runs[0])
+        figures = (diff.mean(), np.percentile(diff[changed], 99.9), diff.max())
+        assert figures[0] < 0.4 and figures[1] <= 3, figures

@@ -6,6 +6,7 @@ import argparse
 import importlib.util
 import logging
 import re
+from dataclasses import replace
 from pathlib import Path
 
 from steadyswap.cli.run import add_flags, build_config
@@ -63,6 +64,10 @@ def add_live_parser(subparsers: argparse._SubParsersAction) -> argparse.Argument
     where.add_argument("--batch-frames", type=int, choices=(1, 2), default=1,
                        help="frames swapped per step; 2 lets the GPU engine batch, for a frame more of latency "
                        "(default: %(default)s)")
+    where.add_argument("--compile", action="store_true",
+                       help="GPU engine: torch.compile the swapper graph and replay it as CUDA graphs (faster "
+                       "one-frame steps; the first start compiles for about a minute, later ones reuse PyTorch's "
+                       "cache; docs/live.md)")
     where.add_argument("--overlay", action="store_true", help="draw frames/s and latency into the frames")
     add_flags(parser, [flag for flag in FLAGS if flag.dest in LIVE_OPTIONS])
     for action in parser._actions:  # live's own One-Euro defaults (config.LIVE_SMOOTHING)
@@ -80,6 +85,9 @@ def run_live(args: argparse.Namespace) -> int:
     from steadyswap.engine.pipeline import check_sources
 
     config = live_smoothing(build_config(args), vars(args))
+    if args.compile:
+        config = replace(config, extra={**config.extra, "gpu": {**config.extra.get("gpu", {}),
+                                                                "compile": "reduce-overhead"}})
     sources = [Path(s).expanduser() for s in args.sources]
     check_sources(sources)
     kind = output_kind(args.output)

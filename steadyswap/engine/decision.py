@@ -137,6 +137,9 @@ def decide(config: RunConfig, entry: Entry = Entry.RUN, *, gpu: Callable[[], boo
     if not engine and providers[0] == "cuda":
         note = "--execution-providers cuda: no CUDA GPU usable by PyTorch here; running on the CPU"
         config = replace(config, execution_providers=("cpu",))
+    if not engine and config.extra.get("gpu", {}).get("compile"):
+        raise UsageError("--compile (the GPU option 'compile') needs the GPU engine: --execution-providers cuda on "
+                         "a machine with a CUDA GPU")
     if engine and config.quality_report:
         raise UsageError("--quality-report is measured on the CPU path only; pass --execution-providers cpu")
     backend = Backend.ENGINE if engine else Backend.CPU

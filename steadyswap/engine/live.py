@@ -226,14 +226,16 @@ class LiveSwapper:
                 raise
 
     def _warm_up(self, source: str | Path | np.ndarray, frame_size: tuple[int, int] | None, batch: int) -> None:
-        """Swap the first source photo (in a frame of ``frame_size``, one step of one frame and one of ``batch``)
-        and forget it: the models' first calls (graph set-up, memory plans, kernel tuning) are paid before the
-        stream starts, not by its first frames."""
+        """Swap the first source photo (in a frame of ``frame_size``, in steps of one frame and of ``batch``) and
+        forget it: the models' first calls (graph set-up, memory plans, kernel tuning) are paid before the stream
+        starts, not by its first frames. On the GPU engine each step runs twice: a model's first real call picks
+        its precision, the second runs the graph picked (compiled, with ``--compile``)."""
         photo = source if isinstance(source, np.ndarray) else read_image(source)
         if frame_size is not None:
             photo = _in_frame(photo, frame_size)
         for count in sorted({1, batch}):
-            self.swap([photo] * count)
+            for _ in range(1 if self._engine is None else 2):
+                self.swap([photo] * count)
         if self._engine is not None:
             self._engine.reset_tracking()
         else:
