@@ -833,7 +833,7 @@ def section_e2e(out: dict, models: Path, clip: Path, scratch: Path, total: int, 
     out["plan"] = asdict(engine.plan)
     claim = 120 if quick else 300
     runs = [
-        ("warm_up", {}, {}, total),  # the default run untimed: starts the workers the default runs use
+        ("warm_up", {}, {}, total),  # the default run untimed: builds the engine's kernels and buffers
         ("default_auto", {}, {}, total),
         ("ultrafast_auto", {"output_video_preset": "ultrafast"}, {}, total),
         ("default_workers", {}, {"workers": 4}, total),
@@ -864,6 +864,10 @@ def section_e2e(out: dict, models: Path, clip: Path, scratch: Path, total: int, 
                  ("empty_cache_off_again", {}, {"release_every": 0}, claim),
                  ("empty_cache_on_again", {}, {"release_every": 10}, claim)]
     runs = [run for run in runs if E2E_RUNS is None or run[0] in E2E_RUNS or run[0] == "warm_up"]
+    workers = next((row for row, (_, _, changes, _) in enumerate(runs)
+                    if changes.get("workers", 1) > 1 and not BUILD_FIELDS & set(changes)), None)
+    if workers is not None:  # the engine's workers start (and build their models) at their first run: untimed
+        runs.insert(workers, ("warm_up_workers", {}, {"workers": 4}, total))
     for label, config_changes, option_changes, frames in runs:
         config = replace(base, trim_frame_end=frames if frames < total else None, **config_changes)
         options = replace(GpuOptions(device=DEVICE), **option_changes)

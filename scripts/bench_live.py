@@ -219,7 +219,8 @@ def main() -> None:
                                       hand_occluder=args.hand_occluder, extra=extra), ())
     figures = {"machine": f"{platform.node()} {os.cpu_count()} cores", "load": os.getloadavg(),
                "output": args.output, "batch_frames": args.batch_frames,
-               "compile": args.gpu_compile, "swapper": args.swapper, "detector": args.detector, "providers": args.providers, "runs": {}}
+               "compile": args.gpu_compile, "swapper": args.swapper, "detector": args.detector,
+               "providers": args.providers, "runs": {}}
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
         for size in sizes:

@@ -585,7 +585,8 @@ def test_one_slow_step_does_not_slow_the_steps_after_it() -> None:
 
 def test_each_stage_runs_on_one_thread_whichever_thread_asks(monkeypatch: pytest.MonkeyPatch) -> None:
     """The warm-up and the live loop's stage threads reach the swapper's decide and render work on the same
-    two threads (PyTorch tunes cuDNN kernels per thread: a fresh thread would tune them all again)."""
+    two threads, and so does a second swapper (PyTorch tunes cuDNN kernels per thread: a fresh thread would tune
+    them all again)."""
     from steadyswap.engine.frame_swapper import FaceSwapper
 
     threads: dict[str, set[str]] = {"decide": set(), "render": set()}
@@ -604,6 +605,11 @@ def test_each_stage_runs_on_one_thread_whichever_thread_asks(monkeypatch: pytest
         swapper.swap([frame])  # and this one
     finally:
         swapper.close()
+    second = LiveSwapper([media_path(SOURCE)], RunConfig(watermark=False), frame_size=(512, 512))
+    try:
+        second.swap([frame])
+    finally:
+        second.close()
     assert len(threads["decide"]) == 1 and len(threads["render"]) == 1
     assert threads["decide"] != threads["render"]
     assert not any(name.startswith(("caller", "MainThread")) for names in threads.values() for name in names)

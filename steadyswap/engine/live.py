@@ -212,12 +212,6 @@ class LiveSwapper:
                 log.warning(decision.note)
             self._frames = FaceSwapper(sources, decision.config, fps)
             self.inputs = self._frames.inputs
-        self._threads = {stage: ThreadPoolExecutor(1, thread_name_prefix=f"steadyswap-live-{stage}")
-                         for stage in ("decide", "render")}
-        """Each stage's work runs on its own thread, always the same one, whichever thread asks: PyTorch keeps the
-        cuDNN kernels it tuned per thread (torch 2.11), so a stage moved to a fresh thread tunes every convolution
-        again, for seconds, while frames are dropped (session 9 on CUDA: 1-9 frames/s against 18 on one thread).
-        The warm-up so tunes the threads the stream then uses."""
         if warm_up:
             try:
                 self._warm_up(sources[0], frame_size, batch)
@@ -250,7 +244,7 @@ class LiveSwapper:
     def decide(self, images: list[np.ndarray]) -> object:
         """The first stage: scene cut, faces, tracks (on the GPU engine also the upload, detection, smoothing and
         selection); touches only the state of this stage, so the frames before may still be rendering."""
-        return self._threads["decide"].submit(self._decide_frames, images).result()
+        return _stage_thread("decide").submit(self._decide_frames, images).result()
 
     def _decide_frames(self, images: list[np.ndarray]) -> object:
         if self._engine is not None:
@@ -260,7 +254,7 @@ class LiveSwapper:
 
     def render(self, step: object) -> list[np.ndarray]:
         """The second stage: the frames ``decide`` returned ``step`` for, swapped and pasted, in order."""
-        return self._threads["render"].submit(self._render_step, step).result()
+        return _stage_thread("render").submit(self._render_step, step).result()
 
     def _render_step(self, step: object) -> list[np.ndarray]:
         if self._engine is not None:
@@ -278,12 +272,26 @@ class LiveSwapper:
         return [self.finish(image) for image in self.render(self.decide(images))]
 
     def close(self) -> None:
-        for thread in self._threads.values():
-            thread.shutdown()
         if self._engine is not None:
             self._engine.close()
         if self._frames is not None:
             self._frames.close()
+
+
+_STAGE_THREADS: dict[str, ThreadPoolExecutor] = {}
+_STAGE_THREADS_LOCK = threading.Lock()
+
+
+def _stage_thread(stage: str) -> ThreadPoolExecutor:
+    """The one thread of this process that runs ``stage``'s work (decide or render) for every ``LiveSwapper``,
+    whichever thread asks. PyTorch keeps per thread the cuDNN kernels it has tuned (torch 2.11: a stage moved to a
+    fresh thread tuned every convolution again, for seconds, while frames were dropped; session 9 on CUDA, 1-9
+    frames/s against 18) and, before torch 2.13, the CUDA graphs of ``--compile`` (pytorch#123177: a second thread
+    fails), so the warm-up tunes the threads the stream then uses, and a second stream (the web UI's) reuses them."""
+    with _STAGE_THREADS_LOCK:
+        if stage not in _STAGE_THREADS:
+            _STAGE_THREADS[stage] = ThreadPoolExecutor(1, thread_name_prefix=f"steadyswap-live-{stage}")
+        return _STAGE_THREADS[stage]
 
 
 class Handoff:
