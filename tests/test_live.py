@@ -9,11 +9,13 @@ from __future__ import annotations
 import io
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import threading
 import time
 from dataclasses import replace
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -639,3 +641,54 @@ def test_compiled_swapper_gives_the_eager_frames_and_a_second_stream_works(gpu_m
         diff = np.abs(compiled - runs[0])
         figures = (diff.mean(), np.percentile(diff[changed], 99.9), diff.max())
         assert figures[0] < 0.4 and figures[1] <= 3, figures
+
+
+class Ticking(Capture):
+    """A camera of small black frames, one every ``interval`` seconds, for ``count`` frames."""
+
+    name, time_base, fps, size = "ticking", Fraction(1, 1000), 100.0, (16, 16)
+
+    def __init__(self, count: int, interval: float) -> None:
+        self.count, self.interval, self.read_frames = count, interval, 0
+        self.began = time.monotonic()
+
+    def read(self) -> Captured | None:
+        if self.read_frames == self.count:
+            return None
+        time.sleep(max(0.0, self.began + self.read_frames * self.interval - time.monotonic()))
+        frame = Captured(self.read_frames, self.read_frames, np.zeros((16, 16, 3), np.uint8), time.monotonic())
+        self.read_frames += 1
+        return frame
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_decided_step_does_not_wait_for_the_render() -> None:
+    """The decide stage times each step to end as the render becomes free: a step decided earlier would wait for
+    the render with its frames ageing, on every frame (before: a decide of 20 ms and a render of 60 ms left each
+    step waiting about 40 ms, a third more latency)."""
+    decided_at: dict[int, float] = {}
+    waits: list[float] = []
+
+    class Timed:
+        def decide(self, images: list[np.ndarray]) -> int:
+            time.sleep(0.020)
+            step = len(decided_at)
+            decided_at[step] = time.monotonic()
+            return step
+
+        def render(self, step: int) -> list[np.ndarray]:
+            waits.append(time.monotonic() - decided_at[step])
+            time.sleep(0.060)
+            return [np.zeros((16, 16, 3), np.uint8)]
+
+        def finish(self, image: np.ndarray) -> np.ndarray:
+            return image
+
+        def close(self) -> None:
+            pass
+
+    result = run_live(Ticking(300, 0.005), Timed(), lambda width, height: Collect(width, height))
+    assert result.ended == "end of input" and len(waits) >= 15
+    assert statistics.median(waits[5:]) < 0.015, [round(wait * 1000) for wait in waits]

@@ -368,10 +368,15 @@ class Pace:
     def add(self, stage: str, seconds: float) -> None:
         self.seconds[stage].append(seconds)
 
+    def of(self, stage: str) -> float:
+        """``stage``'s time (0 before its first step)."""
+        times = self.seconds[stage]
+        return statistics.median(times) if times else 0.0
+
     @property
     def period(self) -> float:
         """The slowest stage's time: a step started more often would only wait somewhere, its frames ageing."""
-        return max((statistics.median(times) for times in self.seconds.values() if times), default=0.0)
+        return max(self.of(stage) for stage in self.seconds)
 
 
 def run_live(capture: Capture, swapper: FrameSwap, open_output: Callable[[int, int], LiveOutput],
@@ -477,8 +482,11 @@ def _stop(stop: threading.Event, decided: Handoff, rendered: Handoff, stages: li
 
 def _decide(swapper: FrameSwap, slot: LatestFrames, decided: Handoff, stop: threading.Event, batch: int,
             pace: Pace) -> None:
-    """The decide thread: take the newest frames, decide them, hand them to the render thread; start the next
-    step a ``pace.period`` after this one began, so that no stage after holds it waiting."""
+    """The decide thread: take the newest frames, decide them, hand them to the render thread. The render takes
+    a step every ``pace.period``, so the next step starts when its decision will end as the render takes it: a
+    period after the render took this one, less a decision's time. Its frames then wait for no stage after
+    (a step started a period after the last one began would keep whatever wait for the render the first steps
+    happened to have, up to a period less a decision, on every frame)."""
     error: BaseException | None = None
     try:
         while not stop.is_set():
@@ -492,7 +500,8 @@ def _decide(swapper: FrameSwap, slot: LatestFrames, decided: Handoff, stop: thre
             pace.add("decide", time.monotonic() - began)
             if not decided.put((frames, step)):
                 break
-            stop.wait(max(0.0, began + pace.period - time.monotonic()))
+            taken = time.monotonic()
+            stop.wait(max(0.0, taken + pace.period - pace.of("decide") - time.monotonic()))
     except BaseException as failure:  # handed to the main thread, which raises it
         error = failure
     decided.end(error)
