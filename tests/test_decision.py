@@ -95,11 +95,19 @@ def test_the_engine_spreads_long_runs_over_worker_processes(run: EngineRun, work
     (replace(CUDA, quality_report="q.json"), Entry.BATCH, never_asked, "--quality-report is not supported in batches"),
     (replace(CPU, face_selector_mode="reference"), Entry.LIVE, never_asked, "live input has no target frames"),
     (replace(CUDA, face_map="map.json"), Entry.LIVE, never_asked, "live input has no target frames"),
+    (replace(CPU, extra={"gpu": {"compile": "reduce-overhead"}}), Entry.LIVE, never_asked,
+     r"--compile \(the GPU option 'compile'\) needs the GPU engine"),
+    (replace(CUDA_CPU, extra={"gpu": {"compile": True}}), Entry.RUN, no_gpu, "needs the GPU engine"),
 ])
 def test_an_option_the_path_cannot_honour_is_refused_in_one_line(config, entry, gpu, refusal) -> None:
     with pytest.raises(UsageError, match=refusal) as raised:
         decide(config, entry, gpu=gpu)
     assert "\n" not in str(raised.value)
+
+
+def test_a_compiled_swapper_runs_on_the_engine() -> None:
+    compiled = replace(CUDA_CPU, extra={"gpu": {"compile": "reduce-overhead"}})
+    assert decide(compiled, Entry.LIVE, gpu=a_gpu).backend is Backend.ENGINE
 
 
 def test_the_quality_report_runs_where_it_falls_back_to_the_cpu_path() -> None:
