@@ -52,3 +52,28 @@ def test_a_graph_with_an_operator_onnx2torch_lacks_names_it(tmp_path: Path) -> N
     assert str(caught.value) == ("hardmax_face.onnx: the GPU engine cannot run this model: onnx2torch has no "
                                  "converter for the operator Hardmax (opset 17); run it with --execution-providers "
                                  "cpu (onnxruntime)")
+
+
+def test_a_model_torch_compile_fails_on_runs_uncompiled_with_one_warning(tmp_path: Path, caplog,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--compile`` where ``torch.compile`` cannot work (no Triton, no C compiler: its first call raises): the model
+    answers as the uncompiled one does, a warning names the file, and later calls do not try the compiled graph."""
+    from steadyswap.engine.gpu import onnx_module
+
+    calls = []
+
+    def failing(*args):
+        calls.append(len(args))
+        raise RuntimeError("Cannot find a working triton installation.\nmore detail")
+
+    monkeypatch.setattr(onnx_module.torch, "compile", lambda module, **options: failing)
+    path = transposed_batch_one(tmp_path / "face.onnx")
+    rows = torch.rand(1, 6)
+    with caplog.at_level(logging.WARNING, logger="steadyswap.engine.gpu.onnx_module"):
+        model = TorchOnnx(path, "cpu", compile="reduce-overhead")
+        caplog.clear()
+        first, second = model({"input": rows})[0], model({"input": rows})[0]
+    assert torch.equal(first, rows) and torch.equal(second, rows) and calls == [1]
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert line == ("face.onnx: torch.compile failed here (Cannot find a working triton installation.); running it "
+                    "uncompiled")

@@ -147,7 +147,9 @@ class TorchOnnx:
             mode, or a mode's name.
 
     Attributes:
-        compiled: ``compile`` was asked.
+        name: the file's name (for messages).
+        compiled: ``compile`` was asked. Where the compiled graph's first call fails (no C compiler or Triton
+            here, a graph ``torch.compile`` cannot take), the model runs uncompiled from then on, with one warning.
         graphed: compiled in "reduce-overhead" mode, which replays CUDA graphs whose outputs the next replay
             overwrites (so they are copied out).
         input_names, output_names: the graph's, in order.
@@ -186,10 +188,12 @@ class TorchOnnx:
             self.module = self._placed(convert(onnx.load(str(path)), name), half, path)
         if self.device.type == "cuda":
             self._shapes_on_host()
+        self.name = name
         self.compiled = bool(compile)
         self.graphed = compile == "reduce-overhead"
         mode = compile if isinstance(compile, str) else None
         self.run = torch.compile(self.module, dynamic=False, mode=mode) if compile else self.module
+        self._compiled_ran = False
 
     def _placed(self, module: torch.nn.Module, half: bool, path: str | Path) -> torch.nn.Module:
         """``module`` on the device in the run's precision (a native fp16 graph keeps its own types), laid out."""
@@ -202,12 +206,21 @@ class TorchOnnx:
         that will not recur should not cost a compilation)."""
         args = [self._place(feeds[name], dtype) for name, dtype in zip(self.input_names, self.input_dtypes)]
         run = self.module if eager else self.run
-        with torch.inference_mode():
-            if self.batchable or len(args[0]) == 1:
-                outputs = run(*args)
-            else:
-                rows = [run(*(a[i:i + 1] for a in args)) for i in range(len(args[0]))]
-                outputs = _stack(rows)
+        try:
+            with torch.inference_mode():
+                if self.batchable or len(args[0]) == 1:
+                    outputs = run(*args)
+                else:
+                    rows = [run(*(a[i:i + 1] for a in args)) for i in range(len(args[0]))]
+                    outputs = _stack(rows)
+        except Exception as error:  # torch.compile's first call: no C compiler, no Triton, a graph it cannot take
+            if run is self.module or self._compiled_ran:
+                raise
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            log.warning("%s: torch.compile failed here (%s); running it uncompiled", self.name, reason[:200])
+            self.run, self.graphed = self.module, False
+            return self(feeds, eager)
+        self._compiled_ran = self._compiled_ran or run is not self.module
         outputs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
         copy = self.graphed and not eager
         return [o.to(torch.float32, copy=copy) for o in outputs]
