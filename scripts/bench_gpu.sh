@@ -10,10 +10,11 @@
 #       models: tests/test_distributed_gpu_engine.py, then bench_distributed.py overhead (bench_distributed_gpu.json)
 #   bash scripts/bench_gpu.sh --live [bench_live.py options]
 #       steadyswap live on the GPU engine with the stand-in hyperswap and YuNet, the clip played at 60 frames/s
-#       for 10 s at 640x480 and 1280x720: the serial loop (the baseline) and the pipelined one, one run
-#       each (live.json); the pipelined one with --batch-frames 2 (live_batch2.json); then a per-phase profile of
-#       40 steps under CUDA_LAUNCH_BLOCKING=1 (live_profile.json). About 7 minutes (each run builds the engine,
-#       about 35 s); the CUDA tests of tests/test_live.py run with the others (without --live)
+#       for 10 s: the overlapped loop at 640x480 and 1280x720 (live.json); at 1280x720 with the swapper compiled
+#       as CUDA graphs (live --compile), one and two frames a step (live_compiled_batch1/2.json); then a
+#       per-phase profile of 40 compiled steps under CUDA_LAUNCH_BLOCKING=1 (live_profile.json). About 6 minutes
+#       (each run builds the engine, about 35 s; the first compiled one compiles, about 40 s); the CUDA tests of
+#       tests/test_live.py run with the others (without --live)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out="${OUT:-$PWD/out}"
@@ -39,14 +40,18 @@ if [ "${1:-}" = "--live" ]; then
     shift
     python3 scripts/bench_gpu.py --out "$out/prepare" --sections env,prepare --frames 60 2>&1 | quiet | tail -n 3
     live=(python3 scripts/bench_live.py --providers cuda --swapper hyperswap_1a_256 --detector yunet
-          --models-dir /tmp/steadyswap-bench/models --output none --input-fps 60 --seconds 10 --size 640x480 --size 1280x720
+          --models-dir /tmp/steadyswap-bench/models --output none --input-fps 60 --seconds 10
           --hand-occluder off)  # no MediaPipe on the GPU machine
-    "${live[@]}" --loops serial pipelined --repeat 1 --json "$out/live.json" "$@" 2>&1 | quiet \
+    "${live[@]}" --size 640x480 --size 1280x720 --json "$out/live.json" "$@" 2>&1 | quiet \
         | grep -v -e "^W0000" -e "^I0000" | tee "$out/live.log"
-    "${live[@]}" --repeat 1 --batch-frames 2 --json "$out/live_batch2.json" "$@" 2>&1 | quiet \
-        | grep -v -e "^W0000" -e "^I0000" | tee "$out/live_batch2.log"
-    CUDA_LAUNCH_BLOCKING=1 "${live[@]}" --seconds 3 --loops serial --profile 40 --json "$out/live_profile.json" "$@" \
-        2>&1 | quiet | grep -v -e "^W0000" -e "^I0000" | tee "$out/live_profile.log"
+    for batch in 1 2; do  # live --compile: the swapper replayed as CUDA graphs
+        "${live[@]}" --size 1280x720 --gpu-compile reduce-overhead --batch-frames $batch \
+            --json "$out/live_compiled_batch$batch.json" "$@" 2>&1 | quiet | grep -v -e "^W0000" -e "^I0000" \
+            | tee "$out/live_compiled_batch$batch.log"
+    done
+    CUDA_LAUNCH_BLOCKING=1 "${live[@]}" --size 1280x720 --seconds 3 --loops serial --profile 40 \
+        --gpu-compile reduce-overhead --json "$out/live_profile.json" "$@" 2>&1 | quiet \
+        | grep -v -e "^W0000" -e "^I0000" | tee "$out/live_profile.log"
     exit
 fi
 timeout "${TEST_SECONDS:-420}" python3 -m pytest -q -m gpu -p no:cacheprovider -rs tests/test_gpu_ops.py \
