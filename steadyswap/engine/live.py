@@ -500,8 +500,7 @@ def _decide(swapper: FrameSwap, slot: LatestFrames, decided: Handoff, stop: thre
             pace.add("decide", time.monotonic() - began)
             if not decided.put((frames, step)):
                 break
-            taken = time.monotonic()
-            stop.wait(max(0.0, taken + pace.period - pace.of("decide") - time.monotonic()))
+            stop.wait(max(0.0, pace.period - pace.of("decide")))  # from now, when the render took the step
     except BaseException as failure:  # handed to the main thread, which raises it
         error = failure
     decided.end(error)

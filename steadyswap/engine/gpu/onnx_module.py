@@ -216,7 +216,8 @@ class TorchOnnx:
         except Exception as error:  # torch.compile's first call: no C compiler, no Triton, a graph it cannot take
             if run is self.module or self._compiled_ran:
                 raise
-            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            text = str(error).strip()
+            reason = text.splitlines()[0] if text else type(error).__name__
             log.warning("%s: torch.compile failed here (%s); running it uncompiled", self.name, reason[:200])
             self.run, self.graphed = self.module, False
             return self(feeds, eager)
