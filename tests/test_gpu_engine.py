@@ -116,6 +116,29 @@ def test_planar_frames_come_back_as_they_were_decoded(gpu_models_dir: Path, torc
     assert diff.mean() < 1.5 and np.percentile(diff, 99.9) <= 6  # the parity matrix's bound
 
 
+def test_frames_are_marked_once_on_the_device(gpu_models_dir: Path, torch_device: str, tmp_path: Path) -> None:
+    """yuv420p frames get the watermark before they leave the device and the encoders add none: the marked
+    file's luma is the unmarked file's with the run's mark added once, as the writer would add it."""
+    from steadyswap.provenance import detect, watermark_for
+
+    target = media_path("video/liveportrait_d3_93f.mp4")
+    planes = {}
+    for marked in (False, True):
+        config = gpu_engine_config(gpu_models_dir, trim_frame_end=6, output_video_quality=100, watermark=marked)
+        path = tmp_path / f"{marked}.mp4"
+        with GpuEngine([_source()], config, GpuOptions(device=torch_device, half=False, segments=1)) as engine:
+            assert engine.run_video(target, path).frames == 6
+        with av.open(str(path)) as container:
+            planes[marked] = np.stack([f.to_ndarray(format="yuv420p")[:512] for f in container.decode(video=0)])
+    mark = watermark_for(target, gpu_engine_config(gpu_models_dir, trim_frame_end=6, output_video_quality=100))
+    assert detect(list(planes[True])).run_id == mark.run_id
+    expected = planes[False].copy()
+    for luma in expected:
+        mark.embed_luma(luma)
+    diff = np.abs(planes[True].astype(np.int16) - expected)
+    assert (planes[True] != planes[False]).mean() > 0.5 and diff.max() <= 1 and (diff > 0).mean() < 0.01
+
+
 def test_run_segment_writes_a_file_for_join(gpu_models_dir: Path, torch_device: str, tmp_path: Path) -> None:
     from steadyswap.io.segments import Segment
 

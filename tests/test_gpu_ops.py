@@ -222,6 +222,26 @@ def test_yuv420p_matches_swscale(torch_device: str, colorspace: int | None, colo
     assert diff.max() <= 1 and diff.mean() < 0.1
 
 
+@pytest.mark.parametrize("size", [(512, 512), (311, 417)])  # odd sizes take OpenCV's fractional area resize
+def test_watermark_matches_embed_luma_and_embed_rgb(torch_device: str, size: tuple[int, int]) -> None:
+    from steadyswap.provenance.watermark import Watermark, detect
+
+    frame = decode(media_path("video/liveportrait_d3_93f.mp4"), limit=1)[0][:size[0], :size[1]].copy()
+    mark = Watermark(321)
+    expected_rgb = mark.embed_rgb(frame)
+    grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+    expected_luma = grey.copy()
+    mark.embed_luma(expected_luma)
+    got_rgb = torch_ops.watermark_rgb(torch.from_numpy(frame)[None].to(torch_device), mark)[0].cpu().numpy()
+    got_luma = torch_ops.watermark_luma(torch.from_numpy(grey)[None].to(torch_device), mark)[0].cpu().numpy()
+    for got, expected in ((got_rgb, expected_rgb), (got_luma, expected_luma)):
+        diff = np.abs(got.astype(np.int16) - expected)
+        # a level where the texture factor's resampling rounds the other way
+        assert diff.max() <= 1 and (diff > 0).mean() < 0.01
+    assert (got_luma != grey).mean() > 0.5  # the mark is there, and reads back as this run's
+    assert detect([got_rgb]).run_id == 321
+
+
 @pytest.mark.parametrize("clip", ["video/liveportrait_d3_93f.mp4", "video/fr_hamilton_180f.mp4"])
 def test_yuv420p_to_rgb_inverts_the_encoder_conversion(torch_device: str, clip: str) -> None:
     from tests.conftest import media_path

@@ -24,6 +24,7 @@ torch twin                  numpy/OpenCV counterpart
 ``degrade_apply``           ``blend.degrade.apply``
 ``weighted_change``         ``blend.hold.change`` (with ``warp_affine`` and ``luma``: ``blend.hold.under_patch``)
 ``rgb_to_yuv420p``          the ``VideoWriter``'s swscale RGB→yuv420p conversion
+``watermark_luma``/``_rgb``  ``provenance.watermark.Watermark.embed_luma`` (8-bit) / ``embed_rgb``
 ==========================  ===============================================================================
 
 Conventions: images are float tensors holding 0..255 values (or uint8 where stated), pixel centres at
@@ -44,6 +45,7 @@ from steadyswap.blend import degrade, hold, shading
 from steadyswap.blend.occlusion import crop_to_region
 from steadyswap.blend.colour import IQR_TO_SIGMA, lab_curves
 from steadyswap.blend.seamless import EDGE, SAMPLES, SKIN_SHARE, SPREAD, TRUST, cell_size
+from steadyswap.provenance import watermark
 
 Size = tuple[int, int]
 """(width, height), OpenCV's order."""
@@ -640,3 +642,69 @@ def yuv420p_to_rgb(planes: Tensor, colorspace: int | None = None, color_range: i
     blue = luma + 2 * (1 - kb) * cb
     green = (luma - kr * red - kb * blue) / kg
     return torch.stack([red, green, blue], dim=-1).round_().clamp_(0, 255).to(torch.uint8)
+
+
+# --- watermark -----------------------------------------------------------------------------------------
+
+_BOX9 = np.full(9, 1 / 9, np.float32)
+
+
+def _mark_texture(planes: Tensor) -> Tensor:
+    """(B, H, W) float texture factor of (B, H, W) uint8 lumas, in ``TEXTURE_UNIT`` steps, as
+    ``watermark.texture_factor`` computes it (the half-size copy as OpenCV's area resize: 2:1 blocks rounded
+    half up for even sizes, fractional coverage otherwise)."""
+    h, w = planes.shape[-2:]
+    grey = planes[:, None].float()
+    if h % 2 or w % 2:
+        rows, columns = _area_weights(h, grey.device), _area_weights(w, grey.device)
+        small = (rows @ grey @ columns.T).round_()
+    else:
+        small = F.avg_pool2d(grey, 2).mul_(4).add_(2).div_(4).floor_()
+    blurred = _separable(small, cv2_gaussian_kernel(13, 1.5), "reflect")  # GaussianBlur(σ 1.5) on float32
+    detail = _separable((small - blurred).abs_(), _BOX9, "reflect")
+    low, high = watermark.MASK_RANGE
+    factor = (detail / watermark.TEXTURE_REFERENCE).clamp_(low, high).mul_(watermark.TEXTURE_UNIT).round_()
+    return F.interpolate(factor, size=(h, w), mode="bilinear", align_corners=False).round_()[:, 0]
+
+
+def _area_weights(size: int, device: torch.device) -> Tensor:
+    """(size // 2, size) weights of OpenCV's area resize from ``size`` samples to ``size // 2``: each output
+    averages the input span it covers, the samples at its ends counted by the share inside it."""
+    out = max(1, size // 2)
+    scale = size / out
+    starts = torch.arange(out, dtype=torch.float64) * scale
+    left = torch.arange(size, dtype=torch.float64)
+    cover = (torch.minimum(left[None] + 1, starts[:, None] + scale) - torch.maximum(left[None], starts[:, None]))
+    return (cover.clamp_(min=0) / scale).float().to(device)
+
+
+_MARK_PATTERNS: dict[tuple, Tensor] = {}
+
+
+def _mark_pattern(mark: watermark.Watermark, height: int, width: int, device: torch.device) -> Tensor:
+    """``watermark.tiled`` on ``device`` as float (the last size asked for per device is kept)."""
+    key = (mark, height, width, str(device))
+    if key not in _MARK_PATTERNS:
+        for old in [k for k in _MARK_PATTERNS if k[3] == key[3]]:
+            del _MARK_PATTERNS[old]
+        _MARK_PATTERNS[key] = torch.from_numpy(watermark.tiled(mark, height, width).astype(np.float32)).to(device)
+    return _MARK_PATTERNS[key]
+
+
+def watermark_luma(planes: Tensor, mark: watermark.Watermark) -> Tensor:
+    """(B, H, W) uint8 luma planes with ``mark`` added, as ``Watermark.embed_luma`` adds it to 8-bit luma (within
+    a level where the texture factor's resampling rounds the other way): the mark goes on before the frames
+    leave the device, so the encoders and the live output do not pay for it."""
+    h, w = planes.shape[-2:]
+    unit = 1 / (watermark.TEXTURE_UNIT * watermark.PATTERN_UNIT)
+    delta = (_mark_texture(planes) * _mark_pattern(mark, h, w, planes.device)).mul_(unit).round_()
+    return (planes.float() + delta).clamp_(0, 255).to(torch.uint8)
+
+
+def watermark_rgb(frames: Tensor, mark: watermark.Watermark) -> Tensor:
+    """(B, H, W, 3) uint8 RGB with ``mark`` added to each channel alike, as ``Watermark.embed_rgb`` (luma by
+    OpenCV's fixed-point RGB→grey, which it uses)."""
+    rgb = frames.to(torch.int32)
+    grey = (rgb[..., 0] * 4899 + rgb[..., 1] * 9617 + rgb[..., 2] * 1868 + 8192) >> 14
+    delta = watermark_luma(grey.to(torch.uint8), mark).to(torch.int32) - grey
+    return (rgb + delta[..., None]).clamp_(0, 255).to(torch.uint8)

@@ -156,7 +156,8 @@ class LiveResult:
 class FrameSwap(Protocol):
     """What the live loop needs of a swapper, in the three stages it overlaps: ``decide`` (analyse, track, smooth,
     select) and ``render`` (swap and paste) of consecutive frames, causally and in order, and ``finish`` (the
-    watermark) of each swapped frame. ``decide`` of the next frames may run while ``render`` runs on these."""
+    watermark, where ``render`` did not add it) of each swapped frame. ``decide`` of the next frames may run while
+    ``render`` runs on these."""
 
     def decide(self, images: list[np.ndarray]) -> object: ...
 
@@ -258,14 +259,15 @@ class LiveSwapper:
 
     def _render_step(self, step: object) -> list[np.ndarray]:
         if self._engine is not None:
-            return self._engine.render_frames(step)
+            return self._engine.render_frames(step, self.watermark)
         assert self._frames is not None
         analysed: list[Analysed] = step  # type: ignore[assignment]
         return [result.image for one in analysed for result in self._frames.accept(one)]
 
     def finish(self, image: np.ndarray) -> np.ndarray:
-        """The last stage: ``image`` with the watermark, where the run has one."""
-        return image if self.watermark is None else self.watermark.embed_rgb(image)
+        """The last stage: ``image`` with the watermark, where the run has one (the GPU engine's frames have it
+        already: it marks them on the device, in ``render``)."""
+        return image if self.watermark is None or self._engine is not None else self.watermark.embed_rgb(image)
 
     def swap(self, images: list[np.ndarray]) -> list[np.ndarray]:
         """The three stages one after the other (the web UI's loop, which swaps one frame at a time)."""

@@ -86,15 +86,16 @@ class Watermark:
     def embed_luma(self, luma: np.ndarray, bits: int = 8) -> None:
         """Add the mark to an H×W luma plane in place (uint8, or uint16 holding ``bits``-bit samples).
 
-        The plane may be a strided view (an ``av.VideoFrame`` plane with padded rows).
+        The plane may be a strided view (an ``av.VideoFrame`` plane with padded rows). The GPU engine's twin,
+        for frames on the device, is ``blend.torch_ops.watermark_luma``.
         """
         if luma.ndim != 2 or luma.dtype not in (np.uint8, np.uint16):
             raise UsageError(f"luma plane: expected H×W uint8 or uint16, got {luma.shape} {luma.dtype}")
         height, width = luma.shape
         scale = (1 << (bits - 8)) if luma.dtype == np.uint16 else 1
-        texture = _texture(luma if scale == 1 else (luma // scale).astype(np.uint8))
-        delta = cv2.multiply(texture, _tiled(self, height, width), dtype=cv2.CV_16S,
-                             scale=scale / _TEXTURE_UNIT / _PATTERN_UNIT)
+        texture = texture_factor(luma if scale == 1 else (luma // scale).astype(np.uint8))
+        delta = cv2.multiply(texture, tiled(self, height, width), dtype=cv2.CV_16S,
+                             scale=scale / TEXTURE_UNIT / PATTERN_UNIT)
         if scale == 1:
             luma[...] = cv2.add(luma, delta, dtype=cv2.CV_8U)
         else:
@@ -119,13 +120,13 @@ class Watermark:
         self.embed_luma(rows[:, :plane.width], 10 if deep else 8)
 
 
-_TEXTURE_UNIT = 32
+TEXTURE_UNIT = 32
 """The texture factor is stored as uint8 in 1/32 steps."""
-_PATTERN_UNIT = 16
+PATTERN_UNIT = 16
 """The tiled pattern is stored as int16 in 1/16 level steps."""
 
 
-def _texture(luma: np.ndarray) -> np.ndarray:
+def texture_factor(luma: np.ndarray) -> np.ndarray:
     """H×W uint8 texture factor (``MASK_RANGE`` in 1/32 steps): the mean fine detail (luma less its blur) over
     about 16 pixels, measured on a half-size copy and spread back. Smooth skin and shading count as flat."""
     height, width = luma.shape
@@ -133,7 +134,7 @@ def _texture(luma: np.ndarray) -> np.ndarray:
     small = small.astype(np.float32)
     detail = cv2.blur(np.abs(small - cv2.GaussianBlur(small, (0, 0), 1.5)), (9, 9))
     low, high = MASK_RANGE
-    factor = np.clip(detail / TEXTURE_REFERENCE, low, high) * _TEXTURE_UNIT
+    factor = np.clip(detail / TEXTURE_REFERENCE, low, high) * TEXTURE_UNIT
     return cv2.resize(np.rint(factor).astype(np.uint8), (width, height), interpolation=cv2.INTER_LINEAR)
 
 
@@ -161,11 +162,11 @@ def mark_tile(mark: Watermark) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=4)
-def _tiled(mark: Watermark, height: int, width: int) -> np.ndarray:
+def tiled(mark: Watermark, height: int, width: int) -> np.ndarray:
     """The run's tile repeated over H×W, as int16 in 1/16 levels, already times ``strength``."""
     reps = (-(-height // TILE), -(-width // TILE))
-    tiled = np.tile(mark_tile(mark) * mark.strength * _PATTERN_UNIT, reps)[:height, :width]
-    result = np.ascontiguousarray(np.rint(tiled).astype(np.int16))
+    repeated = np.tile(mark_tile(mark) * mark.strength * PATTERN_UNIT, reps)[:height, :width]
+    result = np.ascontiguousarray(np.rint(repeated).astype(np.int16))
     result.flags.writeable = False
     return result
 

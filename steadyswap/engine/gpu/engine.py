@@ -37,6 +37,7 @@ from steadyswap.engine.phases import PhaseClock
 from steadyswap.engine.pipeline import Progress, RunResult, save_photo
 from steadyswap.io import check_output_extension, read_image
 from steadyswap.io.segments import Segment
+from steadyswap.provenance import Watermark
 from steadyswap.types import VideoInfo
 
 __all__ = ["GpuEngine", "GpuOptions", "run_file"]
@@ -109,9 +110,10 @@ class GpuEngine:
         but the step."""
         return self.steps.decide_frames(images, fps, self.clock)
 
-    def render_frames(self, step: FramesStep) -> list[np.ndarray]:
-        """The second half of ``swap_frames``: swap, paste and download the decided frames."""
-        return self.steps.render_frames(step, self.clock)
+    def render_frames(self, step: FramesStep, mark: Watermark | None = None) -> list[np.ndarray]:
+        """The second half of ``swap_frames``: swap, paste, mark with ``mark`` (on the device) and download the
+        decided frames."""
+        return self.steps.render_frames(step, self.clock, mark)
 
     def reset_tracking(self) -> None:
         """Forget the tracks and smoothing state ``swap_frames`` kept (after a seek, or for another video)."""

@@ -170,10 +170,14 @@ class Orchestrator:
         settings = output_settings(config, info, files[0])
         processes = options.processes and yuv420p_output(settings, info)
         planar = processes and options.planar and planar_decoding(info) and not any(s.full_frames for s in streams)
+        mark = watermark_for(info.path, config)
+        # frames that leave the device as yuv420p at the output's size are marked there (the same mark the
+        # writer would add, torch_ops.watermark_luma); others (10-bit, scaled, RGB) by the writer
+        on_device = mark if yuv420p_output(settings, info) and not settings.size else None
         writer_options = dict(
             settings=settings, audio_source=... if single else None,
             trim=(config.trim_frame_start, config.trim_frame_end) if single else (None, None),
-            threads=0 if single else encoder_threads(options, len(plan)), watermark=watermark_for(info.path, config))
+            threads=0 if single else encoder_threads(options, len(plan)), watermark=None if on_device else mark)
         try:
             for stream, path in zip(streams, files):
                 prepare_references(stream.swapper, Path(info.path))
@@ -187,7 +191,7 @@ class Orchestrator:
                                                 queue_size=QUEUE_FRAMES, threads=options.decoder_threads)
                     stream.writer = VideoWriter(path, info, queue_size=QUEUE_FRAMES, **writer_options)
             done = steps.pump(streams, info, config, options, clock, progress, cancel, sum(s.frames for s in plan),
-                              planar)
+                              planar, on_device)
             for stream in streams:
                 assert stream.writer is not None
                 stream.writer.close()

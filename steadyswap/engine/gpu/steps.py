@@ -36,6 +36,7 @@ from steadyswap.errors import Interrupted, UsageError
 from steadyswap.io import VideoReader, VideoWriter
 from steadyswap.io.codec_processes import ProcessReader, ProcessWriter, yuv420p_shape
 from steadyswap.io.segments import Segment
+from steadyswap.provenance import Watermark
 from steadyswap.swap.base import SourceFace
 from steadyswap.types import Faces, Frame, VideoInfo
 
@@ -268,9 +269,10 @@ class StepLoop:
 
     def pump(self, streams: list[Stream], info: VideoInfo, config: RunConfig, options: GpuOptions,
              clock: PhaseClock, progress: Progress | None, cancel: threading.Event | None, total: int,
-             planar: bool) -> int:
+             planar: bool, mark: Watermark | None = None) -> int:
         """Run every stream to its end: upload, decide, render, download, encode, overlapped; ``planar``:
-        the readers deliver yuv420p planes. Returns the frames written; the time by phase goes to ``clock``.
+        the readers deliver yuv420p planes; ``mark``: added to the yuv420p frames' luma before the download
+        (the writers then add none). Returns the frames written; the time by phase goes to ``clock``.
 
         Analysis (colour conversion, detection, thumbnails) runs on a high-priority CUDA stream and the
         render on another, and nothing in the render waits for the device: so while the device renders one
@@ -307,6 +309,10 @@ class StepLoop:
                     with clock.measure("render"):
                         frames = self.finish_render(rendering, clock, release)
                         out = torch_ops.rgb_to_yuv420p(frames, info.colorspace, info.color_range) if yuv else frames
+                        if mark is not None and yuv:
+                            out[:, :info.height] = torch_ops.watermark_luma(out[:, :info.height], mark)
+                        elif mark is not None:
+                            out = torch_ops.watermark_rgb(out, mark)
                     with clock.measure("wait for downloads"):
                         downloader.submit([final[0] for final in rendering.finals], out)
 
@@ -395,9 +401,10 @@ class StepLoop:
                 finals.append((item, frames[row], result.requests, stream.swapper, result.hands))
         return FramesStep(frames, finals, ready)
 
-    def render_frames(self, step: FramesStep, clock: PhaseClock) -> list[np.ndarray]:
-        """The second half of ``GpuEngine.swap_frames``: swap, paste and download the decided frames, on the render
-        stream (after the upload and detection, which ran on the decide stream)."""
+    def render_frames(self, step: FramesStep, clock: PhaseClock, mark: Watermark | None = None) -> list[np.ndarray]:
+        """The second half of ``GpuEngine.swap_frames``: swap, paste, mark (``mark``: before the download) and
+        download the decided frames, on the render stream (after the upload and detection, which ran on the
+        decide stream)."""
         if step.frames is None:
             return []
         compute = self._frames_cuda[1]
@@ -407,6 +414,8 @@ class StepLoop:
                 step.frames.record_stream(compute)
             with clock.measure("render"):
                 rendered = self.render(step.finals, clock, self._release)
+                if mark is not None:
+                    rendered = torch_ops.watermark_rgb(rendered, mark)
             with clock.measure("download"):
                 return list(rendered.cpu().numpy())
 
