@@ -222,7 +222,7 @@ def test_yuv420p_matches_swscale(torch_device: str, colorspace: int | None, colo
     assert diff.max() <= 1 and diff.mean() < 0.1
 
 
-@pytest.mark.parametrize("size", [(512, 512), (311, 417)])  # odd sizes take OpenCV's fractional area resize
+@pytest.mark.parametrize("size", [(512, 512), (311, 417), (9, 30)])  # odd: OpenCV's fractional area resize
 def test_watermark_matches_embed_luma_and_embed_rgb(torch_device: str, size: tuple[int, int]) -> None:
     from steadyswap.provenance.watermark import Watermark, detect
 
@@ -239,7 +239,7 @@ def test_watermark_matches_embed_luma_and_embed_rgb(torch_device: str, size: tup
         # a level where the texture factor's resampling rounds the other way
         assert diff.max() <= 1 and (diff > 0).mean() < 0.01
     assert (got_luma != grey).mean() > 0.5  # the mark is there, and reads back as this run's
-    assert detect([got_rgb]).run_id == 321
+    assert min(size) < 128 or detect([got_rgb]).run_id == 321  # (a picture under a tile's size cannot)
 
 
 @pytest.mark.parametrize("clip", ["video/liveportrait_d3_93f.mp4", "video/fr_hamilton_180f.mp4"])

@@ -654,6 +654,10 @@ def _mark_texture(planes: Tensor) -> Tensor:
     ``watermark.texture_factor`` computes it (the half-size copy as OpenCV's area resize: 2:1 blocks rounded
     half up for even sizes, fractional coverage otherwise)."""
     h, w = planes.shape[-2:]
+    if min(h, w) < 14:  # a half-size copy shorter than the blur's reach: OpenCV reflects it again, on the host
+        host = planes.cpu().numpy()
+        return torch.from_numpy(np.stack([watermark.texture_factor(p) for p in host]).astype(np.float32)).to(
+            planes.device)
     grey = planes[:, None].float()
     if h % 2 or w % 2:
         rows, columns = _area_weights(h, grey.device), _area_weights(w, grey.device)
