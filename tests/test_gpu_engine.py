@@ -116,6 +116,21 @@ def test_planar_frames_come_back_as_they_were_decoded(gpu_models_dir: Path, torc
     assert diff.mean() < 1.5 and np.percentile(diff, 99.9) <= 6  # the parity matrix's bound
 
 
+def test_live_frames_are_marked_on_the_device(gpu_models_dir: Path, torch_device: str) -> None:
+    """``render_frames`` with a mark (the live loop's) gives the unmarked frames as ``embed_rgb`` marks them."""
+    from steadyswap.provenance import Watermark
+
+    frames = decode(media_path("video/liveportrait_d3_93f.mp4"), limit=2)
+    mark = Watermark(77)
+    got = {}
+    for marked in (None, mark):
+        with GpuEngine([_source()], gpu_engine_config(gpu_models_dir), GpuOptions(device=torch_device)) as engine:
+            got[marked] = np.stack(engine.render_frames(engine.decide_frames(frames, 25.0), marked))
+    expected = np.stack([mark.embed_rgb(frame) for frame in got[None]])
+    diff = np.abs(got[mark].astype(np.int16) - expected)
+    assert (got[mark] != got[None]).mean() > 0.5 and diff.max() <= 1 and (diff > 0).mean() < 0.01
+
+
 def test_frames_are_marked_once_on_the_device(gpu_models_dir: Path, torch_device: str, tmp_path: Path) -> None:
     """yuv420p frames get the watermark before they leave the device and the encoders add none: the marked
     file's luma is the unmarked file's with the run's mark added once, as the writer would add it."""
