@@ -33,6 +33,7 @@ integer coordinates as in OpenCV, affine matrices (…, 2, 3) in pixels.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 
@@ -682,17 +683,10 @@ def _area_weights(size: int, device: torch.device) -> Tensor:
     return (cover.clamp_(min=0) / scale).float().to(device)
 
 
-_MARK_PATTERNS: dict[tuple, Tensor] = {}
-
-
-def _mark_pattern(mark: watermark.Watermark, height: int, width: int, device: torch.device) -> Tensor:
-    """``watermark.tiled`` on ``device`` as float (the last size asked for per device is kept)."""
-    key = (mark, height, width, str(device))
-    if key not in _MARK_PATTERNS:
-        for old in [k for k in _MARK_PATTERNS if k[3] == key[3]]:
-            del _MARK_PATTERNS[old]
-        _MARK_PATTERNS[key] = torch.from_numpy(watermark.tiled(mark, height, width).astype(np.float32)).to(device)
-    return _MARK_PATTERNS[key]
+@functools.lru_cache(maxsize=4)
+def _mark_pattern(mark: watermark.Watermark, height: int, width: int, device: str) -> Tensor:
+    """``watermark.tiled`` on ``device`` as float."""
+    return torch.from_numpy(watermark.tiled(mark, height, width).astype(np.float32)).to(device)
 
 
 def watermark_luma(planes: Tensor, mark: watermark.Watermark) -> Tensor:
@@ -701,7 +695,7 @@ def watermark_luma(planes: Tensor, mark: watermark.Watermark) -> Tensor:
     leave the device, so the encoders and the live output do not pay for it."""
     h, w = planes.shape[-2:]
     unit = 1 / (watermark.TEXTURE_UNIT * watermark.PATTERN_UNIT)
-    delta = (_mark_texture(planes) * _mark_pattern(mark, h, w, planes.device)).mul_(unit).round_()
+    delta = (_mark_texture(planes) * _mark_pattern(mark, h, w, str(planes.device))).mul_(unit).round_()
     return (planes.float() + delta).clamp_(0, 255).to(torch.uint8)
 
 

@@ -282,6 +282,7 @@ class StepLoop:
         writer = streams[0].writer
         assert writer is not None
         yuv = writer.takes_yuv420p
+        assert mark is None or yuv, "the device marks yuv420p frames only; others are the writer's to mark"
         rgb_shape = (info.height, info.width, 3)
         release = memory.CacheRelease(options.release_every, self.device)
         hands = config.hand_occluder == "on"
@@ -309,10 +310,8 @@ class StepLoop:
                     with clock.measure("render"):
                         frames = self.finish_render(rendering, clock, release)
                         out = torch_ops.rgb_to_yuv420p(frames, info.colorspace, info.color_range) if yuv else frames
-                        if mark is not None and yuv:
+                        if mark is not None:
                             out[:, :info.height] = torch_ops.watermark_luma(out[:, :info.height], mark)
-                        elif mark is not None:
-                            out = torch_ops.watermark_rgb(out, mark)
                     with clock.measure("wait for downloads"):
                         downloader.submit([final[0] for final in rendering.finals], out)
 
