@@ -10,11 +10,15 @@
 #       models: tests/test_distributed_gpu_engine.py, then bench_distributed.py overhead (bench_distributed_gpu.json)
 #   bash scripts/bench_gpu.sh --live [bench_live.py options]
 #       steadyswap live on the GPU engine with the stand-in hyperswap and YuNet, the clip played at 60 frames/s
-#       for 10 s: the overlapped loop at 640x480 and 1280x720 (live.json); at 1280x720 with the swapper compiled
-#       as CUDA graphs (live --compile), one and two frames a step (live_compiled_batch1/2.json); then a
-#       per-phase profile of 40 compiled steps under CUDA_LAUNCH_BLOCKING=1 (live_profile.json). About 6 minutes
-#       (each run builds the engine, about 35 s; the first compiled one compiles, about 40 s); the CUDA tests of
-#       tests/test_live.py run with the others (without --live)
+#       for 10 s, most important first: at 1280x720 with the swapper and detector compiled as CUDA graphs (live
+#       --compile), one and two frames a step (live_compiled_batch1/2.json); the CUDA tests of the compiled live
+#       loop (pytest_live.log); the overlapped eager loop at 640x480 and 1280x720 (live.json); with LIVE_BASE_DIRS
+#       (space-separated folders under .bench/, whose shared/ their bench_live.py reads, each an earlier commit's
+#       steadyswap/ and scripts/bench_live.py and bench_gpu.py: git archive REV steadyswap scripts/bench_live.py
+#       scripts/bench_gpu.py | tar -x -C .bench/vREV), each
+#       one's eager loop at 1280x720 next (live_base_N.json), to tell the code from the machine; then a per-phase
+#       profile of 40 compiled steps under CUDA_LAUNCH_BLOCKING=1 (live_profile.json). About 6 minutes, a minute
+#       more per base (each run builds the engine, about 35 s; the first compiled one compiles, about 40 s)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out="${OUT:-$PWD/out}"
@@ -39,19 +43,28 @@ fi
 if [ "${1:-}" = "--live" ]; then
     shift
     python3 scripts/bench_gpu.py --out "$out/prepare" --sections env,prepare --frames 60 2>&1 | quiet | tail -n 3
-    live=(python3 scripts/bench_live.py --providers cuda --swapper hyperswap_1a_256 --detector yunet
-          --models-dir /tmp/steadyswap-bench/models --output none --input-fps 60 --seconds 10
-          --hand-occluder off)  # no MediaPipe on the GPU machine
-    "${live[@]}" --size 640x480 --size 1280x720 --json "$out/live.json" "$@" 2>&1 | quiet \
-        | grep -v -e "^W0000" -e "^I0000" | tee "$out/live.log"
-    for batch in 1 2; do  # live --compile: the swapper replayed as CUDA graphs
-        "${live[@]}" --size 1280x720 --gpu-compile reduce-overhead --batch-frames $batch \
-            --json "$out/live_compiled_batch$batch.json" "$@" 2>&1 | quiet | grep -v -e "^W0000" -e "^I0000" \
-            | tee "$out/live_compiled_batch$batch.log"
+    live() {  # $1: the folder holding steadyswap/ and scripts/, then bench_live.py options
+        local root=$1; shift
+        PYTHONPATH="/tmp/site:$root" python3 "$root/scripts/bench_live.py" --providers cuda \
+            --swapper hyperswap_1a_256 --detector yunet --models-dir /tmp/steadyswap-bench/models --output none \
+            --input-fps 60 --seconds 10 --hand-occluder off "$@" 2>&1 | quiet | grep -v -e "^W0000" -e "^I0000"
+    }  # --hand-occluder off: no MediaPipe on the GPU machine
+    for batch in 1 2; do  # live --compile: the swapper and detector replayed as CUDA graphs
+        live "$PWD" --size 1280x720 --gpu-compile reduce-overhead --batch-frames $batch \
+            --json "$out/live_compiled_batch$batch.json" "$@" | tee "$out/live_compiled_batch$batch.log"
     done
-    CUDA_LAUNCH_BLOCKING=1 "${live[@]}" --size 1280x720 --seconds 3 --loops serial --profile 40 \
-        --gpu-compile reduce-overhead --json "$out/live_profile.json" "$@" 2>&1 | quiet \
-        | grep -v -e "^W0000" -e "^I0000" | tee "$out/live_profile.log"
+    timeout 200 python3 -m pytest -q -m gpu -p no:cacheprovider -rs \
+        tests/test_live.py::test_compiled_swapper_gives_the_eager_frames_and_a_second_stream_works \
+        > "$out/pytest_live.log" 2>&1
+    echo "compiled live test: exit $?"; tail -n 3 "$out/pytest_live.log"
+    live "$PWD" --size 640x480 --size 1280x720 --json "$out/live.json" "$@" | tee "$out/live.log"
+    n=0
+    for base in ${LIVE_BASE_DIRS:-}; do
+        n=$((n + 1)); echo "== base $n: $base"
+        live "$base" --size 1280x720 --json "$out/live_base_$n.json" "$@" | tee "$out/live_base_$n.log"
+    done
+    CUDA_LAUNCH_BLOCKING=1 live "$PWD" --size 1280x720 --seconds 3 --loops serial --profile 40 \
+        --gpu-compile reduce-overhead --json "$out/live_profile.json" "$@" | tee "$out/live_profile.log"
     exit
 fi
 timeout "${TEST_SECONDS:-420}" python3 -m pytest -q -m gpu -p no:cacheprovider -rs tests/test_gpu_ops.py \
