@@ -186,8 +186,8 @@ class GpuDetector(FaceAnalyzer):
         """The graph's outputs for (B, 3, h, w) inputs. A compiled graph runs every call at its first call's
         batch (padded, in chunks), as one compilation (or one CUDA graph) serves one shape."""
         name = self.model.input_names[0]
-        if eager or not self.model.compiled:
-            return self.model({name: feeds}, eager=eager)
+        if eager or not self.model.compiled or not len(feeds):  # an empty step: no shape of its own to compile
+            return self.model({name: feeds}, eager=True)
         self.compiled_batch = self.compiled_batch or len(feeds)
         limit = self.compiled_batch
         chunks = []
