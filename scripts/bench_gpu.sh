@@ -15,10 +15,10 @@
 #       loop (pytest_live.log); the overlapped eager loop at 640x480 and 1280x720 (live.json); with LIVE_BASE_DIRS
 #       (space-separated folders under .bench/, whose shared/ their bench_live.py reads, each an earlier commit's
 #       steadyswap/ and scripts/bench_live.py and bench_gpu.py: git archive REV steadyswap scripts/bench_live.py
-#       scripts/bench_gpu.py | tar -x -C .bench/vREV), each
-#       one's eager loop at 1280x720 next (live_base_N.json), to tell the code from the machine; then a per-phase
-#       profile of 40 compiled steps under CUDA_LAUNCH_BLOCKING=1 (live_profile.json). About 6 minutes, a minute
-#       more per base (each run builds the engine, about 35 s; the first compiled one compiles, about 40 s)
+#       scripts/bench_gpu.py | tar -x -C .bench/vREV), each one's eager loop at 1280x720 next (live_base_N.json),
+#       to tell the code from the machine; then a per-phase profile of 40 compiled steps under
+#       CUDA_LAUNCH_BLOCKING=1 (live_profile.json). About 6 minutes, a minute more per base (each run builds the
+#       engine, about 35 s; the first compiled one compiles, about 40 s)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out="${OUT:-$PWD/out}"

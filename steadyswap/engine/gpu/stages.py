@@ -189,13 +189,7 @@ class GpuDetector(FaceAnalyzer):
         if eager or not self.model.compiled or not len(feeds):  # an empty step: no shape of its own to compile
             return self.model({name: feeds}, eager=True)
         self.compiled_batch = self.compiled_batch or len(feeds)
-        limit = self.compiled_batch
-        chunks = []
-        for start in range(0, len(feeds), limit):
-            chunk = feeds[start:start + limit]
-            outputs = self.model({name: _pad(chunk, limit)})
-            chunks.append([o[: len(o) * len(chunk) // limit] for o in outputs])  # batch-first or stacked rows
-        return [torch.cat(parts) for parts in zip(*chunks)]
+        return in_calls(self.model, {name: feeds}, self.compiled_batch, fixed=True)
 
     def analyze(self, images: list[np.ndarray], video: bool = False) -> list[Faces]:
         return [self.detect(upload([image], self.model.device), eager=True)[0] for image in images]
@@ -594,14 +588,7 @@ class GpuSwapper(DeviceSwapper):
         if fixed and self.compiled_batch is None:
             self.compiled_batch = bucket(len(tiles), self.batch_size)
         limit = PROBE_ROWS if probe else self.compiled_batch if fixed and self.compiled_batch else self.batch_size
-        images = []
-        for start in range(0, len(tiles), limit):
-            chunk = tiles[start:start + limit]
-            size = len(chunk)
-            padded = limit if fixed else bucket(size, limit)  # few distinct shapes: cuDNN tunes each once
-            feeds = {"target": _pad(chunk, padded), "source": _pad(tile_sources[start:start + size], padded)}
-            images.append(self.model(feeds, eager=probe)[0][:size])
-        out = torch.cat(images)
+        out = in_calls(self.model, {"target": tiles, "source": tile_sources}, limit, fixed, eager=probe)[0]
         if self.spec.denormalise:
             out = out * self.std + self.mean
         out = (out.clamp(0, 1) * 255).round_()
@@ -621,6 +608,22 @@ def bucket(count: int, limit: int) -> int:
     (8, 48, 64)
     """
     return max(count, min(limit, 1 << (count - 1).bit_length()))
+
+
+def in_calls(model: TorchOnnx, feeds: dict[str, torch.Tensor], limit: int, fixed: bool,
+             eager: bool = False) -> list[torch.Tensor]:
+    """``model``'s outputs for the rows of ``feeds`` (every input one row per item), in calls of at most
+    ``limit`` rows. Each call is padded to ``limit`` where ``fixed`` (a compiled graph: one shape), else to
+    ``bucket``'s few sizes (cuDNN tunes each once); its outputs are cut back to the real rows, batch-first or
+    stacked image after image (retinaface, scrfd)."""
+    count = len(next(iter(feeds.values())))
+    calls = []
+    for start in range(0, count, limit):
+        size = min(limit, count - start)
+        padded = limit if fixed else bucket(size, limit)
+        outputs = model({name: _pad(rows[start:start + size], padded) for name, rows in feeds.items()}, eager=eager)
+        calls.append([o[: len(o) * size // padded] for o in outputs])
+    return [parts[0] if len(parts) == 1 else torch.cat(parts) for parts in zip(*calls)]
 
 
 def _pad(rows: torch.Tensor, size: int) -> torch.Tensor:
