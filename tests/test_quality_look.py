@@ -61,6 +61,7 @@ def test_a_plain_reencode_scores_the_ideal(clip: list[np.ndarray], tmp_path: Pat
     assert 0.95 < summary["seam_ratio"]["min"] and summary["seam_ratio"]["max"] < 1.05
     assert summary["still_motion_tgt"]["count"] == 8  # the held frames, and only those
     assert abs(summary["still_motion_added"]) < 0.05
+    assert 0.97 < summary["sharpness_face"]["mean"] < 1.03, summary["sharpness_face"]
 
 
 def test_an_unblended_patch_is_flagged(clip: list[np.ndarray]) -> None:

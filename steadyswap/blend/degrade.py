@@ -10,9 +10,10 @@ tracked landmarks). The amounts are smoothed per track, so the correction itself
 form is here; its torch twins are ``blend.torch_ops.luma``, ``degrade_power``, ``degrade_noise`` and
 ``degrade_apply``, and both paths decide in ``BlurMatcher.plan``.
 
-Sharpness is the mean squared Laplacian of the luma times the mask, read from one power spectrum per image,
-so the sharpness after each blur tried costs a weighted sum (with the kernel's response), not a filter; the
-amounts are tried in rising order until one is no sharper than the target. Noise is the median absolute
+Sharpness is the mean squared Laplacian of the luma times the mask, seen through a Gaussian of
+``SHARPNESS_SIGMA`` (the band where blur shows and compression noise does not), read from one power spectrum
+per image, so the sharpness after each blur tried costs a weighted sum (with the kernel's response), not a
+filter; the amounts are tried in rising order until one is no sharper than the target. Noise is the median absolute
 response to Immerkær's second-difference kernel inside the mask.
 """
 
@@ -54,6 +55,13 @@ def luma(image: np.ndarray) -> np.ndarray:
     """(h, w) float32 luma of an (h, w, 3) RGB image (uint8 or float 0..255)."""
     return image.astype(np.float32) @ LUMA
 
+
+SHARPNESS_SIGMA = 1.0
+"""Sharpness is the Laplacian of the image blurred by this Gaussian (pixels), here and in the quality monitor.
+The plain 3×3 Laplacian is dominated by the finest frequencies, where a compressed target carries its codec's
+noise: matched there, a swapped face kept too much of the detail a person sees as sharpness (a re-encode of a
+soft clip read 1.24 out/target, the swap 1.69); through this Gaussian a re-encode reads 1.00-1.02 and a blur of
+0.7 pixels 0.60-0.84 on the shared clips (docs/quality.md)."""
 
 POOL = 2
 """Spectra are summed over POOL×POOL blocks of frequencies before weighting: the weights vary slowly."""
@@ -112,11 +120,13 @@ def pool(values: np.ndarray) -> np.ndarray:
 @lru_cache(maxsize=32)
 def _grid(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The block-mean row and column frequencies (cycles per pixel) of a pooled ``power`` spectrum of ``shape``,
-    (h',) and (w',), and its block-mean squared Laplacian response (the columns rfft2 leaves out counted twice)."""
+    (h',) and (w',), and its block-mean squared response to the Laplacian after the ``SHARPNESS_SIGMA``
+    Gaussian (the columns rfft2 leaves out counted twice)."""
     h, w = shape
     fy = np.fft.fftfreq(h)[:, None] * np.ones((1, w // 2 + 1))
     fx = np.fft.rfftfreq(w)[None, :] * np.ones((h, 1))
     laplacian = (2 * np.cos(2 * np.pi * fx) + 2 * np.cos(2 * np.pi * fy) - 4) ** 2
+    laplacian *= np.exp(-4 * np.pi ** 2 * SHARPNESS_SIGMA ** 2 * (fx ** 2 + fy ** 2))
     halves = np.where((fx > 0) & (fx < 0.5), 2.0, 1.0)
     count = pool(np.ones((h, w // 2 + 1)))
     return (pool(fy) / count)[:, 0], (pool(fx) / count)[0], pool(laplacian * halves) / count
@@ -140,9 +150,9 @@ def transfer(blur: Blur, shape: tuple[int, int]) -> np.ndarray:
 
 
 def blurred_sharpness(spectrum: np.ndarray, shape: tuple[int, int], amount: float, motion: np.ndarray) -> float:
-    """The mean squared 3×3 Laplacian of an image of ``shape`` whose pooled ``power`` is ``spectrum``, after
-    ``blur_for(amount, motion)`` (the sampled kernels' own response, which blurs less than a continuous
-    Gaussian of the same sigma); ``amount`` 0: the image's own sharpness."""
+    """The mean squared 3×3 Laplacian (after the ``SHARPNESS_SIGMA`` Gaussian) of an image of ``shape`` whose
+    pooled ``power`` is ``spectrum``, after ``blur_for(amount, motion)`` (the sampled kernels' own response,
+    which blurs less than a continuous Gaussian of the same sigma); ``amount`` 0: the image's own sharpness."""
     padded = padded_shape(shape)
     weights = _grid(padded)[2]
     if amount > 0:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
+from steadyswap.blend.degrade import SHARPNESS_SIGMA
 from steadyswap.errors import ShapeError, UsageError
 from steadyswap.types import Faces, check_shape
 
@@ -97,17 +98,20 @@ def td_fidelity(
 
 
 def laplacian_variance(image: np.ndarray, box: Box | None = None) -> float:
-    """Variance of the 3×3 Laplacian of the grey image inside ``box`` (higher = sharper); NaN if empty."""
+    """Variance of the 3×3 Laplacian of the grey image inside ``box``, blurred first by the Gaussian of
+    ``degrade.SHARPNESS_SIGMA`` (the band the degrade stage matches: blur lowers it, a codec's fine noise barely
+    raises it); higher = sharper; NaN if empty."""
     region = _crop(image, box)
     if region.size == 0:
         return math.nan
     grey = cv2.cvtColor(region, cv2.COLOR_RGB2GRAY) if region.ndim == 3 else region
-    _, std = cv2.meanStdDev(cv2.Laplacian(grey, cv2.CV_64F))
+    smooth = cv2.GaussianBlur(grey.astype(np.float64), (0, 0), SHARPNESS_SIGMA, borderType=cv2.BORDER_REFLECT_101)
+    _, std = cv2.meanStdDev(cv2.Laplacian(smooth, cv2.CV_64F))
     return float(std[0, 0]) ** 2
 
 
 def sharpness_ratio(output: np.ndarray, target: np.ndarray, box: Box | None = None) -> float:
-    """Laplacian variance of the output over the target's in ``box``: < 1 means the output is blurrier."""
+    """``laplacian_variance`` of the output over the target's in ``box``: < 1 means the output is blurrier."""
     reference = laplacian_variance(target, box)
     return laplacian_variance(output, box) / reference if reference > 0 else math.nan
 
