@@ -17,7 +17,8 @@
 #       steadyswap/ and scripts/bench_live.py and bench_gpu.py: git archive REV steadyswap scripts/bench_live.py
 #       scripts/bench_gpu.py | tar -x -C .bench/vREV), each one's eager loop at 1280x720 next (live_base_N.json),
 #       to tell the code from the machine; then a per-phase profile of 40 compiled steps under
-#       CUDA_LAUNCH_BLOCKING=1 (live_profile.json). About 6 minutes, a minute more per base (each run builds the
+#       CUDA_LAUNCH_BLOCKING=1 (live_profile.json). LIVE_BATCHES="1" runs one compiled batch size; LIVE_QUICK=1
+#       stops after the CUDA tests. About 6 minutes, a minute more per base (each run builds the
 #       engine, about 35 s; the first compiled one compiles, about 40 s)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -49,7 +50,7 @@ if [ "${1:-}" = "--live" ]; then
             --swapper hyperswap_1a_256 --detector yunet --models-dir /tmp/steadyswap-bench/models --output none \
             --input-fps 60 --seconds 10 --hand-occluder off "$@" 2>&1 | quiet | grep -v -e "^W0000" -e "^I0000"
     }  # --hand-occluder off: no MediaPipe on the GPU machine
-    for batch in 1 2; do  # live --compile: the swapper and detector replayed as CUDA graphs
+    for batch in ${LIVE_BATCHES:-1 2}; do  # live --compile: the swapper and detector replayed as CUDA graphs
         live "$PWD" --size 1280x720 --gpu-compile reduce-overhead --batch-frames $batch \
             --json "$out/live_compiled_batch$batch.json" "$@" | tee "$out/live_compiled_batch$batch.log"
     done
@@ -57,6 +58,7 @@ if [ "${1:-}" = "--live" ]; then
         tests/test_live.py::test_compiled_swapper_gives_the_eager_frames_and_a_second_stream_works \
         > "$out/pytest_live.log" 2>&1
     echo "compiled live test: exit $?"; tail -n 3 "$out/pytest_live.log"
+    [ -n "${LIVE_QUICK:-}" ] && exit
     live "$PWD" --size 640x480 --size 1280x720 --json "$out/live.json" "$@" | tee "$out/live.log"
     n=0
     for base in ${LIVE_BASE_DIRS:-}; do
