@@ -10,7 +10,7 @@
 #       models: tests/test_distributed_gpu_engine.py, then bench_distributed.py overhead (bench_distributed_gpu.json)
 #   bash scripts/bench_gpu.sh --live [bench_live.py options]
 #       steadyswap live on the GPU engine with the stand-in hyperswap and YuNet, the clip played at 60 frames/s
-#       for 10 s, most important first: at 1280x720 with the swapper and detector compiled as CUDA graphs (live
+#       for 10 s, most important first: at 1280x720 with the swapper compiled as a CUDA graph (live
 #       --compile), one and two frames a step (live_compiled_batch1/2.json); the CUDA tests of the compiled live
 #       loop (pytest_live.log); the overlapped eager loop at 640x480 and 1280x720 (live.json); with LIVE_BASE_DIRS
 #       (space-separated folders under .bench/, whose shared/ their bench_live.py reads, each an earlier commit's
@@ -50,7 +50,7 @@ if [ "${1:-}" = "--live" ]; then
             --swapper hyperswap_1a_256 --detector yunet --models-dir /tmp/steadyswap-bench/models --output none \
             --input-fps 60 --seconds 10 --hand-occluder off "$@" 2>&1 | quiet | grep -v -e "^W0000" -e "^I0000"
     }  # --hand-occluder off: no MediaPipe on the GPU machine
-    for batch in ${LIVE_BATCHES:-1 2}; do  # live --compile: the swapper and detector replayed as CUDA graphs
+    for batch in ${LIVE_BATCHES:-1 2}; do  # live --compile: the swapper replayed as a CUDA graph
         live "$PWD" --size 1280x720 --gpu-compile reduce-overhead --batch-frames $batch \
             --json "$out/live_compiled_batch$batch.json" "$@" | tee "$out/live_compiled_batch$batch.log"
     done

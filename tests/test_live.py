@@ -620,8 +620,8 @@ def test_each_stage_runs_on_one_thread_whichever_thread_asks(monkeypatch: pytest
 @pytest.mark.gpu
 def test_compiled_swapper_gives_the_eager_frames_and_a_second_stream_works(gpu_models_dir: Path,
                                                                          caplog: pytest.LogCaptureFixture) -> None:
-    """``live --compile`` (the swapper and detector compiled, replayed as CUDA graphs): the frames of a compiled
-    stream are the eager stream's (to the rounding of fused kernels), no model fell back to eager, and a second
+    """``live --compile`` (the swapper compiled, replayed as a CUDA graph): the frames of a compiled stream are
+    the eager stream's (to the rounding of fused kernels), the swapper did not fall back to eager, and a second
     compiled stream in the same process (the web UI's second session) swaps as well."""
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():

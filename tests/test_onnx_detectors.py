@@ -233,39 +233,6 @@ def test_gpu_detector_finds_what_the_cpu_detector_finds(torch_device, yunet_sess
     np.testing.assert_allclose(found[0].kps, expected.kps, atol=1.5)
 
 
-def test_a_compiled_detector_runs_one_batch_shape_and_finds_the_eager_faces(torch_device, monkeypatch):
-    """``compile``: the detector graph always runs at its first call's batch (later steps padded or cut into
-    chunks of it), so it compiles once; each frame gets the faces the eager graph finds, and still images
-    (``analyze``: source photos) skip the compiled graph."""
-    torch = pytest.importorskip("torch")
-    from steadyswap.engine.gpu import onnx_module
-    from steadyswap.engine.gpu.onnx_module import TorchOnnx
-    from steadyswap.engine.gpu.stages import GpuDetector
-
-    shapes = []
-
-    def compile(module, **options):
-        def run(*args):
-            shapes.append(tuple(args[0].shape))
-            return module(*args)
-        return run
-
-    monkeypatch.setattr(onnx_module.torch, "compile", compile)
-    two = rgb("image/fr_two_people_640.jpg")
-    dog = cv2.resize(rgb("image/liveportrait_s33_dog_negative.jpg"), two.shape[1::-1])
-    eager = GpuDetector(get_model("yunet"), TorchOnnx(YUNET, torch_device))
-    compiled = GpuDetector(get_model("yunet"), TorchOnnx(YUNET, torch_device, compile=True))
-    for images in ([two, dog], [dog, two, two], [two]):
-        frames = torch.from_numpy(np.stack(images)).to(torch_device)
-        found, expected = compiled.detect(frames), eager.detect(frames)
-        assert [len(faces) for faces in found] == [2 if image is two else 0 for image in images]
-        for faces, want in zip(found, expected):
-            np.testing.assert_allclose(faces.boxes, want.boxes, atol=1e-3)
-            np.testing.assert_allclose(faces.kps, want.kps, atol=1e-3)
-    assert set(shapes) == {(2, 3, 640, 640)} and len(shapes) == 4  # 2; 2 + 1 padded; 1 padded
-    assert len(compiled.analyze([two])[0]) == 2 and len(shapes) == 4
-
-
 def test_fit_shrinks_but_never_enlarges():
     shrunk, ratio = fit(np.full((100, 50, 3), 7, np.uint8), 640, 640)
     assert shrunk.shape == (100, 50, 3)

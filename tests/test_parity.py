@@ -103,11 +103,11 @@ def work_done_once():
         return converted[key]
 
     def replay(method, pixels):
-        def detect(detector, images, **options):  # options (GpuDetector's eager) do not change the answer
+        def detect(detector, images):
             key = (type(detector).__name__, detector.spec.name, detector.score_threshold, detector.landmark_count,
                    detector.landmarker is None, detector.landmarker_score, hash(pixels(images)))
             if key not in answers:
-                answers[key] = method(detector, images, **options)
+                answers[key] = method(detector, images)
             return copy.deepcopy(answers[key])
         return detect
 

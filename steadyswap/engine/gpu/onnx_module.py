@@ -63,12 +63,6 @@ def _torchvision_optional() -> Iterator[None]:
             sys.modules.pop(name, None)
 
 
-RECOMPILE_LIMIT = 64
-"""Compilations ``torch.compile`` keeps per code object once a model is compiled (torch's default: 8). onnx2torch's
-Reshape breaks the graph (it branches on its shape tensor's values), so every Reshape of every model compiles
-its ``forward`` anew for its own shapes: with the detector compiled too, YuNet's and the swapper's reshapes passed
-8, and the swapper fell back to eager ("torch.compile failed here", the GPU machine, 2026-12-07)."""
-
 _ADVICE = "run it with --execution-providers cpu (onnxruntime)"
 
 
@@ -198,9 +192,6 @@ class TorchOnnx:
         self.compiled = bool(compile)
         self.graphed = compile == "reduce-overhead"
         mode = compile if isinstance(compile, str) else None
-        if compile:
-            dynamo = torch._dynamo.config  # type: ignore[attr-defined]
-            dynamo.recompile_limit = max(dynamo.recompile_limit, RECOMPILE_LIMIT)
         self.run = torch.compile(self.module, dynamic=False, mode=mode) if compile else self.module
         self._compiled_ran = False
 

@@ -44,10 +44,10 @@ class GpuOptions:
         warmup_frames: frames each later segment runs before its first written frame.
         release_every: ``torch.cuda.empty_cache`` every N frames (0: never; docs/benchmarks.md).
         strategy: ``--video-memory-strategy``, the share of free memory batches may plan on.
-        compile: ``torch.compile`` the swapper and detector graphs (fuses their elementwise work; compiling
-            takes a while; each runs at one batch shape): True in torch's default mode, or a mode's name
-            ("reduce-overhead" also replays them as CUDA graphs, for the one-frame calls of live steps, which
-            kernel launches bound).
+        compile: ``torch.compile`` the swapper graph (fuses its elementwise work; compiling takes a while; it
+            runs at one batch shape): True in torch's default mode, or a mode's name ("reduce-overhead" also
+            replays it as a CUDA graph, for the one-frame calls of live steps, which kernel launches bound). The
+            detector stays uncompiled (docs/live.md).
         workers: engine processes sharing the device, each running its share of the segments with its own
             step loop and GIL (``workers``); each builds its models at its first run, then serves later runs.
             1: the segments run in this process. None: ``engine.decision`` decides (one per segment on CUDA for

@@ -140,8 +140,6 @@ class GpuDetector(FaceAnalyzer):
         self.landmark_count = 68 if estimator else 5
         fixed = model.input_shapes[0][2:]
         self.height, self.width = input_size(spec, (fixed[0], fixed[1]) if all(fixed) else None, size)
-        self.compiled_batch: int | None = None
-        """With a compiled graph: the one batch every call runs at (the first call's), so it compiles once."""
 
     def letterbox(self, frames: torch.Tensor) -> tuple[torch.Tensor, np.ndarray]:
         """Frames (B, H, W, 3) uint8 shrunk to fit the detector (bilinear, as cv2.resize) and placed top-left.
@@ -160,11 +158,11 @@ class GpuDetector(FaceAnalyzer):
         canvas[:, :, : planar.shape[2], : planar.shape[3]] = planar
         return canvas, np.array([w / planar.shape[3], h / planar.shape[2]], np.float32)
 
-    def detect(self, frames: torch.Tensor, eager: bool = False) -> list[Faces]:
-        """Faces in each of (B, H, W, 3) uint8 frames, best score first, ``landmarks`` = the five points;
-        ``eager``: past a compiled graph (still images, whose batch the stream's frames need not share)."""
+    def detect(self, frames: torch.Tensor) -> list[Faces]:
+        """Faces in each of (B, H, W, 3) uint8 frames, best score first, ``landmarks`` = the five points."""
         canvas, ratio = self.letterbox(frames)
-        images = split_images(_to_host(self._run(normalise(canvas, self.spec), eager)), len(frames))
+        images = split_images(_to_host(self.model({self.model.input_names[0]: normalise(canvas, self.spec)})),
+                              len(frames))
         found = [detections(self.spec, image, (self.height, self.width), ratio, self.score_threshold,
                             self.iou_threshold) for image in images]
         if self.estimator is None:
@@ -182,17 +180,8 @@ class GpuDetector(FaceAnalyzer):
         return [with_landmarks(faces, p, s, self.landmarker_score)
                 for faces, p, s in zip(found, np.split(points, cuts), np.split(scores, cuts))]
 
-    def _run(self, feeds: torch.Tensor, eager: bool) -> list[torch.Tensor]:
-        """The graph's outputs for (B, 3, h, w) inputs. A compiled graph runs every call at its first call's
-        batch (padded, in chunks), as one compilation (or one CUDA graph) serves one shape."""
-        name = self.model.input_names[0]
-        if eager or not self.model.compiled or not len(feeds):  # an empty step: no shape of its own to compile
-            return self.model({name: feeds}, eager=True)
-        self.compiled_batch = self.compiled_batch or len(feeds)
-        return in_calls(self.model, {name: feeds}, self.compiled_batch, fixed=True)
-
     def analyze(self, images: list[np.ndarray], video: bool = False) -> list[Faces]:
-        return [self.detect(upload([image], self.model.device), eager=True)[0] for image in images]
+        return [self.detect(upload([image], self.model.device))[0] for image in images]
 
 
 def _to_host(outputs: list[torch.Tensor]) -> list[np.ndarray]:
@@ -203,11 +192,10 @@ def _to_host(outputs: list[torch.Tensor]) -> list[np.ndarray]:
     return [part.reshape(o.shape) for part, o in zip(np.split(flat, cuts), outputs)]
 
 
-def build_detector(config: RunConfig, store: ModelStore, device: torch.device,
-                   compile: bool | str = False) -> GpuDetector | None:
+def build_detector(config: RunConfig, store: ModelStore, device: torch.device) -> GpuDetector | None:
     """The run's ONNX detector (with 2dfan4 when asked) on ``device``, as ``assembly.build_analyzer``
-    builds it for the CPU; None for the embedded MediaPipe mesh. ``compile``: its graph through
-    ``torch.compile`` (``GpuOptions.compile``)."""
+    builds it for the CPU; None for the embedded MediaPipe mesh. Never compiled: compiled beside the swapper
+    in reduce-overhead mode, it made the swapper's own compilation fail (docs/benchmarks.md, session 13)."""
     if config.face_detector_model == EMBEDDED["detector"]:
         return None
     spec = get_model(config.face_detector_model, "detector")
@@ -215,8 +203,7 @@ def build_detector(config: RunConfig, store: ModelStore, device: torch.device,
     fan, fan_68_5 = landmarker_specs(config)
     landmarker = GpuLandmarker(fan, TorchOnnx(store.require(fan), device)) if fan else None
     estimator = GpuFan68From5(fan_68_5, TorchOnnx(store.require(fan_68_5), device)) if fan_68_5 else None
-    return GpuDetector(spec, TorchOnnx(store.require(spec), device, compile=compile),
-                       score_threshold=config.face_detector_score,
+    return GpuDetector(spec, TorchOnnx(store.require(spec), device), score_threshold=config.face_detector_score,
                        landmarker=landmarker, landmarker_score=config.face_landmarker_score, size=size,
                        estimator=estimator)
 
@@ -614,15 +601,14 @@ def in_calls(model: TorchOnnx, feeds: dict[str, torch.Tensor], limit: int, fixed
              eager: bool = False) -> list[torch.Tensor]:
     """``model``'s outputs for the rows of ``feeds`` (every input one row per item), in calls of at most
     ``limit`` rows. Each call is padded to ``limit`` where ``fixed`` (a compiled graph: one shape), else to
-    ``bucket``'s few sizes (cuDNN tunes each once); its outputs are cut back to the real rows, batch-first or
-    stacked image after image (retinaface, scrfd)."""
+    ``bucket``'s few sizes (cuDNN tunes each once); its (batch-first) outputs are cut back to the real rows."""
     count = len(next(iter(feeds.values())))
     calls = []
     for start in range(0, count, limit):
         size = min(limit, count - start)
         padded = limit if fixed else bucket(size, limit)
         outputs = model({name: _pad(rows[start:start + size], padded) for name, rows in feeds.items()}, eager=eager)
-        calls.append([o[: len(o) * size // padded] for o in outputs])
+        calls.append([o[:size] for o in outputs])
     return [parts[0] if len(parts) == 1 else torch.cat(parts) for parts in zip(*calls)]
 
 
