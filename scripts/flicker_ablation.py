@@ -37,7 +37,7 @@ SETTINGS: dict[str, tuple[RunConfig, dict[str, float]]] = {
     "smoothing off": (RunConfig(face_smoothing="off"), {}),
 } | {
     f"follow {levels}, lookahead {frames}": (RunConfig(smoothing_lookahead=frames), {"follow": float(levels)})
-    for levels in (3, 4, 5) for frames in (5, 8, 10)
+    for levels in (3, 4, 5, 6) for frames in (5, 8, 10)
 }
 """Name → (options, the hold stage's bounds for the measurement: ``StillHold`` fields, e.g. ``follow``)."""
 ABLATION = ["default", "degrade none", "hold none", "colour 0", "smoothing off"]
