@@ -60,7 +60,7 @@ SHARPNESS_SIGMA = 1.0
 """Sharpness is the Laplacian of the image blurred by this Gaussian (pixels), here and in the quality monitor.
 The plain 3×3 Laplacian is dominated by the finest frequencies, where a compressed target carries its codec's
 noise: matched there, a swapped face kept too much of the detail a person sees as sharpness (a re-encode of a
-soft clip read 1.24 out/target, the swap 1.69); through this Gaussian a re-encode reads 1.00-1.02 and a blur of
+soft clip read 1.24 out/target, the swap 1.69); through this Gaussian a re-encode reads 0.99-1.02 and a blur of
 0.7 pixels 0.60-0.84 on the shared clips (docs/quality.md)."""
 
 POOL = 2
