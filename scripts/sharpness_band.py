@@ -24,18 +24,9 @@ from look_table import CLIPS, SHARED, frames_of, reencode, target_faces
 
 from steadyswap import RunConfig
 from steadyswap.api import swap_file
-from steadyswap.quality.metrics import face_region
+from steadyswap.quality.metrics import face_region, laplacian_variance
 
 SIGMAS = {"plain": 0.0, "sigma 0.7": 0.7, "sigma 1": 1.0, "sigma 1.5": 1.5}
-
-
-def energy(image: np.ndarray, box: tuple[int, int, int, int], sigma: float) -> float:
-    """Variance of the 3×3 Laplacian of the grey ``box`` of ``image``, blurred by ``sigma`` first (0: not)."""
-    x0, y0, x1, y1 = box
-    grey = cv2.cvtColor(image[y0:y1, x0:x1], cv2.COLOR_RGB2GRAY).astype(np.float64)
-    if sigma > 0:
-        grey = cv2.GaussianBlur(grey, (0, 0), sigma)
-    return float(cv2.Laplacian(grey, cv2.CV_64F).var())
 
 
 def main() -> None:
@@ -68,7 +59,8 @@ def main() -> None:
                     if box is None:
                         continue
                     for name, sigma in SIGMAS.items():
-                        ratios[name].append(energy(output, box, sigma) / energy(target, box, sigma))
+                        ratios[name].append(laplacian_variance(output, box, sigma)
+                                            / laplacian_variance(target, box, sigma))
                 cells = " | ".join(f"{np.mean(values):.2f}" for values in ratios.values())
                 print(f"| {path.stem} | {label} | {cells} |", flush=True)
 

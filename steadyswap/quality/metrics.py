@@ -97,16 +97,18 @@ def td_fidelity(
     return _psnr_from_mse(_mse(cv2.add(o, tp, dtype=cv2.CV_32S), cv2.add(op, t, dtype=cv2.CV_32S)), peak)
 
 
-def laplacian_variance(image: np.ndarray, box: Box | None = None) -> float:
-    """Variance of the 3×3 Laplacian of the grey image inside ``box``, blurred first by the Gaussian of
-    ``degrade.SHARPNESS_SIGMA`` (the band the degrade stage matches: blur lowers it, a codec's fine noise barely
-    raises it); higher = sharper; NaN if empty."""
+def laplacian_variance(image: np.ndarray, box: Box | None = None, sigma: float = SHARPNESS_SIGMA) -> float:
+    """Variance of the 3×3 Laplacian of the grey image inside ``box``, blurred first by a Gaussian of ``sigma``
+    (default ``degrade.SHARPNESS_SIGMA``, the band the degrade stage matches: blur lowers it, a codec's fine noise
+    barely raises it; 0: the plain Laplacian); higher = sharper; NaN if empty."""
     region = _crop(image, box)
     if region.size == 0:
         return math.nan
     grey = cv2.cvtColor(region, cv2.COLOR_RGB2GRAY) if region.ndim == 3 else region
-    smooth = cv2.GaussianBlur(grey.astype(np.float64), (0, 0), SHARPNESS_SIGMA, borderType=cv2.BORDER_REFLECT_101)
-    _, std = cv2.meanStdDev(cv2.Laplacian(smooth, cv2.CV_64F))
+    grey = grey.astype(np.float64)
+    if sigma > 0:
+        grey = cv2.GaussianBlur(grey, (0, 0), sigma, borderType=cv2.BORDER_REFLECT_101)
+    _, std = cv2.meanStdDev(cv2.Laplacian(grey, cv2.CV_64F))
     return float(std[0, 0]) ** 2
 
 
