@@ -178,6 +178,18 @@ def test_regions_in_crops_match_region_in_crop(torch_device: str) -> None:
     assert np.abs(patches.masks.cpu().numpy() - np.stack(cut)).max() < 0.02
 
 
+def test_constants_reach_the_device_once(torch_device: str) -> None:
+    like = torch.zeros(1, device=torch_device)
+    first = torch_ops.constant([0.25, 0.5], like)
+    assert first.device.type == torch.device(torch_device).type and first.tolist() == [0.25, 0.5]
+    assert torch_ops.constant(np.array([0.25, 0.5]), like) is first  # the same values: no second copy
+    assert torch_ops.constant([0.25, 0.75], like) is not first
+    assert torch_ops.constant([0.25, 0.5], like, torch.float64).dtype == torch.float64
+    for value in range(torch_ops.CONSTANTS_KEPT):
+        torch_ops.constant([float(value)], like)
+    assert torch_ops.constant([0.25, 0.5], like) is not first  # the least recently used were let go
+
+
 def test_lab_round_trip_matches_opencv(torch_device: str) -> None:
     rng = np.random.default_rng(4)
     image = _picture(rng, 40, 56)

@@ -29,12 +29,18 @@ torch twin                  numpy/OpenCV counterpart
 
 Conventions: images are float tensors holding 0..255 values (or uint8 where stated), pixel centres at
 integer coordinates as in OpenCV, affine matrices (…, 2, 3) in pixels.
+
+A live step is bound by the host, not the device (docs/live.md: hundreds of small kernels a frame, each
+queued by Python): so fixed values (kernels, colour matrices) reach the device once (``constant``), and work
+done twice, for the crops and for the targets, runs as one call on both side by side.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 
 import numpy as np
@@ -56,6 +62,32 @@ def to_device(values: np.ndarray | list, like: Tensor, dtype: torch.dtype | None
     """Host values as a tensor on ``like``'s device (``like``'s dtype unless given), without waiting: the copy
     is queued on the current stream, so launching work never stalls the host on the device."""
     return torch.as_tensor(values, dtype=dtype or like.dtype).to(like.device, non_blocking=True)
+
+
+_CONSTANTS: OrderedDict[tuple, Tensor] = OrderedDict()
+_CONSTANTS_LOCK = threading.Lock()
+CONSTANTS_KEPT = 256
+"""Device copies of fixed values kept by ``constant`` (kernels of a few sizes, matrices, levels)."""
+
+
+def constant(values: np.ndarray | list | tuple, like: Tensor, dtype: torch.dtype | None = None) -> Tensor:
+    """Fixed host values (a kernel, a colour matrix, quantile levels) as a tensor on ``like``'s device, copied
+    there once and then reused: a live step calls these functions hundreds of times, and each copy of its own is
+    one more transfer for the host to queue. The result is shared: never modify it in place."""
+    array = np.asarray(values)
+    dtype = dtype or like.dtype
+    key = (array.tobytes(), array.shape, array.dtype.str, dtype, like.device)
+    with _CONSTANTS_LOCK:
+        found = _CONSTANTS.get(key)
+        if found is not None:
+            _CONSTANTS.move_to_end(key)
+            return found
+    found = torch.as_tensor(array, dtype=dtype).to(like.device)
+    with _CONSTANTS_LOCK:
+        _CONSTANTS[key] = found
+        if len(_CONSTANTS) > CONSTANTS_KEPT:
+            _CONSTANTS.popitem(last=False)
+    return found
 
 
 def _theta(dst_to_src: np.ndarray, src_size: Size, dst_size: Size) -> np.ndarray:
@@ -232,7 +264,7 @@ def _chamfer_kernel(like: Tensor) -> Tensor:
             cost = {(0, 1): a, (1, 1): b, (1, 2): c}.get((step[0], step[1]))
             if cost is not None:
                 weights[dy + 2, dx + 2] = cost
-    return to_device(weights.reshape(25, 1), like)
+    return constant(weights.reshape(25, 1), like)
 
 
 def chamfer_distance(region: Tensor, limit: float) -> Tensor:
@@ -293,7 +325,7 @@ def soften(masks: Tensor, sigma: float) -> Tensor:
 def _separable(images: Tensor, taps: np.ndarray, border: str) -> Tensor:
     """(n, c, h, w) filtered by the symmetric 1-D kernel ``taps`` along rows, then columns, every channel
     alike; ``border``: ``F.pad``'s mode ("reflect": OpenCV's BORDER_REFLECT_101, "replicate")."""
-    kernel = torch.from_numpy(taps).to(images.device)
+    kernel = constant(taps, images, torch.float32)
     half, channels = len(taps) // 2, images.shape[1]
     x = F.pad(images, (half, half, 0, 0), mode=border)
     x = F.conv2d(x, kernel.reshape(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
@@ -358,17 +390,17 @@ def seamless(crops: Tensor, targets: Tensor, masks: Tensor, skins: Tensor | None
         band, region = band & skin, region & skin
     band, region = band.float(), region.float()
     share, weight = _pool(region, cell // step), _pool(band, cell // step)
-    spread = to_device(SPREAD, weight)[:, None, None]
-    sums, trusted = [], torch.ones_like(weight)
-    for image in (targets, crops):
-        small = _pool(image.float(), step)
-        sums.append(_pool(small * band, cell // step))
-        colours = rgb_to_lab8((_pool(small * region, cell // step) / share.clamp(min=1e-6)).clamp(0, 255))
-        cells = torch.where(share >= SKIN_SHARE, colours, torch.full_like(colours, math.nan)).flatten(2)
-        median = torch.nanquantile(cells, 0.5, dim=2)[:, :, None, None]
-        lab = rgb_to_lab8((sums[-1] / weight.clamp(min=1e-6)).clamp(0, 255))
-        alike = torch.exp(-0.5 * (((lab - median) / spread) ** 2).sum(dim=1, keepdim=True))
-        trusted = trusted * torch.where(median.isnan().any(dim=1, keepdim=True), torch.ones_like(alike), alike)
+    spread = constant(SPREAD, weight)[:, None, None]
+    # targets and crops side by side (a leading axis of 2), each step one call for both
+    pair = _pool(torch.cat([targets, crops]).float(), step).unflatten(0, (2, -1))
+    sums = _pool((pair * band).flatten(0, 1), cell // step).unflatten(0, (2, -1))
+    colours = _pool((pair * region).flatten(0, 1), cell // step).unflatten(0, (2, -1)) / share.clamp(min=1e-6)
+    lab = rgb_to_lab8(torch.cat([colours, sums / weight.clamp(min=1e-6)]).clamp_(0, 255).flatten(0, 1))
+    colours, edges = lab.unflatten(0, (2, 2, -1))  # each (2, n, 3, h, w): of the targets, of the crops
+    cells = torch.where(share >= SKIN_SHARE, colours, torch.full_like(colours, math.nan)).flatten(3)
+    median = torch.nanquantile(cells, 0.5, dim=3)[..., None, None]
+    alike = torch.exp(-0.5 * (((edges - median) / spread) ** 2).sum(dim=2, keepdim=True))
+    trusted = torch.where(median.isnan().any(dim=2, keepdim=True), torch.ones_like(alike), alike).prod(dim=0)
     levels = [torch.cat([(sums[0] - sums[1]) * trusted, weight * trusted], dim=1)]
     while min(levels[-1].shape[-2:]) > 2:
         levels.append(_pool(levels[-1], 2))
@@ -389,8 +421,7 @@ def seamless(crops: Tensor, targets: Tensor, masks: Tensor, skins: Tensor | None
 
 def luma(images: Tensor) -> Tensor:
     """(n, h, w) luma of (n, 3, h, w) RGB 0..255, as ``degrade.luma``."""
-    weights = to_device(degrade.LUMA, images, torch.float32)
-    return torch.einsum("nchw,c->nhw", images.float(), weights)
+    return _mix(degrade.LUMA[None], None, images.float())[:, 0]
 
 
 def degrade_power(grey: Tensor, weight: Tensor) -> Tensor:
@@ -408,7 +439,7 @@ def degrade_power(grey: Tensor, weight: Tensor) -> Tensor:
 
 def degrade_noise(grey: Tensor, inside: Tensor) -> Tensor:
     """(n,) noise of (n, h, w) greys inside (n, h, w) bool regions, as ``degrade.noise``."""
-    kernel = to_device(degrade.NOISE_KERNEL, grey, torch.float32)[None, None]
+    kernel = constant(degrade.NOISE_KERNEL, grey, torch.float32)[None, None]
     response = F.conv2d(F.pad(grey[:, None], (1, 1, 1, 1), mode="reflect"), kernel)[:, 0, ::2, ::2].abs()
     inside = inside[:, ::2, ::2]
     kept = torch.where(inside, response, torch.full_like(response, math.nan)).flatten(1)
@@ -474,37 +505,50 @@ def _reflect(images: Tensor, across: int, down: int) -> Tensor:
 
 # --- colour --------------------------------------------------------------------------------------------
 
-_RGB_TO_XYZ = ((0.412453, 0.357580, 0.180423), (0.212671, 0.715160, 0.072169), (0.019334, 0.119193, 0.950227))
-_WHITE = (0.950456, 1.0, 1.088754)
+_RGB_TO_XYZ = np.array([[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169],
+                        [0.019334, 0.119193, 0.950227]]) / np.array([[0.950456], [1.0], [1.088754]])
+"""Linear RGB 0..1 → CIE XYZ relative to the D65 white (OpenCV's matrix, each row over the white's value)."""
+_LAB8 = (np.array([[0.0, 116 * 255 / 100, 0.0], [500.0, -500.0, 0.0], [0.0, 200.0, -200.0]]),
+         np.array([-16 * 255 / 100, 128.0, 128.0]))
+"""(f(x), f(y), f(z)) → 8-bit LAB (L·255/100, a + 128, b + 128), as matrix and offset."""
+_EPSILON, _KAPPA = 0.008856, 903.3
+"""CIELAB's linear segment: below this relative luminance, L = kappa · y."""
+
+
+def _mix(matrix: np.ndarray, offset: np.ndarray | None, images: Tensor) -> Tensor:
+    """(…, k, h, w) of (…, 3, h, w): every pixel's three channels mapped by the k×3 ``matrix``, then ``offset``
+    (k,) added, in one batched product."""
+    *lead, _, h, w = images.shape
+    flat = images.reshape(-1, 3, h * w)
+    weights = constant(matrix, flat).expand(len(flat), *matrix.shape)
+    mixed = torch.bmm(weights, flat) if offset is None else torch.baddbmm(constant(offset[:, None], flat), weights, flat)
+    return mixed.reshape(*lead, len(matrix), h, w)
 
 
 def rgb_to_lab8(rgb: Tensor) -> Tensor:
     """(…, 3, h, w) RGB 0..255 → OpenCV's 8-bit LAB (L·255/100, a + 128, b + 128), unrounded float."""
     c = rgb / 255.0
     linear = torch.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
-    xyz = torch.einsum("ij,...jhw->...ihw", to_device(_RGB_TO_XYZ, linear), linear)
-    xyz = xyz / to_device(_WHITE, xyz)[:, None, None]
-    f = torch.where(xyz > 0.008856, xyz.clamp(min=1e-12) ** (1 / 3), 7.787 * xyz + 16 / 116)
-    fx, fy, fz = f.unbind(dim=-3)
+    xyz = _mix(_RGB_TO_XYZ, None, linear)
+    f = torch.where(xyz > _EPSILON, xyz.clamp(min=1e-12) ** (1 / 3), 7.787 * xyz + 16 / 116)
+    lab = _mix(*_LAB8, f)
     y = xyz.select(-3, 1)
-    lightness = torch.where(y > 0.008856, 116 * fy - 16, 903.3 * y)
-    return torch.stack([lightness * 255 / 100, 500 * (fx - fy) + 128, 200 * (fy - fz) + 128], dim=-3)
+    lightness = lab.select(-3, 0)
+    lightness.copy_(torch.where(y > _EPSILON, lightness, y * (_KAPPA * 255 / 100)))
+    return lab
 
 
 def lab8_to_rgb(lab: Tensor) -> Tensor:
     """Inverse of ``rgb_to_lab8``: (…, 3, h, w) 8-bit LAB → RGB 0..255, unrounded float (clipped to range)."""
-    lightness, a, b = lab[..., 0, :, :] * 100 / 255, lab[..., 1, :, :] - 128, lab[..., 2, :, :] - 128
-    fy = (lightness + 16) / 116
-    fx, fz = fy + a / 500, fy - b / 200
-
-    def inverse_f(t: Tensor) -> Tensor:
-        return torch.where(t > 6 / 29, t ** 3, (t - 16 / 116) / 7.787)
-
-    y = torch.where(lightness > 903.3 * 0.008856, fy ** 3, lightness / 903.3)
-    xyz = torch.stack([inverse_f(fx) * _WHITE[0], y, inverse_f(fz) * _WHITE[2]], dim=-3)
-    linear = torch.einsum("ij,...jhw->...ihw", to_device(np.linalg.inv(_RGB_TO_XYZ), xyz), xyz).clamp(0, 1)
+    to_f = np.linalg.inv(_LAB8[0])
+    f = _mix(to_f, -to_f @ _LAB8[1], lab)
+    xyz = torch.where(f > 6 / 29, f ** 3, (f - 16 / 116) / 7.787)
+    lightness = lab.select(-3, 0) * (100 / 255)
+    y = xyz.select(-3, 1)
+    y.copy_(torch.where(lightness > _KAPPA * _EPSILON, f.select(-3, 1) ** 3, lightness / _KAPPA))
+    linear = _mix(np.linalg.inv(_RGB_TO_XYZ), None, xyz).clamp_(0, 1)
     c = torch.where(linear <= 0.0031308, linear * 12.92, 1.055 * linear.clamp(min=1e-12) ** (1 / 2.4) - 0.055)
-    return (c * 255).clamp(0, 255)
+    return (c * 255).clamp_(0, 255)
 
 
 STATS_SIDE = 48
@@ -522,9 +566,9 @@ def lab_stats(images: Tensor, masks: Tensor) -> Tensor:
     lab = rgb_to_lab8(images[:, :, ::step, ::step].float()).round().flatten(2)
     inside = (masks[:, ::step, ::step] > 0.5).flatten(1)[:, None].expand_as(lab)
     values = torch.where(inside, lab, torch.full_like(lab, math.nan))
-    quartiles = torch.nanquantile(values, to_device([0.25, 0.5, 0.75], values), dim=2)
+    quartiles = torch.nanquantile(values, constant([0.25, 0.5, 0.75], values), dim=2)
     stats = torch.stack([quartiles[1], (quartiles[2] - quartiles[0]) / IQR_TO_SIGMA + 1e-3], dim=1)
-    fallback = to_device([[0.0, 0.0, 0.0], [1.0, 1.0, 1.0]], stats)
+    fallback = constant([[0.0, 0.0, 0.0], [1.0, 1.0, 1.0]], stats)
     return torch.where((inside[:, :1].sum(dim=2) < 16)[:, :, None], fallback, stats)
 
 

@@ -125,6 +125,6 @@ class GpuFaceMasker:
         spec, model = self.parser
         size = spec.size or 512
         logits = model({model.input_names[0]: normalise(torch_ops.resize(crops, size).round_(), spec)})[0]
-        classes = torch_ops.to_device(self.options.classes, logits, torch.long)
+        classes = torch_ops.constant(self.options.classes, logits, torch.long)
         chosen = torch.isin(logits.argmax(dim=1), classes).float()
         return torch_ops.soften(torch_ops.resize(chosen[:, None], crops.shape[-1])[:, 0], SOFTEN_SIGMA)

@@ -58,8 +58,8 @@ def normalise(images: torch.Tensor, spec: ModelSpec) -> torch.Tensor:
     if spec.bgr:
         images = images.flip(1)
     scaled = images / 255.0
-    mean = torch_ops.to_device(spec.mean, scaled)[:, None, None]
-    std = torch_ops.to_device(spec.std, scaled)[:, None, None]
+    mean = torch_ops.constant(spec.mean, scaled)[:, None, None]
+    std = torch_ops.constant(spec.std, scaled)[:, None, None]
     return (scaled - mean) / std
 
 
@@ -302,7 +302,7 @@ class GpuPatches:
         weights = (self.masks > 0.5).float()
         if self.skins is not None:
             weights = weights * (self.skins >= 0.5)
-        sources, targets = torch_ops.lab_stats(self.crops, weights), torch_ops.lab_stats(self.targets, weights)
+        sources, targets = torch_ops.lab_stats(torch.cat([self.crops, self.targets]), weights.repeat(2, 1, 1)).chunk(2)
         smoothed = [matchers[frame].smooth(track, sources[i], targets[i])
                     for i, (frame, track) in enumerate(zip(self.frame_index, self.track_ids))]
         toned = torch_ops.transfer_lab(self.crops, torch.stack([a for a, _ in smoothed]),
@@ -314,11 +314,10 @@ class GpuPatches:
         queued on the device and copied towards the host without waiting; None where the stage is off."""
         if not self.frame_index or not matchers[self.frame_index[0]].enabled:
             return None
-        crops, targets, weight = torch_ops.luma(self.crops), torch_ops.luma(self.targets), self.masks.float()
-        inside = weight > 0.5
-        powers = torch.stack([torch_ops.degrade_power(crops, weight), torch_ops.degrade_power(targets, weight)])
-        noise = torch.stack([torch_ops.degrade_noise(crops, inside), torch_ops.degrade_noise(targets, inside)])
-        return DegradeMeasures.start(torch.cat([powers.flatten(), noise.flatten()]), tuple(powers.shape))
+        greys, weight = torch_ops.luma(torch.cat([self.crops, self.targets])), self.masks.float().repeat(2, 1, 1)
+        powers = torch_ops.degrade_power(greys, weight).unflatten(0, (2, -1))  # the crops', then the targets'
+        noise = torch_ops.degrade_noise(greys, weight > 0.5)
+        return DegradeMeasures.start(torch.cat([powers.flatten(), noise]), tuple(powers.shape))
 
     def degrade(self, matchers: list[BlurMatcher], numbers: list[int], measured: DegradeMeasures | None) -> None:
         """The degrade stage, as ``BlurMatcher.degrade_patch`` on the CPU path: from the measures of
