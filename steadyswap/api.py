@@ -51,17 +51,8 @@ def swap_file(sources: list[str | Path] | str | Path, target: str | Path, output
     if kind == "image":
         with FaceSwapper(source_paths, config) as swapper:
             return run_image(swapper, target_path, output_path, config)
-    built: list[FaceSwapper] = []
-
-    def factory(fps: float) -> FaceSwapper:
-        built.append(FaceSwapper(source_paths, config, fps))
-        return built[-1]
-
-    try:
-        return run_video(factory, target_path, output_path, config, progress, cancel)
-    finally:
-        for swapper in built:
-            swapper.close()
+    return run_video(lambda fps: FaceSwapper(source_paths, config, fps), target_path, output_path, config, progress,
+                     cancel)
 
 
 __all__ = ["FaceSwapper", "RunConfig", "RunResult", "swap_file"]

@@ -227,3 +227,29 @@ def test_sweep_removes_only_dead_runs_of_this_host(tmp_path: Path) -> None:
         assert sorted(sweep_dead(tmp_path)) == sorted([stale, scratch])
         assert mine.exists() and foreign.exists() and user_file.exists()
     assert (tmp_path / "mine.mp4").read_bytes() == b"in progress"
+
+
+def test_a_video_run_closes_the_swapper_it_made_whether_it_ends_or_is_stopped(tmp_path: Path) -> None:
+    """``run_video`` owns the swapper its factory makes: a model left to the garbage collector keeps its native
+    memory (MediaPipe's hand graphs: about 160 MB a swapper on this machine), which a long-lived web UI or test
+    process then piles up run after run."""
+    import threading
+
+    from steadyswap.errors import Interrupted
+
+    closed: list[FaceSwapper] = []
+
+    class Tracked(FaceSwapper):
+        def close(self) -> None:
+            closed.append(self)
+            super().close()
+
+    config = RunConfig(trim_frame_end=3, hand_occluder="off")
+    source, target = media_path("image/liveportrait_s1_512.jpg"), media_path("video/liveportrait_d3_93f.mp4")
+    run_video(lambda fps: Tracked([source], config, fps), target, tmp_path / "done.mp4", config)
+    assert len(closed) == 1 and (tmp_path / "done.mp4").exists()
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(Interrupted):
+        run_video(lambda fps: Tracked([source], config, fps), target, tmp_path / "stopped.mp4", config, cancel=stop)
+    assert len(closed) == 2 and not (tmp_path / "stopped.mp4").exists()

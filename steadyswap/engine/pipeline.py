@@ -108,7 +108,8 @@ def save_photo(output: Path, image: np.ndarray, target: Path, inputs: list[Path]
 def run_video(swapper_factory: Callable[[float], FaceSwapper], target: Path, output: Path,
               config: RunConfig, progress: Progress | None = None,
               cancel: threading.Event | None = None) -> RunResult:
-    """Swap every frame of ``target`` (or the trimmed range) into ``output``.
+    """Swap every frame of ``target`` (or the trimmed range) into ``output`` with the swapper ``swapper_factory``
+    makes for the video's frame rate, closed at the end.
 
     Decoding and encoding run on their own threads with bounded queues; this thread analyses and
     swaps. Audio, timestamps and colour tags are carried by the writer; frames are watermarked and the
@@ -124,30 +125,30 @@ def run_video(swapper_factory: Callable[[float], FaceSwapper], target: Path, out
     settings = output_settings(config, info, output)
     log.debug("%s: frames %d-%d at %.3f fps; encoder %s, crf %d, preset %s", target, reader.start, reader.end,
               info.fps, settings.encoder, settings.crf, settings.preset)
-    swapper = swapper_factory(info.fps)
-    prepare_references(swapper, target)
-    monitor = _monitor(config)
-    total = len(reader)
-    done = 0
-    clock = PhaseClock()
-    log.debug("%s: frames %d-%d of %s at %.3f fps; %s", target, reader.start, reader.end, info.frame_count, info.fps,
-              settings)
-    seal = seal_for(output, target, swapper.inputs, config)
-    with atomic_output(output, inputs=[target, *swapper.inputs], seal=seal) as temporary:
-        with reader, VideoWriter(
-            temporary, info, settings, trim=(config.trim_frame_start, config.trim_frame_end),
-            watermark=watermark_for(target, config),
-        ) as writer:
-            for frame, result in swap_stream(swapper, reader, cancel, clock=clock):
-                if monitor is not None:
-                    with clock.measure("quality"):
-                        monitor.update(frame.image, result.image, result.faces, result.scene_cut,
-                                       raw_landmarks=result.raw_faces)
-                with clock.measure("encode"):
-                    writer.write(replace(frame, image=result.image) if result.image is not frame.image else frame)
-                done += 1
-                if progress is not None:
-                    progress(done, total)
+    with swapper_factory(info.fps) as swapper:  # closed here whatever happens: its models hold native memory
+        prepare_references(swapper, target)
+        monitor = _monitor(config)
+        total = len(reader)
+        done = 0
+        clock = PhaseClock()
+        log.debug("%s: frames %d-%d of %s at %.3f fps; %s", target, reader.start, reader.end, info.frame_count,
+                  info.fps, settings)
+        seal = seal_for(output, target, swapper.inputs, config)
+        with atomic_output(output, inputs=[target, *swapper.inputs], seal=seal) as temporary:
+            with reader, VideoWriter(
+                temporary, info, settings, trim=(config.trim_frame_start, config.trim_frame_end),
+                watermark=watermark_for(target, config),
+            ) as writer:
+                for frame, result in swap_stream(swapper, reader, cancel, clock=clock):
+                    if monitor is not None:
+                        with clock.measure("quality"):
+                            monitor.update(frame.image, result.image, result.faces, result.scene_cut,
+                                           raw_landmarks=result.raw_faces)
+                    with clock.measure("encode"):
+                        writer.write(replace(frame, image=result.image) if result.image is not frame.image else frame)
+                    done += 1
+                    if progress is not None:
+                        progress(done, total)
     seconds = time.perf_counter() - began
     log.debug("time by stage (decode and analyse on one thread, swap and encode on another): %s", clock.summary())
     summary = None
