@@ -71,7 +71,6 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=25, help="callers listed per stage")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
-    frames = []
     with VideoReader(media_path(args.clip), 0, 3) as reader:
         frames = [cv2.resize(frame.image, (width, height)) for frame in reader]
     with tempfile.TemporaryDirectory() as folder:

@@ -511,6 +511,9 @@ _RGB_TO_XYZ = np.array([[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.0
 _LAB8 = (np.array([[0.0, 116 * 255 / 100, 0.0], [500.0, -500.0, 0.0], [0.0, 200.0, -200.0]]),
          np.array([-16 * 255 / 100, 128.0, 128.0]))
 """(f(x), f(y), f(z)) → 8-bit LAB (L·255/100, a + 128, b + 128), as matrix and offset."""
+_XYZ_TO_RGB = np.linalg.inv(_RGB_TO_XYZ)
+_LAB8_TO_F = (np.linalg.inv(_LAB8[0]), -np.linalg.inv(_LAB8[0]) @ _LAB8[1])
+"""The inverses, for ``lab8_to_rgb``."""
 _EPSILON, _KAPPA = 0.008856, 903.3
 """CIELAB's linear segment: below this relative luminance, L = kappa · y."""
 
@@ -540,13 +543,12 @@ def rgb_to_lab8(rgb: Tensor) -> Tensor:
 
 def lab8_to_rgb(lab: Tensor) -> Tensor:
     """Inverse of ``rgb_to_lab8``: (…, 3, h, w) 8-bit LAB → RGB 0..255, unrounded float (clipped to range)."""
-    to_f = np.linalg.inv(_LAB8[0])
-    f = _mix(to_f, -to_f @ _LAB8[1], lab)
+    f = _mix(*_LAB8_TO_F, lab)
     xyz = torch.where(f > 6 / 29, f ** 3, (f - 16 / 116) / 7.787)
     lightness = lab.select(-3, 0) * (100 / 255)
     y = xyz.select(-3, 1)
     y.copy_(torch.where(lightness > _KAPPA * _EPSILON, f.select(-3, 1) ** 3, lightness / _KAPPA))
-    linear = _mix(np.linalg.inv(_RGB_TO_XYZ), None, xyz).clamp_(0, 1)
+    linear = _mix(_XYZ_TO_RGB, None, xyz).clamp_(0, 1)
     c = torch.where(linear <= 0.0031308, linear * 12.92, 1.055 * linear.clamp(min=1e-12) ** (1 / 2.4) - 0.055)
     return (c * 255).clamp_(0, 255)
 
