@@ -77,3 +77,55 @@ def test_a_model_torch_compile_fails_on_runs_uncompiled_with_one_warning(tmp_pat
     (line,) = [r.getMessage() for r in caplog.records]
     assert line == ("face.onnx: torch.compile failed here (Cannot find a working triton installation.); running it "
                     "uncompiled")
+
+
+def test_constant_shapes_fold_into_plain_torch_calls_that_compile_whole() -> None:
+    """YuNet's twelve Reshapes and two Resizes read their constants from tensors in onnx2torch; folded, they are
+    Python numbers: the same outputs, and ``torch.compile`` traces the graph whole (unfolded, every Resize breaks
+    it, each splitting the compiled graph and its CUDA graphs; here dynamo fails on its Reshapes outright)."""
+    import onnx
+    import onnx2torch
+
+    from steadyswap.engine.gpu.onnx_module import fold_constant_shapes
+    from tests.conftest import YUNET
+
+    plain = onnx2torch.convert(onnx.load(str(YUNET))).eval()
+    folded = onnx2torch.convert(onnx.load(str(YUNET))).eval()
+    assert fold_constant_shapes(folded) == 14
+    assert not any(type(m).__name__ in ("OnnxReshape", "OnnxResize") for _, m in folded.named_children())
+    image = torch.rand((2, 3, 640, 640), generator=torch.Generator().manual_seed(3)) * 255
+    with torch.inference_mode():
+        for want, got in zip(plain(image), folded(image)):
+            assert torch.equal(want, got)
+        assert torch._dynamo.explain(folded)(image).graph_break_count == 0
+
+
+def test_replay_runs_the_graph_as_it_is_off_cuda() -> None:
+    from steadyswap.engine.gpu.onnx_module import REPLAY
+    from tests.conftest import YUNET
+
+    model = TorchOnnx(YUNET, "cpu", compile=REPLAY)
+    assert model.run is model.module and not model.compiled and not model.graphed
+
+
+def test_the_swapper_stand_ins_resizes_fold_too(tmp_path: Path) -> None:
+    """The benchmarks' hyperswap stand-in upsamples eight times, its scales from ONNX Constant nodes: folded, the
+    same output from one graph (unfolded: eleven, so eleven CUDA graphs a call with ``--compile``)."""
+    import onnx2torch
+    import onnx
+
+    from steadyswap.engine.gpu.onnx_module import fold_constant_shapes
+    from steadyswap.testing import standins
+
+    path = tmp_path / "hyperswap_1a_256.onnx"
+    standins.export_onnx("hyperswap_1a_256", path, standins.build("hyperswap_1a_256", device="cpu"))
+    plain = onnx2torch.convert(onnx.load(str(path))).eval()
+    folded = onnx2torch.convert(onnx.load(str(path))).eval()
+    assert fold_constant_shapes(folded) == 8
+    generator = torch.Generator().manual_seed(4)
+    inputs = (torch.rand((1, 512), generator=generator), torch.rand((1, 3, 256, 256), generator=generator))
+    with torch.inference_mode():
+        for want, got in zip(plain(*inputs), folded(*inputs)):
+            assert torch.equal(want, got)
+        assert torch._dynamo.explain(plain)(*inputs).graph_count == 11
+        assert torch._dynamo.explain(folded)(*inputs).graph_count == 1

@@ -79,7 +79,7 @@ def assemble(sources: list[str | Path | np.ndarray], config: RunConfig, options:
     check_analysis(config)
     store = model_store(config)
     masker = _masker(config, store, device)
-    detector = build_detector(config, store, device)
+    detector = build_detector(config, store, device, replay=bool(options.compile))
     enhancer = _enhancer(config, options, store, device)
     swapper = _swapper(config, options, store, device)
     return DeviceModels(detector, swapper, masker, enhancer,

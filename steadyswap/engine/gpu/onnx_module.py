@@ -96,10 +96,99 @@ def convert(model: onnx.ModelProto, name: str) -> torch.nn.Module:
         import onnx2torch
 
     try:
-        return onnx2torch.convert(model).eval()
+        module = onnx2torch.convert(model).eval()
     except Exception as error:  # onnx2torch raises NotImplementedError and others for attributes it lacks
         raise ModelError(f"{name}: the GPU engine cannot convert this model to torch "
                          f"({type(error).__name__}: {error}); {_ADVICE}") from error
+    fold_constant_shapes(module)
+    return module
+
+
+def fold_constant_shapes(module: torch.nn.Module) -> int:
+    """Make each Reshape and Resize of a converted graph whose shape, scales or sizes are constants a plain torch
+    call with those values as Python numbers; returns how many. onnx2torch reads them from tensors at every call:
+    on the device each read waits for the GPU, and ``torch.compile`` cannot follow a read, so every one splits
+    its graph (and its CUDA graphs) in two. Nodes whose values are computed, or that onnx2torch would refuse
+    (a region of interest, scaled batch or channels), are left as they are."""
+    graph = getattr(module, "graph", None)
+    if graph is None:
+        return 0
+    constants = {node: value for node in graph.nodes if isinstance(value := _constant(module, node), torch.Tensor)}
+    folded = 0
+    for node in list(graph.nodes):
+        if node.op != "call_module":
+            continue
+        kind = type(module.get_submodule(str(node.target))).__name__
+        if kind == "OnnxReshape" and len(node.args) == 2 and node.args[1] in constants:
+            call = (_reshape, (node.args[0], tuple(int(v) for v in constants[node.args[1]].tolist())))
+        elif kind in ("OnnxResize", "OnnxResizeV10"):
+            call = _resize_call(module.get_submodule(str(node.target)), node, constants)
+        else:
+            continue
+        if call is None:
+            continue
+        with graph.inserting_before(node):
+            replacement = graph.call_function(call[0], call[1])
+        node.replace_all_uses_with(replacement)
+        graph.erase_node(node)
+        folded += 1
+    if folded:
+        graph.eliminate_dead_code()
+        module.delete_all_unused_submodules()
+        module.recompile()
+    return folded
+
+
+def _constant(module: torch.nn.Module, node: torch.fx.Node) -> object:
+    """The value of a node that is a constant (an initializer, or an ONNX Constant node), else None."""
+    if node.op == "get_attr":
+        owner, _, name = str(node.target).rpartition(".")
+        return getattr(module.get_submodule(owner) if owner else module, name, None)
+    if node.op == "call_module" and type(module.get_submodule(str(node.target))).__name__ == "OnnxConstant":
+        return module.get_submodule(str(node.target)).value
+    return None
+
+
+def _resize_call(resize: torch.nn.Module, node: torch.fx.Node, constants: dict) -> tuple | None:
+    """``_resize``'s call for an onnx2torch Resize node, or None where its inputs are not all constants or it
+    would not run (``OnnxResizeV10`` wraps the same module as ``_resize``, taking scales alone)."""
+    inner = getattr(resize, "_resize", resize)
+    names = ("scales",) if inner is not resize else ("roi", "scales", "sizes")
+    given = dict(zip(names, node.args[1:])) | dict(node.kwargs)
+    if any(arg is not None and arg not in constants for arg in given.values()):
+        return None
+    values = {key: constants[arg].tolist() for key, arg in given.items() if arg is not None}
+    if values.get("roi") and not inner.ignore_roi:
+        return None
+    sizes, scales = values.get("sizes") or None, values.get("scales") or None
+    if scales is not None and scales[:2] != [1, 1]:
+        return None
+    return _resize, (node.args[0], tuple(sizes) if sizes else None, tuple(scales[2:]) if scales else None,
+                     inner.onnx_mode, inner.align_corners, inner.ignore_bs_ch_size)
+
+
+def _reshape(x: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """ONNX Reshape to a constant ``shape``: 0 keeps the input's size there, -1 takes the rest."""
+    return torch.reshape(x, [x.shape[i] if size == 0 else size for i, size in enumerate(shape)])
+
+
+_RESIZE_MODES = {("nearest", 1): "nearest", ("nearest", 2): "nearest", ("nearest", 3): "nearest",
+                 ("linear", 1): "linear", ("linear", 2): "bilinear", ("linear", 3): "trilinear",
+                 ("cubic", 2): "bicubic"}
+"""ONNX Resize mode and spatial rank → ``F.interpolate``'s mode (the ones onnx2torch converts)."""
+
+
+def _resize(x: torch.Tensor, sizes: tuple[int, ...] | None, scales: tuple[float, ...] | None, mode: str,
+            align_corners: bool | None, any_batch: bool) -> torch.Tensor:
+    """ONNX Resize to constant ``sizes`` (all dimensions) or by constant ``scales`` (spatial), as onnx2torch's."""
+    torch_mode = _RESIZE_MODES.get((mode, x.dim() - 2))
+    if torch_mode is None:
+        raise NotImplementedError(f"{x.dim() - 2}D input is not implemented for {mode!r} mode")
+    if sizes is not None and not any_batch and list(x.shape[:2]) != list(sizes[:2]):
+        raise NotImplementedError("torch's interpolate cannot resize the batch or channel dimensions")
+    return torch.nn.functional.interpolate(x, size=list(sizes[2:]) if sizes is not None else None,
+                                           scale_factor=list(scales) if scales is not None else None,
+                                           mode=torch_mode, align_corners=align_corners)
 
 
 def free_batch(model: onnx.ModelProto) -> bool:
@@ -135,6 +224,52 @@ def free_batch(model: onnx.ModelProto) -> bool:
     return True
 
 
+REPLAY = "replay"
+"""``TorchOnnx``'s ``compile`` value for CUDA graphs of the graph as it is."""
+
+
+class CudaGraphs:
+    """``module`` replayed as CUDA graphs, one captured per input shape at its first call: a call then costs the
+    host one launch, not one per operator (a live step is bound by the host's launches, docs/live.md), and
+    nothing is compiled. Inputs are copied into the graph's own tensors; the outputs are the graph's, which the
+    next replay overwrites. The module must not read device values in Python (a capture cannot wait for the
+    device): ``fold_constant_shapes`` takes out the values onnx2torch reads.
+    """
+
+    MOST_ROWS = 2
+    """Calls of more rows run as they are: a graph keeps its working memory for the run, which is small for
+    the one or two frames of a live step and not for the batches of a file."""
+
+    def __init__(self, module: torch.nn.Module) -> None:
+        self.module = module
+        self.graphs: dict[tuple, tuple[torch.cuda.CUDAGraph, list[torch.Tensor], object]] = {}
+
+    def __call__(self, *inputs: torch.Tensor) -> object:
+        if len(inputs[0]) > self.MOST_ROWS:
+            return self.module(*inputs)
+        key = tuple((tuple(x.shape), x.dtype) for x in inputs)
+        if key not in self.graphs:
+            self.graphs[key] = self._capture(inputs)
+        graph, placed, outputs = self.graphs[key]
+        for slot, value in zip(placed, inputs):
+            slot.copy_(value)
+        graph.replay()
+        return outputs
+
+    def _capture(self, inputs: tuple[torch.Tensor, ...]) -> tuple[torch.cuda.CUDAGraph, list[torch.Tensor], object]:
+        placed = [x.clone() for x in inputs]
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):  # cuDNN picks its kernels, the allocator its blocks, before the capture
+            for _ in range(2):
+                self.module(*placed)
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            outputs = self.module(*placed)
+        return graph, placed, outputs
+
+
 class TorchOnnx:
     """An ONNX file run by torch: ``model({name: tensor}) -> [outputs in graph order]``.
 
@@ -144,14 +279,15 @@ class TorchOnnx:
         half: run in fp16 (inputs cast on the way in, outputs returned as float32).
         channels_last: keep 4-d weights and inputs channels-last (NHWC), the layout tensor cores prefer.
         compile: run the graph through ``torch.compile`` (one compilation per input shape): True in its default
-            mode, or a mode's name.
+            mode, or a mode's name; or ``REPLAY``: the graph as it is, captured as one CUDA graph per input shape
+            and replayed (on CUDA only; no compilation, no dynamo).
 
     Attributes:
         name: the file's name (for messages).
         compiled: ``compile`` was asked. Where the compiled graph's first call fails (no C compiler or Triton
             here, a graph ``torch.compile`` cannot take), the model runs uncompiled from then on, with one warning.
-        graphed: compiled in "reduce-overhead" mode, which replays CUDA graphs whose outputs the next replay
-            overwrites (so they are copied out).
+        graphed: compiled in "reduce-overhead" mode or replayed (``REPLAY``): CUDA graphs whose outputs the next
+            replay overwrites (so they are copied out).
         input_names, output_names: the graph's, in order.
         batchable: the batch dimension is free (rows are independent and may be stacked).
         native_half: the file's weights are fp16 (inswapper_128_fp16): it runs as stored, its own Cast nodes
@@ -189,10 +325,14 @@ class TorchOnnx:
         if self.device.type == "cuda":
             self._shapes_on_host()
         self.name = name
-        self.compiled = bool(compile)
-        self.graphed = compile == "reduce-overhead"
+        replay = compile == REPLAY and self.device.type == "cuda"
+        self.compiled = bool(compile) and (compile != REPLAY or replay)
+        self.graphed = compile == "reduce-overhead" or replay
         mode = compile if isinstance(compile, str) else None
-        self.run = torch.compile(self.module, dynamic=False, mode=mode) if compile else self.module
+        if replay:
+            self.run = CudaGraphs(self.module)
+        else:
+            self.run = torch.compile(self.module, dynamic=False, mode=mode) if self.compiled else self.module
         self._compiled_ran = False
 
     def _placed(self, module: torch.nn.Module, half: bool, path: str | Path) -> torch.nn.Module:
@@ -218,7 +358,10 @@ class TorchOnnx:
                 raise
             text = str(error).strip()
             reason = text.splitlines()[0] if text else type(error).__name__
-            log.warning("%s: torch.compile failed here (%s); running it uncompiled", self.name, reason[:200])
+            if isinstance(self.run, CudaGraphs):
+                log.warning("%s: CUDA graph capture failed here (%s); running it as it is", self.name, reason[:200])
+            else:
+                log.warning("%s: torch.compile failed here (%s); running it uncompiled", self.name, reason[:200])
             self.run, self.graphed = self.module, False
             return self(feeds, eager)
         self._compiled_ran = self._compiled_ran or run is not self.module
@@ -271,8 +414,9 @@ class TorchOnnx:
         return True
 
     def _shapes_on_host(self) -> None:
-        """Keep small int64 constants (Reshape shapes) on the CPU: onnx2torch inspects them in Python, and on
-        the device every inspection waits for the GPU. Undone if the graph then fails on example inputs."""
+        """Keep small int64 constants (shapes ``fold_constant_shapes`` could not fold) on the CPU: onnx2torch
+        inspects them in Python, and on the device every inspection waits for the GPU. Undone if the graph then
+        fails on example inputs."""
         moved = []
         for name, buffer in list(self.module.named_buffers()):
             if buffer.dtype == torch.int64 and buffer.numel() <= 8 and buffer.device.type != "cpu":

@@ -47,7 +47,8 @@ class GpuOptions:
         compile: ``torch.compile`` the swapper graph (fuses its elementwise work; compiling takes a while; it
             runs at one batch shape): True in torch's default mode, or a mode's name ("reduce-overhead" also
             replays it as a CUDA graph, for the one-frame calls of live steps, which kernel launches bound). The
-            detector stays uncompiled (docs/live.md).
+            detector is not compiled but replayed as CUDA graphs of its graph as it is (``onnx_module.REPLAY``;
+            compiled, it broke the swapper's compilation: docs/live.md).
         workers: engine processes sharing the device, each running its share of the segments with its own
             step loop and GIL (``workers``); each builds its models at its first run, then serves later runs.
             1: the segments run in this process. None: ``engine.decision`` decides (one per segment on CUDA for

@@ -38,7 +38,7 @@ from steadyswap.blend.hold import Held, StillHold
 from steadyswap.blend.occlusion import HAND_SEEN
 from steadyswap.blend.skin import five_point_skin
 from steadyswap.config import RunConfig
-from steadyswap.engine.gpu.onnx_module import TorchOnnx
+from steadyswap.engine.gpu.onnx_module import REPLAY, TorchOnnx
 from steadyswap.errors import ModelError, UsageError
 from steadyswap.models.registry import EMBEDDED, ModelSpec, get_model
 from steadyswap.models.store import ModelStore
@@ -192,10 +192,12 @@ def _to_host(outputs: list[torch.Tensor]) -> list[np.ndarray]:
     return [part.reshape(o.shape) for part, o in zip(np.split(flat, cuts), outputs)]
 
 
-def build_detector(config: RunConfig, store: ModelStore, device: torch.device) -> GpuDetector | None:
+def build_detector(config: RunConfig, store: ModelStore, device: torch.device,
+                   replay: bool = False) -> GpuDetector | None:
     """The run's ONNX detector (with 2dfan4 when asked) on ``device``, as ``assembly.build_analyzer``
-    builds it for the CPU; None for the embedded MediaPipe mesh. Never compiled: compiled beside the swapper
-    in reduce-overhead mode, it made the swapper's own compilation fail (docs/benchmarks.md, session 13)."""
+    builds it for the CPU; None for the embedded MediaPipe mesh. ``replay``: the detector graph replayed as
+    CUDA graphs (``onnx_module.REPLAY``). Never compiled: compiled beside the swapper in reduce-overhead mode,
+    it made the swapper's own compilation fail (docs/benchmarks.md, session 13)."""
     if config.face_detector_model == EMBEDDED["detector"]:
         return None
     spec = get_model(config.face_detector_model, "detector")
@@ -203,7 +205,8 @@ def build_detector(config: RunConfig, store: ModelStore, device: torch.device) -
     fan, fan_68_5 = landmarker_specs(config)
     landmarker = GpuLandmarker(fan, TorchOnnx(store.require(fan), device)) if fan else None
     estimator = GpuFan68From5(fan_68_5, TorchOnnx(store.require(fan_68_5), device)) if fan_68_5 else None
-    return GpuDetector(spec, TorchOnnx(store.require(spec), device), score_threshold=config.face_detector_score,
+    model = TorchOnnx(store.require(spec), device, compile=REPLAY if replay else False)
+    return GpuDetector(spec, model, score_threshold=config.face_detector_score,
                        landmarker=landmarker, landmarker_score=config.face_landmarker_score, size=size,
                        estimator=estimator)
 
