@@ -11,14 +11,14 @@
 #   bash scripts/bench_gpu.sh --live [bench_live.py options]
 #       steadyswap live on the GPU engine with the stand-in hyperswap and YuNet, the clip played at 60 frames/s
 #       for 10 s, most important first: at 1280x720 with the swapper compiled as a CUDA graph (live
-#       --compile), one and two frames a step (live_compiled_batch1/2.json); the CUDA tests of the compiled live
-#       loop (pytest_live.log); the overlapped eager loop at 640x480 and 1280x720 (live.json); with LIVE_BASE_DIRS
-#       (space-separated folders under .bench/, whose shared/ their bench_live.py reads, each an earlier commit's
-#       steadyswap/ and scripts/bench_live.py and bench_gpu.py: git archive REV steadyswap scripts/bench_live.py
-#       scripts/bench_gpu.py | tar -x -C .bench/vREV), each one's eager loop at 1280x720 next (live_base_N.json),
-#       to tell the code from the machine; then a per-phase profile of 40 compiled steps under
-#       CUDA_LAUNCH_BLOCKING=1 (live_profile.json). LIVE_BATCHES="1" runs one compiled batch size; LIVE_QUICK=1
-#       stops after the CUDA tests. About 6 minutes, a minute more per base (each run builds the
+#       --compile), one and two frames a step (live_compiled_batch1/2.json); with LIVE_BASE_DIRS (space-separated
+#       folders under .bench/, whose shared/ their bench_live.py reads, each an earlier commit's steadyswap/ and
+#       scripts/bench_live.py and bench_gpu.py: git archive REV steadyswap scripts/bench_live.py
+#       scripts/bench_gpu.py | tar -x -C .bench/vREV), each one's compiled loop at one frame a step
+#       (live_base_N.json), to tell the code from the machine; the CUDA tests of the compiled live loop
+#       (pytest_live.log); then the overlapped eager loop at 640x480 and 1280x720 (live.json) and a per-phase profile of 40
+#       compiled steps under CUDA_LAUNCH_BLOCKING=1 (live_profile.json). LIVE_BATCHES="1" runs one compiled batch
+#       size; LIVE_QUICK=1 stops after the CUDA tests. About 6 minutes, a minute more per base (each run builds the
 #       engine, about 35 s; the first compiled one compiles, about 40 s)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -54,17 +54,18 @@ if [ "${1:-}" = "--live" ]; then
         live "$PWD" --size 1280x720 --gpu-compile reduce-overhead --batch-frames $batch \
             --json "$out/live_compiled_batch$batch.json" "$@" | tee "$out/live_compiled_batch$batch.log"
     done
+    n=0
+    for base in ${LIVE_BASE_DIRS:-}; do
+        n=$((n + 1)); echo "== base $n: $base"
+        live "$base" --size 1280x720 --gpu-compile reduce-overhead --batch-frames 1 --json "$out/live_base_$n.json" \
+            "$@" | tee "$out/live_base_$n.log"
+    done
     timeout 200 python3 -m pytest -q -m gpu -p no:cacheprovider -rs \
         tests/test_live.py::test_compiled_swapper_gives_the_eager_frames_and_a_second_stream_works \
         > "$out/pytest_live.log" 2>&1
     echo "compiled live test: exit $?"; tail -n 3 "$out/pytest_live.log"
     [ -n "${LIVE_QUICK:-}" ] && exit
     live "$PWD" --size 640x480 --size 1280x720 --json "$out/live.json" "$@" | tee "$out/live.log"
-    n=0
-    for base in ${LIVE_BASE_DIRS:-}; do
-        n=$((n + 1)); echo "== base $n: $base"
-        live "$base" --size 1280x720 --json "$out/live_base_$n.json" "$@" | tee "$out/live_base_$n.log"
-    done
     CUDA_LAUNCH_BLOCKING=1 live "$PWD" --size 1280x720 --seconds 3 --loops serial --profile 40 \
         --gpu-compile reduce-overhead --json "$out/live_profile.json" "$@" | tee "$out/live_profile.log"
     exit
