@@ -65,8 +65,8 @@ def add_live_parser(subparsers: argparse._SubParsersAction) -> argparse.Argument
                        help="frames swapped per step; 2 lets the GPU engine batch, for a frame more of latency "
                        "(default: %(default)s)")
     where.add_argument("--compile", action="store_true",
-                       help="GPU engine: torch.compile the swapper graph and replay it as a CUDA graph (faster "
-                       "one-frame steps; the first start on a machine compiles, 35-42 s on an H100, "
+                       help="GPU engine: torch.compile the swapper graph and replay it, and the detector graph, as "
+                       "CUDA graphs (faster steps; the first start on a machine compiles, 35-42 s on an H100, "
                        "later ones reuse PyTorch's cache; docs/live.md)")
     where.add_argument("--overlay", action="store_true", help="draw frames/s and latency into the frames")
     add_flags(parser, [flag for flag in FLAGS if flag.dest in LIVE_OPTIONS])
