@@ -1,8 +1,6 @@
 """``python -m steadyswap``: the same as the ``steadyswap`` command."""
 
-import sys
-
-from steadyswap.cli.main import main
+from steadyswap.cli.main import entry
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

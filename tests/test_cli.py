@@ -431,3 +431,51 @@ def test_optional_command_with_missing_dependency_says_so(
         "steadyswap: error: the models command is unavailable: No module named 'fancy_dep'"
     ]
     assert main(["--help"]) == 0
+
+
+def _entry_ending(monkeypatch: pytest.MonkeyPatch, code: int, compiled: bool) -> tuple[str, int]:
+    """How ``entry`` ended for a ``main`` returning ``code``: ("_exit", code) or ("exit", code)."""
+    from steadyswap.engine.gpu import onnx_module
+
+    class Ended(Exception):
+        pass
+
+    def hard_exit(status: int) -> None:
+        raise Ended("_exit", status)
+
+    monkeypatch.setattr(cli_main, "main", lambda: code)
+    monkeypatch.setattr(onnx_module, "compiled_on_cuda", lambda: compiled)
+    monkeypatch.setattr(cli_main.os, "_exit", hard_exit)
+    try:
+        cli_main.entry()
+    except Ended as ended:
+        return ended.args
+    except SystemExit as ended:
+        return "exit", ended.code
+    raise AssertionError("entry returned")
+
+
+def test_the_command_skips_the_teardown_only_after_graphs_ran_on_cuda_and_with_no_child_left(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("torch")
+    assert _entry_ending(monkeypatch, 0, compiled=False) == ("exit", 0)
+    assert _entry_ending(monkeypatch, 3, compiled=False) == ("exit", 3)
+    assert _entry_ending(monkeypatch, 0, compiled=True) == ("_exit", 0)
+    assert _entry_ending(monkeypatch, 130, compiled=True) == ("_exit", 130)
+    import multiprocessing
+
+    child = multiprocessing.get_context("spawn").Process(target=time_sleep, args=(30,))
+    child.start()
+    try:
+        assert _entry_ending(monkeypatch, 0, compiled=True) == ("exit", 0)  # the interpreter ends the child
+    finally:
+        child.terminate()
+        child.join()
+
+
+def time_sleep(seconds: float) -> None:
+    """A child process's work for the test above (module level, so a spawned child can import it)."""
+    import time
+
+    time.sleep(seconds)
+

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import signal
 import sys
 import threading
@@ -12,6 +13,7 @@ import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from importlib import metadata
+from typing import NoReturn
 
 from steadyswap.cli.batch_run import add_batch_run_parser, run_batch_run
 from steadyswap.cli.native_log import filtered_native_stderr
@@ -131,6 +133,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             traceback.print_exc()
         return 1
+
+
+def entry() -> NoReturn:
+    """The ``steadyswap`` command (and ``python -m steadyswap``): ``main``, then exit with its code.
+
+    A process that ran compiled or replayed graphs on CUDA (``live --compile``) and started no child process
+    still running ends without the interpreter's teardown, where torch's state for those graphs has crashed
+    such processes (``free(): invalid pointer``, a segmentation fault) after their work was done and their
+    output written, turning a finished stream's exit code 0 into 134 or 139 (docs/live.md). ``main`` has
+    returned, so every output is complete and every file closed by then; logging and the streams are flushed.
+    """
+    code = main()
+    graphs = sys.modules.get("steadyswap.engine.gpu.onnx_module")
+    if graphs is not None and graphs.compiled_on_cuda() and not _children():
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
+def _children() -> bool:
+    """Whether a child process this one started is still running (its ending is left to the interpreter)."""
+    import multiprocessing
+
+    return bool(multiprocessing.active_children())
 
 
 @contextmanager

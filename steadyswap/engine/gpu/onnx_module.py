@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import logging
 import sys
+import threading
 import types
 import warnings
 from collections.abc import Iterator
@@ -224,6 +225,14 @@ def free_batch(model: onnx.ModelProto) -> bool:
     return True
 
 
+_COMPILED_ON_CUDA = threading.Event()
+
+
+def compiled_on_cuda() -> bool:
+    """Whether this process has run a compiled or replayed graph on CUDA (``steadyswap.cli.main.entry``)."""
+    return _COMPILED_ON_CUDA.is_set()
+
+
 REPLAY = "replay"
 """``TorchOnnx``'s ``compile`` value for CUDA graphs of the graph as it is."""
 
@@ -364,7 +373,10 @@ class TorchOnnx:
                 log.warning("%s: torch.compile failed here (%s); running it uncompiled", self.name, reason[:200])
             self.run, self.graphed = self.module, False
             return self(feeds, eager)
-        self._compiled_ran = self._compiled_ran or run is not self.module
+        if run is not self.module and not self._compiled_ran:
+            self._compiled_ran = True
+            if self.device.type == "cuda":
+                _COMPILED_ON_CUDA.set()
         outputs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
         copy = self.graphed and not eager
         return [o.to(torch.float32, copy=copy) for o in outputs]
