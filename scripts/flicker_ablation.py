@@ -10,7 +10,9 @@ the quality monitor on the same faces, as ``scripts/look_table.py`` measures its
 clip: the added flicker (dB, target minus output face temporal PSNR) of each setting. The ``follow N, lookahead
 M`` settings run ``--smoothing-lookahead M`` with the hold stage's follow bound (``blend.hold.FOLLOW_LEVELS``)
 set to N levels for the measurement only (each ``StillHold`` the run makes gets ``follow=N``); the defaults
-are 4 and 10, 3 and 5 before their measurement (docs/quality.md).
+are 4 and 10, 3 and 5 before their measurement (docs/quality.md). ``quality N`` writes the swap at
+``--output-video-quality N``; the ``re-encode`` settings write the target itself, unswapped, at the default output
+settings or at quality N: what the encoder alone adds.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
-from look_table import SHARED, figures, frames_of, target_faces
+from look_table import SHARED, figures, frames_of, reencode, target_faces
 
 from steadyswap import RunConfig
 from steadyswap.api import swap_file
@@ -38,8 +40,14 @@ SETTINGS: dict[str, tuple[RunConfig, dict[str, float]]] = {
 } | {
     f"follow {levels}, lookahead {frames}": (RunConfig(smoothing_lookahead=frames), {"follow": float(levels)})
     for levels in (3, 4, 5, 6) for frames in (5, 8, 10)
+} | {
+    f"quality {quality}": (RunConfig(output_video_quality=quality), {}) for quality in (90, 95)
 }
 """Name → (options, the hold stage's bounds for the measurement: ``StillHold`` fields, e.g. ``follow``)."""
+REENCODE = {"re-encode": RunConfig()} | {
+    f"re-encode, quality {quality}": RunConfig(output_video_quality=quality) for quality in (90, 95)
+}
+"""Name → output settings of a plain re-encode of the target, measured as the swaps are (no swap at all)."""
 ABLATION = ["default", "degrade none", "hold none", "colour 0", "smoothing off"]
 CLIPS = ["liveportrait_d3.mp4", "liveportrait_d10.mp4", "liveportrait_d19.mp4", "liveportrait_s32_1280x720.mp4",
          "fr_short_hamilton_clip.mp4"]
@@ -59,8 +67,9 @@ def main() -> None:
     parser.add_argument("--source", default=str(SHARED / "image" / "liveportrait_s12.jpg"))
     parser.add_argument("--clips", nargs="+", default=CLIPS)
     parser.add_argument("--frames", type=int, default=120, help="first frames of each clip (default: 120)")
-    parser.add_argument("--settings", nargs="+", default=ABLATION, choices=list(SETTINGS), metavar="NAME",
-                        help="settings to run, in order (quote names with spaces): " + "; ".join(SETTINGS))
+    parser.add_argument("--settings", nargs="+", default=ABLATION, choices=list(SETTINGS) + list(REENCODE),
+                        metavar="NAME", help="settings to run, in order (quote names with spaces): "
+                        + "; ".join(list(SETTINGS) + list(REENCODE)))
     args = parser.parse_args()
     print("| clip | " + " | ".join(args.settings) + " |")
     print("|" + " --- |" * (len(args.settings) + 1), flush=True)
@@ -72,8 +81,11 @@ def main() -> None:
             faces, cuts = target_faces(targets)
             cells = []
             for name in args.settings:
-                config, bounds = SETTINGS[name]
-                run(args.source, path, output, replace(config, trim_frame_end=args.frames), bounds)
+                if name in REENCODE:
+                    reencode(path, args.frames, output, config=REENCODE[name])
+                else:
+                    config, bounds = SETTINGS[name]
+                    run(args.source, path, output, replace(config, trim_frame_end=args.frames), bounds)
                 summary = measure(targets, frames_of(output, args.frames), faces, cuts, QualityMonitor()).summary()
                 cells.append(f"{figures(summary)['flicker']:+.2f}")
             print(f"| {path.stem} ({len(targets)}) | " + " | ".join(cells) + " |", flush=True)

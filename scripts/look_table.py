@@ -63,12 +63,13 @@ def target_faces(images: list) -> tuple[list, list[bool]]:
     return faces, flags
 
 
-def reencode(path: Path, count: int, output: Path, marked: bool = False) -> None:
-    """The target's first ``count`` frames written again at the default output settings (``marked``: with the
-    invisible watermark a run adds)."""
+def reencode(path: Path, count: int, output: Path, marked: bool = False, config: RunConfig | None = None) -> None:
+    """The target's first ``count`` frames written again at ``config``'s output settings (default: the default
+    ones; ``marked``: with the invisible watermark a run adds)."""
+    config = config or RunConfig()
     with VideoReader(path, 0, count) as reader:
-        settings = output_settings(RunConfig(), reader.info, output)
-        mark = watermark_for(path, RunConfig()) if marked else None
+        settings = output_settings(config, reader.info, output)
+        mark = watermark_for(path, config) if marked else None
         with VideoWriter(output, reader.info, settings, trim=(0, count), watermark=mark) as writer:
             for frame in reader:
                 writer.write(frame)
