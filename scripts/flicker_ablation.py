@@ -1,7 +1,7 @@
 """Where the added flicker comes from: the swap with one stage switched off, or one bound changed, at a time.
 
 Usage: python scripts/flicker_ablation.py [--clips a.mp4 ...] [--frames 120] [--source PHOTO]
-       [--settings NAME ...]
+       [--settings NAME ...] [--sharpness]
 
 For each clip (its first ``--frames`` frames) the swap is run with each chosen setting (``--settings``,
 default: the stage ablation: ``default``, ``degrade none``, ``hold none``, ``colour 0``, ``smoothing off``;
@@ -12,16 +12,21 @@ M`` settings run ``--smoothing-lookahead M`` with the hold stage's follow bound 
 set to N levels for the measurement only (each ``StillHold`` the run makes gets ``follow=N``); the defaults
 are 4 and 10, 3 and 5 before their measurement (docs/quality.md). ``quality N`` writes the swap at
 ``--output-video-quality N``; the ``re-encode`` settings write the target itself, unswapped, at the default output
-settings or at quality N: what the encoder alone adds.
+settings or at quality N: what the encoder alone adds. The ``detail K, sigma S`` settings scale each swapped
+crop's detail finer than a Gaussian of S pixels by K before the hold stage (a what-if, no option does it).
 """
 
 from __future__ import annotations
 
 import argparse
 import tempfile
+from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
+
+import cv2
+import numpy as np
 
 from look_table import SHARED, figures, frames_of, reencode, target_faces
 
@@ -30,6 +35,7 @@ from steadyswap.api import swap_file
 from steadyswap.blend import hold
 from steadyswap.engine import frame_swapper
 from steadyswap.quality.monitor import QualityMonitor, measure
+from steadyswap.types import SwapPatch
 
 SETTINGS: dict[str, tuple[RunConfig, dict[str, float]]] = {
     "default": (RunConfig(), {}),
@@ -44,6 +50,27 @@ SETTINGS: dict[str, tuple[RunConfig, dict[str, float]]] = {
     f"quality {quality}": (RunConfig(output_video_quality=quality), {}) for quality in (90, 95)
 }
 """Name → (options, the hold stage's bounds for the measurement: ``StillHold`` fields, e.g. ``follow``)."""
+class DetailScaled(hold.StillHold):
+    """The hold stage, given each swapped crop with its detail (the crop less its Gaussian blur of ``sigma``
+    pixels) scaled by ``scale``: a what-if for the measurement only, how much flicker the source's texture
+    contrast makes."""
+
+    def __init__(self, scale: float, sigma: float, **fields: object) -> None:
+        super().__init__(**fields)  # type: ignore[arg-type]
+        self.scale, self.sigma = scale, sigma
+
+    def hold_patches(self, image: np.ndarray, patches: list[SwapPatch]) -> list[SwapPatch]:
+        scaled = []
+        for patch in patches:
+            crop = patch.crop.astype(np.float32)
+            blurred = cv2.GaussianBlur(crop, (0, 0), self.sigma)
+            detail = np.clip(blurred + self.scale * (crop - blurred) + 0.5, 0, 255).astype(np.uint8)
+            scaled.append(replace(patch, crop=detail))
+        return super().hold_patches(image, scaled)
+
+
+DETAIL = {f"detail {scale}, sigma {sigma}": (scale, sigma) for scale, sigma in ((0.7, 3), (0.5, 3), (0.5, 6))}
+"""Name → (scale, sigma) of ``DetailScaled``."""
 REENCODE = {"re-encode": RunConfig()} | {
     f"re-encode, quality {quality}": RunConfig(output_video_quality=quality) for quality in (90, 95)
 }
@@ -53,9 +80,10 @@ CLIPS = ["liveportrait_d3.mp4", "liveportrait_d10.mp4", "liveportrait_d19.mp4", 
          "fr_short_hamilton_clip.mp4"]
 
 
-def run(source: str, path: Path, output: Path, config: RunConfig, bounds: dict[str, float]) -> None:
-    """``swap_file`` with ``config``, its hold stage made with ``bounds``."""
-    frame_swapper.StillHold = partial(hold.StillHold, **bounds)  # type: ignore[misc]
+def run(source: str, path: Path, output: Path, config: RunConfig, bounds: dict[str, float],
+        stage: Callable[..., hold.StillHold] = hold.StillHold) -> None:
+    """``swap_file`` with ``config``, its hold stage made by ``stage`` with ``bounds``."""
+    frame_swapper.StillHold = partial(stage, **bounds)  # type: ignore[misc]
     try:
         swap_file([source], path, output, config)
     finally:
@@ -67,9 +95,10 @@ def main() -> None:
     parser.add_argument("--source", default=str(SHARED / "image" / "liveportrait_s12.jpg"))
     parser.add_argument("--clips", nargs="+", default=CLIPS)
     parser.add_argument("--frames", type=int, default=120, help="first frames of each clip (default: 120)")
-    parser.add_argument("--settings", nargs="+", default=ABLATION, choices=list(SETTINGS) + list(REENCODE),
-                        metavar="NAME", help="settings to run, in order (quote names with spaces): "
-                        + "; ".join(list(SETTINGS) + list(REENCODE)))
+    parser.add_argument("--sharpness", action="store_true", help="also print sharpness out/target, in brackets")
+    names = list(SETTINGS) + list(DETAIL) + list(REENCODE)
+    parser.add_argument("--settings", nargs="+", default=ABLATION, choices=names, metavar="NAME",
+                        help="settings to run, in order (quote names with spaces): " + "; ".join(names))
     args = parser.parse_args()
     print("| clip | " + " | ".join(args.settings) + " |")
     print("|" + " --- |" * (len(args.settings) + 1), flush=True)
@@ -83,11 +112,15 @@ def main() -> None:
             for name in args.settings:
                 if name in REENCODE:
                     reencode(path, args.frames, output, config=REENCODE[name])
+                elif name in DETAIL:
+                    run(args.source, path, output, RunConfig(trim_frame_end=args.frames), {},
+                        partial(DetailScaled, *DETAIL[name]))
                 else:
                     config, bounds = SETTINGS[name]
                     run(args.source, path, output, replace(config, trim_frame_end=args.frames), bounds)
                 summary = measure(targets, frames_of(output, args.frames), faces, cuts, QualityMonitor()).summary()
-                cells.append(f"{figures(summary)['flicker']:+.2f}")
+                found = figures(summary)
+                cells.append(f"{found['flicker']:+.2f}" + (f" ({found['sharpness']:.2f})" if args.sharpness else ""))
             print(f"| {path.stem} ({len(targets)}) | " + " | ".join(cells) + " |", flush=True)
 
 
