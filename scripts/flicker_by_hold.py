@@ -16,17 +16,15 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
 import numpy as np
+from flicker_ablation import run
 from look_table import SHARED, frames_of, reencode, target_faces
 
 from steadyswap import RunConfig
-from steadyswap.api import swap_file
 from steadyswap.blend import hold
-from steadyswap.engine import frame_swapper
 from steadyswap.quality.monitor import TPSNR_FACE_OUT, TPSNR_FACE_TGT, QualityMonitor, measure
 from steadyswap.quality.report import column
 from steadyswap.types import SwapPatch
@@ -77,11 +75,8 @@ def main() -> None:
             targets = frames_of(path, args.frames)
             faces, cuts = target_faces(targets)
             decisions: list[str] = []
-            frame_swapper.StillHold = partial(RecordingHold, decisions)  # type: ignore[misc]
-            try:
-                swap_file([args.source], path, swapped, replace(RunConfig(), trim_frame_end=args.frames))
-            finally:
-                frame_swapper.StillHold = hold.StillHold  # type: ignore[misc]
+            run(args.source, path, swapped, RunConfig(trim_frame_end=args.frames), {},
+                partial(RecordingHold, decisions))
             reencode(path, args.frames, plain)
             tpsnr = {}
             for name, output in (("swap", swapped), ("re-encode", plain)):
