@@ -50,6 +50,8 @@ SETTINGS: dict[str, tuple[RunConfig, dict[str, float]]] = {
     f"quality {quality}": (RunConfig(output_video_quality=quality), {}) for quality in (90, 95)
 }
 """Name → (options, the hold stage's bounds for the measurement: ``StillHold`` fields, e.g. ``follow``)."""
+
+
 class DetailScaled(hold.StillHold):
     """The hold stage, given each swapped crop with its detail (the crop less its Gaussian blur of ``sigma``
     pixels) scaled by ``scale``: a what-if for the measurement only, how much flicker the source's texture
