@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from steadyswap.blend.degrade import BlurMatcher, luma, noise
+from steadyswap.blend.degrade import DETAIL_SIGMA, MIN_DETAIL, BlurMatcher, luma, noise
 from steadyswap.io import read_image
 from steadyswap.quality.metrics import sharpness_ratio
 from steadyswap.types import SwapPatch
@@ -107,3 +107,49 @@ def test_grain_depends_on_the_frame_number_not_on_where_a_segment_began() -> Non
     segment = BlurMatcher(momentum=0).degrade_patch(_patch(face, noisy, mask), 9).crop
     assert np.array_equal(segment, crops[9])
     assert not np.array_equal(crops[8], crops[9])
+
+
+def _detail(image: np.ndarray, mask: np.ndarray, sigma: float) -> float:
+    """Mean squared detail (the luma less its Gaussian of ``sigma``) inside the mask."""
+    grey = luma(image)
+    return float(np.square(grey - cv2.GaussianBlur(grey, (0, 0), sigma))[mask > 0.5].mean())
+
+
+def test_a_flatter_target_scales_the_faces_detail_down_to_its_own() -> None:
+    """A target with the face's own detail (finer than the stage's Gaussian) scaled to 0.7 or 0.85: the face's
+    detail comes down to the target's energy, and what is coarser stays as it was; a target with none at all
+    takes it no lower than MIN_DETAIL."""
+    face, mask = _face()
+    sigma = DETAIL_SIGMA * max(mask.shape)
+    soft = cv2.GaussianBlur(face.astype(np.float32), (0, 0), sigma)
+    for share in (0.7, 0.85):
+        target = np.clip(soft + share * (face - soft) + 0.5, 0, 255).astype(np.uint8)
+        out = BlurMatcher(momentum=0).degrade_patch(_patch(face, target, mask), 0).crop
+        assert 0.8 <= _detail(out, mask, sigma) / _detail(target, mask, sigma) <= 1.2, share
+        assert _detail(face, mask, sigma) / _detail(target, mask, sigma) > 1.3
+        coarse = np.abs(cv2.GaussianBlur(out.astype(np.float32), (0, 0), sigma) - soft)[mask > 0.5]
+        assert coarse.mean() < 1.0
+    flat = np.clip(soft + 0.5, 0, 255).astype(np.uint8)
+    out = BlurMatcher(momentum=0).degrade_patch(_patch(face, flat, mask), 0).crop
+    kept = np.sqrt(_detail(out, mask, sigma) / _detail(face, mask, sigma))
+    assert MIN_DETAIL - 0.1 <= kept <= MIN_DETAIL + 0.1
+
+
+def test_the_detail_is_compared_on_the_skin() -> None:
+    """A target whose skin is flatter but whose eyes and mouth keep all their detail: compared on the skin
+    (``SwapPatch.skin``), the face's skin keeps less of its detail than compared on the whole mask, where the
+    target's eyes and mouth count as detail the face may keep."""
+    face, mask = _face()
+    sigma = DETAIL_SIGMA * max(mask.shape)
+    soft = cv2.GaussianBlur(face.astype(np.float32), (0, 0), sigma)
+    skin = np.ones(mask.shape, np.uint8)
+    skin[60:100, 45:155] = 0  # the eyes and brows
+    skin[130:165, 65:135] = 0  # the mouth
+    flatter = np.clip(soft + 0.6 * (face - soft) + 0.5, 0, 255).astype(np.uint8)
+    target = np.where(skin[..., None] == 1, flatter, face)
+    whole = BlurMatcher(momentum=0).degrade_patch(_patch(face, target, mask), 0).crop
+    patch = SwapPatch(face, mask, np.array([[1.0, 0, 0], [0, 1, 0]]), 1, target, skin)
+    on_skin = BlurMatcher(momentum=0).degrade_patch(patch, 0).crop
+    region = (mask > 0.5) & (skin == 1)
+    assert _detail(on_skin, region, sigma) < 0.9 * _detail(whole, region, sigma)
+    assert _detail(on_skin, region, sigma) > _detail(flatter, region, sigma)  # the skin cut's edges count a little

@@ -425,3 +425,23 @@ def test_seamless_matches_blend_seamless(torch_device: str) -> None:
         diff = np.abs(got[0].permute(1, 2, 0).cpu().numpy() - expected)
         # the skin medians that weigh the edge cells may differ by a LAB level (OpenCV fixed point)
         assert diff.max() <= 2 and diff.mean() < 0.2
+
+
+def test_degrade_keeps_the_same_detail_on_both_paths(torch_device: str) -> None:
+    """A target whose detail is 0.6 of the face's: the plan scales the face's detail down, and the device's
+    ``degrade_apply`` gives ``degrade.apply``'s crop."""
+    face = read_image(media_path("image/fr_obama_512.jpg"))[130:330, 156:356].copy()
+    mask = np.zeros((200, 200), np.float32)
+    cv2.ellipse(mask, (100, 100), (70, 90), 0, 0, 360, 1.0, -1)
+    mask = cv2.GaussianBlur(mask, (0, 0), 4)
+    soft = cv2.GaussianBlur(face.astype(np.float32), (0, 0), degrade.DETAIL_SIGMA * 200)
+    target = np.clip(soft + 0.6 * (face - soft) + 0.5, 0, 255).astype(np.uint8)
+    plan = degrade.BlurMatcher(momentum=0).plan(1, np.array([[1.0, 0, 0], [0, 1, 0]]),
+                                                degrade.power(degrade.luma(face), mask),
+                                                degrade.power(degrade.luma(target), mask), 0.0, 0.0, mask.shape, 0)
+    assert plan.soften is not None and 0.5 <= plan.detail < 0.9
+    expected = degrade.apply(face, plan).astype(np.float32)
+    images = torch.from_numpy(face[None]).permute(0, 3, 1, 2).float().to(torch_device)
+    out = torch_ops.degrade_apply(images, [plan])[0].permute(1, 2, 0).cpu().numpy()
+    diff = np.abs(out - expected)
+    assert diff.mean() < 0.1 and diff.max() <= 1

@@ -10,6 +10,14 @@ tracked landmarks). The amounts are smoothed per track, so the correction itself
 form is here; its torch twins are ``blend.torch_ops.luma``, ``degrade_power``, ``degrade_noise`` and
 ``degrade_apply``, and both paths decide in ``BlurMatcher.plan``.
 
+A sharpness matched overall still leaves the source's texture: a moustache, stubble or make-up, whose edges stand
+out more than anything on the target's face at that scale. The mesh moves that texture with every expression,
+so it shows as a pasted look and as added flicker (docs/quality.md). The stage therefore also measures, from the
+same kind of spectra, the detail finer than a Gaussian of ``DETAIL_SIGMA`` of the crop's side on the skin of the
+crop (after its blur) and of the target, and where the crop has more, scales the crop's detail down to the
+target's level (at least to ``MIN_DETAIL`` of it): the source's features stay, with the contrast the target's
+own would have.
+
 Sharpness is the mean squared Laplacian of the luma times the mask, seen through a Gaussian of
 ``SHARPNESS_SIGMA`` (the band where blur shows and compression noise does not), read from one power spectrum
 per image, so the sharpness after each blur tried costs a weighted sum (with the kernel's response), not a
@@ -25,6 +33,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
+from steadyswap.blend import shading
 from steadyswap.tracking.smoothing import smooth_per_track
 from steadyswap.types import SwapPatch
 
@@ -62,6 +71,14 @@ The plain 3×3 Laplacian is dominated by the finest frequencies, where a compres
 noise: matched there, a swapped face kept too much of the detail a person sees as sharpness (a re-encode of a
 soft clip read 1.24 out/target, the swap 1.69); through this Gaussian a re-encode reads 0.99-1.02 and a blur of
 0.7 pixels 0.60-0.84 on the shared clips (docs/quality.md)."""
+
+DETAIL_SIGMA = shading.SIGMA
+"""The detail the stage scales is the crop less its Gaussian blur of this share of the crop's longer side: the
+local shading's scale, so below it the crop carries the target's colour and above it the source's detail at the
+target's contrast (stubble, a moustache, lash lines, the features' edges)."""
+
+MIN_DETAIL = 0.5
+"""The crop's detail is scaled down to at most this share of its own, however smooth the target."""
 
 POOL = 2
 """Spectra are summed over POOL×POOL blocks of frequencies before weighting: the weights vary slowly."""
@@ -147,6 +164,43 @@ def transfer(blur: Blur, shape: tuple[int, int]) -> np.ndarray:
     size = len(blur.x)
     cos_y, cos_x = _waves(shape, size)
     return np.outer(cos_y.T @ blur.y.astype(np.float64), cos_x.T @ blur.x.astype(np.float64))
+
+
+@lru_cache(maxsize=32)
+def _detail_weights(shape: tuple[int, int]) -> np.ndarray:
+    """Block-mean squared response of the detail (the image less its ``DETAIL_SIGMA`` Gaussian, seen through the
+    ``SHARPNESS_SIGMA`` one, so the codec's finest noise counts little) on the pooled ``power`` grid of the
+    padded ``shape`` (the columns rfft2 leaves out counted twice)."""
+    h, w = shape
+    fy = np.fft.fftfreq(h)[:, None] * np.ones((1, w // 2 + 1))
+    fx = np.fft.rfftfreq(w)[None, :] * np.ones((h, 1))
+    squared = fx ** 2 + fy ** 2
+    sigma = DETAIL_SIGMA * max(h, w)
+    response = (1 - np.exp(-2 * np.pi ** 2 * sigma ** 2 * squared)) ** 2
+    response *= np.exp(-4 * np.pi ** 2 * SHARPNESS_SIGMA ** 2 * squared)
+    halves = np.where((fx > 0) & (fx < 0.5), 2.0, 1.0)
+    return pool(response * halves) / pool(np.ones((h, w // 2 + 1)))
+
+
+def detail_share(crop_power: np.ndarray, target_power: np.ndarray, shape: tuple[int, int], blur: Blur) -> float:
+    """How much of the crop's detail (``_detail_weights``) to keep so that, after ``blur``, it carries the
+    target's detail energy: the square root of their ratio, between ``MIN_DETAIL`` and 1 (1 when the crop has
+    none). Both spectra are ``power`` of a luma of ``shape`` under the same mask."""
+    padded = padded_shape(shape)
+    weights = _detail_weights(padded)
+    crop_weights = weights if blur.identity else weights * transfer(blur, padded) ** 2
+    crop = float((crop_weights * crop_power).sum(dtype=np.float64))
+    if crop <= 0:
+        return 1.0
+    target = float((weights * target_power).sum(dtype=np.float64))
+    return float(np.clip(np.sqrt(target / crop), MIN_DETAIL, 1.0))
+
+
+def soften_for(shape: tuple[int, int]) -> Blur:
+    """The Gaussian of ``DETAIL_SIGMA`` of a crop of ``shape``'s longer side whose difference is its detail."""
+    sigma = DETAIL_SIGMA * max(shape)
+    kernel = gaussian_1d(sigma, max(1, int(np.ceil(3 * sigma))))
+    return Blur(kernel, kernel)
 
 
 def blurred_sharpness(spectrum: np.ndarray, shape: tuple[int, int], amount: float, motion: np.ndarray) -> float:
@@ -238,10 +292,13 @@ def grain(shape: tuple[int, int], std: float, frame: int) -> np.ndarray:
 
 @dataclass
 class Degradation:
-    """What to do to one face: the blur and the grain added after it (None: none)."""
+    """What to do to one face: the blur, then the share of its detail kept (``detail``, 1: all; the detail is
+    the difference from the ``soften`` Gaussian), then the grain added (None: none)."""
 
     blur: Blur
     grain: np.ndarray | None
+    detail: float = 1.0
+    soften: Blur | None = None
 
 
 @dataclass
@@ -258,7 +315,7 @@ class BlurMatcher:
 
     enabled: bool = True
     momentum: float = 0.6
-    _amounts: dict[int, tuple[float, float]] = field(default_factory=dict)
+    _amounts: dict[int, tuple[float, float, float]] = field(default_factory=dict)
     _centres: dict[int, np.ndarray] = field(default_factory=dict)
 
     def motion(self, track_id: int, to_frame: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -276,7 +333,8 @@ class BlurMatcher:
         return np.linalg.solve(matrix[:, :2], centre - previous)
 
     def plan(self, track_id: int, to_frame: np.ndarray, crop_power: np.ndarray, target_power: np.ndarray,
-             crop_noise: float, target_noise: float, shape: tuple[int, int], frame: int) -> Degradation:
+             crop_noise: float, target_noise: float, shape: tuple[int, int], frame: int,
+             skin_powers: tuple[np.ndarray, np.ndarray] | None = None) -> Degradation:
         """The degradation of one face from its measurements, smoothed with its track's history; both paths
         measure (``power``, ``noise`` or their torch twins) and decide here.
 
@@ -286,6 +344,9 @@ class BlurMatcher:
             crop_noise, target_noise: ``noise`` of the crop's and of the target's luma inside the mask.
             shape: the crop's (h, w).
             frame: the video frame's number (the grain's seed).
+            skin_powers: ``power`` of the crop's and of the target's luma under the mask times the skin, where
+                the detail is compared (the source's stubble against the target's skin, not against its eyes
+                and glasses); None: ``crop_power`` and ``target_power``.
         """
         motion = self.motion(track_id, to_frame, shape)
         goal = blurred_sharpness(target_power, shape, 0.0, motion)
@@ -293,10 +354,11 @@ class BlurMatcher:
         while goal < tried[-1] and len(tried) < len(AMOUNTS):  # sharpness falls with the amount: stop once past
             tried.append(blurred_sharpness(crop_power, shape, float(AMOUNTS[len(tried)]), motion))
         amount = match_amount(goal, tried)
+        detail = detail_share(*(skin_powers or (crop_power, target_power)), shape, blur_for(amount, motion))
         std = float(np.sqrt(max(0.0, target_noise ** 2 - crop_noise ** 2)))
-        amount, std = smooth_per_track(self._amounts, track_id, self.momentum, amount, std)
+        amount, std, detail = smooth_per_track(self._amounts, track_id, self.momentum, amount, std, detail)
         noisy = grain(shape, std, frame) if std >= NOISE_FLOOR else None
-        return Degradation(blur_for(amount, motion), noisy)
+        return Degradation(blur_for(amount, motion), noisy, detail, soften_for(shape) if detail < 1 else None)
 
     def degrade_patch(self, patch: SwapPatch, frame: int) -> SwapPatch:
         """``patch`` of video frame number ``frame`` with its crop blurred and grained to match the target
@@ -305,8 +367,12 @@ class BlurMatcher:
             return patch
         inside = patch.mask > 0.5
         crop, target = luma(patch.crop), luma(patch.target)
+        skin = None
+        if patch.skin is not None:
+            weight = patch.mask * (patch.skin >= 0.5)
+            skin = power(crop, weight), power(target, weight)
         plan = self.plan(patch.track_id, patch.matrix, power(crop, patch.mask), power(target, patch.mask),
-                         noise(crop, inside), noise(target, inside), patch.mask.shape, frame)
+                         noise(crop, inside), noise(target, inside), patch.mask.shape, frame, skin)
         return SwapPatch(apply(patch.crop, plan), patch.mask, patch.matrix, patch.track_id, patch.target, patch.skin)
 
     def reset(self) -> None:
@@ -315,17 +381,21 @@ class BlurMatcher:
 
 
 def apply(crop: np.ndarray, plan: Degradation) -> np.ndarray:
-    """``crop`` (h, w, 3) uint8 blurred by ``plan.blur`` (reflected border) plus ``plan.grain``; uint8."""
+    """``crop`` (h, w, 3) uint8 blurred by ``plan.blur`` (reflected border), its detail scaled by ``plan.detail``,
+    plus ``plan.grain``; uint8."""
     if untouched(plan):
         return crop
     blurred = crop.astype(np.float32)
     if not plan.blur.identity:
         blurred = cv2.sepFilter2D(blurred, -1, plan.blur.x, plan.blur.y, borderType=cv2.BORDER_REFLECT_101)
+    if plan.soften is not None:
+        soft = cv2.sepFilter2D(blurred, -1, plan.soften.x, plan.soften.y, borderType=cv2.BORDER_REFLECT_101)
+        blurred = soft + np.float32(plan.detail) * (blurred - soft)
     if plan.grain is not None:
         blurred += plan.grain[:, :, None]
     return np.clip(blurred + 0.5, 0, 255).astype(np.uint8)
 
 
 def untouched(plan: Degradation) -> bool:
-    """Whether ``plan`` leaves a crop as it is (no blur, no grain)."""
-    return plan.blur.identity and plan.grain is None
+    """Whether ``plan`` leaves a crop as it is (no blur, all its detail, no grain)."""
+    return plan.blur.identity and plan.soften is None and plan.grain is None

@@ -482,6 +482,9 @@ def degrade_apply(crops: Tensor, plans: Sequence[degrade.Degradation]) -> Tensor
         blurred = F.conv2d(_reflect(blurred, half, 0), kernels[:, 0, None, None, :], groups=n * 3)
         blurred = F.conv2d(_reflect(blurred, 0, half), kernels[:, 1, None, :, None], groups=n * 3)
     blurred = blurred.reshape(n, 3, h, w)
+    softened = [i for i, plan in enumerate(plans) if plan.soften is not None]
+    if softened:
+        blurred[softened] = _keep_detail(blurred[softened], [plans[i] for i in softened])
     grains = [i for i, plan in enumerate(plans) if plan.grain is not None]
     if grains:
         noise = to_device(np.stack([plans[i].grain for i in grains]), crops, torch.float32)
@@ -490,6 +493,23 @@ def degrade_apply(crops: Tensor, plans: Sequence[degrade.Degradation]) -> Tensor
     untouched = [i for i, plan in enumerate(plans) if degrade.untouched(plan)]
     blurred[untouched] = crops[untouched].float()
     return blurred
+
+
+def _keep_detail(images: Tensor, plans: Sequence[degrade.Degradation]) -> Tensor:
+    """(m, 3, h, w) images with their detail (the difference from each plan's ``soften`` Gaussian, reflected
+    border) scaled by each plan's ``detail``, as ``degrade.apply`` does after the blur."""
+    m, _, h, w = images.shape
+    half = max(len(plan.soften.x) // 2 for plan in plans)  # type: ignore[union-attr]
+    rows = np.zeros((m, 2 * half + 1), np.float32)
+    for i, plan in enumerate(plans):
+        k = len(plan.soften.x) // 2  # type: ignore[union-attr]
+        rows[i, half - k: half + k + 1] = plan.soften.x  # type: ignore[union-attr]
+    kernels = to_device(np.repeat(rows, 3, axis=0), images, torch.float32)
+    flat = images.reshape(1, m * 3, h, w)
+    soft = F.conv2d(_reflect(flat, half, 0), kernels[:, None, None, :], groups=m * 3)
+    soft = F.conv2d(_reflect(soft, 0, half), kernels[:, None, :, None], groups=m * 3).reshape(m, 3, h, w)
+    shares = to_device(np.array([plan.detail for plan in plans], np.float32), images, torch.float32)
+    return soft + shares[:, None, None, None] * (images - soft)
 
 
 def _reflect(images: Tensor, across: int, down: int) -> Tensor:
