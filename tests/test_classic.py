@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -90,3 +91,29 @@ def test_the_source_fringe_stays_out_and_the_forehead_share_is_honoured() -> Non
     assert change[1.0] < 3, "the source's hair is not pasted over the target's forehead"
     with pytest.raises(UsageError, match="--face-mask-forehead"):
         RunConfig(face_swapper_model="inswapper_128", face_mask_forehead=0.5).validate()
+
+
+def test_hair_over_the_source_cheeks_stays_out_and_the_inner_face_is_kept() -> None:
+    """liveportrait_s1's hair reaches inside her face's outline below the eyes: near the outline there, what does
+    not look like her skin is left out of what may be pasted (it showed as a dark streak on the far cheek of a
+    turned target), while the inner face below the eyes is kept whole, shadows and all."""
+    from steadyswap.blend.skin import SIDE_BAND, source_keep
+    from tests.helpers import still_analyzer
+
+    image = photo(media_path("image/liveportrait_s1_512.jpg"))
+    points = still_analyzer().analyze([image])[0].landmarks[0]
+    oval = mesh_topology.face_oval()
+    keep = source_keep(image, points, oval)
+    hull = np.zeros(image.shape[:2], np.uint8)
+    cv2.fillPoly(hull, [np.round(points[oval]).astype(np.int32)], 1)
+    height = float(np.hypot(*(points[mesh_topology.FOREHEAD_TOP] - points[mesh_topology.CHIN])))
+    inset = cv2.distanceTransform(hull, cv2.DIST_L2, 5)
+    eyes = np.concatenate(mesh_topology.features()[:2])
+    below = np.zeros_like(hull, bool)
+    below[int(points[eyes, 1].max() + 0.05 * height):, :] = True
+    band = below & (inset > 0) & (inset < SIDE_BAND * height)
+    inner = below & (inset > 1.5 * SIDE_BAND * height)
+    assert (keep[band] < 128).mean() > 0.1
+    assert (keep[inner] == 255).all(), "the inner face below the eyes is kept"
+    hair = band & (image.mean(axis=2) < 90)  # dark brown strands inside the outline; her skin is far lighter
+    assert hair.sum() > 50 and (keep[hair] < 128).all(), "the hair over the cheeks stays out"

@@ -69,14 +69,22 @@ FOREHEAD_SPREAD = np.array([25.0, 10.0, 10.0], np.float32)
 """8-bit LAB distance from the skin's median, per channel, that counts as one unit in ``source_keep``."""
 
 
+SIDE_BAND = 0.12
+"""Width, as a share of the face height, of the band inside the face's outline below the eyes where
+``source_keep`` leaves out what does not look like the skin (hair over the cheeks)."""
+
+
 def source_keep(image: np.ndarray, points: np.ndarray, oval: np.ndarray) -> np.ndarray:
     """(h, w) uint8 0..255: how much of each pixel of a source photo may be pasted.
 
-    Above the eyes (along the face's own chin-to-top axis) a source pixel is pasted only as far as it looks
-    like the source's skin: full within one ``FOREHEAD_SPREAD`` of the skin's LAB median, nothing beyond two,
-    so a fringe of hair or the top of a glasses frame stays out and the target's forehead shows there. The
-    eyebrows are kept whole; below the eyes everything is kept (shadows and folds there are the face's own).
-    Softened over 1.5% of the face height.
+    Above the eyes (along the face's own chin-to-top axis), and below them within ``SIDE_BAND`` of the face's
+    outline, a source pixel is pasted only as far as it looks like the source's skin: full within one
+    ``FOREHEAD_SPREAD`` of the skin's LAB median, nothing beyond two, so a fringe of hair, hair over the
+    cheeks or the top of a glasses frame stays out and the target's own face shows there (on a turned target
+    the far cheek's edge is drawn from the source's, and showed as a dark streak; a cheek lit much brighter
+    than the median, or a strong blush, there stays out too). The eyebrows are kept whole; the rest of the
+    face below the eyes is kept (shadows and folds there are the face's own). Softened over 1.5% of the face
+    height.
 
     Args:
         image: (h, w, 3) uint8 RGB. points: (≥468, 2) its mesh points. oval: the face outline's indices.
@@ -96,7 +104,8 @@ def source_keep(image: np.ndarray, points: np.ndarray, oval: np.ndarray) -> np.n
     line = float(((points[eyes] - points[mesh_topology.CHIN]) @ up).max())
     ys, xs = np.mgrid[: image.shape[0], : image.shape[1]]
     above = (xs - points[mesh_topology.CHIN, 0]) * up[0] + (ys - points[mesh_topology.CHIN, 1]) * up[1] > line
-    keep[~above] = 1.0
+    inner = cv2.distanceTransform(hull, cv2.DIST_L2, 5) > SIDE_BAND * height
+    keep[~above & inner] = 1.0
     for indices in mesh_topology.features()[2:4]:
         brow = np.zeros_like(hull)
         cv2.fillConvexPoly(brow, cv2.convexHull(np.round(points[indices]).astype(np.int32)), 1)
