@@ -69,7 +69,7 @@ FOREHEAD_SPREAD = np.array([25.0, 10.0, 10.0], np.float32)
 """8-bit LAB distance from the skin's median, per channel, that counts as one unit in ``source_keep``."""
 
 
-SIDE_BAND = 0.12
+SIDE_BAND = 0.06
 """Width, as a share of the face height, of the band inside the face's outline below the eyes where
 ``source_keep`` leaves out what does not look like the skin (hair over the cheeks)."""
 
