@@ -68,9 +68,11 @@ def test_an_unblended_patch_is_flagged(clip: list[np.ndarray]) -> None:
     outputs, faces = _swap(clip, UNBLENDED)
     summary = _summary(clip, outputs, faces)
     # the source's own skin against the target's neck (the seamless paste still carries the target's colour in
-    # from the soft edges on skin that remain: the eye and mouth holes, the source's hair cut above the eyes)
+    # from the soft edges on skin that remain: the eye and mouth holes, the source's hair cut above the eyes and
+    # what does not look like its skin along the outline, which ``source_keep`` leaves out)
     assert summary["colour_contrast"]["mean"] > 5
-    assert summary["seam_ratio"]["mean"] > 1.5  # the hard edge (its colour step lowered by that same paste)
+    assert summary["seam_ratio"]["mean"] > 1.25  # the hard edge (its colour step lowered by that same paste);
+    # a plain re-encode stays within 0.95-1.05 (above)
     assert summary["still_motion_added"] > 0.3  # the face moves on the held frames
 
 

@@ -134,19 +134,30 @@ def pool(values: np.ndarray) -> np.ndarray:
     return values.reshape(h // POOL, POOL, -1, POOL).sum(axis=(1, 3), dtype=np.float32)
 
 
+def _frequencies(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The row and column frequencies (cycles per pixel) of every bin of the rfft2 of a (h, w) image, each
+    (h, w/2 + 1)."""
+    h, w = shape
+    return np.fft.fftfreq(h)[:, None] * np.ones((1, w // 2 + 1)), np.fft.rfftfreq(w)[None, :] * np.ones((h, 1))
+
+
+def _pooled_response(response: np.ndarray, fx: np.ndarray) -> np.ndarray:
+    """The block means of a per-bin ``response`` on the pooled ``power`` grid, the columns rfft2 leaves out
+    counted twice."""
+    halves = np.where((fx > 0) & (fx < 0.5), 2.0, 1.0)
+    return pool(response * halves) / pool(np.ones(response.shape))
+
+
 @lru_cache(maxsize=32)
 def _grid(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The block-mean row and column frequencies (cycles per pixel) of a pooled ``power`` spectrum of ``shape``,
     (h',) and (w',), and its block-mean squared response to the Laplacian after the ``SHARPNESS_SIGMA``
-    Gaussian (the columns rfft2 leaves out counted twice)."""
-    h, w = shape
-    fy = np.fft.fftfreq(h)[:, None] * np.ones((1, w // 2 + 1))
-    fx = np.fft.rfftfreq(w)[None, :] * np.ones((h, 1))
+    Gaussian."""
+    fy, fx = _frequencies(shape)
     laplacian = (2 * np.cos(2 * np.pi * fx) + 2 * np.cos(2 * np.pi * fy) - 4) ** 2
     laplacian *= np.exp(-4 * np.pi ** 2 * SHARPNESS_SIGMA ** 2 * (fx ** 2 + fy ** 2))
-    halves = np.where((fx > 0) & (fx < 0.5), 2.0, 1.0)
-    count = pool(np.ones((h, w // 2 + 1)))
-    return (pool(fy) / count)[:, 0], (pool(fx) / count)[0], pool(laplacian * halves) / count
+    count = pool(np.ones(fy.shape))
+    return (pool(fy) / count)[:, 0], (pool(fx) / count)[0], _pooled_response(laplacian, fx)
 
 
 @lru_cache(maxsize=64)
@@ -170,16 +181,13 @@ def transfer(blur: Blur, shape: tuple[int, int]) -> np.ndarray:
 def _detail_weights(shape: tuple[int, int]) -> np.ndarray:
     """Block-mean squared response of the detail (the image less its ``DETAIL_SIGMA`` Gaussian, seen through the
     ``SHARPNESS_SIGMA`` one, so the codec's finest noise counts little) on the pooled ``power`` grid of the
-    padded ``shape`` (the columns rfft2 leaves out counted twice)."""
-    h, w = shape
-    fy = np.fft.fftfreq(h)[:, None] * np.ones((1, w // 2 + 1))
-    fx = np.fft.rfftfreq(w)[None, :] * np.ones((h, 1))
+    padded ``shape``."""
+    fy, fx = _frequencies(shape)
     squared = fx ** 2 + fy ** 2
-    sigma = DETAIL_SIGMA * max(h, w)
+    sigma = DETAIL_SIGMA * max(shape)
     response = (1 - np.exp(-2 * np.pi ** 2 * sigma ** 2 * squared)) ** 2
     response *= np.exp(-4 * np.pi ** 2 * SHARPNESS_SIGMA ** 2 * squared)
-    halves = np.where((fx > 0) & (fx < 0.5), 2.0, 1.0)
-    return pool(response * halves) / pool(np.ones((h, w // 2 + 1)))
+    return _pooled_response(response, fx)
 
 
 def detail_share(crop_power: np.ndarray, target_power: np.ndarray, shape: tuple[int, int], blur: Blur) -> float:
