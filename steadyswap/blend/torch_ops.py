@@ -470,18 +470,7 @@ def cell_change(before: Tensor, now: Tensor, mask: Tensor) -> Tensor:
 def degrade_apply(crops: Tensor, plans: Sequence[degrade.Degradation]) -> Tensor:
     """(n, 3, h, w) crops 0..255 blurred by each plan's separable blur (reflected border) plus its grain, rounded
     as ``degrade.apply`` rounds to uint8; crops a plan leaves untouched come back as they were."""
-    n, _, h, w = crops.shape
-    half = max(len(plan.blur.x) // 2 for plan in plans)
-    rows = np.zeros((n, 2, 2 * half + 1), np.float32)
-    for i, plan in enumerate(plans):
-        k = len(plan.blur.x) // 2
-        rows[i, 0, half - k: half + k + 1], rows[i, 1, half - k: half + k + 1] = plan.blur.x, plan.blur.y
-    kernels = to_device(np.repeat(rows, 3, axis=0), crops, torch.float32)
-    blurred = crops.float().reshape(1, n * 3, h, w)
-    if half > 0:
-        blurred = F.conv2d(_reflect(blurred, half, 0), kernels[:, 0, None, None, :], groups=n * 3)
-        blurred = F.conv2d(_reflect(blurred, 0, half), kernels[:, 1, None, :, None], groups=n * 3)
-    blurred = blurred.reshape(n, 3, h, w)
+    blurred = _separable_rows(crops.float(), [plan.blur for plan in plans])
     softened = [i for i, plan in enumerate(plans) if plan.soften is not None]
     if softened:
         blurred[softened] = _keep_detail(blurred[softened], [plans[i] for i in softened])
@@ -495,19 +484,28 @@ def degrade_apply(crops: Tensor, plans: Sequence[degrade.Degradation]) -> Tensor
     return blurred
 
 
+def _separable_rows(images: Tensor, blurs: Sequence[degrade.Blur]) -> Tensor:
+    """(n, 3, h, w) float images, each filtered by its own separable ``degrade.Blur`` (reflected border, as
+    ``cv2.sepFilter2D`` with BORDER_REFLECT_101); kernels of different lengths are zero-padded to the longest."""
+    n, _, h, w = images.shape
+    half = max(len(blur.x) // 2 for blur in blurs)
+    if half == 0:
+        return images
+    rows = np.zeros((n, 2, 2 * half + 1), np.float32)
+    for i, blur in enumerate(blurs):
+        k = len(blur.x) // 2
+        rows[i, 0, half - k: half + k + 1], rows[i, 1, half - k: half + k + 1] = blur.x, blur.y
+    kernels = to_device(np.repeat(rows, 3, axis=0), images, torch.float32)
+    flat = images.reshape(1, n * 3, h, w)
+    flat = F.conv2d(_reflect(flat, half, 0), kernels[:, 0, None, None, :], groups=n * 3)
+    flat = F.conv2d(_reflect(flat, 0, half), kernels[:, 1, None, :, None], groups=n * 3)
+    return flat.reshape(n, 3, h, w)
+
+
 def _keep_detail(images: Tensor, plans: Sequence[degrade.Degradation]) -> Tensor:
     """(m, 3, h, w) images with their detail (the difference from each plan's ``soften`` Gaussian, reflected
     border) scaled by each plan's ``detail``, as ``degrade.apply`` does after the blur."""
-    m, _, h, w = images.shape
-    half = max(len(plan.soften.x) // 2 for plan in plans)  # type: ignore[union-attr]
-    rows = np.zeros((m, 2 * half + 1), np.float32)
-    for i, plan in enumerate(plans):
-        k = len(plan.soften.x) // 2  # type: ignore[union-attr]
-        rows[i, half - k: half + k + 1] = plan.soften.x  # type: ignore[union-attr]
-    kernels = to_device(np.repeat(rows, 3, axis=0), images, torch.float32)
-    flat = images.reshape(1, m * 3, h, w)
-    soft = F.conv2d(_reflect(flat, half, 0), kernels[:, None, None, :], groups=m * 3)
-    soft = F.conv2d(_reflect(soft, 0, half), kernels[:, None, :, None], groups=m * 3).reshape(m, 3, h, w)
+    soft = _separable_rows(images, [plan.soften for plan in plans])  # type: ignore[misc]
     shares = to_device(np.array([plan.detail for plan in plans], np.float32), images, torch.float32)
     return soft + shares[:, None, None, None] * (images - soft)
 

@@ -247,16 +247,17 @@ class DegradeMeasures:
         copied.record()
         return cls(host, powers_shape, copied)
 
-    def wait(self) -> tuple[np.ndarray, ...]:
-        """(crop powers, target powers, crop skin powers, target skin powers, crop noise, target noise), once the
-        copy is done."""
+    def wait(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray, np.ndarray]:
+        """(crop powers, target powers, crop skin powers, target skin powers (None where the patches have no
+        skin), crop noise, target noise), once the copy is done."""
         if self.copied is not None:
             self.copied.synchronize()
         values = self.host.numpy()
         count = int(np.prod(self.powers_shape))
         powers = values[:count].reshape(self.powers_shape)
         noise = values[count:].reshape(2, -1)
-        return powers[0], powers[1], powers[2], powers[3], noise[0], noise[1]
+        skin = (powers[2], powers[3]) if len(powers) > 2 else (None, None)
+        return powers[0], powers[1], *skin, noise[0], noise[1]
 
 
 @dataclass
@@ -314,30 +315,30 @@ class GpuPatches:
         self.crops = torch_ops.shade(toned, self.targets, self.masks, strength)
 
     def measure_degrade(self, matchers: list[BlurMatcher]) -> DegradeMeasures | None:
-        """The degrade stage's measures (spectra of each crop's and target's luma under its mask and under its
-        skin, and their noise),
-        queued on the device and copied towards the host without waiting; None where the stage is off."""
+        """The degrade stage's measures (spectra of each crop's and target's luma under its mask and, where the
+        patches have skin, under that; their noise), queued on the device and copied towards the host without waiting; None where the stage is off."""
         if not self.frame_index or not matchers[self.frame_index[0]].enabled:
             return None
         greys, weight = torch_ops.luma(torch.cat([self.crops, self.targets])), self.masks.float().repeat(2, 1, 1)
         powers = torch_ops.degrade_power(greys, weight).unflatten(0, (2, -1))  # the crops', then the targets'
-        skin = powers if self.skins is None else torch_ops.degrade_power(
-            greys, weight * (self.skins >= 0.5).expand_as(self.masks).repeat(2, 1, 1)).unflatten(0, (2, -1))
-        powers = torch.cat([powers, skin])  # then the same under the skin: where the detail is compared
+        if self.skins is not None:  # then the same under the skin: where the detail is compared
+            skin = (self.skins >= 0.5).expand_as(self.masks).repeat(2, 1, 1)
+            powers = torch.cat([powers, torch_ops.degrade_power(greys, weight * skin).unflatten(0, (2, -1))])
         noise = torch_ops.degrade_noise(greys, weight > 0.5)
         return DegradeMeasures.start(torch.cat([powers.flatten(), noise]), tuple(powers.shape))
 
     def degrade(self, matchers: list[BlurMatcher], numbers: list[int], measured: DegradeMeasures | None) -> None:
         """The degrade stage, as ``BlurMatcher.degrade_patch`` on the CPU path: from the measures of
-        ``measure_degrade``, the decision (blur, detail kept, grain, per-track smoothing) made by the matcher of each face's
-        frame, in face order, and the crops blurred on the device. ``numbers``: each batch row's frame number in
+        ``measure_degrade``, the decision (blur, detail kept, grain, per-track smoothing) made by the matcher of
+        each face's frame, in face order, and the crops blurred on the device. ``numbers``: each batch row's frame number in
         its video (the grain's seed)."""
         if measured is None:
             return
         crop_powers, target_powers, crop_skin, target_skin, crop_noise, target_noise = measured.wait()
         shape = tuple(self.masks.shape[1:])
         plans = [matchers[frame].plan(track, self.to_frame[i], crop_powers[i], target_powers[i], float(crop_noise[i]),
-                                      float(target_noise[i]), shape, numbers[frame], (crop_skin[i], target_skin[i]))
+                                      float(target_noise[i]), shape, numbers[frame],
+                                      None if crop_skin is None else (crop_skin[i], target_skin[i]))
                  for i, (frame, track) in enumerate(zip(self.frame_index, self.track_ids))]
         self.crops = torch_ops.degrade_apply(self.crops, plans)
 
